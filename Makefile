@@ -1,0 +1,29 @@
+# Each target sets itself up on a fresh machine: a virtual environment in .venv,
+# torch 2.13.0 (CPU build) installed explicitly, then this package in editable mode.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.cfpairs-installed
+DEMO_DIR ?= demo_out
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	mkdir -p $(DEMO_DIR)
+	$(VENV)/bin/cfbuild toy --out $(DEMO_DIR)/toy.h5 --force
+	$(VENV)/bin/cfbuild inspect $(DEMO_DIR)/toy.h5
+	$(VENV)/bin/cfbuild verify $(DEMO_DIR)/toy.h5
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache

@@ -1,0 +1,152 @@
+"""`verify` and `inspect` over a store, through the reader in `cfbuild.store`."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import h5py
+import numpy as np
+
+from cfbuild.errors import StoreError
+from cfbuild.store import Store, content_digest, is_string_dtype, validate_split
+
+ROOT_ATTRS = ("task", "input_kind", "label_kind", "class_names", "build", "sources", "content_digest")
+
+
+def verify_store(path) -> str | None:
+    """None when the store is whole; otherwise a message naming the first failure."""
+    try:
+        with Store(path) as store:
+            _check_root(store)
+            _check_splits(store)
+            digest = content_digest(store.h5)
+            if digest != store.digest:
+                return f"{path}: content_digest mismatch (stored {store.digest[:12]}..., computed {digest[:12]}...)"
+    except StoreError as exc:
+        return str(exc)
+    return None
+
+
+def _check_root(store: Store) -> None:
+    for name in ROOT_ATTRS:
+        if store.attr(name) is None:
+            raise StoreError(f"{store.path}: root attribute {name!r} is missing")
+    for name in ("class_names", "build", "sources"):
+        try:
+            store.json_attr(name)
+        except json.JSONDecodeError:
+            raise StoreError(f"{store.path}: root attribute {name!r} is not valid JSON") from None
+    if not isinstance(store.sources, list):
+        raise StoreError(f"{store.path}: root attribute 'sources' must be a JSON list")
+
+
+def _check_splits(store: Store) -> None:
+    vocab = store.vocab
+    regions = store.regions
+    n_images = None
+    if regions is not None:
+        n_images = regions["image_id"].shape[0]
+        try:
+            features_shape = regions["features"].shape
+        except KeyError:
+            raise StoreError(f"{store.path}: /regions/features cannot be resolved (linked file missing?)") from None
+        if features_shape[:2] != regions["boxes"].shape[:2]:
+            raise StoreError(f"{store.path}: /regions/features {features_shape} does not match boxes")
+    if not store.splits:
+        raise StoreError(f"{store.path}: no splits")
+    for name in store.splits:
+        try:
+            split = store.split(name)
+            index, kinds = split.pairs_index, split.pairs_kind
+        except KeyError as exc:
+            raise StoreError(f"{store.path}: split {name!r} is incomplete ({exc})") from None
+        examples = {f: _read(store, ds) for f, ds in split.examples.items()}
+        index, kinds = _read(store, index), _read(store, kinds)
+        subsets = {k: _read(store, v) for k, v in split.subsets.items()}
+        validate_split(name, examples, index, kinds, subsets, input_kind=store.input_kind,
+                       label_kind=store.label_kind, n_classes=len(store.class_names),
+                       vocab_size=None if vocab is None else len(vocab), n_images=n_images)
+        if store.input_kind == "regions" and examples["region_mask"].shape[1] != regions["boxes"].shape[1]:
+            raise StoreError(f"/{name}/examples/region_mask: {examples['region_mask'].shape[1]} regions, "
+                             f"/regions/boxes has {regions['boxes'].shape[1]}")
+
+
+def _read(store: Store, ds: h5py.Dataset) -> np.ndarray:
+    """A whole dataset, strings as an object array; a read failure names the dataset."""
+    try:
+        data = ds.asstr()[()] if is_string_dtype(ds.dtype) else ds[()]
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise StoreError(f"{store.path}: dataset {ds.name} cannot be read back ({exc})") from None
+    return np.asarray(data, dtype=object) if data.dtype.kind == "O" else data
+
+
+def _label_counts(split, label_kind: str, class_names: list) -> dict:
+    if label_kind in ("binary", "multiclass"):
+        counts = np.bincount(split.read("label"), minlength=len(class_names))
+        return {class_names[i]: int(c) for i, c in enumerate(counts)}
+    if label_kind == "multilabel":
+        counts = split.read("label").sum(0)
+        top = np.argsort(-counts, kind="stable")[:10]
+        return {class_names[i]: int(counts[i]) for i in top}
+    index, score = split.read("label_index"), split.read("label_score")
+    best = np.where(score.max(1) > 0, index[np.arange(len(index)), score.argmax(1)], -1)
+    counts = Counter(best.tolist())
+    return {("(empty)" if k < 0 else class_names[k]): v for k, v in counts.most_common(10)}
+
+
+def summarize(store: Store) -> dict:
+    """Everything `cfbuild inspect` shows, as plain JSON-able data."""
+    splits = {}
+    for name in store.splits:
+        split = store.split(name)
+        is_cf = split.read("is_counterfactual")
+        kinds = Counter(split.pairs_kind.asstr()[()].tolist())
+        splits[name] = {
+            "examples": len(split), "originals": int((~is_cf).sum()), "counterfactuals": int(is_cf.sum()),
+            "pairs": dict(sorted(kinds.items())),
+            "subsets": {k: int(v.shape[0]) for k, v in split.subsets.items()},
+            "labels": _label_counts(split, store.label_kind, store.class_names),
+        }
+    summary = {
+        "path": str(store.path), "task": store.task, "input_kind": store.input_kind,
+        "label_kind": store.label_kind, "classes": store.class_names, "splits": splits,
+        "sources": store.sources, "build": store.build, "content_digest": store.digest,
+    }
+    if store.vocab is not None:
+        summary["vocab_size"] = len(store.vocab)
+    if store.regions is not None:
+        features = store.regions.get("features", getlink=True)
+        summary["regions"] = {"images": int(store.regions["image_id"].shape[0]),
+                              "features": "linked" if isinstance(features, h5py.ExternalLink) else "stored"}
+    report = store.json_attr("report")
+    if report is not None:
+        summary["report"] = report
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    """A human-readable table of `summarize`'s output."""
+    classes = summary["classes"]
+    lines = [f"store    {summary['path']}",
+             f"task     {summary['task']}  (input {summary['input_kind']}, labels {summary['label_kind']})",
+             f"classes  {len(classes)}: {', '.join(classes[:8])}{' ...' if len(classes) > 8 else ''}"]
+    if "vocab_size" in summary:
+        lines.append(f"vocab    {summary['vocab_size']} entries")
+    lines += ["", f"{'split':<14}{'examples':>10}{'original':>10}{'counterf.':>10}  pairs by kind"]
+    for name, s in summary["splits"].items():
+        pairs = ", ".join(f"{k} {v}" for k, v in s["pairs"].items()) or "-"
+        lines.append(f"{name:<14}{s['examples']:>10}{s['originals']:>10}{s['counterfactuals']:>10}  {pairs}")
+    for name, s in summary["splits"].items():
+        labels = ", ".join(f"{k} {v}" for k, v in s["labels"].items())
+        subsets = "".join(f"; subset {k}: {v} rows" for k, v in s["subsets"].items())
+        lines.append(f"labels {name}: {labels}{subsets}")
+    lines.append("")
+    for src in summary["sources"]:
+        lines.append(f"source   {src.get('file')}  {src.get('size')} bytes  sha256 {str(src.get('sha256'))[:16]}...")
+    build = summary["build"]
+    lines.append(f"build    {build.get('command', '?')}  {json.dumps(build.get('parameters', {}), sort_keys=True)}")
+    if "report" in summary:
+        lines.append(f"report   {json.dumps(summary['report'], sort_keys=True)[:600]}")
+    lines.append(f"digest   {summary['content_digest']}")
+    return "\n".join(lines)

@@ -1,0 +1,9 @@
+"""Exceptions that the command line turns into one-line messages."""
+
+
+class UserError(Exception):
+    """Bad input or usage: the CLI prints the message and exits 2."""
+
+
+class StoreError(UserError):
+    """A store (being written or read) breaks the format contract."""

@@ -1,0 +1,456 @@
+"""The cfpairs pair store, format version 1 (DESIGN.md §1).
+
+This module is the only code that knows the HDF5 layout. `StoreWriter` validates
+as it writes and publishes the file by an atomic rename; `Store` reads lazily
+(h5py datasets, sliced on demand); `verify_store` re-checks every invariant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from cfbuild.errors import StoreError, UserError
+
+FORMAT = "cfpairs"
+FORMAT_VERSION = 1
+INPUT_KINDS = ("text", "text_pair", "vector", "regions")
+LABEL_KINDS = ("binary", "multiclass", "multilabel", "soft")
+TOKEN_FIELDS = {
+    "text": ("",),
+    "text_pair": ("premise_", "hypothesis_"),
+    "vector": (),
+    "regions": ("",),
+}
+EXTRA_INPUT_FIELDS = {"vector": ("x",), "regions": ("image_row", "region_mask")}
+LABEL_FIELDS = {
+    "binary": ("label",),
+    "multiclass": ("label",),
+    "multilabel": ("label",),
+    "soft": ("label_index", "label_score"),
+}
+SPLIT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+RESERVED_GROUPS = ("vocab", "regions")
+STR = h5py.string_dtype("utf-8")
+
+
+def required_fields(input_kind: str, label_kind: str) -> tuple[str, ...]:
+    """Example datasets every split of a store of these kinds must hold."""
+    fields = ["id", "is_counterfactual", *LABEL_FIELDS[label_kind]]
+    fields += EXTRA_INPUT_FIELDS.get(input_kind, ())
+    for prefix in TOKEN_FIELDS[input_kind]:
+        fields += [f"{prefix}text", f"{prefix}tokens", f"{prefix}length"]
+    return tuple(fields)
+
+
+def is_string_dtype(dtype) -> bool:
+    return dtype.kind in "OUS" or h5py.check_string_dtype(dtype) is not None
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _as_column(name: str, values) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype.kind in "US" or (arr.dtype.kind == "O" and name != "x"):
+        return np.array([str(v) if not isinstance(v, bytes) else v.decode() for v in arr.ravel()],
+                        dtype=object).reshape(arr.shape)
+    return arr
+
+
+def labels_differ(examples: dict, label_kind: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bool per (a[i], b[i]) row pair: do the two rows carry different labels?"""
+    if label_kind in ("binary", "multiclass"):
+        return examples["label"][a] != examples["label"][b]
+    if label_kind == "multilabel":
+        return np.any(examples["label"][a] != examples["label"][b], axis=1)
+    # soft: compare {answer: score} maps, ignoring padding and zero scores
+    index, score = examples["label_index"], examples["label_score"]
+
+    def canonical(rows):
+        idx = np.where(score[rows] > 0, index[rows], -1)
+        order = np.argsort(idx, axis=1, kind="stable")
+        sc = np.where(idx >= 0, score[rows], 0)
+        return np.take_along_axis(idx, order, 1), np.take_along_axis(sc, order, 1)
+
+    ia, sa = canonical(a)
+    ib, sb = canonical(b)
+    return np.any(ia != ib, axis=1) | np.any(sa != sb, axis=1)
+
+
+def _check_labels(ex: dict, label_kind: str, n_classes: int, where: str) -> None:
+    if label_kind in ("binary", "multiclass"):
+        label = ex["label"]
+        if label.ndim != 1 or label.dtype.kind not in "iu":
+            raise StoreError(f"{where}/label: expected (N,) integers, got {label.dtype} {label.shape}")
+        high = 2 if label_kind == "binary" else n_classes
+        if label.size and (label.min() < 0 or label.max() >= high):
+            raise StoreError(f"{where}/label: values outside [0, {high})")
+    elif label_kind == "multilabel":
+        label = ex["label"]
+        if label.ndim != 2 or label.shape[1] != n_classes:
+            raise StoreError(f"{where}/label: expected (N, {n_classes}), got {label.shape}")
+        if not np.isin(label, (0.0, 1.0)).all():
+            raise StoreError(f"{where}/label: multilabel values must be 0 or 1")
+    else:
+        idx, score = ex["label_index"], ex["label_score"]
+        if idx.ndim != 2 or idx.shape != score.shape:
+            raise StoreError(f"{where}/label_index and label_score: shapes {idx.shape} and {score.shape} must agree (N, K)")
+        if idx.size and (idx.min() < -1 or idx.max() >= n_classes):
+            raise StoreError(f"{where}/label_index: values outside [-1, {n_classes})")
+        if not (np.isfinite(score).all() and (score >= 0).all() and (score <= 1).all()):
+            raise StoreError(f"{where}/label_score: scores must lie in [0, 1]")
+        if np.any((idx < 0) & (score != 0)):
+            raise StoreError(f"{where}/label_score: padding entries (index -1) must score 0")
+
+
+def _check_inputs(ex: dict, input_kind: str, vocab_size: int | None, n_images: int | None, where: str) -> None:
+    for prefix in TOKEN_FIELDS[input_kind]:
+        tokens, length = ex[f"{prefix}tokens"], ex[f"{prefix}length"]
+        if tokens.ndim != 2 or tokens.dtype.kind not in "iu":
+            raise StoreError(f"{where}/{prefix}tokens: expected (N, L) integers, got {tokens.dtype} {tokens.shape}")
+        if vocab_size is None:
+            raise StoreError(f"{where}: /vocab is required for input kind {input_kind!r}")
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab_size):
+            raise StoreError(f"{where}/{prefix}tokens: token ids outside the vocabulary [0, {vocab_size})")
+        if length.size and (length.min() < 0 or length.max() > tokens.shape[1]):
+            raise StoreError(f"{where}/{prefix}length: lengths outside [0, {tokens.shape[1]}]")
+    if input_kind == "vector" and (ex["x"].ndim != 2 or ex["x"].dtype != np.float32):
+        raise StoreError(f"{where}/x: expected (N, D) float32, got {ex['x'].dtype} {ex['x'].shape}")
+    if input_kind == "regions":
+        if n_images is None:
+            raise StoreError(f"{where}: /regions is required for input kind 'regions'")
+        rows, mask = ex["image_row"], ex["region_mask"]
+        if rows.size and (rows.min() < 0 or rows.max() >= n_images):
+            raise StoreError(f"{where}/image_row: rows outside /regions [0, {n_images})")
+        if mask.ndim != 2 or mask.dtype != np.bool_:
+            raise StoreError(f"{where}/region_mask: expected (N, R) bool, got {mask.dtype} {mask.shape}")
+
+
+def validate_split(name: str, ex: dict, pairs_index, pairs_kind, subsets: dict, *, input_kind: str,
+                   label_kind: str, n_classes: int, vocab_size: int | None = None,
+                   n_images: int | None = None) -> None:
+    """Raise StoreError naming the first broken invariant of one split (DESIGN §1)."""
+    where = f"/{name}/examples"
+    if not SPLIT_NAME.match(name) or name in RESERVED_GROUPS:
+        raise StoreError(f"split name {name!r} must match {SPLIT_NAME.pattern} and not be {RESERVED_GROUPS}")
+    for field in required_fields(input_kind, label_kind):
+        if field not in ex:
+            raise StoreError(f"{where}: missing dataset {field!r} (required for {input_kind}/{label_kind})")
+    n = len(ex["id"])
+    for field, arr in ex.items():
+        if arr.ndim == 0 or arr.shape[0] != n:
+            raise StoreError(f"{where}/{field}: {arr.shape[0] if arr.ndim else 0} rows, but 'id' has {n}")
+    if len(set(ex["id"].tolist())) != n:
+        dup = next(i for i, c in zip(*np.unique(ex["id"].astype(str), return_counts=True)) if c > 1)
+        raise StoreError(f"{where}/id: ids must be unique within a split; {dup!r} repeats")
+    if ex["is_counterfactual"].dtype != np.bool_:
+        raise StoreError(f"{where}/is_counterfactual: expected bool, got {ex['is_counterfactual'].dtype}")
+    _check_labels(ex, label_kind, n_classes, where)
+    _check_inputs(ex, input_kind, vocab_size, n_images, where)
+    index = np.asarray(pairs_index)
+    if index.ndim != 2 or index.shape[1] != 2 or (index.size and index.dtype.kind not in "iu"):
+        raise StoreError(f"/{name}/pairs/index: expected (P, 2) integers, got {index.dtype} {index.shape}")
+    if len(pairs_kind) != len(index):
+        raise StoreError(f"/{name}/pairs/kind: {len(pairs_kind)} kinds for {len(index)} pairs")
+    if index.size:
+        bad = np.flatnonzero((index < 0).any(1) | (index >= n).any(1))
+        if bad.size:
+            raise StoreError(f"/{name}/pairs/index: pair {bad[0]} {index[bad[0]].tolist()} points outside [0, {n})")
+        same = np.flatnonzero(~labels_differ(ex, label_kind, index[:, 0], index[:, 1]))
+        if same.size:
+            a, b = index[same[0]]
+            raise StoreError(f"/{name}/pairs/index: pair {same[0]} joins rows {a} ({ex['id'][a]}) and "
+                             f"{b} ({ex['id'][b]}) with the same label")
+    for sub, rows in subsets.items():
+        rows = np.asarray(rows)
+        if rows.ndim != 1 or (rows.size and (rows.min() < 0 or rows.max() >= n)):
+            raise StoreError(f"/{name}/subsets/{sub}: rows must be a 1-d list inside [0, {n})")
+
+
+# ---------------------------------------------------------------- digest
+
+
+def content_digest(h5: h5py.File) -> str:
+    """sha256 over the datasets stored in the file, in sorted path order.
+
+    Per dataset: path, NUL, dtype ('str' or little-endian numpy code), NUL, shape
+    as comma-separated ints, NUL, then the elements in C order (numbers as
+    little-endian bytes; strings as an 8-byte little-endian length + UTF-8).
+    External links and virtual datasets are skipped: `sources` pins their files.
+    """
+    names: list[str] = []
+
+    def collect(name, obj):
+        if isinstance(obj, h5py.Dataset) and not obj.is_virtual:
+            names.append(name)
+
+    h5.visititems(collect)
+    digest = hashlib.sha256()
+    for name in sorted(names):
+        try:
+            _digest_dataset(digest, name, h5[name])
+        except (OSError, RuntimeError) as exc:  # e.g. a chunk failing its Fletcher-32 checksum
+            raise StoreError(f"{h5.filename}: dataset /{name} cannot be read back ({exc})") from None
+    return digest.hexdigest()
+
+
+def _digest_dataset(digest, name: str, ds: h5py.Dataset) -> None:
+    text = is_string_dtype(ds.dtype)
+    code = "str" if text else ds.dtype.newbyteorder("<").str
+    digest.update(f"{name}\0{code}\0{','.join(map(str, ds.shape))}\0".encode())
+    if ds.shape == ():
+        blocks = [np.asarray(ds[()])[None]]
+    else:
+        row_bytes = max(1, ds.dtype.itemsize * int(np.prod(ds.shape[1:], dtype=np.int64)))
+        step = max(1, (1 << 23) // row_bytes)
+        blocks = (ds[start:start + step] for start in range(0, ds.shape[0], step))
+    for block in blocks:
+        if text:
+            parts = [s if isinstance(s, bytes) else str(s).encode() for s in np.asarray(block).ravel()]
+            digest.update(b"".join(len(p).to_bytes(8, "little") + p for p in parts))
+        else:
+            digest.update(np.ascontiguousarray(block, dtype=ds.dtype.newbyteorder("<")).tobytes())
+
+
+# ---------------------------------------------------------------- writer
+
+
+@dataclass(frozen=True)
+class LinkedFeatures:
+    """Region features left in a source file, reached by an HDF5 external link."""
+    file: str
+    dataset: str
+
+
+def describe_source(path, manifest_id: str | None = None) -> dict:
+    """The `sources` entry of one input file: name, size and sha256."""
+    path = Path(path)
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(block)
+    return {"file": path.name, "size": path.stat().st_size, "sha256": sha.hexdigest(), "manifest_id": manifest_id}
+
+
+def _write_dataset(group: h5py.Group, name: str, arr: np.ndarray) -> None:
+    text = arr.dtype.kind == "O"
+    if arr.size == 0 or arr.ndim == 0:
+        group.create_dataset(name, data=arr, dtype=STR if text else arr.dtype)
+        return
+    group.create_dataset(name, data=arr, dtype=STR if text else arr.dtype, chunks=True,
+                         compression="gzip", compression_opts=4, shuffle=not text, fletcher32=not text)
+
+
+class StoreWriter:
+    """Writes one store to a temporary file beside `path`; renames it on success.
+
+    Use as a context manager. Without `force`, an existing file at `path` is an
+    error (checked at the start and, atomically, at the rename).
+    """
+
+    def __init__(self, path, *, task: str, input_kind: str, label_kind: str, class_names,
+                 build: dict, sources: list, force: bool = False):
+        self.path = Path(path)
+        if input_kind not in INPUT_KINDS or label_kind not in LABEL_KINDS:
+            raise StoreError(f"unknown input/label kind {input_kind!r}/{label_kind!r}")
+        if not self.path.parent.is_dir():
+            raise UserError(f"{self.path}: output folder {self.path.parent} does not exist")
+        if self.path.exists() and not force:
+            raise UserError(f"{self.path}: already exists (use --force to replace it)")
+        self.force = force
+        self.input_kind, self.label_kind = input_kind, label_kind
+        self.class_names = [str(c) for c in class_names]
+        self.vocab_size: int | None = None
+        self.n_images: int | None = None
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".part")
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make stores private
+        self.tmp = Path(tmp)
+        self.h5 = h5py.File(self.tmp, "w")
+        attrs = self.h5.attrs
+        attrs["format"], attrs["format_version"] = FORMAT, FORMAT_VERSION
+        attrs["task"], attrs["input_kind"], attrs["label_kind"] = task, input_kind, label_kind
+        attrs["class_names"] = json.dumps(self.class_names)
+        attrs["build"] = json.dumps(build, sort_keys=True)
+        attrs["sources"] = json.dumps(sources, sort_keys=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+        return False
+
+    def set_json_attr(self, name: str, value) -> None:
+        """A JSON root attribute beyond the contract's, e.g. a build `report`."""
+        self.h5.attrs[name] = json.dumps(value, sort_keys=True)
+
+    def write_vocab(self, tokens) -> None:
+        tokens = [str(t) for t in tokens]
+        if len(tokens) < 2 or len(set(tokens)) != len(tokens):
+            raise StoreError("/vocab: needs unique entries, row 0 = padding and row 1 = unknown")
+        _write_dataset(self.h5, "vocab", np.array(tokens, dtype=object))
+        self.vocab_size = len(tokens)
+
+    def write_regions(self, image_id, boxes, features) -> None:
+        """`features`: an (M, R, D) array to copy in, or LinkedFeatures to link to."""
+        image_id, boxes = np.asarray(image_id, dtype=np.int64), np.asarray(boxes, dtype=np.float32)
+        if boxes.ndim != 3 or boxes.shape[0] != len(image_id) or boxes.shape[2] != 4:
+            raise StoreError(f"/regions/boxes: expected ({len(image_id)}, R, 4), got {boxes.shape}")
+        group = self.h5.create_group("regions")
+        _write_dataset(group, "image_id", image_id)
+        _write_dataset(group, "boxes", boxes)
+        if isinstance(features, LinkedFeatures):
+            rel = os.path.relpath(Path(features.file).resolve(), self.path.parent.resolve())
+            group["features"] = h5py.ExternalLink(rel, features.dataset)
+            shape = group["features"].shape
+        else:
+            _write_dataset(group, "features", np.asarray(features))
+            shape = group["features"].shape
+        if shape[:2] != boxes.shape[:2]:
+            raise StoreError(f"/regions/features: shape {shape} does not match boxes {boxes.shape}")
+        self.n_images = len(image_id)
+
+    def write_split(self, name: str, examples: dict, pairs_index=None, pairs_kind=(), subsets=None) -> None:
+        ex = {k: _as_column(k, v) for k, v in examples.items()}
+        index = np.zeros((0, 2), np.int64) if pairs_index is None else np.asarray(pairs_index, dtype=np.int64).reshape(-1, 2)
+        kinds = np.array([str(k) for k in pairs_kind], dtype=object)
+        subsets = {k: np.asarray(v, dtype=np.int64) for k, v in (subsets or {}).items()}
+        if name in self.h5:
+            raise StoreError(f"/{name}: split written twice")
+        validate_split(name, ex, index, kinds, subsets, input_kind=self.input_kind, label_kind=self.label_kind,
+                       n_classes=len(self.class_names), vocab_size=self.vocab_size, n_images=self.n_images)
+        group = self.h5.create_group(name)
+        for field, arr in ex.items():
+            _write_dataset(group.require_group("examples"), field, arr)
+        _write_dataset(group.require_group("pairs"), "index", index)
+        _write_dataset(group["pairs"], "kind", kinds)
+        for sub, rows in subsets.items():
+            _write_dataset(group.require_group("subsets"), sub, rows)
+
+    def commit(self) -> None:
+        self.h5.attrs["content_digest"] = content_digest(self.h5)
+        self.h5.close()
+        with open(self.tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        if self.force:
+            os.replace(self.tmp, self.path)
+            return
+        try:  # link() refuses an existing target: no race with another writer
+            os.link(self.tmp, self.path)
+        except FileExistsError:
+            self.abort()
+            raise UserError(f"{self.path}: already exists (use --force to replace it)") from None
+        self.tmp.unlink()
+
+    def abort(self) -> None:
+        try:
+            self.h5.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- reader
+
+
+class Split:
+    """One split, read lazily: `examples[field]` are h5py datasets."""
+
+    def __init__(self, group: h5py.Group):
+        self.name = group.name.strip("/")
+        self.group = group
+        self.examples = group["examples"]
+        self.pairs_index = group["pairs/index"]
+        self.pairs_kind = group["pairs/kind"]
+        self.subsets = dict(group["subsets"].items()) if "subsets" in group else {}
+
+    def __len__(self) -> int:
+        return self.examples["id"].shape[0]
+
+    def read(self, field: str, rows=None) -> np.ndarray:
+        ds = self.examples[field]
+        if is_string_dtype(ds.dtype):
+            ds = ds.asstr()
+        return ds[()] if rows is None else ds[np.asarray(rows)]
+
+    def read_all(self, fields=None) -> dict:
+        return {f: self.read(f) for f in (fields or self.examples.keys())}
+
+
+class Store:
+    """A pair store opened for reading. Refuses non-cfpairs files and future versions."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        try:
+            self.h5 = h5py.File(self.path, "r")
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{self.path}: cannot open as HDF5 ({exc.__class__.__name__}: {exc})") from None
+        attrs = self.h5.attrs
+        if attrs.get("format") != FORMAT:
+            self.h5.close()
+            raise StoreError(f"{self.path}: not a cfpairs store (root attribute format={attrs.get('format')!r})")
+        version = int(attrs.get("format_version", -1))
+        if version != FORMAT_VERSION:
+            self.h5.close()
+            raise StoreError(f"{self.path}: format_version {version} is not supported "
+                             f"(this cfpairs reads version {FORMAT_VERSION}; upgrade cfpairs)")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        self.h5.close()
+
+    def attr(self, name: str, default=None):
+        value = self.h5.attrs.get(name, default)
+        return value.decode() if isinstance(value, bytes) else value
+
+    def json_attr(self, name: str, default=None):
+        value = self.attr(name)
+        return default if value is None else json.loads(value)
+
+    task = property(lambda self: self.attr("task"))
+    input_kind = property(lambda self: self.attr("input_kind"))
+    label_kind = property(lambda self: self.attr("label_kind"))
+    class_names = property(lambda self: self.json_attr("class_names", []))
+    build = property(lambda self: self.json_attr("build", {}))
+    sources = property(lambda self: self.json_attr("sources", []))
+    digest = property(lambda self: self.attr("content_digest"))
+
+    @property
+    def splits(self) -> list[str]:
+        """Split names: train, val, test first, then the extras in name order."""
+        names = [k for k in self.h5.keys() if k not in RESERVED_GROUPS and isinstance(self.h5[k], h5py.Group)]
+        first = [s for s in ("train", "val", "test") if s in names]
+        return first + sorted(set(names) - set(first))
+
+    def split(self, name: str) -> Split:
+        if name not in self.splits:
+            raise StoreError(f"{self.path}: no split {name!r} (splits: {', '.join(self.splits)})")
+        return Split(self.h5[name])
+
+    @property
+    def vocab(self) -> list[str] | None:
+        return list(self.h5["vocab"].asstr()[()]) if "vocab" in self.h5 else None
+
+    @property
+    def regions(self) -> h5py.Group | None:
+        return self.h5["regions"] if "regions" in self.h5 else None

@@ -1,0 +1,1 @@
+"""cftrain: training on pair stores with gradient supervision."""

@@ -1,0 +1,80 @@
+"""Small stores of every input kind, written by the tests themselves."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from cfbuild.store import LinkedFeatures, StoreWriter
+
+VOCAB = ["<pad>", "<unk>", "good", "bad", "film", "a", "man"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def text_columns(prefix: str, texts: list[str], width: int = 4) -> dict:
+    tokens = np.zeros((len(texts), width), np.int32)
+    lengths = np.zeros(len(texts), np.int32)
+    for i, text in enumerate(texts):
+        ids = [VOCAB.index(w) if w in VOCAB else 1 for w in text.split()][:width]
+        tokens[i, :len(ids)] = ids
+        lengths[i] = len(ids)
+    return {f"{prefix}text": texts, f"{prefix}tokens": tokens, f"{prefix}length": lengths}
+
+
+def base_examples(n: int = 4) -> dict:
+    """n rows: originals at even rows, counterfactuals at odd rows, labels 0,1,0,1..."""
+    return {"id": [f"r{i}" for i in range(n)], "is_counterfactual": np.arange(n) % 2 == 1,
+            "label": np.arange(n, dtype=np.int64) % 2}
+
+
+def examples_for(kind: str, n: int = 4) -> dict:
+    ex = base_examples(n)
+    words = ["good film", "bad film", "a good man", "a bad xyz"] * (n // 4 + 1)
+    if kind == "text":
+        ex.update(text_columns("", words[:n]))
+    elif kind == "text_pair":
+        ex.update(text_columns("premise_", words[:n]))
+        ex.update(text_columns("hypothesis_", words[::-1][:n]))
+    elif kind == "vector":
+        ex["x"] = np.arange(n * 3, dtype=np.float32).reshape(n, 3)
+    elif kind == "regions":
+        ex.update(text_columns("", words[:n]))
+        ex["image_row"] = np.arange(n, dtype=np.int64) // 2
+        ex["region_mask"] = np.ones((n, 3), bool)
+        ex["region_mask"][1::2, 0] = False
+    return ex
+
+
+PAIRS = np.array([[0, 1], [2, 3]])
+
+
+def write_store(path, kind: str = "vector", features_file=None, **writer_kw) -> dict:
+    """Write a 2-split store of `kind`; returns the train examples written."""
+    ex = examples_for(kind)
+    kw = dict(task="t", input_kind=kind, label_kind="binary", class_names=["neg", "pos"],
+              build={"command": "test", "parameters": {}}, sources=[{"file": "x", "size": 1, "sha256": "0"}])
+    kw.update(writer_kw)
+    with StoreWriter(path, **kw) as writer:
+        if kind in ("text", "text_pair", "regions"):
+            writer.write_vocab(VOCAB)
+        if kind == "regions":
+            boxes = np.tile(np.arange(12, dtype=np.float32).reshape(1, 3, 4), (2, 1, 1))
+            writer.write_regions([101, 102], boxes, LinkedFeatures(features_file, "image_features"))
+        writer.write_split("train", ex, PAIRS, ["edited", "edited"], subsets={"hard": [1, 3]})
+        writer.write_split("val", ex, PAIRS[:1], ["edited"])
+    return ex
+
+
+def write_features_file(path, n_images: int = 2, regions: int = 3, dim: int = 5) -> np.ndarray:
+    features = np.random.default_rng(0).normal(size=(n_images, regions, dim)).astype(np.float32)
+    with h5py.File(path, "w") as h5:
+        h5["image_features"] = features
+    return features
+
+
+def run_cli(*args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=kw.pop("cwd", REPO), **kw)

@@ -1,0 +1,68 @@
+"""`verify` and `inspect`: corruption is caught, summaries count what is there."""
+
+import json
+
+import h5py
+import numpy as np
+
+from cfbuild.check import summarize, verify_store
+from cfbuild.store import Store, content_digest
+from tests.helpers import run_cli, write_store
+
+
+def _flip_byte_in_chunk(path, dataset):
+    with h5py.File(path, "r") as h5:
+        info = h5[dataset].id.get_chunk_info(0)
+    offset = info.byte_offset + info.size // 2
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        byte = fh.read(1)
+        fh.seek(offset)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_verify_ok_then_flipped_byte_exits_1(tmp_path):
+    path = tmp_path / "s.h5"
+    write_store(path, "text")
+    ok = run_cli("cli.cfbuild", "verify", str(path))
+    assert (ok.returncode, ok.stdout.strip()) == (0, "ok")
+    _flip_byte_in_chunk(path, "train/examples/tokens")
+    bad = run_cli("cli.cfbuild", "verify", str(path))
+    assert bad.returncode == 1
+    assert "/train/examples/tokens" in bad.stdout
+
+
+def test_verify_names_a_broken_invariant_even_with_a_fresh_digest(tmp_path):
+    path = tmp_path / "s.h5"
+    write_store(path, "vector")
+    with h5py.File(path, "a") as h5:  # make pair 0 join equal labels, then re-seal the digest
+        h5["train/examples/label"][1] = 0
+        h5.attrs["content_digest"] = content_digest(h5)
+    problem = verify_store(path)
+    assert "/train/pairs/index" in problem and "same label" in problem
+
+
+def test_verify_catches_digest_mismatch_and_missing_attribute(tmp_path):
+    path = tmp_path / "s.h5"
+    write_store(path, "vector")
+    with h5py.File(path, "a") as h5:
+        h5["train/examples/x"][0, 0] = 42.0
+    assert "content_digest mismatch" in verify_store(path)
+    with h5py.File(path, "a") as h5:
+        del h5.attrs["sources"]
+    assert "'sources' is missing" in verify_store(path)
+
+
+def test_inspect_counts(tmp_path):
+    path = tmp_path / "s.h5"
+    write_store(path, "text")
+    with Store(path) as store:
+        s = summarize(store)
+    train = s["splits"]["train"]
+    assert (train["examples"], train["originals"], train["counterfactuals"]) == (4, 2, 2)
+    assert train["pairs"] == {"edited": 2} and train["subsets"] == {"hard": 2}
+    assert train["labels"] == {"neg": 2, "pos": 2}
+    out = run_cli("cli.cfbuild", "inspect", str(path), "--json")
+    assert json.loads(out.stdout)["splits"]["val"]["pairs"] == {"edited": 1}
+    table = run_cli("cli.cfbuild", "inspect", str(path)).stdout
+    assert "train" in table and s["content_digest"] in table
