@@ -146,7 +146,17 @@ def format_summary(summary: dict) -> str:
         lines.append(f"source   {src.get('file')}  {src.get('size')} bytes  sha256 {str(src.get('sha256'))[:16]}...")
     build = summary["build"]
     lines.append(f"build    {build.get('command', '?')}  {json.dumps(build.get('parameters', {}), sort_keys=True)}")
-    if "report" in summary:
-        lines.append(f"report   {json.dumps(summary['report'], sort_keys=True)[:600]}")
+    for key, value in _flatten(summary.get("report", {})):
+        text = json.dumps(value) if not isinstance(value, str) else value
+        lines.append(f"report   {key}: {text if len(text) < 160 else text[:157] + '...'}")
     lines.append(f"digest   {summary['content_digest']}")
     return "\n".join(lines)
+
+
+def _flatten(report: dict, prefix: str = ""):
+    """(dotted key, leaf value) pairs of a nested report, empty lists and zeros left out."""
+    for key, value in report.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        elif value not in ([], 0, None, ""):
+            yield f"{prefix}{key}", value

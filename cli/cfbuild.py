@@ -87,5 +87,125 @@ def toy(out, n, seed, spurious, dim, force):
     click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.2f} s")
 
 
+CAD_DIR = click.option("--cad-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+                       help="Root of the CAD release (holds sentiment/ and NLI/).")
+MAX_TOKENS = click.option("--max-tokens", default=32, show_default=True, type=click.IntRange(min=0),
+                          help="Tokens kept per text (0: keep all, padded to the longest).")
+VOCAB_SIZE = click.option("--vocab-size", default=20000, show_default=True, type=click.IntRange(min=1),
+                          help="Most frequent training tokens kept (plus padding and unknown).")
+UNVERIFIED = click.option("--allow-unverified-sources", is_flag=True,
+                          help="Build even when a file differs from data_manifests/cad.json (recorded in sources).")
+
+
+def _split_list(value):
+    names = [s.strip() for s in value.split(",") if s.strip()] if value else None
+    bad = [s for s in names or [] if s not in ("train", "val", "test")]
+    if bad:
+        raise click.BadParameter(f"unknown split(s) {bad}; choose from train, val, test", param_hint="--splits")
+    return names
+
+
+def _report(report):
+    from cfbuild.builders.textpairs import format_report
+
+    click.echo(format_report(report))
+
+
+@main.command()
+@CAD_DIR
+@OUT
+@MAX_TOKENS
+@VOCAB_SIZE
+@click.option("--splits", callback=lambda ctx, p, v: _split_list(v),
+              help="Comma-separated splits that must be built (default: every split whose file exists).")
+@UNVERIFIED
+@FORCE
+def imdb(cad_dir, out, max_tokens, vocab_size, splits, allow_unverified_sources, force):
+    """IMDb sentiment pairs from CAD's sentiment/combined/paired (pairs by batch_id).
+
+    Example: cfbuild imdb --cad-dir counterfactually-augmented-data --out imdb.h5
+    """
+    from cfbuild.builders.cad import build_imdb
+
+    _report(build_imdb(cad_dir, out, splits=splits, max_tokens=max_tokens, vocab_size=vocab_size,
+                       allow_unverified=allow_unverified_sources, force=force))
+    click.echo(f"wrote {out}")
+
+
+@main.command()
+@CAD_DIR
+@OUT
+@MAX_TOKENS
+@VOCAB_SIZE
+@click.option("--splits", callback=lambda ctx, p, v: _split_list(v),
+              help="Comma-separated splits that must be built (default: every split whose files exist).")
+@UNVERIFIED
+@FORCE
+def snli(cad_dir, out, max_tokens, vocab_size, splits, allow_unverified_sources, force):
+    """SNLI pairs from CAD's NLI/original and NLI/revised_{premise,hypothesis}.
+
+    Row k of original is the original of rows 2k and 2k+1 of each revised file.
+
+    Example: cfbuild snli --cad-dir counterfactually-augmented-data --out snli.h5
+    """
+    from cfbuild.builders.cad import build_snli
+
+    _report(build_snli(cad_dir, out, splits=splits, max_tokens=max_tokens, vocab_size=vocab_size,
+                       allow_unverified=allow_unverified_sources, force=force))
+    click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.option("--file", "train_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Training rows (.csv, .tsv, .jsonl).")
+@click.option("--file-val", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--file-test", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--text-col", required=True, help="The text column (the premise for text pairs).")
+@click.option("--text2-col", help="A second text column (the hypothesis): makes a text_pair store.")
+@click.option("--label-col", required=True)
+@click.option("--pair-col", required=True, help="Rows sharing this value form a group: an original and its edits.")
+@click.option("--original-col", help="A column marking the original of each group (1/true/yes/original); "
+                                     "default: the group's first row.")
+@click.option("--task", default="table", show_default=True, help="The store's task name.")
+@OUT
+@MAX_TOKENS
+@VOCAB_SIZE
+@FORCE
+def table(train_file, file_val, file_test, text_col, text2_col, label_col, pair_col, original_col, task, out,
+          max_tokens, vocab_size, force):
+    """A text store from your own counterfactual table.
+
+    Example: cfbuild table --file pairs.csv --text-col text --label-col label --pair-col pair_id --out mine.h5
+    """
+    from cfbuild.builders.table import build_table
+
+    files = {"train": train_file, "val": file_val, "test": file_test}
+    _report(build_table(files, out, text_cols=[c for c in (text_col, text2_col) if c], label_col=label_col,
+                        pair_col=pair_col, original_col=original_col, task=task, max_tokens=max_tokens,
+                        vocab_size=vocab_size, force=force))
+    click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.option("--preset", required=True, type=click.Choice(["amazon", "yelp", "semeval", "multinli"]))
+@click.option("--source", required=True, help="A local csv/tsv/jsonl/parquet file in the preset's layout, "
+                                             "or the hub name (amazon_polarity, yelp_polarity, tweet_eval, multi_nli).")
+@click.option("--vocab-from", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The store whose vocabulary (and max tokens) the transfer set uses.")
+@OUT
+@click.option("--sample", default=2000, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@FORCE
+def transfer(preset, source, vocab_from, out, sample, seed, force):
+    """A zero-shot test store (single split `test`) for a trained text model.
+
+    Example: cfbuild transfer --preset yelp --source yelp_test.csv --vocab-from imdb.h5 --out yelp.h5
+    """
+    from cfbuild.builders.transfer import build_transfer
+
+    _report(build_transfer(preset, source, vocab_from, out, sample=sample, seed=seed, force=force))
+    click.echo(f"wrote {out}")
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,117 @@
+"""The machinery behind every text store: `imdb`, `snli`, `table` and `transfer` are presets.
+
+A preset turns its files into `PairedSplit`s (rows + (original, edit) pairs);
+`write_text_store` tokenises, builds the vocabulary from `train`, drops pairs
+whose inputs have the same tokens, flags low-overlap pairs, and writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from cfbuild import __version__
+from cfbuild.errors import UserError
+from cfbuild.store import StoreWriter
+from cfbuild.text import build_vocab, encode, jaccard, tokenize
+
+LOW_OVERLAP = 0.2
+FIELD_PREFIXES = {1: ("",), 2: ("premise_", "hypothesis_")}
+
+
+@dataclass
+class PairedSplit:
+    """Rows of one split and the pairs between them, before tokenisation."""
+    ids: list = field(default_factory=list)
+    texts: list = field(default_factory=list)        # one tuple of strings per row
+    labels: list = field(default_factory=list)
+    is_counterfactual: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)         # more per-row columns, e.g. batch_id
+    pairs: list = field(default_factory=list)         # (original row, edited row, kind, report key)
+    notes: list = field(default_factory=list)         # report lines from the preset
+
+    def add(self, row_id, texts, label, is_cf, **extra) -> int:
+        self.ids.append(row_id)
+        self.texts.append(tuple(texts))
+        self.labels.append(label)
+        self.is_counterfactual.append(is_cf)
+        for key, value in extra.items():
+            self.extra.setdefault(key, []).append(value)
+        return len(self.ids) - 1
+
+
+def _pair_report(split: PairedSplit, tokens: list) -> tuple[list, dict]:
+    """Keep pairs with distinct inputs; report dropped, low-overlap and truncation-identical ones."""
+    kept, identical, same_tokens, low = [], [], [], []
+    for a, b, kind, key in split.pairs:
+        if split.labels[a] == split.labels[b]:
+            raise UserError(f"pair {key}: original and edit have the same label {split.labels[a]!r}")
+        if split.texts[a] == split.texts[b]:
+            identical.append(key)
+            continue
+        if all(t[a] == t[b] for t in tokens):  # differ only in case, spacing or markup
+            same_tokens.append(key)
+            continue
+        kept.append((a, b, kind))
+        overlap = jaccard([w for t in tokens for w in t[a]], [w for t in tokens for w in t[b]])
+        if overlap < LOW_OVERLAP:
+            low.append({"pair": key, "jaccard": round(overlap, 3)})
+    report = {"examples": len(split.ids), "originals": len(split.ids) - sum(split.is_counterfactual),
+              "pairs": len(kept), "pairs_dropped_identical": identical,
+              "pairs_dropped_same_tokens": same_tokens, "low_overlap_pairs": low,
+              "notes": split.notes}
+    return kept, report
+
+
+def write_text_store(out, *, task: str, class_names: list, splits: dict, max_tokens: int,
+                     vocab_size: int, command: str, parameters: dict, sources: list, force: bool,
+                     vocab: list | None = None, report: dict | None = None) -> dict:
+    """Tokenise, pair, validate and write `splits` ({name: PairedSplit}); returns the report."""
+    n_fields = len(next(iter(splits.values())).texts[0])
+    prefixes = FIELD_PREFIXES[n_fields]
+    tokens = {name: [tokenize(t[f] for t in s.texts) for f in range(n_fields)]
+              for name, s in tqdm(splits.items(), desc="tokenising", disable=None)}
+    if vocab is None:
+        if "train" not in splits:
+            raise UserError("the vocabulary comes from the train split, which is missing")
+        vocab = build_vocab([t for field_tokens in tokens["train"] for t in field_tokens], vocab_size)
+    report = dict(report or {}, vocab_size=len(vocab), splits={})
+    build = {"command": command, "parameters": parameters, "version": __version__}
+    with StoreWriter(out, task=task, input_kind="text_pair" if n_fields == 2 else "text",
+                     label_kind="binary" if len(class_names) == 2 else "multiclass",
+                     class_names=class_names, build=build, sources=sources, force=force) as writer:
+        writer.write_vocab(vocab)
+        for name, split in splits.items():
+            kept, report["splits"][name] = _pair_report(split, tokens[name])
+            truncated_same = sum(all(t[a][:max_tokens] == t[b][:max_tokens] for t in tokens[name])
+                                 for a, b, _ in kept) if max_tokens else 0
+            report["splits"][name]["pairs_same_after_truncation"] = truncated_same
+            examples = {"id": split.ids, "is_counterfactual": np.array(split.is_counterfactual, bool),
+                        "label": np.array(split.labels, np.int64), **split.extra}
+            for prefix, field_texts, field_tokens in zip(prefixes, zip(*split.texts), tokens[name]):
+                ids, lengths = encode(field_tokens, vocab, max_tokens)
+                examples.update({f"{prefix}text": list(field_texts), f"{prefix}tokens": ids, f"{prefix}length": lengths})
+            writer.write_split(name, examples, [(a, b) for a, b, _ in kept], [k for _, _, k in kept])
+        writer.set_json_attr("report", report)
+    return report
+
+
+def format_report(report: dict) -> str:
+    """A short human report: counts per split, then every anomaly with its key."""
+    lines = []
+    for name in report.get("missing_splits", []):
+        lines.append(f"notice: split {name!r} skipped: its file is absent")
+    for name, s in report["splits"].items():
+        lines.append(f"{name}: {s['examples']} examples ({s['originals']} originals), {s['pairs']} pairs")
+        for key, what in (("pairs_dropped_identical", "identical texts"),
+                          ("pairs_dropped_same_tokens", "texts differing only in case, spacing or markup")):
+            if s[key]:
+                lines.append(f"  left out of pairs, {len(s[key])} with {what}: {', '.join(map(str, s[key]))}")
+        for item in s["low_overlap_pairs"]:
+            lines.append(f"  low token overlap (Jaccard {item['jaccard']}): {item['pair']}")
+        if s.get("pairs_same_after_truncation"):
+            lines.append(f"  {s['pairs_same_after_truncation']} pairs have the same first --max-tokens tokens")
+        lines += [f"  {note}" for note in s["notes"]]
+    return "\n".join(lines)

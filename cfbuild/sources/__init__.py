@@ -1,0 +1,1 @@
+"""One module per source format: read files, check them, hand back plain rows."""

@@ -1,0 +1,108 @@
+"""Delimited and JSON-lines tables (CAD's TSVs, users' CSV/TSV/JSONL), read through `datasets`.
+
+Every cell comes back as a string. Problems are UserErrors that name the file
+and, where there is one, the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from cfbuild.errors import UserError
+
+DELIMITERS = {".tsv": "\t", ".csv": ","}
+JSON_SUFFIXES = (".jsonl", ".json")
+
+
+@dataclass
+class Table:
+    """Columns of strings; `line(row)` is the 1-based line of a data row in the file."""
+    path: Path
+    columns: dict[str, list[str]]
+    first_line: int
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()), []))
+
+    def line(self, row: int) -> int:
+        return self.first_line + row
+
+    def require(self, *names: str) -> None:
+        missing = [n for n in names if n not in self.columns]
+        if missing:
+            raise UserError(f"{self.path}: missing column(s) {', '.join(map(repr, missing))} "
+                            f"(has {', '.join(map(repr, self.columns))})")
+
+
+def check_utf8(path: Path) -> bytes:
+    """The file's bytes; a non-UTF-8 byte is an error naming its line."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UserError(f"{path}: line {line}: not UTF-8 (byte 0x{data[exc.start]:02x})") from None
+    if not data.strip():
+        raise UserError(f"{path}: empty file")
+    return data
+
+
+def read_table(path) -> Table:
+    """Read a .tsv/.csv (with a header row) or .jsonl/.json (one object a line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    data = check_utf8(path)
+    suffix = path.suffix.lower()
+    if suffix in DELIMITERS:
+        return _read_delimited(path, data, DELIMITERS[suffix])
+    if suffix in JSON_SUFFIXES:
+        return _read_jsonl(path, data)
+    raise UserError(f"{path}: unknown table format {suffix!r} (expected .tsv, .csv, .jsonl or .json)")
+
+
+def _load(kind: str, path: Path, **kwargs):
+    import datasets
+
+    datasets.disable_progress_bars()
+    try:
+        return datasets.load_dataset(kind, data_files=str(path), split="train", **kwargs)
+    except Exception as exc:  # datasets wraps parser errors in several exception types
+        raise UserError(f"{path}: cannot parse as {kind} ({' '.join(str(exc).split())[:200]})") from None
+
+
+def _read_delimited(path: Path, data: bytes, delimiter: str) -> Table:
+    import datasets
+
+    header = next(csv.reader([data.decode("utf-8").split("\n", 1)[0].rstrip("\r")], delimiter=delimiter))
+    if len(set(header)) != len(header) or any(not h for h in header):
+        raise UserError(f"{path}: line 1: header needs unique, non-empty column names (got {header})")
+    features = datasets.Features({name: datasets.Value("string") for name in header})
+    table = _load("csv", path, delimiter=delimiter, keep_default_na=False, features=features)
+    columns = {name: ["" if v is None else v for v in table[name]] for name in header}
+    _check_line_count(path, data, len(table) + 1)
+    return Table(path, columns, first_line=2)
+
+
+def _check_line_count(path: Path, data: bytes, expected: int) -> None:
+    """Rows must be one a line, so that reported line numbers are true."""
+    lines = data.rstrip(b"\r\n").count(b"\n") + 1
+    if lines != expected:
+        raise UserError(f"{path}: {lines} lines but {expected} parsed rows (a field spans lines or "
+                        "a row has a stray quote)")
+
+
+def _read_jsonl(path: Path, data: bytes) -> Table:
+    for number, line in enumerate(data.decode("utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                if not isinstance(json.loads(line), dict):
+                    raise ValueError("not an object")
+            except ValueError as exc:
+                raise UserError(f"{path}: line {number}: not a JSON object ({exc})") from None
+    table = _load("json", path)
+    columns = {name: ["" if v is None else str(v) for v in table[name]] for name in table.column_names}
+    return Table(path, columns, first_line=1)

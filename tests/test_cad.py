@@ -1,0 +1,206 @@
+"""CAD builders: the real release (skipped when absent) and small hand-made releases."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from cfbuild.builders.cad import build_imdb, build_snli
+from cfbuild.check import verify_store
+from cfbuild.store import Store
+from tests.helpers import run_cli
+
+CAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "cad"
+real = pytest.mark.skipif(not (CAD / "sentiment").is_dir(), reason="../shared/data/cad is absent")
+
+
+@pytest.fixture(scope="module")
+def real_stores(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cad")
+    reports = {"imdb": build_imdb(CAD, out / "imdb.h5"), "snli": build_snli(CAD, out / "snli.h5")}
+    return out, reports
+
+
+@real
+def test_real_imdb_counts_defects_and_pairs(real_stores):
+    out, reports = real_stores
+    report = reports["imdb"]
+    assert report["missing_splits"] == ["test"]
+    train = report["splits"]["train"]
+    assert train["pairs_dropped_identical"] == ["batch_id 8822"]
+    assert train["pairs_dropped_same_tokens"] == ["batch_id 3146", "batch_id 3553", "batch_id 18031"]
+    assert [p["pair"] for p in train["low_overlap_pairs"]] == ["batch_id 18146"]
+    with Store(out / "imdb.h5") as store:
+        assert store.splits == ["train", "val"]
+        n = {s: len(store.split(s)) for s in store.splits}
+        pairs = {s: store.split(s).pairs_index.shape[0] for s in store.splits}
+        assert n == {"train": 3414, "val": 490} and pairs == {"train": 1707 - 4, "val": 245}
+        assert len(store.vocab) == 20002 and store.split("train").examples["tokens"].shape[1] == 32
+        assert all(s["verified"] for s in store.sources)
+    assert verify_store(out / "imdb.h5") is None
+
+
+@real
+def test_real_snli_counts_kinds_and_defects(real_stores):
+    out, reports = real_stores
+    train = reports["snli"]["splits"]["train"]
+    identical = train["pairs_dropped_identical"]
+    assert sum("premise" in k for k in identical) == 33 and sum("hypothesis" in k for k in identical) == 1
+    assert "9 edits also changed" in train["notes"][0]
+    with Store(out / "snli.h5") as store:
+        split = store.split("train")
+        assert len(split) == 8330 and (~split.read("is_counterfactual")).sum() == 1666
+        assert len(store.split("val")) == 1000
+        kinds = split.pairs_kind.asstr()[()].tolist()
+        dropped = len(identical) + len(train["pairs_dropped_same_tokens"])
+        assert len(kinds) == 4 * 1666 - dropped
+        assert set(kinds) == {"edited_premise", "edited_hypothesis"}
+        first = split.pairs_index[:4]  # original row 0 with its 4 edits
+        assert first[:, 0].tolist() == [0] * 4 and first[:, 1].tolist() == [1, 2, 3, 4]
+    assert verify_store(out / "snli.h5") is None
+
+
+@real
+def test_real_builds_are_deterministic(real_stores, tmp_path):
+    out, _ = real_stores
+    build_imdb(CAD, tmp_path / "imdb.h5")
+    assert Store(tmp_path / "imdb.h5").digest == Store(out / "imdb.h5").digest
+
+
+# ------------------------------------------------------------------ hand-made releases
+
+
+def write_tsv(path: Path, header, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+SENT = [("Negative", "A dull, boring film.<br /><br />Skip it.", "1"),
+        ("Positive", "A bright, gripping film.<br /><br />See it.", "1"),
+        ("Positive", "Great \"acting\", great story.", "2"),
+        ("Negative", "Bad acting, bad story.", "2"),
+        ("Negative", "Same words here", "3"),
+        ("Positive", "Same <br />words here", "3")]
+
+
+def mini_imdb(root: Path, rows=SENT, orig_texts=None):
+    write_tsv(root / "sentiment/combined/paired/train_paired.tsv", ["Sentiment", "Text", "batch_id"], rows)
+    write_tsv(root / "sentiment/combined/paired/dev_paired.tsv", ["Sentiment", "Text", "batch_id"], rows[:4])
+    originals = orig_texts or [SENT[0][1], SENT[3][1], SENT[4][1]]
+    write_tsv(root / "sentiment/orig/train.tsv", ["Sentiment", "Text"], [("x", t) for t in originals])
+
+
+def test_mini_imdb_picks_originals_and_drops_same_token_pairs(tmp_path):
+    mini_imdb(tmp_path)
+    report = build_imdb(tmp_path, tmp_path / "s.h5", allow_unverified=True)
+    with Store(tmp_path / "s.h5") as store:
+        train = store.split("train")
+        assert train.read("id").tolist() == ["1:original", "1:edited", "2:original", "2:edited",
+                                              "3:original", "3:edited"]
+        assert train.read("label").tolist() == [0, 1, 0, 1, 0, 1]  # batch 2's original is its 2nd row
+        assert train.pairs_index[()].tolist() == [[0, 1], [2, 3]]
+        assert train.read("text")[2] == "Bad acting, bad story."
+        vocab = store.vocab
+        tokens = [vocab[t] for t in train.read("tokens")[0][: train.read("length")[0]]]
+        assert tokens == ["a", "dull", ",", "boring", "film", ".", "skip", "it", "."]
+        assert not any(s["verified"] for s in store.sources)
+    assert report["splits"]["train"]["pairs_dropped_same_tokens"] == ["batch_id 3"]
+    assert report["missing_splits"] == ["test"]
+
+
+def test_manifest_mismatch_refused_without_flag(tmp_path):
+    mini_imdb(tmp_path)
+    result = run_cli("cli.cfbuild", "imdb", "--cad-dir", str(tmp_path), "--out", str(tmp_path / "s.h5"))
+    assert result.returncode == 2 and "--allow-unverified-sources" in result.stderr
+    assert not (tmp_path / "s.h5").exists()
+
+
+BAD_IMDB = {
+    "one-row batch": (SENT[:5], "batch_id '3' has 1 rows (lines 6)"),
+    "three-row batch": (SENT + [("Negative", "extra", "3")], "batch_id '3' has 3 rows"),
+    "unknown label": ([("Neutral", "x y", "1"), ("Positive", "x z", "1")], "line 2: unknown label 'Neutral'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_IMDB))
+def test_bad_imdb_input_exits_2_naming_the_problem(tmp_path, case):
+    rows, message = BAD_IMDB[case]
+    mini_imdb(tmp_path, rows)
+    result = run_cli("cli.cfbuild", "imdb", "--cad-dir", str(tmp_path), "--out", str(tmp_path / "s.h5"),
+                     "--allow-unverified-sources")
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "s.h5").exists()
+
+
+def test_bad_files_exit_2(tmp_path):
+    mini_imdb(tmp_path)
+    paired = tmp_path / "sentiment/combined/paired/train_paired.tsv"
+    cases = [(b"Sentiment\tWords\tbatch_id\nNegative\tx\t1\n", "missing column(s) 'Text'"),
+             (b"", "empty file"),
+             (b"Sentiment\tText\tbatch_id\nNegative\tcaf\xe9\t1\n", "line 2: not UTF-8")]
+    for content, message in cases:
+        paired.write_bytes(content)
+        result = run_cli("cli.cfbuild", "imdb", "--cad-dir", str(tmp_path), "--out", str(tmp_path / "s.h5"),
+                         "--allow-unverified-sources")
+        assert result.returncode == 2 and message in result.stderr and str(paired) in result.stderr, result.stderr
+        assert not (tmp_path / "s.h5").exists()
+
+
+def test_asked_for_split_missing_exits_2(tmp_path):
+    mini_imdb(tmp_path)
+    result = run_cli("cli.cfbuild", "imdb", "--cad-dir", str(tmp_path), "--out", str(tmp_path / "s.h5"),
+                     "--allow-unverified-sources", "--splits", "train,test")
+    assert result.returncode == 2 and "test_paired.tsv does not exist" in result.stderr
+
+
+NLI_HEADER = ["sentence1", "sentence2", "gold_label"]
+ORIG = [("A man plays a guitar.", "A man makes music.", "entailment")]
+PREMISE = [("A man holds a guitar.", "A man makes music.", "neutral"),
+           ("A man breaks a guitar.", "A man makes music.", "contradiction")]
+HYPO = [("A man plays a guitar.", "A man is silent.", "contradiction"),
+        ("A man plays a guitar.", "A man plays jazz.", "neutral")]
+
+
+def mini_snli(root: Path, orig=ORIG, premise=PREMISE, hypo=HYPO):
+    write_tsv(root / "NLI/original/train.tsv", NLI_HEADER, orig)
+    write_tsv(root / "NLI/revised_premise/train.tsv", NLI_HEADER, premise)
+    write_tsv(root / "NLI/revised_hypothesis/train.tsv", NLI_HEADER, hypo)
+
+
+def test_mini_snli_pairs_by_position(tmp_path):
+    mini_snli(tmp_path)
+    build_snli(tmp_path, tmp_path / "s.h5", allow_unverified=True)
+    with Store(tmp_path / "s.h5") as store:
+        train = store.split("train")
+        assert store.input_kind == "text_pair" and store.class_names == ["entailment", "neutral", "contradiction"]
+        assert train.read("label").tolist() == [0, 1, 2, 2, 1]
+        assert train.pairs_index[()].tolist() == [[0, 1], [0, 2], [0, 3], [0, 4]]
+        assert train.pairs_kind.asstr()[()].tolist() == ["edited_premise"] * 2 + ["edited_hypothesis"] * 2
+        assert train.read("premise_text")[1] == "A man holds a guitar."
+        assert train.read("id").tolist()[:2] == ["original:2", "revised_premise:2"]
+
+
+def test_snli_structure_errors(tmp_path):
+    cases = [
+        (dict(premise=PREMISE[:1]), "1 rows, expected twice the 1"),
+        (dict(hypo=[("Dogs run in a park.", "Cats sleep on sofas.", "neutral"), HYPO[1]]), "look misaligned"),
+    ]
+    for kwargs, message in cases:
+        mini_snli(tmp_path, **kwargs)
+        result = run_cli("cli.cfbuild", "snli", "--cad-dir", str(tmp_path), "--out", str(tmp_path / "s.h5"),
+                         "--allow-unverified-sources")
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert not (tmp_path / "s.h5").exists()
+
+
+def test_cli_build_prints_report_and_inspect_shows_it(tmp_path):
+    mini_imdb(tmp_path)
+    result = run_cli("cli.cfbuild", "imdb", "--cad-dir", str(tmp_path), "--out", str(tmp_path / "s.h5"),
+                     "--allow-unverified-sources")
+    assert result.returncode == 0 and "batch_id 3" in result.stdout and "skipped" in result.stdout
+    inspect = json.loads(run_cli("cli.cfbuild", "inspect", str(tmp_path / "s.h5"), "--json").stdout)
+    assert inspect["report"]["splits"]["train"]["pairs"] == 2
