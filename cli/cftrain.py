@@ -1,14 +1,118 @@
-"""`cftrain`: train models on pair stores (filled in by the trainer)."""
+"""`cftrain`: train on pair stores with gradient supervision; tables of every mode; evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import click
 
 from cli.common import Group, debug_option
 
+STORE = click.argument("store", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+
+
+def _hidden(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter("comma-separated layer widths, e.g. 64,64,64") from None
+
+
+def training_options(func):
+    """Options shared by `run` and `table`; unset ones come from the store task's preset."""
+    options = [
+        click.option("--model", help="bow, nli-bow or mlp (default: the task's preset)."),
+        click.option("--gs-weight", type=click.FloatRange(min=0), help="Weight (lambda) of the GS term."),
+        click.option("--ensemble", type=click.IntRange(min=1), help="Models per ensemble (mean of logits)."),
+        click.option("--epochs", type=click.IntRange(min=1)),
+        click.option("--patience", type=click.IntRange(min=1), help="Stop after this many epochs without a better val."),
+        click.option("--batch-size", type=click.IntRange(min=2), help="Examples per batch (whole pairs are kept)."),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True)),
+        click.option("--optimizer", type=click.Choice(["adadelta", "adam"])),
+        click.option("--hidden", callback=_hidden, help="mlp hidden widths, e.g. 64,64,64."),
+        click.option("--max-tokens", type=click.IntRange(min=1), help="Truncate the store's tokens further."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--embeddings", type=click.Path(exists=True, dir_okay=False),
+                     help="Word vectors (GloVe/word2vec text, optionally .gz) for nli-bow."),
+        click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="torch threads (small models train fastest on 1)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
 
 @click.group(name="cftrain", cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @debug_option
 def main(debug):
-    """Train on cfpairs stores with gradient supervision."""
+    """Train on cfpairs stores with gradient supervision (GS).
+
+    \b
+    Example:
+      cfbuild toy --out toy.h5
+      cftrain table toy.h5 --out runs/toy
+    """
+
+
+@main.command("run")
+@STORE
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
+@click.option("--mode", default="gs", show_default=True,
+              type=click.Choice(["original", "augmented", "gs", "gs-random", "shuffled", "chance"]))
+@training_options
+def run_command(store, out, mode, **options):
+    """Train one mode on STORE; writes config.json, history.jsonl, metrics.json, model.pt.
+
+    Example: cftrain run imdb.h5 --out runs/imdb-gs --mode gs
+    """
+    from cfbuild.store import Store
+    from cftrain.presets import resolve
+    from cftrain.train import run
+
+    with Store(store) as opened:
+        config = resolve(opened.task, mode=mode, **options)
+    metrics = run(store, out, config)
+    for split, groups in metrics["splits"].items():
+        click.echo(f"{split:<14}" + "  ".join(f"{g} {v.get('accuracy')} (n={v['n']})" for g, v in groups.items()))
+    click.echo(f"best epoch {metrics['best_epoch']}; wrote {out}")
+
+
+@main.command("table")
+@STORE
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--modes", default="chance,shuffled,original,augmented,gs,gs-random", show_default=True,
+              help="Comma-separated modes to run.")
+@training_options
+def table_command(store, out, modes, **options):
+    """Every mode on STORE, one table (table.json, table.md; the Markdown is printed).
+
+    Example: cftrain table toy.h5 --out runs/toy
+    """
+    from cftrain.presets import TABLE_MODES
+    from cftrain.table import format_table, run_table
+
+    chosen = [m.strip() for m in modes.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in TABLE_MODES]
+    if unknown:
+        raise click.BadParameter(f"unknown mode(s) {unknown}", param_hint="--modes")
+    click.echo(format_table(run_table(store, out, modes=chosen, **options)))
+
+
+@main.command("eval")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@STORE
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the metrics as JSON here.")
+def eval_command(run_dir, store, out):
+    """Evaluate a trained run on another store (e.g. a transfer set from cfbuild transfer).
+
+    Example: cftrain eval runs/imdb/gs yelp.h5 --out runs/imdb/gs/yelp.json
+    """
+    from cftrain.table import evaluate_run
+
+    click.echo(json.dumps(evaluate_run(run_dir, store, out), indent=2))
 
 
 if __name__ == "__main__":

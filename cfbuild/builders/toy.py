@@ -16,7 +16,7 @@ import numpy as np
 from cfbuild import __version__
 from cfbuild.store import StoreWriter
 
-CAUSAL_RANGE = (0.1, 1.0)      # |causal| of originals
+CAUSAL_RANGE = (0.0, 1.0)      # |causal| of originals
 EDIT_RANGE = (0.02, 0.1)       # |causal| after the minimal edit
 SPURIOUS_MEAN, SPURIOUS_SD = 1.0, 0.3
 

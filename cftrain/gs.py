@@ -1,0 +1,94 @@
+"""Gradient supervision (Teney et al., ECCV 2020; DESIGN.md §2), usable on its own.
+
+    L_gs = mean over supervised rows i of (1 - cos(g_i, t_i))
+    g_i  = d logit_c(x_i) / d x_i                 (logits, never probabilities)
+    t_i  = sign(y_j[c] - y_i[c]) * (x_j - x_i)    (j: the partner of i)
+
+Class c: the ground-truth class of i when it differs in j, else that of j (so a
+VQA counterfactual with no answer uses its original's answer); binary
+single-logit models use their one logit; multi-label rows use every class that
+differs, folded into one signed sum of logits so that one
+`torch.autograd.grad(..., create_graph=True)` serves the whole batch.
+
+Rows must not interact in `head` (no batch statistics after `x`), so the
+gradient of the summed selected logits w.r.t. `x` is exactly each row's own g.
+"""
+
+from __future__ import annotations
+
+import torch
+
+EPS = 1e-8
+
+
+def as_edges(partner: torch.Tensor) -> torch.Tensor:
+    """(E, 2) directed (row, partner) edges from a (B,) partner index (-1: no partner)."""
+    if partner.dim() == 2:
+        return partner
+    rows = torch.nonzero(partner >= 0).squeeze(1)
+    return torch.stack([rows, partner[rows]], dim=1)
+
+
+def random_edges(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each row with a random other row of the batch (the paper's random-relations ablation)."""
+    if n < 2:
+        return torch.zeros((0, 2), dtype=torch.long)
+    offset = torch.randint(1, n, (n,), generator=generator)
+    rows = torch.arange(n)
+    return torch.stack([rows, (rows + offset) % n], dim=1)
+
+
+def class_weights(targets: torch.Tensor, edges: torch.Tensor, label_kind: str) -> torch.Tensor:
+    """(E, C) signs sign(y_j[c] - y_i[c]) on the supervised class(es) of each edge, 0 elsewhere.
+
+    `targets` is dense (B, C): one column of 0/1 for binary single-logit models,
+    one-hot for multiclass, multi-hot for multilabel, soft scores for soft.
+    """
+    y_i, y_j = targets[edges[:, 0]], targets[edges[:, 1]]
+    diff = torch.sign(y_j - y_i)
+    if label_kind in ("binary", "multilabel") or targets.shape[1] == 1:
+        return diff
+    own, other = y_i.argmax(1), y_j.argmax(1)
+    differs = diff.gather(1, own[:, None]).squeeze(1) != 0
+    has_own = y_i.max(1).values > 0  # an empty soft target has no class of its own
+    chosen = torch.where(differs & has_own, own, other)
+    weights = torch.zeros_like(diff)
+    weights.scatter_(1, chosen[:, None], diff.gather(1, chosen[:, None]))
+    return weights
+
+
+def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor,
+            label_kind: str, random: bool = False, generator: torch.Generator | None = None
+            ) -> tuple[torch.Tensor, dict]:
+    """The mean GS term of a batch, and stats (rows supervised, mean cosine).
+
+    x: (B, ...) GS-space inputs, part of the graph that produced `logits` (B, C).
+    partner: (B,) partner row per row (-1: none) or (E, 2) directed edges.
+    Rows whose g or t has a near-zero norm, or with no differing class, are skipped.
+    """
+    edges = random_edges(len(x), generator) if random else as_edges(partner).long()
+    if logits.dim() == 1:
+        logits = logits[:, None]
+    weights = class_weights(targets.to(logits.dtype), edges, label_kind)
+    # One weight row per batch row: each row's first edge decides its class; edges that
+    # would need another class for the same row are skipped (they cannot share one g).
+    row_weights = torch.zeros_like(logits)
+    first_edge = torch.full((len(x),), len(edges), dtype=torch.long)
+    first_edge.scatter_reduce_(0, edges[:, 0], torch.arange(len(edges)), reduce="amin")
+    has_edge = first_edge < len(edges)
+    row_weights[has_edge] = weights[first_edge[has_edge]]
+    first = (row_weights[edges[:, 0]] == weights).all(1)
+    selected = (logits * row_weights).sum()
+    zero = logits.sum() * 0.0
+    if not selected.requires_grad or len(edges) == 0:
+        return zero, {"rows": 0, "cosine": float("nan")}
+    grad = torch.autograd.grad(selected, x, create_graph=True)[0].flatten(1)
+    flat = x.flatten(1)
+    g = grad[edges[:, 0]]
+    t = flat[edges[:, 1]] - flat[edges[:, 0]]
+    g_norm, t_norm = g.norm(dim=1), t.norm(dim=1)
+    valid = first & (weights != 0).any(1) & (g_norm > EPS) & (t_norm > EPS)
+    if not valid.any():
+        return zero, {"rows": 0, "cosine": float("nan")}
+    cos = (g[valid] * t[valid]).sum(1) / (g_norm[valid] * t_norm[valid])
+    return (1.0 - cos).mean(), {"rows": int(valid.sum()), "cosine": float(cos.mean().detach())}

@@ -1,0 +1,137 @@
+"""Models as `encode(batch) -> x` (the GS space) and `head(x, batch) -> logits`, behind a registry."""
+
+from __future__ import annotations
+
+import gzip
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cfbuild.errors import UserError
+
+MODELS: dict[str, type] = {}
+
+
+def register(name: str):
+    def wrap(cls):
+        MODELS[name] = cls
+        return cls
+    return wrap
+
+
+def make_model(name: str, **kwargs) -> nn.Module:
+    if name not in MODELS:
+        raise UserError(f"unknown model {name!r} (choose from {', '.join(sorted(MODELS))})")
+    return MODELS[name](**kwargs)
+
+
+class PairModel(nn.Module):
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.head(self.encode(batch), batch)
+
+
+def mean_embedding(embed: nn.Module, tokens: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+    """Average of the vectors of the real tokens (padding excluded)."""
+    mask = (torch.arange(tokens.shape[1])[None, :] < length[:, None]).float()
+    summed = (embed(tokens) * mask[..., None]).sum(1)
+    return summed / length.clamp(min=1)[:, None].float()
+
+
+@register("bow")
+class BagOfWords(PairModel):
+    """IMDb: learned 50-d embeddings averaged over the real tokens, linear to one logit."""
+
+    def __init__(self, vocab_size: int, n_outputs: int = 1, dim: int = 50, **_):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
+        self.out = nn.Linear(dim, n_outputs)
+
+    def encode(self, batch):
+        return mean_embedding(self.embed, batch["tokens"], batch["length"])
+
+    def head(self, x, batch):
+        return self.out(x)
+
+
+def load_word_vectors(path, vocab: list[str], dim: int = 300) -> tuple[torch.Tensor, int]:
+    """GloVe/word2vec text vectors (optionally .gz) for `vocab`; unknown words stay zero.
+
+    Returns the (V, D) matrix and how many vocabulary words were found.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    index = {w: i for i, w in enumerate(vocab)}
+    matrix, found = None, 0
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, 1):
+            parts = line.rstrip().split(" ")
+            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                continue  # word2vec header: count and width
+            if matrix is None:
+                matrix = torch.zeros(len(vocab), len(parts) - 1)
+            if len(parts) - 1 != matrix.shape[1]:
+                raise UserError(f"{path}: line {number}: {len(parts) - 1} values, expected {matrix.shape[1]}")
+            if parts[0] in index:
+                matrix[index[parts[0]]] = torch.tensor([float(v) for v in parts[1:]])
+                found += 1
+    if matrix is None:
+        raise UserError(f"{path}: no word vectors")
+    return matrix, found
+
+
+@register("nli-bow")
+class NliBagOfWords(PairModel):
+    """SNLI: frozen word vectors -> linear/ReLU to 50 -> mean -> batchnorm, for premise and hypothesis.
+
+    GS space: the concatenated, batch-normalised 100-d vector. Batchnorm sits in
+    `encode`, before x: the head has no batch statistics, so each row's gradient
+    d logit / d x is its own and pair members never mix into each other's g.
+    Both members of a pair are normalised with the same statistics, so t = x_j - x_i
+    is the difference of their averaged projections, rescaled per feature.
+    """
+
+    def __init__(self, vocab_size: int, n_outputs: int = 3, vectors: torch.Tensor | None = None,
+                 hidden: int = 100, dim: int = 50, **_):
+        super().__init__()
+        if vectors is None:
+            warnings.warn("nli-bow without --embeddings: learning 300-d word embeddings from scratch")
+            self.embed = nn.Embedding(vocab_size, 300, padding_idx=0)
+        else:
+            self.embed = nn.Embedding.from_pretrained(vectors, freeze=True, padding_idx=0)
+        self.project = nn.Sequential(nn.Linear(self.embed.embedding_dim, dim), nn.ReLU())
+        self.norm_premise, self.norm_hypothesis = nn.BatchNorm1d(dim), nn.BatchNorm1d(dim)
+        layers, width = [], 2 * dim
+        for _ in range(3):
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        self.classifier = nn.Sequential(*layers, nn.Linear(width, n_outputs))
+
+    def encode(self, batch):
+        projected = lambda tokens, length: mean_embedding(lambda t: self.project(self.embed(t)), tokens, length)
+        premise = self.norm_premise(projected(batch["premise_tokens"], batch["premise_length"]))
+        hypothesis = self.norm_hypothesis(projected(batch["hypothesis_tokens"], batch["hypothesis_length"]))
+        return torch.cat([premise, hypothesis], dim=1)
+
+    def head(self, x, batch):
+        return self.classifier(x)
+
+
+@register("mlp")
+class MLP(PairModel):
+    """Vector stores (toy, COCO): ReLU layers of `hidden` widths, linear output. GS space: the input."""
+
+    def __init__(self, input_dim: int, n_outputs: int = 1, hidden: tuple = (), **_):
+        super().__init__()
+        layers, width = [], input_dim
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        self.net = nn.Sequential(*layers, nn.Linear(width, n_outputs))
+
+    def encode(self, batch):
+        return batch["x"]
+
+    def head(self, x, batch):
+        return self.net(x)
