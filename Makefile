@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/cfbuild toy --out $(DEMO_DIR)/toy.h5 --force
 	$(VENV)/bin/cfbuild inspect $(DEMO_DIR)/toy.h5
 	$(VENV)/bin/cfbuild verify $(DEMO_DIR)/toy.h5
+	$(VENV)/bin/cftrain table $(DEMO_DIR)/toy.h5 --out $(DEMO_DIR)/toy-table
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -169,8 +169,11 @@ def run(store_path, out_dir, config: RunConfig, quiet: bool = False) -> dict:
             metrics.update(best_epoch=0, splits=chance_metrics(splits, config.seed))
         else:
             with open(out_dir / "history.jsonl", "w") as history:
-                members, best_epoch, _ = fit(config, store, splits,
-                                             log=lambda line: history.write(json.dumps(line) + "\n") or history.flush())
+                def log(line):
+                    history.write(json.dumps(line) + "\n")
+                    history.flush()  # readable while training runs
+
+                members, best_epoch, _ = fit(config, store, splits, log=log)
             scores = {name: split_metrics(predictions(ensemble_logits(members, data)), data)
                       for name, data in splits.items()}
             metrics.update(best_epoch=best_epoch, splits=scores)

@@ -1,0 +1,133 @@
+"""The GS loss against hand-computed values on linear models, for every label kind."""
+
+import numpy as np
+import pytest
+import torch
+
+from cftrain import gs
+from cftrain.gs import gs_loss
+
+
+def cos(a, b):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def linear(x, weight):
+    x = x.clone().requires_grad_(True)
+    return x, x @ weight.T
+
+
+X = torch.tensor([[1.0, 2.0, 0.5], [0.0, -1.0, 2.0]])
+
+
+def test_binary_linear_model_g_is_the_weight_vector():
+    w = torch.tensor([[0.3, -0.2, 0.9]])
+    x, logits = linear(X, w)
+    targets = torch.tensor([[0.0], [1.0]])
+    loss, stats = gs_loss(x, logits, targets, torch.tensor([1, 0]), "binary")
+    d = (X[1] - X[0]).numpy()
+    # row 0: sign(1 - 0) (x1 - x0); row 1: sign(0 - 1) (x0 - x1) = x1 - x0; g = w for both
+    assert loss.item() == pytest.approx(1 - cos(w[0], d), abs=1e-6)
+    assert stats["rows"] == 2
+
+
+def test_binary_sign_flips_with_the_labels():
+    w = torch.tensor([[0.3, -0.2, 0.9]])
+    x, logits = linear(X, w)
+    loss, _ = gs_loss(x, logits, torch.tensor([[1.0], [0.0]]), torch.tensor([1, 0]), "binary")
+    assert loss.item() == pytest.approx(1 - cos(w[0], (X[0] - X[1]).numpy()), abs=1e-6)
+
+
+def test_multiclass_uses_each_rows_own_class_with_the_sign_rule():
+    w = torch.randn(3, 3, generator=torch.Generator().manual_seed(0))
+    x, logits = linear(X, w)
+    targets = torch.tensor([[1.0, 0, 0], [0, 0, 1.0]])  # row 0 class 0, row 1 class 2
+    loss, _ = gs_loss(x, logits, targets, torch.tensor([1, 0]), "multiclass")
+    d = (X[1] - X[0]).numpy()
+    # row 0: c=0, y_1[0]-y_0[0] = -1 -> t = -(x1-x0); row 1: c=2, y_0[2]-y_1[2] = -1 -> t = -(x0-x1)
+    expected = np.mean([1 - cos(w[0], -d), 1 - cos(w[2], d)])
+    assert loss.item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_soft_counterfactual_without_answer_uses_the_originals_answer():
+    w = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))
+    x, logits = linear(X, w)
+    targets = torch.tensor([[0, 0.3, 0, 1.0], [0, 0, 0, 0]])  # original's top answer 3; cf empty
+    loss, _ = gs_loss(x, logits, targets, torch.tensor([1, 0]), "soft")
+    d = (X[0] - X[1]).numpy()
+    # row 0: c=3, sign(0 - 1) (x1 - x0) = x0 - x1; row 1: c=3 (the original's), sign(1 - 0) (x0 - x1)
+    assert loss.item() == pytest.approx(1 - cos(w[3], d), abs=1e-6)
+
+
+def test_multilabel_uses_every_differing_class():
+    w = torch.randn(3, 3, generator=torch.Generator().manual_seed(2))
+    x, logits = linear(X, w)
+    one_removed = torch.tensor([[1.0, 1.0, 0], [1.0, 0, 0]])
+    loss, _ = gs_loss(x, logits, one_removed, torch.tensor([1, 0]), "multilabel")
+    d = (X[1] - X[0]).numpy()
+    assert loss.item() == pytest.approx(1 - cos(-w[1], d), abs=1e-6)  # both rows: the removed class 1
+    several = torch.tensor([[1.0, 1.0, 0], [0, 0, 1.0]])
+    x, logits = linear(X, w)
+    loss, _ = gs_loss(x, logits, several, torch.tensor([1, 0]), "multilabel")
+    g0 = (-w[0] - w[1] + w[2]).numpy()  # signed sum over the differing classes
+    assert loss.item() == pytest.approx(1 - cos(g0, d), abs=1e-6)
+
+
+def test_zero_norm_rows_are_skipped_without_nans():
+    w = torch.tensor([[0.3, -0.2, 0.9]])
+    same = torch.stack([X[0], X[0], X[0], X[1]])
+    x, logits = linear(same, w)
+    targets = torch.tensor([[0.0], [1.0], [0.0], [1.0]])
+    loss, stats = gs_loss(x, logits, targets, torch.tensor([1, 0, 3, 2]), "binary")
+    assert stats["rows"] == 2  # rows 0-1 have t = 0
+    assert loss.item() == pytest.approx(1 - cos(w[0], (X[1] - X[0]).numpy()), abs=1e-6)
+    x, logits = linear(same[:2], w)
+    loss, stats = gs_loss(x, logits, targets[:2], torch.tensor([1, 0]), "binary")
+    loss.backward()
+    assert stats["rows"] == 0 and loss.item() == 0.0 and torch.isfinite(x.grad).all()
+    x, logits = linear(X, torch.zeros(1, 3))  # g = 0
+    loss, stats = gs_loss(x, logits, torch.tensor([[0.0], [1.0]]), torch.tensor([1, 0]), "binary")
+    assert stats["rows"] == 0 and not torch.isnan(loss)
+
+
+def test_one_autograd_grad_call_per_batch(monkeypatch):
+    calls = []
+    real = torch.autograd.grad
+    monkeypatch.setattr(gs.torch.autograd, "grad", lambda *a, **k: calls.append(k) or real(*a, **k))
+    x = torch.randn(8, 5, requires_grad=True)
+    logits = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3))(x)
+    targets = torch.eye(3)[torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])]
+    gs_loss(x, logits, targets, torch.tensor([1, 0, 3, 2, 5, 4, 7, 6]), "multiclass")
+    assert len(calls) == 1 and calls[0]["create_graph"] is True
+
+
+def test_random_relations_pair_each_row_with_another_row():
+    edges = gs.random_edges(10, torch.Generator().manual_seed(0))
+    assert edges.shape == (10, 2) and (edges[:, 0] != edges[:, 1]).all()
+    assert edges[:, 0].tolist() == list(range(10))
+
+
+def test_a_step_on_the_gs_term_alone_raises_the_mean_cosine():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    x0 = torch.randn(32, 6)
+    x_cf = x0.clone()
+    x_cf[:, 0] = -x_cf[:, 0]
+    data = torch.cat([x0, x_cf])
+    targets = torch.cat([(x0[:, :1] > 0).float(), (x_cf[:, :1] > 0).float()])
+    partner = torch.cat([torch.arange(32, 64), torch.arange(32)])
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
+
+    def cosine():
+        x = data.clone().requires_grad_(True)
+        loss, stats = gs_loss(x, net(x), targets, partner, "binary")
+        return loss, stats["cosine"]
+
+    loss, before = cosine()
+    for _ in range(5):
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        loss, after = cosine()
+    assert after > before + 0.05

@@ -1,0 +1,96 @@
+"""Training on the toy store: run directory contract, modes, and the relations GS must show."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from cfbuild.builders.toy import build_toy
+from cftrain.presets import resolve
+from cftrain.table import evaluate_run, run_table
+from cftrain.train import run
+from tests.helpers import run_cli
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    path = tmp_path_factory.mktemp("toy") / "toy.h5"
+    build_toy(path, n=2000, seed=0)
+    return path
+
+
+def test_run_directory_contract(toy, tmp_path):
+    metrics = run(toy, tmp_path / "r", resolve("toy", mode="gs", epochs=4, ensemble=2))
+    assert {p.name for p in (tmp_path / "r").iterdir()} == {"config.json", "history.jsonl", "metrics.json", "model.pt"}
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["mode"] == "gs" and config["ensemble"] == 2 and config["model"] == "mlp"
+    history = [json.loads(line) for line in (tmp_path / "r" / "history.jsonl").read_text().splitlines()]
+    assert len(history) == 4 and all({"task_loss", "gs", "val_accuracy", "seconds"} <= set(h) for h in history)
+    saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(metrics))
+    assert saved["best_epoch"] == max(history, key=lambda h: h["val_accuracy"])["epoch"]
+    val = saved["splits"]["val"]
+    assert (val["all"]["n"], val["original"]["n"], val["edited"]["n"]) == (1000, 500, 500)
+    assert val["all"]["accuracy"] == max(h["val_accuracy"] for h in history)
+    state = torch.load(tmp_path / "r" / "model.pt", weights_only=True)
+    assert len(state["members"]) == 2
+    again = evaluate_run(tmp_path / "r", toy)  # reloading the ensemble reproduces every figure
+    assert again["splits"] == saved["splits"]
+
+
+def test_accuracy_matches_an_independent_computation(toy, tmp_path):
+    run(toy, tmp_path / "r", resolve("toy", mode="augmented", epochs=3))
+    state = torch.load(tmp_path / "r" / "model.pt", weights_only=True)["members"][0]
+    w, b = state["net.0.weight"].numpy()[0], state["net.0.bias"].numpy()[0]
+    with h5py.File(toy) as h5:
+        x, y = h5["test/examples/x"][()], h5["test/examples/label"][()]
+        cf = h5["test/examples/is_counterfactual"][()]
+    pred = (x @ w + b > 0).astype(int)
+    saved = json.loads((tmp_path / "r" / "metrics.json").read_text())["splits"]["test"]
+    assert saved["all"]["accuracy"] == pytest.approx(100 * np.mean(pred == y), abs=0.01)
+    assert saved["edited"]["accuracy"] == pytest.approx(100 * np.mean(pred[cf] == y[cf]), abs=0.01)
+
+
+def test_original_mode_never_sees_counterfactuals(toy, tmp_path, monkeypatch):
+    import cftrain.train as train
+
+    seen = []
+    real_step = train.train_step
+    monkeypatch.setattr(train, "train_step", lambda m, o, b, *a, **k: seen.append(len(b["x"])) or real_step(m, o, b, *a, **k))
+    run(toy, tmp_path / "r", resolve("toy", mode="original", epochs=1))
+    assert sum(seen) == 2000  # the 2000 originals of train, not the 4000 rows
+
+
+def test_chance_is_near_half(toy, tmp_path):
+    metrics = run(toy, tmp_path / "r", resolve("toy", mode="chance"))
+    assert abs(metrics["splits"]["test"]["all"]["accuracy"] - 50) < 4
+
+
+def test_gs_beats_augmentation_and_random_relations_on_the_shifted_split(toy, tmp_path):
+    for seed in range(3):
+        scores = {mode: run(toy, tmp_path / f"{mode}{seed}", resolve("toy", mode=mode, seed=seed))
+                  ["splits"]["test_shifted"]["all"]["accuracy"] for mode in ("augmented", "gs", "gs-random")}
+        assert scores["gs"] > scores["augmented"] + 10, (seed, scores)
+        assert scores["gs"] > scores["gs-random"] + 10, (seed, scores)
+
+
+def test_table_writes_json_and_markdown(toy, tmp_path):
+    table = run_table(toy, tmp_path, modes=["chance", "augmented", "gs"], epochs=3)
+    assert [r["mode"] for r in table["rows"]] == ["chance", "augmented", "gs"]
+    assert json.loads((tmp_path / "table.json").read_text())["rows"][2]["splits"] == table["rows"][2]["splits"]
+    markdown = (tmp_path / "table.md").read_text()
+    assert "With edited data + GS" in markdown and "test_shifted all (n=2000)" in markdown
+
+
+def test_cli_usage_errors(toy, tmp_path):
+    result = run_cli("cli.cftrain", "run", str(toy), "--out", str(tmp_path / "r"), "--mode", "nope")
+    assert result.returncode == 2 and "--mode" in result.stderr
+    from cfbuild.store import StoreWriter
+    with StoreWriter(tmp_path / "noval.h5", task="toy", input_kind="vector", label_kind="binary",
+                     class_names=["n", "p"], build={}, sources=[]) as writer:
+        writer.write_split("train", {"id": ["a"], "is_counterfactual": [False], "label": [0],
+                                     "x": np.zeros((1, 2), np.float32)})
+    result = run_cli("cli.cftrain", "run", str(tmp_path / "noval.h5"), "--out", str(tmp_path / "r"))
+    assert result.returncode == 2 and "missing val" in result.stderr
