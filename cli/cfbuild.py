@@ -105,6 +105,24 @@ def _split_list(value):
     return names
 
 
+def cad_options(default_max_tokens: int):
+    """Options shared by the CAD presets (imdb, snli)."""
+    def decorate(func):
+        options = [
+            CAD_DIR, OUT,
+            click.option("--max-tokens", default=default_max_tokens, show_default=True, type=click.IntRange(min=0),
+                         help="Tokens kept per text (0: keep all, padded to the longest)."),
+            VOCAB_SIZE,
+            click.option("--splits", callback=lambda ctx, p, v: _split_list(v),
+                         help="Comma-separated splits that must be built (default: those whose files exist)."),
+            UNVERIFIED, FORCE,
+        ]
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return decorate
+
+
 def _report(report):
     from cfbuild.builders.textpairs import format_report
 
@@ -112,14 +130,7 @@ def _report(report):
 
 
 @main.command()
-@CAD_DIR
-@OUT
-@MAX_TOKENS
-@VOCAB_SIZE
-@click.option("--splits", callback=lambda ctx, p, v: _split_list(v),
-              help="Comma-separated splits that must be built (default: every split whose file exists).")
-@UNVERIFIED
-@FORCE
+@cad_options(default_max_tokens=0)
 def imdb(cad_dir, out, max_tokens, vocab_size, splits, allow_unverified_sources, force):
     """IMDb sentiment pairs from CAD's sentiment/combined/paired (pairs by batch_id).
 
@@ -133,14 +144,7 @@ def imdb(cad_dir, out, max_tokens, vocab_size, splits, allow_unverified_sources,
 
 
 @main.command()
-@CAD_DIR
-@OUT
-@MAX_TOKENS
-@VOCAB_SIZE
-@click.option("--splits", callback=lambda ctx, p, v: _split_list(v),
-              help="Comma-separated splits that must be built (default: every split whose files exist).")
-@UNVERIFIED
-@FORCE
+@cad_options(default_max_tokens=32)
 def snli(cad_dir, out, max_tokens, vocab_size, splits, allow_unverified_sources, force):
     """SNLI pairs from CAD's NLI/original and NLI/revised_{premise,hypothesis}.
 

@@ -36,7 +36,7 @@ def test_real_imdb_counts_defects_and_pairs(real_stores):
         n = {s: len(store.split(s)) for s in store.splits}
         pairs = {s: store.split(s).pairs_index.shape[0] for s in store.splits}
         assert n == {"train": 3414, "val": 490} and pairs == {"train": 1707 - 4, "val": 245}
-        assert len(store.vocab) == 20002 and store.split("train").examples["tokens"].shape[1] == 32
+        assert len(store.vocab) == 20002 and store.split("train").examples["tokens"].shape[1] == 399  # whole reviews by default
         assert all(s["verified"] for s in store.sources)
     assert verify_store(out / "imdb.h5") is None
 
