@@ -93,7 +93,7 @@ class NliBagOfWords(PairModel):
     """
 
     def __init__(self, vocab_size: int, n_outputs: int = 3, vectors: torch.Tensor | None = None,
-                 hidden: int = 100, dim: int = 50, **_):
+                 width: int = 100, dim: int = 50, **_):
         super().__init__()
         if vectors is None:
             warnings.warn("nli-bow without --embeddings: learning 300-d word embeddings from scratch")
@@ -102,11 +102,11 @@ class NliBagOfWords(PairModel):
             self.embed = nn.Embedding.from_pretrained(vectors, freeze=True, padding_idx=0)
         self.project = nn.Sequential(nn.Linear(self.embed.embedding_dim, dim), nn.ReLU())
         self.norm_premise, self.norm_hypothesis = nn.BatchNorm1d(dim), nn.BatchNorm1d(dim)
-        layers, width = [], 2 * dim
+        layers, size = [], 2 * dim
         for _ in range(3):
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        self.classifier = nn.Sequential(*layers, nn.Linear(width, n_outputs))
+            layers += [nn.Linear(size, width), nn.ReLU()]
+            size = width
+        self.classifier = nn.Sequential(*layers, nn.Linear(size, n_outputs))
 
     def encode(self, batch):
         projected = lambda tokens, length: mean_embedding(lambda t: self.project(self.embed(t)), tokens, length)

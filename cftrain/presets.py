@@ -40,9 +40,12 @@ PRESETS = {
 }
 
 
-def resolve(task: str, **overrides) -> RunConfig:
-    """The preset of `task` (or the generic defaults) with every non-None override applied."""
-    values = dict(PRESETS.get(task, {}))
+DEFAULT_MODEL = {"text": "bow", "text_pair": "nli-bow", "vector": "mlp"}
+
+
+def resolve(task: str, input_kind: str | None = None, **overrides) -> RunConfig:
+    """The preset of `task` (or defaults for `input_kind`) with every non-None override applied."""
+    values = dict(PRESETS.get(task, {"model": DEFAULT_MODEL.get(input_kind, "mlp")}))
     known = {f.name for f in fields(RunConfig)}
     for key, value in overrides.items():
         if key not in known:

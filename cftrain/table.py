@@ -31,10 +31,10 @@ def run_table(store_path, out_dir, modes=TABLE_MODES, **overrides) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with Store(store_path) as store:
-        task = store.task
+        task, input_kind = store.task, store.input_kind
     rows = []
     for mode in [m for m in PAPER_ORDER if m in modes]:
-        metrics = run(store_path, out_dir / mode, resolve(task, **{**overrides, "mode": mode}))
+        metrics = run(store_path, out_dir / mode, resolve(task, input_kind, **{**overrides, "mode": mode}))
         rows.append({"name": ROW_NAMES[mode], "mode": mode, "best_epoch": metrics["best_epoch"],
                      "splits": metrics["splits"]})
     table = {"task": task, "store": str(store_path), "rows": rows}

@@ -73,7 +73,7 @@ def run_command(store, out, mode, **options):
     from cftrain.train import run
 
     with Store(store) as opened:
-        config = resolve(opened.task, mode=mode, **options)
+        config = resolve(opened.task, opened.input_kind, mode=mode, **options)
     metrics = run(store, out, config)
     for split, groups in metrics["splits"].items():
         click.echo(f"{split:<14}" + "  ".join(f"{g} {v.get('accuracy')} (n={v['n']})" for g, v in groups.items()))

@@ -94,3 +94,24 @@ def test_cli_usage_errors(toy, tmp_path):
                                      "x": np.zeros((1, 2), np.float32)})
     result = run_cli("cli.cftrain", "run", str(tmp_path / "noval.h5"), "--out", str(tmp_path / "r"))
     assert result.returncode == 2 and "missing val" in result.stderr
+
+
+def test_text_models_train_and_reload_through_the_cli(tmp_path):
+    """bow on a text store and nli-bow on a text_pair store, end to end, then `cftrain eval`."""
+    from cfbuild.builders.table import build_table
+
+    rows = {"text": [{"g": i, "a": f"good film {i}", "b": "x", "y": "1"} for i in range(8)]
+            + [{"g": i, "a": f"bad film {i}", "b": "x y", "y": "0"} for i in range(8)]}
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows["text"]) + "\n")
+    for cols, name in ((["a"], "text.h5"), (["a", "b"], "pair.h5")):
+        build_table({"train": path, "val": path, "test": path}, tmp_path / name, text_cols=cols, label_col="y",
+                    pair_col="g")
+        result = run_cli("cli.cftrain", "run", str(tmp_path / name), "--out", str(tmp_path / name[:-3]),
+                         "--epochs", "30", "--batch-size", "4", "--optimizer", "adam", "--lr", "0.05")
+        assert result.returncode == 0, result.stderr
+        metrics = json.loads((tmp_path / name[:-3] / "metrics.json").read_text())
+        assert metrics["model"] == ("bow" if name == "text.h5" else "nli-bow")
+        assert metrics["splits"]["test"]["all"]["accuracy"] == 100.0  # "good" vs "bad" is learnable
+        evaluated = run_cli("cli.cftrain", "eval", str(tmp_path / name[:-3]), str(tmp_path / name))
+        assert json.loads(evaluated.stdout)["splits"] == metrics["splits"]
