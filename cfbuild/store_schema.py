@@ -1,0 +1,37 @@
+"""Names and shapes of the pair store, format version 1 (DESIGN.md §1): part of `cfbuild.store`."""
+
+from __future__ import annotations
+
+import re
+
+import h5py
+
+FORMAT = "cfpairs"
+FORMAT_VERSION = 1
+INPUT_KINDS = ("text", "text_pair", "vector", "regions")
+LABEL_KINDS = ("binary", "multiclass", "multilabel", "soft")
+TOKEN_FIELDS = {
+    "text": ("",),
+    "text_pair": ("premise_", "hypothesis_"),
+    "vector": (),
+    "regions": ("",),
+}
+EXTRA_INPUT_FIELDS = {"vector": ("x",), "regions": ("image_row", "region_mask")}
+LABEL_FIELDS = {
+    "binary": ("label",),
+    "multiclass": ("label",),
+    "multilabel": ("label",),
+    "soft": ("label_index", "label_score"),
+}
+SPLIT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+RESERVED_GROUPS = ("vocab", "regions")
+STR = h5py.string_dtype("utf-8")
+
+
+def required_fields(input_kind: str, label_kind: str) -> tuple[str, ...]:
+    """Example datasets every split of a store of these kinds must hold."""
+    fields = ["id", "is_counterfactual", *LABEL_FIELDS[label_kind]]
+    fields += EXTRA_INPUT_FIELDS.get(input_kind, ())
+    for prefix in TOKEN_FIELDS[input_kind]:
+        fields += [f"{prefix}text", f"{prefix}tokens", f"{prefix}length"]
+    return tuple(fields)
