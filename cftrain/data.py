@@ -94,38 +94,47 @@ def pair_groups(n: int, pairs: np.ndarray) -> list[np.ndarray]:
 
 
 class PairBatches:
-    """Shuffled mini-batches of whole pair groups, about `batch_size` examples each."""
+    """Shuffled mini-batches of whole pair groups, about `batch_size` examples each.
+
+    Each group's edges are computed once, in the group's local row order, so that
+    building a batch costs its own size rather than the split's.
+    """
 
     def __init__(self, data: SplitTensors, batch_size: int, seed: int):
         self.data = data
         self.groups = pair_groups(len(data), data.pairs)
         self.batch_size = batch_size
         self.rng = np.random.default_rng(seed)
-        self.partner_pairs = data.pairs
+        local = np.empty(len(data), dtype=np.int64)
+        owner = np.empty(len(data), dtype=np.int64)
+        for g, rows in enumerate(self.groups):
+            local[rows], owner[rows] = np.arange(len(rows)), g
+        pairs = np.asarray(data.pairs, dtype=np.int64).reshape(-1, 2)
+        both = np.concatenate([pairs, pairs[:, ::-1]])  # both members of a pair are supervised
+        by_group = owner[both[:, 0]] if len(both) else np.zeros(0, np.int64)
+        order = np.argsort(by_group, kind="stable")
+        bounds = np.searchsorted(by_group[order], np.arange(len(self.groups) + 1))
+        self.group_edges = [local[both[order[a:b]]] for a, b in zip(bounds[:-1], bounds[1:])]
 
     def __iter__(self):
-        order = self.rng.permutation(len(self.groups))
         batch: list = []
         size = 0
-        for g in order:
-            group = self.groups[g]
-            if size and size + len(group) > self.batch_size:
-                yield self._batch(np.concatenate(batch))
+        for g in self.rng.permutation(len(self.groups)):
+            if size and size + len(self.groups[g]) > self.batch_size:
+                yield self._batch(batch)
                 batch, size = [], 0
-            batch.append(group)
-            size += len(group)
+            batch.append(g)
+            size += len(self.groups[g])
         if batch:
-            yield self._batch(np.concatenate(batch))
+            yield self._batch(batch)
 
     def __len__(self) -> int:
         return max(1, int(np.ceil(len(self.data) / self.batch_size)))
 
-    def _batch(self, rows: np.ndarray) -> dict:
-        position = np.full(len(self.data), -1)
-        position[rows] = np.arange(len(rows))
-        pairs = position[self.data.pairs] if len(self.data.pairs) else np.zeros((0, 2), int)
-        pairs = pairs[(pairs >= 0).all(1)] if len(pairs) else pairs
-        edges = np.concatenate([pairs, pairs[:, ::-1]]) if len(pairs) else np.zeros((0, 2), int)
-        t = torch.as_tensor(rows)
-        return {**{k: v[t] for k, v in self.data.inputs.items()}, "targets": self.data.targets[t],
-                "edges": torch.as_tensor(edges, dtype=torch.long)}
+    def _batch(self, groups: list) -> dict:
+        sizes = np.array([len(self.groups[g]) for g in groups])
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        rows = torch.as_tensor(np.concatenate([self.groups[g] for g in groups]))
+        edges = np.concatenate([self.group_edges[g] + o for g, o in zip(groups, offsets)])
+        return {**{k: v[rows] for k, v in self.data.inputs.items()}, "targets": self.data.targets[rows],
+                "edges": torch.as_tensor(edges.reshape(-1, 2), dtype=torch.long)}

@@ -9,7 +9,7 @@ import numpy as np
 
 from cfbuild.builders.textpairs import PairedSplit, write_text_store
 from cfbuild.errors import UserError
-from cfbuild.sources.tables import read_table
+from cfbuild.sources.tables import load_with_datasets, read_table
 from cfbuild.store import Store, describe_source
 
 
@@ -46,12 +46,7 @@ def load_rows(source: str, preset: Preset) -> tuple[dict, dict]:
 
 
 def _via_datasets(*args, **kwargs) -> dict:
-    import datasets
-
-    try:
-        table = datasets.load_dataset(*args, **kwargs)
-    except Exception as exc:  # offline hub, missing file, parse errors: all user-facing
-        raise UserError(f"cannot load {args[0]} through datasets ({' '.join(str(exc).split())[:200]})") from None
+    table = load_with_datasets(*args, what=f"cannot load {args[0]} through datasets", **kwargs)
     return {c: [str(v) for v in table[c]] for c in table.column_names}
 
 

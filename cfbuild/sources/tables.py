@@ -64,14 +64,20 @@ def read_table(path) -> Table:
     raise UserError(f"{path}: unknown table format {suffix!r} (expected .tsv, .csv, .jsonl or .json)")
 
 
-def _load(kind: str, path: Path, **kwargs):
+def load_with_datasets(*args, what: str, **kwargs):
+    """`datasets.load_dataset(*args, **kwargs)`; any failure is a UserError naming `what`."""
     import datasets
 
     datasets.disable_progress_bars()
     try:
-        return datasets.load_dataset(kind, data_files=str(path), split="train", **kwargs)
-    except Exception as exc:  # datasets wraps parser errors in several exception types
-        raise UserError(f"{path}: cannot parse as {kind} ({' '.join(str(exc).split())[:200]})") from None
+        return datasets.load_dataset(*args, **kwargs)
+    except Exception as exc:  # datasets wraps parser, hub and network errors in many types
+        raise UserError(f"{what} ({' '.join(str(exc).split())[:200]})") from None
+
+
+def _load(kind: str, path: Path, **kwargs):
+    return load_with_datasets(kind, data_files=str(path), split="train", what=f"{path}: cannot parse as {kind}",
+                              **kwargs)
 
 
 def _read_delimited(path: Path, data: bytes, delimiter: str) -> Table:
