@@ -116,13 +116,27 @@ def summarize(store: Store) -> dict:
     if store.vocab is not None:
         summary["vocab_size"] = len(store.vocab)
     if store.regions is not None:
-        features = store.regions.get("features", getlink=True)
-        summary["regions"] = {"images": int(store.regions["image_id"].shape[0]),
-                              "features": "linked" if isinstance(features, h5py.ExternalLink) else "stored"}
+        summary["regions"] = _regions_summary(store.regions)
     report = store.json_attr("report")
     if report is not None:
         summary["report"] = report
     return summary
+
+
+def _regions_summary(regions: h5py.Group) -> dict:
+    link = regions.get("features", getlink=True)
+    out = {"images": int(regions["image_id"].shape[0]), "boxes": int(regions["boxes"].shape[1])}
+    if isinstance(link, h5py.ExternalLink):
+        out["features"] = f"linked to {link.filename}:{link.path}"
+    else:
+        virtual = regions["features"].is_virtual
+        out["features"] = (f"virtual over {', '.join(sorted({s.file_name for s in regions['features'].virtual_sources()}))}"
+                           if virtual else "stored")
+    try:
+        out["shape"], out["dtype"] = list(regions["features"].shape), str(regions["features"].dtype)
+    except KeyError:
+        out["features"] += " (cannot be resolved: linked file missing?)"
+    return out
 
 
 def format_summary(summary: dict) -> str:
@@ -133,6 +147,10 @@ def format_summary(summary: dict) -> str:
              f"classes  {len(classes)}: {', '.join(classes[:8])}{' ...' if len(classes) > 8 else ''}"]
     if "vocab_size" in summary:
         lines.append(f"vocab    {summary['vocab_size']} entries")
+    if "regions" in summary:
+        reg = summary["regions"]
+        lines.append(f"regions  {reg['images']} images x {reg['boxes']} boxes, features {reg['features']}"
+                     + (f" {reg['shape']} {reg['dtype']}" if "shape" in reg else ""))
     lines += ["", f"{'split':<14}{'examples':>10}{'original':>10}{'counterf.':>10}  pairs by kind"]
     for name, s in summary["splits"].items():
         pairs = ", ".join(f"{k} {v}" for k, v in s["pairs"].items()) or "-"

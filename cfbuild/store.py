@@ -164,24 +164,66 @@ class StoreWriter:
         _write_dataset(self.h5, "vocab", np.array(tokens, dtype=object))
         self.vocab_size = len(tokens)
 
-    def write_regions(self, image_id, boxes, features) -> None:
-        """`features`: an (M, R, D) array to copy in, or LinkedFeatures to link to."""
+    def begin_features(self, n_regions: int, dim: int, dtype) -> h5py.Dataset:
+        """An empty, growable /regions/features (0, R, D) to fill image by image; then `write_regions`."""
+        group = self.h5.require_group("regions")
+        # one image per chunk: the trainer reads images one at a time; gzip 1 keeps copying fast
+        return group.create_dataset("features", shape=(0, n_regions, dim), maxshape=(None, None, dim),
+                                    dtype=dtype, chunks=(1, n_regions, dim), compression="gzip",
+                                    compression_opts=1, shuffle=True, fletcher32=True)
+
+    def write_regions(self, image_id, boxes, features=None, num_boxes=None) -> None:
+        """`features`: an (M, R, D) array to copy in; LinkedFeatures (one: an external link; several:
+        a virtual dataset joining them in order); or None when `begin_features` was filled.
+        `num_boxes` (M,): real boxes per image when images have fewer than R (the rest is padding)."""
         image_id, boxes = np.asarray(image_id, dtype=np.int64), np.asarray(boxes, dtype=np.float32)
         if boxes.ndim != 3 or boxes.shape[0] != len(image_id) or boxes.shape[2] != 4:
             raise StoreError(f"/regions/boxes: expected ({len(image_id)}, R, 4), got {boxes.shape}")
-        group = self.h5.create_group("regions")
+        group = self.h5.require_group("regions")
         _write_dataset(group, "image_id", image_id)
         _write_dataset(group, "boxes", boxes)
+        if num_boxes is not None:
+            num_boxes = np.asarray(num_boxes, dtype=np.int32)
+            if num_boxes.shape != image_id.shape or num_boxes.min(initial=0) < 0 or \
+                    num_boxes.max(initial=0) > boxes.shape[1]:
+                raise StoreError(f"/regions/num_boxes: expected ({len(image_id)},) counts in [0, {boxes.shape[1]}]")
+            _write_dataset(group, "num_boxes", num_boxes)
         if isinstance(features, LinkedFeatures):
-            rel = os.path.relpath(Path(features.file).resolve(), self.path.parent.resolve())
-            group["features"] = h5py.ExternalLink(rel, features.dataset)
-            shape = group["features"].shape
-        else:
+            features = [features]
+        if isinstance(features, list):
+            shape = self._link_features(group, features)  # not resolved here: the source may be open
+        elif features is not None:
             _write_dataset(group, "features", np.asarray(features))
+        elif "features" not in group:
+            raise StoreError("/regions/features: neither given nor filled through begin_features")
+        if not isinstance(features, list):
             shape = group["features"].shape
         if shape[:2] != boxes.shape[:2]:
             raise StoreError(f"/regions/features: shape {shape} does not match boxes {boxes.shape}")
         self.n_images = len(image_id)
+
+    def _link_features(self, group: h5py.Group, parts: list) -> tuple:
+        """Link (one file) or join (several, a virtual dataset); returns the features' shape.
+
+        Paths are relative to the store's folder, so store and features can move together."""
+        rel = [os.path.relpath(Path(p.file).resolve(), self.path.parent.resolve()) for p in parts]
+        shapes, dtypes = [], set()
+        for part in parts:
+            with h5py.File(part.file, "r") as src:
+                shapes.append(src[part.dataset].shape)
+                dtypes.add(src[part.dataset].dtype)
+        if len(parts) == 1:
+            group["features"] = h5py.ExternalLink(rel[0], parts[0].dataset)
+            return shapes[0]
+        if len({s[1:] for s in shapes}) != 1 or len(dtypes) != 1:
+            raise StoreError(f"/regions/features: linked files disagree on (R, D) or dtype: {shapes} {dtypes}")
+        layout = h5py.VirtualLayout(shape=(sum(s[0] for s in shapes),) + shapes[0][1:], dtype=dtypes.pop())
+        start = 0
+        for part, path, shape in zip(parts, rel, shapes):
+            layout[start:start + shape[0]] = h5py.VirtualSource(path, part.dataset, shape=shape)
+            start += shape[0]
+        group.create_virtual_dataset("features", layout)
+        return layout.shape
 
     def write_split(self, name: str, examples: dict, pairs_index=None, pairs_kind=(), subsets=None) -> None:
         ex = {k: _as_column(k, v) for k, v in examples.items()}

@@ -211,5 +211,58 @@ def transfer(preset, source, vocab_from, out, sample, seed, force):
     click.echo(f"wrote {out}")
 
 
+EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@main.command()
+@click.option("--vqacp-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Holds vqacp_v2_{train,test}_{questions,annotations}.json.")
+@click.option("--features", "features", required=True, multiple=True, type=EXISTING_FILE,
+              help="Bottom-up features: .tsv, or HDF5 (image_features, image_bb). Repeat for several files.")
+@click.option("--imgid2idx", "imgid2idx", multiple=True, type=EXISTING_FILE,
+              help="The {image_id: row} pickle of each HDF5 --features file, in the same order.")
+@click.option("--hints", type=EXISTING_FILE, help="Per-question per-box attention scores (.json or pickle).")
+@click.option("--hat-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Raw VQA-HAT maps <question_id>_<k>.png (instead of --hints).")
+@OUT
+@click.option("--threshold", default=0.2, show_default=True, type=click.FloatRange(0, 1),
+              help="Counterfactuals mask every box scored above this.")
+@click.option("--focused-threshold", default=0.8, show_default=True, type=click.FloatRange(0, 1),
+              help="test_focused keeps only boxes scored at least this.")
+@click.option("--val-size", default=8000, show_default=True, type=click.IntRange(min=1),
+              help="Training questions held out as val.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the val draw.")
+@click.option("--min-answer-count", default=9, show_default=True, type=click.IntRange(min=1),
+              help="Answer vocabulary: training multiple-choice answers seen at least this often.")
+@click.option("--max-tokens", default=14, show_default=True, type=click.IntRange(min=1), help="Question tokens kept.")
+@click.option("--materialize", is_flag=True, help="Copy the used images' features into the store (else: link).")
+@click.option("--float16", is_flag=True, help="With --materialize: store features as float16.")
+@click.option("--skip-missing-images", is_flag=True, help="Leave out (and report) questions whose image has no features.")
+@FORCE
+def vqa(vqacp_dir, features, imgid2idx, hints, hat_dir, out, threshold, focused_threshold, val_size, seed,
+        min_answer_count, max_tokens, materialize, float16, skip_missing_images, force):
+    """VQA-CP v2 store: counterfactuals mask the boxes human attention marks as relevant.
+
+    \b
+    Example:
+      cfbuild vqa --vqacp-dir vqacp2 --features trainval_36.h5 --imgid2idx trainval36_imgid2idx.pkl \\
+                  --hints hints.pkl --threshold 0.2 --out vqacp.h5
+    """
+    from cfbuild.builders.vqa import VqaOptions, build_vqa, format_vqa_report
+
+    if (hints is None) == (hat_dir is None):
+        raise click.UsageError("give exactly one of --hints and --hat-dir")
+    if float16 and not materialize and not all(p.suffix.lower() == ".tsv" for p in features):
+        raise click.UsageError("--float16 needs --materialize (linked features are left as they are)")
+    options = VqaOptions(threshold=threshold, focused_threshold=focused_threshold, val_size=val_size, seed=seed,
+                         min_answer_count=min_answer_count, materialize=materialize, float16=float16,
+                         skip_missing_images=skip_missing_images, max_tokens=max_tokens)
+    start = time.perf_counter()
+    report = build_vqa(vqacp_dir, list(features), list(imgid2idx), out, hints=hints, hat_dir=hat_dir,
+                       options=options, force=force)
+    click.echo(format_vqa_report(report))
+    click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
+
+
 if __name__ == "__main__":
     main()
