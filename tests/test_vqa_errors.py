@@ -128,3 +128,10 @@ def test_hat_maps_make_the_counterfactual_masks(tmp_path):
         assert train.read("region_mask")[ids.index("11:masked_relevant")].tolist() == [False, True, True, False]
         hat_entry = [s for s in store.sources if s["file"] == "hat"][0]
         assert hat_entry["size"] == 1  # maps of one question were used
+
+
+def test_an_image_in_two_feature_files_is_an_error(tmp_path):
+    args = fx.vqa_args(tmp_path, tmp_path / "v.h5")
+    second, index = fx.write_h5(tmp_path / "more.h5", rows=[1, 3])  # images 1 and 4 again
+    assert_refused(tmp_path, args + ["--features", second, "--imgid2idx", index],
+                   "image_id 1 is in both feats.h5 and", "more.h5")
