@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 
+import h5py
 import numpy as np
 import torch
 
@@ -13,37 +15,107 @@ INPUT_FIELDS = {
     "text": ("tokens", "length"),
     "text_pair": ("premise_tokens", "premise_length", "hypothesis_tokens", "hypothesis_length"),
     "vector": ("x",),
+    "regions": ("tokens", "length", "image_row", "region_mask"),
 }
+
+
+class SoftTargets:
+    """Soft targets kept sparse, (N, K) answer index + score: a dense (N, C) matrix over a VQA
+    answer vocabulary would take gigabytes. Indexing gives SoftTargets; `dense()` a batch's matrix."""
+
+    def __init__(self, index: torch.Tensor, score: torch.Tensor, n_classes: int):
+        self.index, self.score, self.n_classes = index, score, n_classes
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self.index), self.n_classes)
+
+    def __getitem__(self, rows) -> "SoftTargets":
+        return SoftTargets(self.index[rows], self.score[rows], self.n_classes)
+
+    def dense(self) -> torch.Tensor:
+        out = torch.zeros(self.shape)
+        keep = self.index >= 0
+        rows = torch.arange(len(self.index))[:, None].expand_as(self.index)
+        out[rows[keep], self.index[keep].long()] = self.score[keep]
+        return out
+
+    def best(self) -> torch.Tensor:
+        """The top-scoring answer of each row (-1 for an empty target)."""
+        top = self.score.argmax(1)
+        best = self.index.gather(1, top[:, None])[:, 0].long()
+        return torch.where(self.score.max(1).values > 0, best, torch.full_like(best, -1))
+
+
+def dense(targets) -> torch.Tensor:
+    return targets.dense() if isinstance(targets, SoftTargets) else targets
+
+
+class RegionFeatures:
+    """/regions/features of a store, read by image rows; each process opens the file itself
+    (h5py handles must not cross a fork), so DataLoader workers are safe."""
+
+    def __init__(self, store_path):
+        self.path = str(store_path)
+        self._pid, self._dataset = None, None
+
+    def __getstate__(self):
+        return {"path": self.path, "_pid": None, "_dataset": None}
+
+    def dataset(self):
+        if self._pid != os.getpid():
+            self._dataset = h5py.File(self.path, "r")["regions/features"]
+            self._pid = os.getpid()
+        return self._dataset
+
+    def read(self, image_rows: np.ndarray) -> torch.Tensor:
+        """(n, R, D) float32 features of the given rows (repeats allowed, any order)."""
+        unique, inverse = np.unique(np.asarray(image_rows), return_inverse=True)
+        block = self.dataset()[unique] if len(unique) else np.zeros((0,) + self.dataset().shape[1:], np.float32)
+        return torch.as_tensor(np.asarray(block, dtype=np.float32)[inverse.reshape(-1)])
 
 
 @dataclass
 class SplitTensors:
-    """One split in memory: model inputs, dense targets, and the pair structure."""
+    """One split: model inputs in memory (region features read per batch), targets, pair structure."""
     name: str
     inputs: dict             # field -> tensor (N, ...)
-    targets: torch.Tensor    # (N, C) float: one column for binary, one-hot for multiclass
-    labels: torch.Tensor     # (N,) int class index (binary/multiclass), for accuracy
+    targets: object          # (N, C) float tensor (one column for binary, one-hot, multi-hot) or SoftTargets
+    labels: torch.Tensor     # (N,) int class index (-1: none), for accuracy
     is_counterfactual: torch.Tensor
     pairs: np.ndarray        # (P, 2) rows of (original, counterfactual)
     subsets: dict            # name -> row indices
+    features: RegionFeatures | None = None
 
     def __len__(self) -> int:
         return len(self.targets)
 
     def rows(self, index) -> "SplitTensors":
         """A new split of the given rows; pairs are kept only when both members are kept."""
-        index = np.asarray(index)
+        index = np.asarray(index, dtype=np.int64)
         remap = np.full(len(self), -1)
         remap[index] = np.arange(len(index))
         pairs = remap[self.pairs] if len(self.pairs) else self.pairs
         pairs = pairs[(pairs >= 0).all(1)] if len(pairs) else pairs
         subsets = {k: remap[v][remap[v] >= 0] for k, v in self.subsets.items()}
         t = torch.as_tensor(index)
-        return SplitTensors(self.name, {k: v[t] for k, v in self.inputs.items()}, self.targets[t], self.labels[t],
-                            self.is_counterfactual[t], pairs, subsets)
+        return replace(self, inputs={k: v[t] for k, v in self.inputs.items()}, targets=self.targets[t],
+                       labels=self.labels[t], is_counterfactual=self.is_counterfactual[t], pairs=pairs,
+                       subsets=subsets)
+
+    def batch(self, rows) -> dict:
+        """Model inputs of `rows`; region stores add `features` (B, R, D) with masked regions zeroed."""
+        t = torch.as_tensor(np.asarray(rows, dtype=np.int64))
+        out = {k: v[t] for k, v in self.inputs.items()}
+        if self.features is not None:
+            out["features"] = self.features.read(out["image_row"].numpy()) * out["region_mask"][..., None]
+        return out
 
 
-def dense_targets(split, label_kind: str, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+def dense_targets(split, label_kind: str, n_classes: int) -> tuple[object, torch.Tensor]:
     if label_kind == "binary":
         label = torch.as_tensor(split.read("label"))
         return label[:, None].float(), label
@@ -53,24 +125,26 @@ def dense_targets(split, label_kind: str, n_classes: int) -> tuple[torch.Tensor,
     if label_kind == "multilabel":
         multi = torch.as_tensor(split.read("label")).float()
         return multi, multi.argmax(1)
-    index, score = split.read("label_index"), split.read("label_score")
-    dense = np.zeros((len(index), n_classes), np.float32)
-    rows = np.repeat(np.arange(len(index)), index.shape[1])
-    keep = index.ravel() >= 0
-    dense[rows[keep], index.ravel()[keep]] = score.ravel()[keep]
-    return torch.as_tensor(dense), torch.as_tensor(dense.argmax(1))
+    soft = SoftTargets(torch.as_tensor(split.read("label_index")).long(), torch.as_tensor(split.read("label_score")),
+                       n_classes)
+    return soft, soft.best()
 
 
 def load_split(store: Store, name: str) -> SplitTensors:
     split = store.split(name)
-    fields = INPUT_FIELDS.get(store.input_kind)
-    if fields is None:
-        raise NotImplementedError(f"input kind {store.input_kind!r} is not trainable in memory")
+    fields = INPUT_FIELDS[store.input_kind]
     inputs = {f: torch.as_tensor(split.read(f)) for f in fields}
     inputs = {f: (v.long() if v.dtype == torch.int32 else v) for f, v in inputs.items()}
     targets, labels = dense_targets(split, store.label_kind, len(store.class_names))
+    subsets = {k: v[()] for k, v in split.subsets.items()}
+    features = None
+    if store.input_kind == "regions":
+        features = RegionFeatures(store.path)
+        if "answer_type" in split.examples:  # VQA reports accuracy per answer type
+            kinds = split.read("answer_type").astype(str)
+            subsets.update({kind: np.flatnonzero(kinds == kind) for kind in sorted(set(kinds.tolist()))})
     return SplitTensors(name, inputs, targets, labels, torch.as_tensor(split.read("is_counterfactual")),
-                        split.pairs_index[()], {k: v[()] for k, v in split.subsets.items()})
+                        split.pairs_index[()], subsets, features)
 
 
 def pair_groups(n: int, pairs: np.ndarray) -> list[np.ndarray]:
@@ -116,25 +190,49 @@ class PairBatches:
         bounds = np.searchsorted(by_group[order], np.arange(len(self.groups) + 1))
         self.group_edges = [local[both[order[a:b]]] for a, b in zip(bounds[:-1], bounds[1:])]
 
-    def __iter__(self):
-        batch: list = []
-        size = 0
+    def plan(self) -> list:
+        """One epoch: shuffled groups packed into batches of about `batch_size` rows."""
+        batches, current, size = [], [], 0
         for g in self.rng.permutation(len(self.groups)):
             if size and size + len(self.groups[g]) > self.batch_size:
-                yield self._batch(batch)
-                batch, size = [], 0
-            batch.append(g)
+                batches.append(current)
+                current, size = [], 0
+            current.append(g)
             size += len(self.groups[g])
-        if batch:
-            yield self._batch(batch)
+        if current:
+            batches.append(current)
+        return batches
+
+    def __iter__(self):
+        return (self.make_batch(groups) for groups in self.plan())
 
     def __len__(self) -> int:
         return max(1, int(np.ceil(len(self.data) / self.batch_size)))
 
-    def _batch(self, groups: list) -> dict:
+    def make_batch(self, groups: list) -> dict:
         sizes = np.array([len(self.groups[g]) for g in groups])
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        rows = torch.as_tensor(np.concatenate([self.groups[g] for g in groups]))
+        rows = np.concatenate([self.groups[g] for g in groups])
         edges = np.concatenate([self.group_edges[g] + o for g, o in zip(groups, offsets)])
-        return {**{k: v[rows] for k, v in self.data.inputs.items()}, "targets": self.data.targets[rows],
+        return {**self.data.batch(rows), "targets": dense(self.data.targets[torch.as_tensor(rows)]),
                 "edges": torch.as_tensor(edges.reshape(-1, 2), dtype=torch.long)}
+
+    def loader(self, workers: int = 0):
+        """This epoch's batches, built in `workers` processes (each opens the store itself) when > 0."""
+        if workers <= 0:
+            return iter(self)
+        epoch = _PlannedBatches(self, self.plan())
+        return iter(torch.utils.data.DataLoader(epoch, batch_size=None, shuffle=False, num_workers=workers))
+
+
+class _PlannedBatches(torch.utils.data.Dataset):
+    """A torch Dataset whose item i is batch i of one epoch's plan (whole pair groups)."""
+
+    def __init__(self, batches: PairBatches, plan: list):
+        self.batches, self.plan = batches, plan
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.batches.make_batch(self.plan[i])

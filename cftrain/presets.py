@@ -26,6 +26,8 @@ class RunConfig:
     embeddings: str | None = None
     hidden: list = field(default_factory=list)
     max_tokens: int | None = None  # truncate stored tokens further at train time
+    workers: int = 0             # DataLoader processes building batches (region stores read features)
+    answer_types: list = field(default_factory=list)  # VQA: train and evaluate on these answer types only
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -10,7 +10,7 @@ import torch
 from cfbuild.errors import UserError
 from cfbuild.store import Store
 from cftrain.data import load_split
-from cftrain.metrics import ensemble_logits, predictions, split_metrics
+from cftrain.metrics import METRIC, ensemble_logits, split_metrics
 from cftrain.models import make_model
 from cftrain.presets import TABLE_MODES, RunConfig, resolve
 from cftrain.train import run, truncate, write_json_atomic
@@ -31,13 +31,13 @@ def run_table(store_path, out_dir, modes=TABLE_MODES, **overrides) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with Store(store_path) as store:
-        task, input_kind = store.task, store.input_kind
+        task, input_kind, metric = store.task, store.input_kind, METRIC[store.label_kind]
     rows = []
     for mode in [m for m in PAPER_ORDER if m in modes]:
         metrics = run(store_path, out_dir / mode, resolve(task, input_kind, **{**overrides, "mode": mode}))
         rows.append({"name": ROW_NAMES[mode], "mode": mode, "best_epoch": metrics["best_epoch"],
                      "splits": metrics["splits"]})
-    table = {"task": task, "store": str(store_path), "rows": rows}
+    table = {"task": task, "store": str(store_path), "metric": metric, "rows": rows}
     write_json_atomic(out_dir / "table.json", table)
     (out_dir / "table.md").write_text(format_table(table) + "\n")
     return table
@@ -56,7 +56,8 @@ def format_table(table: dict) -> str:
                     columns.append((key, values["n"]))
     metric = lambda values: next(v for k, v in values.items() if k != "n")
     header = "| method | " + " | ".join(f"{s} {g} (n={n})" for (s, g), n in columns) + " |"
-    lines = [f"Task `{table['task']}`, accuracy in %, best epoch by val accuracy.", "", header,
+    name = table.get("metric", "accuracy")
+    lines = [f"Task `{table['task']}`, {name} in %, best epoch by val {name}.", "", header,
              "|---|" + "---:|" * len(columns)]
     for row in table["rows"]:
         cells = []
@@ -76,23 +77,13 @@ def load_members(run_dir) -> tuple[list, dict]:
     saved = torch.load(run_dir / "model.pt", weights_only=True)
     members = []
     for state in saved["members"]:
-        shapes = {k: v.shape for k, v in state.items()}
-        kwargs = {"hidden": tuple(config["hidden"]), "n_outputs": _outputs(shapes)}
-        if "embed.weight" in shapes:
-            kwargs["vocab_size"] = shapes["embed.weight"][0]
-            if config["embeddings"]:
-                kwargs["vectors"] = torch.zeros(shapes["embed.weight"])
-        if "net.0.weight" in shapes:
-            kwargs["input_dim"] = shapes["net.0.weight"][1]
-        model = make_model(config["model"], **kwargs)
+        kwargs = dict(saved["kwargs"])
+        if config["embeddings"] and "embed.weight" in state:  # frozen vectors: shape now, values from the state
+            kwargs["vectors"] = torch.zeros(state["embed.weight"].shape)
+        model = make_model(saved["model"], **kwargs)
         model.load_state_dict(state)
         members.append(model)
     return members, config
-
-
-def _outputs(shapes: dict) -> int:
-    last = [k for k in shapes if k.endswith("weight") and len(shapes[k]) == 2][-1]
-    return shapes[last][0]
 
 
 def evaluate_run(run_dir, store_path, out=None) -> dict:
@@ -107,7 +98,7 @@ def evaluate_run(run_dir, store_path, out=None) -> dict:
         scores = {}
         for name in store.splits:
             data = truncate(load_split(store, name), config.get("max_tokens"))
-            scores[name] = split_metrics(predictions(ensemble_logits(members, data)), data)
+            scores[name] = split_metrics(ensemble_logits(members, data), data, store.label_kind)
         result = {"run": str(run_dir), "store": str(store_path), "task": store.task, "splits": scores}
     if out:
         write_json_atomic(Path(out), result)

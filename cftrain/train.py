@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from cfbuild.errors import UserError
 from cfbuild.store import Store
 from cftrain.data import PairBatches, SplitTensors, load_split
 from cftrain.gs import gs_loss
-from cftrain.metrics import ensemble_logits, predictions, split_metrics
+from cftrain.metrics import METRIC, ensemble_logits, split_metrics
 from cftrain.models import load_word_vectors, make_model
 from cftrain.presets import RunConfig
 
@@ -51,21 +52,29 @@ def train_step(model, optimizer, batch: dict, config: RunConfig, label_kind: str
     return {"task_loss": float(task_loss.detach()), "gs": gs_value, "gs_rows": gs_rows}
 
 
+OPTIMIZERS = {"adadelta": torch.optim.Adadelta, "adam": torch.optim.Adam, "adamax": torch.optim.Adamax}
+
+
 def make_optimizer(config: RunConfig, params):
-    params = [p for p in params if p.requires_grad]
-    if config.optimizer == "adadelta":
-        return torch.optim.Adadelta(params, lr=config.lr)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr)
-    raise UserError(f"unknown optimizer {config.optimizer!r} (adadelta or adam)")
+    if config.optimizer not in OPTIMIZERS:
+        raise UserError(f"unknown optimizer {config.optimizer!r} ({', '.join(OPTIMIZERS)})")
+    return OPTIMIZERS[config.optimizer]([p for p in params if p.requires_grad], lr=config.lr)
+
+
+def model_kwargs(config: RunConfig, store: Store, train: SplitTensors) -> dict:
+    """Constructor arguments of the run's models (saved in model.pt to rebuild them)."""
+    kwargs = {"vocab_size": len(store.vocab or []), "n_outputs": train.targets.shape[1],
+              "hidden": list(config.hidden)}
+    if "x" in train.inputs:
+        kwargs["input_dim"] = int(train.inputs["x"].shape[1])
+    if store.regions is not None:
+        kwargs["feature_dim"] = int(store.regions["features"].shape[2])
+    return kwargs
 
 
 def build_members(config: RunConfig, store: Store, train: SplitTensors) -> list:
     """`config.ensemble` models, member k seeded with seed + k."""
-    kwargs = {"vocab_size": len(store.vocab or []), "n_outputs": train.targets.shape[1],
-              "hidden": tuple(config.hidden)}
-    if "x" in train.inputs:
-        kwargs["input_dim"] = train.inputs["x"].shape[1]
+    kwargs = model_kwargs(config, store, train)
     if config.embeddings:
         if not Path(config.embeddings).is_file():
             raise UserError(f"{config.embeddings}: --embeddings file does not exist")
@@ -97,26 +106,27 @@ def truncate(data: SplitTensors, max_tokens: int | None) -> SplitTensors:
         inputs[key] = inputs[key][:, :max_tokens]
         length_key = key.replace("tokens", "length")
         inputs[length_key] = inputs[length_key].clamp(max=max_tokens)
-    return SplitTensors(data.name, inputs, data.targets, data.labels, data.is_counterfactual, data.pairs, data.subsets)
+    return replace(data, inputs=inputs)
 
 
 def fit(config: RunConfig, store: Store, splits: dict, log=None) -> tuple[list, int, list]:
-    """Train the ensemble in lockstep; select the epoch by the ensemble's val accuracy."""
+    """Train the ensemble in lockstep; select the epoch by the ensemble's val metric."""
     train = training_rows(splits["train"], config.mode, config.seed)
     members = build_members(config, store, train)
     optimizers = [make_optimizer(config, m.parameters()) for m in members]
     loaders = [PairBatches(train, config.batch_size, config.seed + k) for k in range(len(members))]
     generator = torch.Generator().manual_seed(config.seed)
     best, best_epoch, best_states, history = -1.0, 0, None, []
+    metric = METRIC[store.label_kind]
     bar = tqdm(range(1, config.epochs + 1), desc=config.mode, disable=None, leave=False)
     for epoch in bar:
         start = time.perf_counter()
         steps = [train_step(m, o, b, config, store.label_kind, generator)
-                 for m, o, loader in zip(members, optimizers, loaders) for b in loader]
-        val = split_metrics(predictions(ensemble_logits(members, splits["val"])), splits["val"])["all"]["accuracy"]
+                 for m, o, loader in zip(members, optimizers, loaders) for b in loader.loader(config.workers)]
+        val = split_metrics(ensemble_logits(members, splits["val"]), splits["val"], store.label_kind)["all"][metric]
         line = {"epoch": epoch, "task_loss": float(np.mean([s["task_loss"] for s in steps])),
                 "gs": float(np.mean([s["gs"] for s in steps])), "gs_rows": int(sum(s["gs_rows"] for s in steps)),
-                "val_accuracy": val, "seconds": round(time.perf_counter() - start, 3)}
+                f"val_{metric}": val, "seconds": round(time.perf_counter() - start, 3)}
         history.append(line)
         if log:
             log(line)
@@ -130,22 +140,31 @@ def fit(config: RunConfig, store: Store, splits: dict, log=None) -> tuple[list, 
     return members, best_epoch, history
 
 
-def chance_metrics(splits: dict, seed: int) -> dict:
-    """Uniform random predictions over the classes."""
+def chance_metrics(splits: dict, seed: int, label_kind: str) -> dict:
+    """Uniform random predictions (random scores for mAP; a uniformly drawn class otherwise)."""
     generator = torch.Generator().manual_seed(seed)
-    out = {}
-    for name, data in splits.items():
-        n_classes = max(2, data.targets.shape[1])
-        pred = torch.randint(0, n_classes, (len(data),), generator=generator)
-        out[name] = split_metrics(pred, data)
-    return out
+    return {name: split_metrics(torch.rand(data.targets.shape, generator=generator) - 0.5, data, label_kind)
+            for name, data in splits.items()}
 
 
 def load_splits(store: Store, config: RunConfig) -> dict:
     missing = [s for s in ("train", "val") if s not in store.splits]
     if missing:
         raise UserError(f"{store.path}: training needs splits train and val; missing {', '.join(missing)}")
-    return {name: truncate(load_split(store, name), config.max_tokens) for name in store.splits}
+    splits = {name: truncate(load_split(store, name), config.max_tokens) for name in store.splits}
+    if config.answer_types:
+        splits = {name: only_answer_types(data, config.answer_types, store.path) for name, data in splits.items()}
+    return splits
+
+
+def only_answer_types(data: SplitTensors, kinds: list, path) -> SplitTensors:
+    """The rows whose answer_type is in `kinds` (VQA's weak-baseline setting: 'other' only)."""
+    missing = [k for k in kinds if k not in data.subsets]
+    if len(missing) == len(kinds):
+        raise UserError(f"{path}: split {data.name} has no rows of answer type {', '.join(kinds)} "
+                        f"(types: {', '.join(k for k in data.subsets if '/' in k or k in ('number', 'other'))})")
+    rows = np.sort(np.concatenate([data.subsets[k] for k in kinds if k in data.subsets]))
+    return data.rows(rows)
 
 
 def write_json_atomic(path: Path, value) -> None:
@@ -166,7 +185,7 @@ def run(store_path, out_dir, config: RunConfig, quiet: bool = False) -> dict:
                    "seed": config.seed, "store": str(store_path), "store_digest": store.digest}
         write_json_atomic(out_dir / "config.json", {**config.to_dict(), "store": str(store_path)})
         if config.mode == "chance":
-            metrics.update(best_epoch=0, splits=chance_metrics(splits, config.seed))
+            metrics.update(best_epoch=0, splits=chance_metrics(splits, config.seed, store.label_kind))
         else:
             with open(out_dir / "history.jsonl", "w") as history:
                 def log(line):
@@ -174,9 +193,10 @@ def run(store_path, out_dir, config: RunConfig, quiet: bool = False) -> dict:
                     history.flush()  # readable while training runs
 
                 members, best_epoch, _ = fit(config, store, splits, log=log)
-            scores = {name: split_metrics(predictions(ensemble_logits(members, data)), data)
+            scores = {name: split_metrics(ensemble_logits(members, data), data, store.label_kind)
                       for name, data in splits.items()}
             metrics.update(best_epoch=best_epoch, splits=scores)
-            torch.save({"members": [m.state_dict() for m in members], "model": config.model}, out_dir / "model.pt")
+            torch.save({"members": [m.state_dict() for m in members], "model": config.model,
+                        "kwargs": model_kwargs(config, store, splits["train"])}, out_dir / "model.pt")
     write_json_atomic(out_dir / "metrics.json", metrics)
     return metrics

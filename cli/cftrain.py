@@ -21,24 +21,31 @@ def _hidden(ctx, param, value):
         raise click.BadParameter("comma-separated layer widths, e.g. 64,64,64") from None
 
 
+def _answer_types(ctx, param, value):
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
 def training_options(func):
     """Options shared by `run` and `table`; unset ones come from the store task's preset."""
     options = [
-        click.option("--model", help="bow, nli-bow or mlp (default: the task's preset)."),
+        click.option("--model", help="bow, nli-bow, mlp or butd (default: the task's preset)."),
         click.option("--gs-weight", type=click.FloatRange(min=0), help="Weight (lambda) of the GS term."),
         click.option("--ensemble", type=click.IntRange(min=1), help="Models per ensemble (mean of logits)."),
         click.option("--epochs", type=click.IntRange(min=1)),
         click.option("--patience", type=click.IntRange(min=1), help="Stop after this many epochs without a better val."),
         click.option("--batch-size", type=click.IntRange(min=2), help="Examples per batch (whole pairs are kept)."),
         click.option("--lr", type=click.FloatRange(min=0, min_open=True)),
-        click.option("--optimizer", type=click.Choice(["adadelta", "adam"])),
-        click.option("--hidden", callback=_hidden, help="mlp hidden widths, e.g. 64,64,64."),
+        click.option("--optimizer", type=click.Choice(["adadelta", "adam", "adamax"])),
+        click.option("--hidden", callback=_hidden, help="mlp hidden widths, e.g. 64,64,64; butd: its one width."),
         click.option("--max-tokens", type=click.IntRange(min=1), help="Truncate the store's tokens further."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--embeddings", type=click.Path(exists=True, dir_okay=False),
-                     help="Word vectors (GloVe/word2vec text, optionally .gz) for nli-bow."),
+                     help="Word vectors (GloVe/word2vec text, optionally .gz) for nli-bow and butd."),
         click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
                      help="torch threads (small models train fastest on 1)."),
+        click.option("--workers", type=click.IntRange(min=0), help="Processes building batches (region stores)."),
+        click.option("--answer-types", callback=_answer_types,
+                     help="VQA: train and evaluate on these answer types only, e.g. other."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -76,7 +83,8 @@ def run_command(store, out, mode, **options):
         config = resolve(opened.task, opened.input_kind, mode=mode, **options)
     metrics = run(store, out, config)
     for split, groups in metrics["splits"].items():
-        click.echo(f"{split:<14}" + "  ".join(f"{g} {v.get('accuracy')} (n={v['n']})" for g, v in groups.items()))
+        click.echo(f"{split:<14}" + "  ".join(f"{g} {next(x for k, x in v.items() if k != 'n')} (n={v['n']})"
+                                              for g, v in groups.items()))
     click.echo(f"best epoch {metrics['best_epoch']}; wrote {out}")
 
 
