@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +21,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import build_and_baseline  # noqa: E402
 
 TRAIN, TEST, IMAGES, BOXES, DIM = 438_183, 219_928, 123_287, 36, 4
 WORDS = "what color is the man woman dog cat shirt bus car how many are there on table of in this".split()
@@ -92,15 +93,10 @@ def main() -> None:
         inputs = write_inputs(tmp, args.scale)
         print(f"inputs written in {time.perf_counter() - start:.1f} s", flush=True)
         out = tmp / "vqacp.h5"
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "cli.cfbuild", "vqa", "--vqacp-dir", str(inputs["vqacp"]),
-                        "--features", str(inputs["features"]), "--imgid2idx", str(inputs["index"]),
-                        "--hints", str(inputs["hints"]), "--out", str(out)], check=True)
-        build_s = time.perf_counter() - start
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
         files = sorted(str(p) for p in inputs["vqacp"].glob("*.json"))
-        load = subprocess.run([sys.executable, "-c", JSON_LOAD, *files], check=True, capture_output=True, text=True)
-        load_s = float(load.stdout)
+        build_s, peak_mb, load_s = build_and_baseline(
+            ["vqa", "--vqacp-dir", inputs["vqacp"], "--features", inputs["features"], "--imgid2idx", inputs["index"],
+             "--hints", inputs["hints"], "--out", out], JSON_LOAD, files)
         with h5py.File(out) as h5:
             linked = isinstance(h5["regions"].get("features", getlink=True), h5py.ExternalLink)
         json_mb = sum(Path(f).stat().st_size for f in files) / 1e6

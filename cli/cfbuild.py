@@ -214,13 +214,20 @@ def transfer(preset, source, vocab_from, out, sample, seed, force):
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
+def feature_options(what: str, key: str):
+    """--features (repeatable) and the --imgid2idx pickles of the HDF5 ones, shared by vqa and coco."""
+    def decorate(func):
+        func = click.option("--imgid2idx", "imgid2idx", multiple=True, type=EXISTING_FILE,
+                            help=f"The {{{key}: row}} pickle of each HDF5 --features file, in the same order.")(func)
+        return click.option("--features", "features", required=True, multiple=True, type=EXISTING_FILE,
+                            help=f"{what} Repeat for several files.")(func)
+    return decorate
+
+
 @main.command()
 @click.option("--vqacp-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Holds vqacp_v2_{train,test}_{questions,annotations}.json.")
-@click.option("--features", "features", required=True, multiple=True, type=EXISTING_FILE,
-              help="Bottom-up features: .tsv, or HDF5 (image_features, image_bb). Repeat for several files.")
-@click.option("--imgid2idx", "imgid2idx", multiple=True, type=EXISTING_FILE,
-              help="The {image_id: row} pickle of each HDF5 --features file, in the same order.")
+@feature_options("Bottom-up features: .tsv, or HDF5 (image_features, image_bb).", "image_id")
 @click.option("--hints", type=EXISTING_FILE, help="Per-question per-box attention scores (.json or pickle).")
 @click.option("--hat-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Raw VQA-HAT maps <question_id>_<k>.png (instead of --hints).")
@@ -261,6 +268,37 @@ def vqa(vqacp_dir, features, imgid2idx, hints, hat_dir, out, threshold, focused_
     report = build_vqa(vqacp_dir, list(features), list(imgid2idx), out, hints=hints, hat_dir=hat_dir,
                        options=options, force=force)
     click.echo(format_vqa_report(report))
+    click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
+
+
+@main.command()
+@click.option("--instances-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Holds instances_train2014.json (and instances_val2014.json for test).")
+@click.option("--edited-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Holds train2014/ and val2014/ with COCO_<split>_<image_id>_<target>.jpg (names only are read).")
+@feature_options("Vectors keyed by image id (originals) and file stem (edits): .tsv, HDF5 or .npz.", "key")
+@OUT
+@click.option("--val-size", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="train2014 originals held out (with their edits) as val.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the val draw.")
+@click.option("--edit-kind", default="iv", show_default=True, type=click.Choice(["iv", "cv"]),
+              help="iv: the name's target is the removed category id; cv: the removed annotation id.")
+@click.option("--pool", default="mean", show_default=True, type=click.Choice(["mean"]),
+              help="Pooling of per-box features into one vector.")
+@FORCE
+def coco(instances_dir, edited_dir, features, imgid2idx, out, val_size, seed, edit_kind, pool, force):
+    """COCO multi-label store: originals and their inpainted edits (Agarwal et al.).
+
+    \b
+    Example:
+      cfbuild coco --instances-dir annotations --edited-dir edited --features coco_pooled.npz --out coco.h5
+    """
+    from cfbuild.builders.coco import build_coco, format_coco_report
+
+    start = time.perf_counter()
+    report = build_coco(instances_dir, edited_dir, list(features), list(imgid2idx), out, val_size=val_size,
+                        seed=seed, edit_kind=edit_kind, force=force)
+    click.echo(format_coco_report(report))
     click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
 
 

@@ -19,16 +19,17 @@ FIELDS = ("image_id", "image_w", "image_h", "num_boxes", "boxes", "features")
 
 @dataclass
 class TsvImage:
-    image_id: int
+    image_id: int | str
     width: int
     height: int
     boxes: np.ndarray     # (R, 4) float32, pixels x1, y1, x2, y2
     features: np.ndarray  # (R, D) float32
 
 
-def iter_tsv(path, wanted=None, sha256: list | None = None, on_bytes=None) -> Iterator[tuple[int, TsvImage | None]]:
+def iter_tsv(path, wanted=None, sha256: list | None = None, on_bytes=None,
+             key=int) -> Iterator[tuple[int | str, TsvImage | None]]:
     """(image_id, image) for each line in order; only ids in `wanted` (all when None) are decoded,
-    the others come with None.
+    the others come with None. `key=str` keeps the first field as text (edited images' stems).
 
     The file is read once; its sha256 is appended to `sha256` at the end.
     """
@@ -46,7 +47,7 @@ def iter_tsv(path, wanted=None, sha256: list | None = None, on_bytes=None) -> It
             if len(fields) != len(FIELDS):
                 raise UserError(f"{where}: expected {len(FIELDS)} tab-separated fields ({', '.join(FIELDS)}), "
                                 f"found {len(fields)}")
-            image_id = _int(where, "image_id", fields[0])
+            image_id = _int(where, "image_id", fields[0]) if key is int else fields[0].decode()
             yield image_id, (_decode(where, image_id, fields) if wanted is None or image_id in wanted else None)
     if sha256 is not None:
         sha256.append(digest.hexdigest())
