@@ -102,7 +102,8 @@ def main() -> None:
         files = sorted(str(p) for p in (root / "instances").glob("*.json"))
         build_s, peak_mb, load_s = build_and_baseline(
             ["coco", "--instances-dir", root / "instances", "--edited-dir", root / "edited", "--features",
-             root / "pooled.h5", "--imgid2idx", root / "pooled.pkl", "--out", out], COCO_LOAD, files)
+             root / "pooled.h5", "--imgid2idx", root / "pooled.pkl", "--out", out,
+             "--val-size", min(1000, int(IMAGES["train2014"] * args.scale) // 10)], COCO_LOAD, files)
         print(f"instances_mb={sum(Path(f).stat().st_size for f in files) / 1e6:.0f} "
               f"store_mb={out.stat().st_size / 1e6:.1f}")
         print(f"build_s={build_s:.2f} pycocotools_load_s={load_s:.2f}")
