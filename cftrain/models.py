@@ -135,3 +135,6 @@ class MLP(PairModel):
 
     def head(self, x, batch):
         return self.net(x)
+
+
+from cftrain import butd  # noqa: E402,F401  (registers "butd"; imports this module's registry)

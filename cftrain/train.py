@@ -35,6 +35,8 @@ def train_step(model, optimizer, batch: dict, config: RunConfig, label_kind: str
     """One optimisation step on one batch of whole pairs; returns the loss terms."""
     model.train()
     use_gs = config.mode in ("gs", "gs-random") and config.gs_weight > 0
+    if hasattr(model, "plain_rnn"):
+        model.plain_rnn = use_gs  # GS differentiates twice: keep recurrent layers off cuDNN
     x = model.encode(batch)
     if use_gs and not x.requires_grad:  # the GS space is the raw input (mlp)
         x = x.detach().requires_grad_(True)
@@ -159,11 +161,14 @@ def load_splits(store: Store, config: RunConfig) -> dict:
 
 def only_answer_types(data: SplitTensors, kinds: list, path) -> SplitTensors:
     """The rows whose answer_type is in `kinds` (VQA's weak-baseline setting: 'other' only)."""
-    missing = [k for k in kinds if k not in data.subsets]
-    if len(missing) == len(kinds):
+    if data.features is None:
+        raise UserError(f"{path}: --answer-types needs a VQA store (regions with answer_type)")
+    picked = [data.subsets[k] for k in kinds if k in data.subsets]
+    rows = np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
+    if data.name in ("train", "val") and not len(rows):
+        types = sorted(k for k in data.subsets if k not in ("hard_edited",))
         raise UserError(f"{path}: split {data.name} has no rows of answer type {', '.join(kinds)} "
-                        f"(types: {', '.join(k for k in data.subsets if '/' in k or k in ('number', 'other'))})")
-    rows = np.sort(np.concatenate([data.subsets[k] for k in kinds if k in data.subsets]))
+                        f"(it has: {', '.join(types)})")
     return data.rows(rows)
 
 

@@ -87,6 +87,27 @@ def toy(out, n, seed, spurious, dim, force):
     click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.2f} s")
 
 
+@main.command("toy-vqa")
+@OUT
+@click.option("--n", default=1000, show_default=True, type=click.IntRange(min=4),
+              help="Training questions (val gets n/4, test n/2); one image each.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--spurious", default=0.9, show_default=True, type=click.FloatRange(0, 1),
+              help="P(the question's hint word names the answer) in train and val; random in test.")
+@click.option("--cf-rate", default=1.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of train/val questions given a masked counterfactual.")
+@FORCE
+def toy_vqa(out, n, seed, spurious, cf_rate, force):
+    """A toy VQA store (regions, soft labels) where a question word is a shortcut.
+
+    Example: cfbuild toy-vqa --out toy-vqa.h5 && cftrain table toy-vqa.h5 --out runs/toy-vqa
+    """
+    from cfbuild.builders.toy_regions import build_toy_regions
+
+    build_toy_regions(out, n=n, seed=seed, spurious=spurious, cf_rate=cf_rate, force=force)
+    click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+
+
 CAD_DIR = click.option("--cad-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
                        help="Root of the CAD release (holds sentiment/ and NLI/).")
 MAX_TOKENS = click.option("--max-tokens", default=32, show_default=True, type=click.IntRange(min=0),

@@ -1,0 +1,90 @@
+"""The BUTD model: masked attention, GS gradients on region features (finite differences,
+double backward), the CPU path of GS through the GRU."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from cftrain.butd import BottomUpTopDown, masked_softmax
+from cftrain.gs import gs_loss
+from cftrain.presets import resolve
+from cftrain.train import train_step
+
+
+def small_model(dtype=torch.float64) -> BottomUpTopDown:
+    torch.manual_seed(0)
+    return BottomUpTopDown(vocab_size=7, n_outputs=3, feature_dim=5, hidden=[6], embed_dim=4, dropout=0.0).to(dtype)
+
+
+def batch(dtype=torch.float64, n=4, regions=3) -> dict:
+    g = torch.Generator().manual_seed(1)
+    mask = torch.ones(n, regions, dtype=torch.bool)
+    mask[1, 0] = False  # row 1 is row 0's counterfactual: region 0 masked
+    features = torch.randn(n, regions, 5, generator=g, dtype=dtype)
+    features[1] = features[0]
+    features[1, 0] = 0
+    return {"features": features, "region_mask": mask, "tokens": torch.randint(2, 7, (n, 4), generator=g),
+            "length": torch.tensor([4, 4, 2, 3]),
+            "targets": torch.tensor([[1.0, 0, 0], [0, 0, 0], [0, 0.6, 0], [0, 0, 1.0]], dtype=dtype),
+            "edges": torch.tensor([[0, 1], [1, 0]])}
+
+
+def test_masked_regions_get_exactly_zero_attention():
+    scores = torch.randn(3, 4, requires_grad=True)
+    mask = torch.tensor([[True, False, True, True], [False, False, False, False], [True, True, True, True]])
+    weights = masked_softmax(scores, mask)
+    assert (weights[~mask] == 0).all()
+    assert torch.allclose(weights[0].sum(), torch.tensor(1.0)) and torch.allclose(weights[2].sum(), torch.tensor(1.0))
+    assert (weights[1] == 0).all() and torch.isfinite(weights).all()  # nothing kept: no weight, no NaN
+    weights[0, 2].backward()
+    assert scores.grad[0, 1] == 0 and torch.isfinite(scores.grad).all()
+    model, b = small_model(), batch()
+    q = model.question(b["tokens"], b["length"])
+    att = model.attention(b["features"], q, b["region_mask"])
+    assert att[1, 0] == 0 and torch.allclose(att.sum(1), torch.ones(4, dtype=att.dtype))
+
+
+def test_input_gradient_matches_finite_differences():
+    model, b = small_model(), batch()
+    model.eval()
+    v = b["features"].clone().requires_grad_(True)
+    logit = lambda feats: model.head(feats, b)[0, 0]
+    (grad,) = torch.autograd.grad(logit(v), v)
+    numeric = torch.zeros_like(v)
+    eps = 1e-6
+    for index in np.ndindex(*v.shape):
+        bumped = v.detach().clone()
+        bumped[index] += eps
+        up = logit(bumped)
+        bumped[index] -= 2 * eps
+        numeric[index] = (up - logit(bumped)) / (2 * eps)
+    assert torch.allclose(grad, numeric, atol=1e-7)
+    assert (grad[1:] == 0).all()  # row 0's logit does not depend on other rows: no mixing within a batch
+
+
+def test_gs_loss_double_backward_through_the_model():
+    model, b = small_model(), batch()
+    model.eval()
+
+    def gs_of(feats):
+        return gs_loss(feats, model.head(feats, b), b["targets"], b["edges"], "soft")[0]
+
+    assert torch.autograd.gradcheck(gs_of, (b["features"].clone().requires_grad_(True),), eps=1e-6, atol=1e-5)
+
+
+def test_gs_step_trains_the_gru_on_cpu():
+    model, b = small_model(torch.float32), batch(torch.float32)
+    config = resolve("toy-vqa", "regions", mode="gs", gs_weight=50.0)
+    before = model.gru.weight_hh_l0.detach().clone()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    stats = train_step(model, optimizer, b, config, "soft")
+    assert model.plain_rnn is True  # off cuDNN whenever GS is on
+    assert stats["gs_rows"] == 2 and np.isfinite(stats["gs"])
+    assert not torch.equal(before, model.gru.weight_hh_l0)
+    # the GS term alone reaches the GRU: its gradient w.r.t. the GRU weights is not zero
+    model.zero_grad()
+    v = b["features"].clone().requires_grad_(True)
+    term, _ = gs_loss(v, model.head(v, b), b["targets"], b["edges"], "soft")
+    term.backward()
+    assert model.gru.weight_hh_l0.grad.abs().sum() > 0

@@ -1,0 +1,93 @@
+"""Training on regions stores: the lazy feature loader, answer types, and GS on the toy VQA store."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cfbuild.builders.toy_regions import build_toy_regions
+from cfbuild.errors import UserError
+from cfbuild.store import Store
+from cftrain.data import PairBatches, load_split
+from cftrain.presets import resolve
+from cftrain.train import load_splits, run
+from cli.cftrain import main as cftrain
+from tests import vqa_fixtures as fx
+from tests.test_vqa_build import build
+
+
+def test_batches_read_linked_features_and_zero_masked_regions(tmp_path):
+    out = build(tmp_path)  # the VQA fixture store, features linked to feats.h5
+    with Store(out) as store:
+        train = load_split(store, "train")
+        image_id = store.regions["image_id"][()]
+    rows = np.array([0, 5, 0, 2])
+    got = train.batch(rows)["features"].numpy()
+    feats = fx.features()  # row m of feats.h5 = /regions row m
+    for k, row in enumerate(rows):
+        image_row = int(train.inputs["image_row"][row])
+        expected = feats[image_row] * train.inputs["region_mask"][row].numpy()[:, None]
+        np.testing.assert_array_equal(got[k], expected)
+    masked = train.inputs["region_mask"].numpy()
+    assert (~masked).any() and image_id.size == 4
+
+
+def test_worker_processes_give_the_same_batches(tmp_path):
+    out = build(tmp_path)
+    with Store(out) as store:
+        train = load_split(store, "train")
+    in_process = list(PairBatches(train, 4, seed=3).loader(workers=0))
+    with_workers = list(PairBatches(train, 4, seed=3).loader(workers=2))
+    assert len(in_process) == len(with_workers) > 1
+    for a, b in zip(in_process, with_workers):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+
+
+def test_answer_types_keep_only_those_rows(tmp_path):
+    out = build(tmp_path)
+    with Store(out) as store:
+        splits = load_splits(store, resolve("vqa", "regions", answer_types=["yes/no"]))
+        kinds = {name: store.split(name).read("answer_type").astype(str) for name in store.splits}
+        for name, data in splits.items():
+            assert len(data) == int((kinds[name] == "yes/no").sum())
+        # questions 11 and 14 are yes/no: their counterfactuals share the type, so both pairs survive
+        assert len(splits["train"].pairs) == 2
+        with pytest.raises(UserError, match="split val has no rows of answer type other"):
+            load_splits(store, resolve("vqa", "regions", answer_types=["other"]))
+
+
+@pytest.fixture(scope="module")
+def toy_vqa_table(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toyvqa")
+    build_toy_regions(root / "t.h5", seed=0)
+    result = CliRunner().invoke(cftrain, ["table", str(root / "t.h5"), "--out", str(root / "runs"),
+                                          "--modes", "chance,original,augmented,gs,gs-random"])
+    assert result.exit_code == 0, result.stderr
+    return json.loads((root / "runs" / "table.json").read_text()), result.stdout
+
+
+def test_table_has_the_paper_rows_and_vqa_columns(toy_vqa_table):
+    table, printed = toy_vqa_table
+    assert table["metric"] == "vqa_accuracy"
+    assert [r["mode"] for r in table["rows"]] == ["chance", "original", "augmented", "gs", "gs-random"]
+    gs = next(r for r in table["rows"] if r["mode"] == "gs")["splits"]
+    assert set(gs) == {"train", "val", "test", "test_focused"} and "other" in gs["test"]
+    assert "| With edited data + GS |" in printed and "test_focused all" in printed
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gs_beats_augmentation_when_a_question_word_is_a_shortcut(toy_vqa_table, tmp_path, seed):
+    if seed == 0:
+        rows = {r["mode"]: r["splits"]["test"]["all"]["vqa_accuracy"] for r in toy_vqa_table[0]["rows"]}
+    else:
+        build_toy_regions(tmp_path / "t.h5", seed=seed)
+        rows = {mode: run(tmp_path / "t.h5", tmp_path / mode, resolve("toy-vqa", "regions", mode=mode, seed=seed))
+                ["splits"]["test"]["all"]["vqa_accuracy"] for mode in ("augmented", "gs")}
+    assert rows["gs"] > 50  # the model learns the rule (chance: 25)
+    assert rows["gs"] > rows["augmented"] + 15
