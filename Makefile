@@ -26,5 +26,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+bench: $(STAMP)  # performance ratios (minutes; not part of CI)
+	$(PY) bench/toy_build.py
+	$(PY) bench/vqa_build.py
+	$(PY) bench/coco_build.py
+	$(PY) bench/regions_loader.py
+
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache
