@@ -22,8 +22,9 @@ def ensemble_logits(models, data: SplitTensors) -> torch.Tensor:
     for model in models:
         model.eval()
     chunks = []
-    for start in range(0, len(data), EVAL_BATCH):
-        batch = data.batch(np.arange(start, min(start + EVAL_BATCH, len(data))))
+    step = EVAL_BATCH if data.features is None else EVAL_BATCH // 8  # 256 x 36 x 2048 floats: 75 MB
+    for start in range(0, len(data), step):
+        batch = data.batch(np.arange(start, min(start + step, len(data))))
         chunks.append(torch.stack([model(batch) for model in models]).mean(0))
     return torch.cat(chunks) if chunks else torch.zeros((0, 1))
 

@@ -23,6 +23,9 @@ ROW_NAMES = {
     "gs": "With edited data + GS",
     "gs-random": "With edited data + GS, random relations",
 }
+# VQA's Table 1 names its rows after the baseline model
+REGIONS_ROW_NAMES = {"original": "Baseline (BUTD)", "augmented": "+ CF data", "gs": "+ CF data + GS",
+                     "gs-random": "+ CF data + GS, random relations"}
 PAPER_ORDER = ("chance", "shuffled", "original", "augmented", "gs", "gs-random")
 
 
@@ -35,7 +38,8 @@ def run_table(store_path, out_dir, modes=TABLE_MODES, **overrides) -> dict:
     rows = []
     for mode in [m for m in PAPER_ORDER if m in modes]:
         metrics = run(store_path, out_dir / mode, resolve(task, input_kind, **{**overrides, "mode": mode}))
-        rows.append({"name": ROW_NAMES[mode], "mode": mode, "best_epoch": metrics["best_epoch"],
+        names = {**ROW_NAMES, **(REGIONS_ROW_NAMES if input_kind == "regions" else {})}
+        rows.append({"name": names[mode], "mode": mode, "best_epoch": metrics["best_epoch"],
                      "splits": metrics["splits"]})
     table = {"task": task, "store": str(store_path), "metric": metric, "rows": rows}
     write_json_atomic(out_dir / "table.json", table)

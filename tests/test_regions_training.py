@@ -78,7 +78,24 @@ def test_table_has_the_paper_rows_and_vqa_columns(toy_vqa_table):
     assert [r["mode"] for r in table["rows"]] == ["chance", "original", "augmented", "gs", "gs-random"]
     gs = next(r for r in table["rows"] if r["mode"] == "gs")["splits"]
     assert set(gs) == {"train", "val", "test", "test_focused"} and "other" in gs["test"]
-    assert "| With edited data + GS |" in printed and "test_focused all" in printed
+    assert [r["name"] for r in table["rows"]][1:] == ["Baseline (BUTD)", "+ CF data", "+ CF data + GS",
+                                                      "+ CF data + GS, random relations"]
+    assert "| + CF data + GS |" in printed and "test_focused all" in printed
+
+
+def test_a_trained_butd_run_reloads_for_eval_with_frozen_vectors(tmp_path):
+    build_toy_regions(tmp_path / "t.h5", n=40, seed=0)
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("".join(f"{w} {' '.join(str(0.1 * (i + k)) for k in range(5))}\n"
+                               for i, w in enumerate(["what", "color", "ball", "hint-red"])))
+    config = resolve("toy-vqa", "regions", mode="gs", epochs=2, embeddings=str(vectors), hidden=[8])
+    metrics = run(tmp_path / "t.h5", tmp_path / "run", config)
+    result = CliRunner().invoke(cftrain, ["eval", str(tmp_path / "run"), str(tmp_path / "t.h5")])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["splits"] == metrics["splits"]  # same weights, same predictions
+    state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["members"][0]
+    from cfbuild.builders.toy_regions import VOCAB
+    assert torch.allclose(state["embed.weight"][VOCAB.index("color")], torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5]))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
