@@ -66,8 +66,8 @@ def soft_targets(split: VqaSplit, class_of: np.ndarray) -> tuple[np.ndarray, np.
 def _examples(split: VqaSplit, image_row, labels, tokens, mask) -> dict:
     ids, lengths = tokens
     return {"id": split.question_id.astype(str), "is_counterfactual": np.zeros(len(split), bool),
-            "label_index": labels[0], "label_score": labels[1], "text": split.question, "tokens": ids,
-            "length": lengths, "answer_type": split.answer_type, "question_type": split.question_type,
+            "label_index": labels[0], "label_score": labels[1], "text": np.array(split.question, dtype=object),
+            "tokens": ids, "length": lengths, "answer_type": split.answer_type, "question_type": split.question_type,
             "image_row": image_row, "region_mask": mask}
 
 
@@ -81,13 +81,12 @@ def with_counterfactuals(ex: dict, att: Attention, real: np.ndarray, threshold: 
              "skipped_no_box_above_threshold": int((att.has & ~any_above).sum()),
              "skipped_empty_target": int((att.has & any_above & ~has_target).sum()),
              "mean_boxes_masked": round(float(above[made].sum(1).mean()), 3) if len(made) else 0.0}
-    cf = {k: v[made] if isinstance(v, np.ndarray) else [v[i] for i in made] for k, v in ex.items()}
+    cf = {k: v[made] for k, v in ex.items()}  # copies: fancy indexing
     cf["id"] = np.array([f"{qid}:{CF_KIND}" for qid in cf["id"]], dtype=object)
     cf["is_counterfactual"][:] = True
     cf["label_index"][:], cf["label_score"][:] = -1, 0.0
     cf["region_mask"] = real[made] & ~above[made]
-    out = {k: np.concatenate([np.asarray(v, dtype=object) if isinstance(v, list) else v,
-                              np.asarray(cf[k], dtype=object) if isinstance(v, list) else cf[k]]) for k, v in ex.items()}
+    out = {k: np.concatenate([v, cf[k]]) for k, v in ex.items()}
     pairs = np.stack([made, len(ex["id"]) + np.arange(len(made))], axis=1)
     return out, pairs, stats
 
@@ -96,7 +95,7 @@ def focused(ex: dict, att: Attention, real: np.ndarray, threshold: float) -> tup
     """Test questions with attention, each keeping only boxes scored >= threshold (none kept: skipped)."""
     keep = real & (np.nan_to_num(att.scores, nan=-1.0) >= np.float32(threshold))
     rows = np.flatnonzero(att.has & keep.any(axis=1))
-    out = {k: v[rows] if isinstance(v, np.ndarray) else [v[i] for i in rows] for k, v in ex.items()}
+    out = {k: v[rows] for k, v in ex.items()}
     out["region_mask"] = keep[rows]
     return out, {"kept": len(rows), "skipped_nothing_kept": int((att.has & ~keep.any(axis=1)).sum())}
 
