@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from cfbuild.errors import UserError
 from cfbuild.sources.jsonlist import iter_json_list
@@ -129,15 +130,17 @@ def split_files(vqacp_dir, split: str) -> tuple[Path, Path]:
     return tuple(Path(vqacp_dir) / name.format(split=split) for name in SPLIT_FILES)
 
 
-def read_split(vqacp_dir, split: str, answers: AnswerIndex, on_bytes=None) -> VqaSplit:
+def read_split(vqacp_dir, split: str, answers: AnswerIndex) -> VqaSplit:
     """Questions and annotations of `split` ('train' or 'test'), joined on question_id."""
     q_path, a_path = split_files(vqacp_dir, split)
     missing = [str(p) for p in (q_path, a_path) if not p.is_file()]
     if missing:
         raise UserError(f"VQA-CP {split} files missing: {', '.join(missing)}")
     shas: dict = {}
-    questions = _read_questions(q_path, shas, on_bytes)
-    annotations = _read_annotations(a_path, answers, shas, on_bytes)
+    total = q_path.stat().st_size + a_path.stat().st_size
+    with tqdm(total=total, desc=f"vqacp {split}", unit="B", unit_scale=True, disable=None) as bar:
+        questions = _read_questions(q_path, shas, bar.update)
+        annotations = _read_annotations(a_path, answers, shas, bar.update)
     return _join(q_path, a_path, questions, annotations, shas)
 
 
