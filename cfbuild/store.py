@@ -193,7 +193,9 @@ class StoreWriter:
         if isinstance(features, list):
             shape = self._link_features(group, features)  # not resolved here: the source may be open
         elif features is not None:
-            _write_dataset(group, "features", np.asarray(features))
+            features = np.asarray(features)
+            self.begin_features(features.shape[1], features.shape[2], features.dtype).resize(features.shape)
+            group["features"][...] = features
         elif "features" not in group:
             raise StoreError("/regions/features: neither given nor filled through begin_features")
         if not isinstance(features, list):
