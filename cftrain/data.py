@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import torch
 
+from cfbuild.arrays import concat_ranges
 from cfbuild.store import Store
 
 INPUT_FIELDS = {
@@ -171,12 +172,6 @@ def pair_groups(n: int, pairs: np.ndarray) -> list[np.ndarray]:
     return np.split(order, bounds)
 
 
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenated ranges [start, start + length) without a Python loop."""
-    ends = np.cumsum(lengths)
-    return np.repeat(starts - ends + lengths, lengths) + np.arange(ends[-1] if len(ends) else 0)
-
-
 class PairBatches:
     """Shuffled mini-batches of whole pair groups, about `batch_size` examples each.
 
@@ -227,9 +222,9 @@ class PairBatches:
     def make_batch(self, groups: list) -> dict:
         groups = np.asarray(groups, dtype=np.int64)
         sizes, n_edges = self.group_len[groups], self.edge_len[groups]
-        rows = self.group_rows[_ranges(self.group_start[groups], sizes)]
+        rows = self.group_rows[concat_ranges(self.group_start[groups], sizes)]
         offsets = np.repeat(np.cumsum(sizes) - sizes, n_edges)
-        edges = self.edges_local[_ranges(self.edge_start[groups], n_edges)] + offsets[:, None]
+        edges = self.edges_local[concat_ranges(self.edge_start[groups], n_edges)] + offsets[:, None]
         return {**self.data.batch(rows), "targets": dense(self.data.targets[torch.as_tensor(rows)]),
                 "edges": torch.as_tensor(edges, dtype=torch.long)}
 

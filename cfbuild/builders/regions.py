@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from cfbuild.arrays import index_of
 from cfbuild.errors import UserError
 from cfbuild.sources.bottomup_h5 import FEATURES, H5Features
 from cfbuild.sources.bottomup_tsv import iter_tsv
@@ -30,12 +31,7 @@ class RegionTable:
 
     def rows_of(self, image_ids) -> np.ndarray:
         """Row of each id in /regions, -1 when no feature file has it."""
-        order = np.argsort(self.image_id, kind="stable")
-        ids = np.asarray(image_ids, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(self.image_id[order], ids), max(len(order) - 1, 0))
-        if not len(order):
-            return np.full(len(ids), -1, np.int64)
-        return np.where(self.image_id[order[pos]] == ids, order[pos], -1)
+        return index_of(self.image_id, image_ids)
 
 
 def open_sources(features: list, indexes: list) -> list:

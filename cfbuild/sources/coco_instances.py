@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cfbuild.arrays import index_of as _lookup
 from cfbuild.errors import UserError
 
 
@@ -37,14 +38,6 @@ class CocoInstances:
 
     def annotation_rows(self, ann_ids: np.ndarray) -> np.ndarray:
         return _lookup(self.ann_ids, ann_ids)
-
-
-def _lookup(sorted_keys: np.ndarray, keys) -> np.ndarray:
-    keys = np.asarray(keys, dtype=np.int64)
-    if not len(sorted_keys):
-        return np.full(len(keys), -1, np.int64)
-    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return np.where(sorted_keys[pos] == keys, pos, -1)
 
 
 def load_instances(path) -> CocoInstances:

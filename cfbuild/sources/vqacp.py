@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from cfbuild.arrays import concat_ranges, index_of
 from cfbuild.errors import UserError
 from cfbuild.sources.jsonlist import iter_json_list
 
@@ -98,9 +99,9 @@ class VqaSplit:
 
     def take(self, rows: np.ndarray) -> "VqaSplit":
         """The questions at `rows` (in that order)."""
-        starts, ends = self.answer_offsets[rows], self.answer_offsets[rows + 1]
-        lengths = ends - starts
-        flat = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
+        starts = self.answer_offsets[rows]
+        lengths = self.answer_offsets[rows + 1] - starts
+        flat = concat_ranges(starts, lengths)
         return VqaSplit(self.question_id[rows], self.image_id[rows], [self.question[i] for i in rows],
                         self.question_type[rows], self.answer_type[rows],
                         np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
@@ -198,11 +199,8 @@ def _join(q_path: Path, a_path: Path, q: dict, a: dict, shas: dict) -> VqaSplit:
         uniq, counts = np.unique(ids, return_counts=True)
         if (counts > 1).any():
             raise UserError(f"{path}: question_id {uniq[counts > 1][0]} appears more than once")
-    order_q = np.argsort(q["question_id"], kind="stable")
-    sorted_q = q["question_id"][order_q]
-    pos = np.searchsorted(sorted_q, a["question_id"])
-    found = pos < len(sorted_q)
-    found[found] = sorted_q[pos[found]] == a["question_id"][found]
+    q_row = index_of(q["question_id"], a["question_id"])  # annotation i belongs to question q_row[i]
+    found = q_row >= 0
     if not found.all():
         raise UserError(f"{a_path}: annotation of question_id {a['question_id'][~found][0]} has no question "
                         f"in {q_path.name} ({(~found).sum()} such annotations)")
@@ -210,7 +208,6 @@ def _join(q_path: Path, a_path: Path, q: dict, a: dict, shas: dict) -> VqaSplit:
         lonely = np.setdiff1d(q["question_id"], a["question_id"])
         raise UserError(f"{q_path}: question_id {lonely[0]} has no annotation in {a_path.name} "
                         f"({len(lonely)} such questions)")
-    q_row = order_q[pos]  # annotation i belongs to question q_row[i]
     clash = np.flatnonzero(q["image_id"][q_row] != a["image_id"])
     if clash.size:
         raise UserError(f"{a_path}: question_id {a['question_id'][clash[0]]}: image_id {a['image_id'][clash[0]]} "
