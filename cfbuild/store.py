@@ -99,6 +99,12 @@ def describe_source(path, manifest_id: str | None = None) -> dict:
     return {"file": path.name, "size": path.stat().st_size, "sha256": sha.hexdigest(), "manifest_id": manifest_id}
 
 
+def describe_source_stat(path, manifest_id: str | None = None) -> dict:
+    """A `sources` entry whose sha256 the caller fills in (it hashed the bytes while reading them)."""
+    path = Path(path)
+    return {"file": path.name, "size": path.stat().st_size, "sha256": None, "manifest_id": manifest_id}
+
+
 def _write_dataset(group: h5py.Group, name: str, arr: np.ndarray) -> None:
     text = arr.dtype.kind == "O"
     if arr.size == 0 or arr.ndim == 0:

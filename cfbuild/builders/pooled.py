@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from cfbuild.builders.regions import BLOCK, MANIFEST, describe_source_stat
+from cfbuild.builders.regions import BLOCK, MANIFEST
 from cfbuild.errors import UserError
 from cfbuild.sources.bottomup_h5 import H5Features
 from cfbuild.sources.bottomup_tsv import iter_tsv
 from cfbuild.sources.pooled_npz import NpzVectors
-from cfbuild.store import describe_source
+from cfbuild.store import describe_source, describe_source_stat
 
 
 class _Table:
@@ -59,7 +59,7 @@ def pooled_vectors(features: list, indexes: list, keys: list) -> tuple[np.ndarra
                 if image is not None:
                     table.put(path, [key], image.features.mean(axis=0, dtype=np.float64))
                     bar.update()
-            entries.append({**describe_source_stat(path), "sha256": sha[0]})
+            entries.append({**describe_source_stat(path, MANIFEST), "sha256": sha[0]})
         elif suffix == ".npz":
             npz = NpzVectors(path)
             for key in [k for k in npz.keys if k in wanted]:

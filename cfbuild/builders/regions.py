@@ -13,7 +13,7 @@ from cfbuild.arrays import index_of
 from cfbuild.errors import UserError
 from cfbuild.sources.bottomup_h5 import FEATURES, H5Features
 from cfbuild.sources.bottomup_tsv import iter_tsv
-from cfbuild.store import LinkedFeatures, StoreWriter, describe_source
+from cfbuild.store import LinkedFeatures, StoreWriter, describe_source, describe_source_stat
 
 BLOCK = 256  # images per read/write
 MANIFEST = "bottom_up_features"  # data_manifests/bottom_up_features.json
@@ -131,7 +131,7 @@ def write_materialized(writer: StoreWriter, sources: list, needed, float16: bool
             if image is not None:
                 appender.add(image_id, image.boxes, image.features, (image.width, image.height))
                 bar.update()
-        entries.append({**describe_source_stat(src), "sha256": sha[0]})
+        entries.append({**describe_source_stat(src, MANIFEST), "sha256": sha[0]})
     bar.close()
     return appender.finish(entries)
 
@@ -144,8 +144,3 @@ def _copy_h5(src: H5Features, needed: set, appender: _Appender, bar) -> None:
         for row, feats in zip(block, src.read(block)):
             appender.add(int(src.image_id[row]), boxes[row], feats, None if sizes is None else tuple(sizes[row]))
         bar.update(len(block))
-
-
-def describe_source_stat(path: Path) -> dict:
-    """A `sources` entry without hashing (the caller hashed the bytes while reading them)."""
-    return {"file": path.name, "size": path.stat().st_size, "sha256": None, "manifest_id": MANIFEST}

@@ -40,6 +40,7 @@ class H5Features:
         self.n_images, self.dim = feats.shape[0], feats.shape[-1]
         self.n_regions = feats.shape[1] if feats.ndim == 3 else 0
         self.dtype = feats.dtype
+        self._boxes = None
         self.image_id = self._read_index()
 
     def _read_index(self) -> np.ndarray:
@@ -65,13 +66,16 @@ class H5Features:
         return image_id
 
     def boxes(self) -> np.ndarray:
-        return self.h5[BOXES][()].astype(np.float32)
+        """(N, R, 4) float32, read once (linked builds, materialised copies and sizes all need them)."""
+        if self._boxes is None:
+            self._boxes = self.h5[BOXES][()].astype(np.float32)
+        return self._boxes
 
     def sizes(self) -> np.ndarray | None:
         """(N, 2) image width and height, recovered from `spatial_features` (x2/w, y2/h); None without it."""
         if SPATIAL not in self.h5:
             return None
-        spatial, boxes = self.h5[SPATIAL][()], self.h5[BOXES][()]
+        spatial, boxes = self.h5[SPATIAL][()], self.boxes()
         sizes = np.zeros((self.n_images, 2), np.int64)
         for axis, (pixel, ratio) in enumerate(((2, 2), (3, 3))):
             best = np.argmax(spatial[:, :, ratio], axis=1)  # the box reaching furthest: best precision
