@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -78,7 +79,13 @@ def load_members(run_dir) -> tuple[list, dict]:
     if not (run_dir / "model.pt").is_file() or not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir}: not a trained run (needs config.json and model.pt)")
     config = json.loads((run_dir / "config.json").read_text())
-    saved = torch.load(run_dir / "model.pt", weights_only=True)
+    try:
+        saved = torch.load(run_dir / "model.pt", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError) as exc:
+        raise UserError(f"{run_dir / 'model.pt'}: not a readable checkpoint ({' '.join(str(exc).split())[:120]})") from None
+    if not isinstance(saved, dict) or not {"members", "model", "kwargs"} <= set(saved):
+        raise UserError(f"{run_dir / 'model.pt'}: no model constructor arguments (written by an older cftrain?); "
+                        "train the run again")
     members = []
     for state in saved["members"]:
         kwargs = dict(saved["kwargs"])

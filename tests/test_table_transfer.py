@@ -143,3 +143,25 @@ def test_transfer_hub_path_calls_load_dataset_with_the_preset(tmp_path, monkeypa
     with Store(tmp_path / "x.h5") as store:
         assert store.split("test").read("label").tolist() == [0, 1]
         assert store.sources[0]["file"] == "hub:tweet_eval/sentiment/test"
+
+
+def test_eval_refuses_a_damaged_or_old_checkpoint(tmp_path):
+    import torch
+    from click.testing import CliRunner
+    from cli.cftrain import main as cftrain
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text("{}")
+    store = tmp_path / "toy.h5"
+    from cfbuild.builders.toy import build_toy
+    build_toy(store, n=20)
+    for content, fragment in ((b"not a checkpoint", "not a readable checkpoint"),
+                              (None, "no model constructor arguments")):
+        if content is None:
+            torch.save({"members": [], "model": "mlp"}, run_dir / "model.pt")
+        else:
+            (run_dir / "model.pt").write_bytes(content)
+        result = CliRunner().invoke(cftrain, ["eval", str(run_dir), str(store)])
+        assert result.exit_code == 2, result.output
+        assert fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1
