@@ -152,11 +152,13 @@ def build_vqa(vqacp_dir, features: list, imgid2idx: list, out, *, hints=None, ha
         regions = write_linked(writer, feature_sources) if linked else \
             write_materialized(writer, feature_sources, needed, options.float16)
         splits, report["images_missing"] = _drop_missing(splits, regions, options.skip_missing_images)
-        vocab = build_vocab([tokenize_question(q) for q in splits["train"].question], size=10 ** 9)
+        words = {name: [tokenize_question(q) for q in split.question] for name, split in splits.items()}
+        vocab = build_vocab(words["train"], size=10 ** 9)
         writer.write_vocab(vocab)
         report["splits"] = {}
         for name, split in splits.items():
-            report["splits"].update(_write_split(writer, name, split, regions, attention, class_of, vocab, options))
+            tokens = encode(words[name], vocab, options.max_tokens)
+            report["splits"].update(_write_split(writer, name, split, regions, attention, class_of, tokens, options))
         report["attention_unused"] = len(attention.question_ids - attention.used)
         writer.set_json_attr("sources", sources + regions.sources + [attention.source_entry()])
         writer.set_json_attr("report", report)
@@ -166,11 +168,10 @@ def build_vqa(vqacp_dir, features: list, imgid2idx: list, out, *, hints=None, ha
     return report
 
 
-def _write_split(writer, name, split, regions, attention, class_of, vocab, options) -> dict:
+def _write_split(writer, name, split, regions, attention, class_of, tokens, options) -> dict:
     rows = regions.rows_of(split.image_id)
     real = np.arange(regions.boxes.shape[1])[None, :] < regions.num_boxes[rows][:, None]
     labels = soft_targets(split, class_of)
-    tokens = encode([tokenize_question(q) for q in split.question], vocab, options.max_tokens)
     ex = _examples(split, rows, labels, tokens, real)
     att = attention.for_split(split.question_id, rows, regions)
     stats = {"questions": len(split), "without_answer_in_vocabulary": int((labels[0] < 0).all(axis=1).sum())}
