@@ -9,7 +9,9 @@ import h5py
 import numpy as np
 
 from cfbuild.errors import StoreError
-from cfbuild.store import Store, content_digest, is_string_dtype, validate_split
+from cfbuild.label_kinds import label_kind
+from cfbuild.store import Store, content_digest, is_string_dtype
+from cfbuild.store_rules import validate_split
 
 ROOT_ATTRS = ("task", "input_kind", "label_kind", "class_names", "build", "sources", "content_digest")
 
@@ -43,16 +45,12 @@ def _check_root(store: Store) -> None:
 
 def _check_splits(store: Store) -> None:
     vocab = store.vocab
-    regions = store.regions
-    n_images = None
+    regions = store.regions_info()
     if regions is not None:
-        n_images = regions["image_id"].shape[0]
-        try:
-            features_shape = regions["features"].shape
-        except KeyError:
-            raise StoreError(f"{store.path}: /regions/features cannot be resolved (linked file missing?)") from None
-        if features_shape[:2] != regions["boxes"].shape[:2]:
-            raise StoreError(f"{store.path}: /regions/features {features_shape} does not match boxes")
+        if regions.features_shape is None:
+            raise StoreError(f"{store.path}: /regions/features cannot be resolved (linked file missing?)")
+        if regions.features_shape[:2] != regions.boxes_shape[:2]:
+            raise StoreError(f"{store.path}: /regions/features {regions.features_shape} does not match boxes")
     if not store.splits:
         raise StoreError(f"{store.path}: no splits")
     for name in store.splits:
@@ -66,10 +64,11 @@ def _check_splits(store: Store) -> None:
         subsets = {k: _read(store, v) for k, v in split.subsets.items()}
         validate_split(name, examples, index, kinds, subsets, input_kind=store.input_kind,
                        label_kind=store.label_kind, n_classes=len(store.class_names),
-                       vocab_size=None if vocab is None else len(vocab), n_images=n_images)
-        if store.input_kind == "regions" and examples["region_mask"].shape[1] != regions["boxes"].shape[1]:
+                       vocab_size=None if vocab is None else len(vocab),
+                       n_images=None if regions is None else regions.n_images)
+        if regions is not None and examples["region_mask"].shape[1] != regions.boxes_shape[1]:
             raise StoreError(f"/{name}/examples/region_mask: {examples['region_mask'].shape[1]} regions, "
-                             f"/regions/boxes has {regions['boxes'].shape[1]}")
+                             f"/regions/boxes has {regions.boxes_shape[1]}")
 
 
 def _read(store: Store, ds: h5py.Dataset) -> np.ndarray:
@@ -79,20 +78,6 @@ def _read(store: Store, ds: h5py.Dataset) -> np.ndarray:
     except (OSError, RuntimeError, ValueError) as exc:
         raise StoreError(f"{store.path}: dataset {ds.name} cannot be read back ({exc})") from None
     return np.asarray(data, dtype=object) if data.dtype.kind == "O" else data
-
-
-def _label_counts(split, label_kind: str, class_names: list) -> dict:
-    if label_kind in ("binary", "multiclass"):
-        counts = np.bincount(split.read("label"), minlength=len(class_names))
-        return {class_names[i]: int(c) for i, c in enumerate(counts)}
-    if label_kind == "multilabel":
-        counts = split.read("label").sum(0)
-        top = np.argsort(-counts, kind="stable")[:10]
-        return {class_names[i]: int(counts[i]) for i in top}
-    index, score = split.read("label_index"), split.read("label_score")
-    best = np.where(score.max(1) > 0, index[np.arange(len(index)), score.argmax(1)], -1)
-    counts = Counter(best.tolist())
-    return {("(empty)" if k < 0 else class_names[k]): v for k, v in counts.most_common(10)}
 
 
 def summarize(store: Store) -> dict:
@@ -106,7 +91,7 @@ def summarize(store: Store) -> dict:
             "examples": len(split), "originals": int((~is_cf).sum()), "counterfactuals": int(is_cf.sum()),
             "pairs": dict(sorted(kinds.items())),
             "subsets": {k: int(v.shape[0]) for k, v in split.subsets.items()},
-            "labels": _label_counts(split, store.label_kind, store.class_names),
+            "labels": label_kind(store.label_kind).counts(split.read, store.class_names),
         }
     summary = {
         "path": str(store.path), "task": store.task, "input_kind": store.input_kind,
@@ -115,28 +100,18 @@ def summarize(store: Store) -> dict:
     }
     if store.vocab is not None:
         summary["vocab_size"] = len(store.vocab)
-    if store.regions is not None:
-        summary["regions"] = _regions_summary(store.regions)
+    regions = store.regions_info()
+    if regions is not None:
+        summary["regions"] = {"images": regions.n_images, "boxes": regions.boxes_shape[1],
+                              "features": regions.features_where}
+        if regions.features_shape is None:
+            summary["regions"]["features"] += " (cannot be resolved: linked file missing?)"
+        else:
+            summary["regions"].update(shape=list(regions.features_shape), dtype=regions.features_dtype)
     report = store.json_attr("report")
     if report is not None:
         summary["report"] = report
     return summary
-
-
-def _regions_summary(regions: h5py.Group) -> dict:
-    link = regions.get("features", getlink=True)
-    out = {"images": int(regions["image_id"].shape[0]), "boxes": int(regions["boxes"].shape[1])}
-    if isinstance(link, h5py.ExternalLink):
-        out["features"] = f"linked to {link.filename}:{link.path}"
-    else:
-        virtual = regions["features"].is_virtual
-        out["features"] = (f"virtual over {', '.join(sorted({s.file_name for s in regions['features'].virtual_sources()}))}"
-                           if virtual else "stored")
-    try:
-        out["shape"], out["dtype"] = list(regions["features"].shape), str(regions["features"].dtype)
-    except KeyError:
-        out["features"] += " (cannot be resolved: linked file missing?)"
-    return out
 
 
 def format_summary(summary: dict) -> str:

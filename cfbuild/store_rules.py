@@ -1,6 +1,7 @@
-"""Validation rules of the pair store, format version 1 (DESIGN.md §1): part of `cfbuild.store`.
+"""Validation rules of the pair store, format version 1 (README: "The pair store").
 
-Kept apart only for length; `cfbuild.store` re-exports `validate_split` and `labels_differ`.
+Kept apart from `cfbuild.store` only for length. Label rules live with each label kind
+(`cfbuild.label_kinds`).
 """
 
 from __future__ import annotations
@@ -8,54 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from cfbuild.errors import StoreError
-from cfbuild.store_schema import (EXTRA_INPUT_FIELDS, LABEL_FIELDS, RESERVED_GROUPS, SPLIT_NAME,
-                                  TOKEN_FIELDS, required_fields)
-
-
-def labels_differ(examples: dict, label_kind: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Bool per (a[i], b[i]) row pair: do the two rows carry different labels?"""
-    if label_kind in ("binary", "multiclass"):
-        return examples["label"][a] != examples["label"][b]
-    if label_kind == "multilabel":
-        return np.any(examples["label"][a] != examples["label"][b], axis=1)
-    # soft: compare {answer: score} maps, ignoring padding and zero scores
-    index, score = examples["label_index"], examples["label_score"]
-
-    def canonical(rows):
-        idx = np.where(score[rows] > 0, index[rows], -1)
-        order = np.argsort(idx, axis=1, kind="stable")
-        sc = np.where(idx >= 0, score[rows], 0)
-        return np.take_along_axis(idx, order, 1), np.take_along_axis(sc, order, 1)
-
-    ia, sa = canonical(a)
-    ib, sb = canonical(b)
-    return np.any(ia != ib, axis=1) | np.any(sa != sb, axis=1)
-
-
-def _check_labels(ex: dict, label_kind: str, n_classes: int, where: str) -> None:
-    if label_kind in ("binary", "multiclass"):
-        label = ex["label"]
-        if label.ndim != 1 or label.dtype.kind not in "iu":
-            raise StoreError(f"{where}/label: expected (N,) integers, got {label.dtype} {label.shape}")
-        high = 2 if label_kind == "binary" else n_classes
-        if label.size and (label.min() < 0 or label.max() >= high):
-            raise StoreError(f"{where}/label: values outside [0, {high})")
-    elif label_kind == "multilabel":
-        label = ex["label"]
-        if label.ndim != 2 or label.shape[1] != n_classes:
-            raise StoreError(f"{where}/label: expected (N, {n_classes}), got {label.shape}")
-        if not np.isin(label, (0.0, 1.0)).all():
-            raise StoreError(f"{where}/label: multilabel values must be 0 or 1")
-    else:
-        idx, score = ex["label_index"], ex["label_score"]
-        if idx.ndim != 2 or idx.shape != score.shape:
-            raise StoreError(f"{where}/label_index and label_score: shapes {idx.shape} and {score.shape} must agree (N, K)")
-        if idx.size and (idx.min() < -1 or idx.max() >= n_classes):
-            raise StoreError(f"{where}/label_index: values outside [-1, {n_classes})")
-        if not (np.isfinite(score).all() and (score >= 0).all() and (score <= 1).all()):
-            raise StoreError(f"{where}/label_score: scores must lie in [0, 1]")
-        if np.any((idx < 0) & (score != 0)):
-            raise StoreError(f"{where}/label_score: padding entries (index -1) must score 0")
+from cfbuild.label_kinds import label_kind as get_label_kind
+from cfbuild.store_schema import RESERVED_GROUPS, SPLIT_NAME, TOKEN_FIELDS, required_fields
 
 
 def _check_inputs(ex: dict, input_kind: str, vocab_size: int | None, n_images: int | None, where: str) -> None:
@@ -84,7 +39,7 @@ def _check_inputs(ex: dict, input_kind: str, vocab_size: int | None, n_images: i
 def validate_split(name: str, ex: dict, pairs_index, pairs_kind, subsets: dict, *, input_kind: str,
                    label_kind: str, n_classes: int, vocab_size: int | None = None,
                    n_images: int | None = None) -> None:
-    """Raise StoreError naming the first broken invariant of one split (DESIGN §1)."""
+    """Raise StoreError naming the first broken invariant of one split."""
     where = f"/{name}/examples"
     if not SPLIT_NAME.match(name) or name in RESERVED_GROUPS:
         raise StoreError(f"split name {name!r} must match {SPLIT_NAME.pattern} and not be {RESERVED_GROUPS}")
@@ -100,7 +55,8 @@ def validate_split(name: str, ex: dict, pairs_index, pairs_kind, subsets: dict, 
         raise StoreError(f"{where}/id: ids must be unique within a split; {dup!r} repeats")
     if ex["is_counterfactual"].dtype != np.bool_:
         raise StoreError(f"{where}/is_counterfactual: expected bool, got {ex['is_counterfactual'].dtype}")
-    _check_labels(ex, label_kind, n_classes, where)
+    labels = get_label_kind(label_kind)
+    labels.check(ex, n_classes, where)
     _check_inputs(ex, input_kind, vocab_size, n_images, where)
     index = np.asarray(pairs_index)
     if index.ndim != 2 or index.shape[1] != 2 or (index.size and index.dtype.kind not in "iu"):
@@ -111,7 +67,7 @@ def validate_split(name: str, ex: dict, pairs_index, pairs_kind, subsets: dict, 
         bad = np.flatnonzero((index < 0).any(1) | (index >= n).any(1))
         if bad.size:
             raise StoreError(f"/{name}/pairs/index: pair {bad[0]} {index[bad[0]].tolist()} points outside [0, {n})")
-        same = np.flatnonzero(~labels_differ(ex, label_kind, index[:, 0], index[:, 1]))
+        same = np.flatnonzero(~labels.differ(ex, index[:, 0], index[:, 1]))
         if same.size:
             a, b = index[same[0]]
             raise StoreError(f"/{name}/pairs/index: pair {same[0]} joins rows {a} ({ex['id'][a]}) and "

@@ -1,4 +1,4 @@
-"""Names and shapes of the pair store, format version 1 (DESIGN.md §1): part of `cfbuild.store`."""
+"""Names and shapes of the pair store, format version 1 (README: "The pair store"): part of `cfbuild.store`."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import re
 
 import h5py
 
+from cfbuild.label_kinds import LABEL_KINDS as _LABEL_KINDS
+
 FORMAT = "cfpairs"
 FORMAT_VERSION = 1
 INPUT_KINDS = ("text", "text_pair", "vector", "regions")
-LABEL_KINDS = ("binary", "multiclass", "multilabel", "soft")
+LABEL_KINDS = tuple(_LABEL_KINDS)
 TOKEN_FIELDS = {
     "text": ("",),
     "text_pair": ("premise_", "hypothesis_"),
@@ -17,12 +19,6 @@ TOKEN_FIELDS = {
     "regions": ("",),
 }
 EXTRA_INPUT_FIELDS = {"vector": ("x",), "regions": ("image_row", "region_mask")}
-LABEL_FIELDS = {
-    "binary": ("label",),
-    "multiclass": ("label",),
-    "multilabel": ("label",),
-    "soft": ("label_index", "label_score"),
-}
 SPLIT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 RESERVED_GROUPS = ("vocab", "regions")
 STR = h5py.string_dtype("utf-8")
@@ -30,8 +26,16 @@ STR = h5py.string_dtype("utf-8")
 
 def required_fields(input_kind: str, label_kind: str) -> tuple[str, ...]:
     """Example datasets every split of a store of these kinds must hold."""
-    fields = ["id", "is_counterfactual", *LABEL_FIELDS[label_kind]]
+    fields = ["id", "is_counterfactual", *_LABEL_KINDS[label_kind].fields]
     fields += EXTRA_INPUT_FIELDS.get(input_kind, ())
     for prefix in TOKEN_FIELDS[input_kind]:
         fields += [f"{prefix}text", f"{prefix}tokens", f"{prefix}length"]
     return tuple(fields)
+
+
+def model_input_fields(input_kind: str) -> tuple[str, ...]:
+    """The numeric example datasets a model reads (texts stay behind: tokens carry them)."""
+    fields = []
+    for prefix in TOKEN_FIELDS[input_kind]:
+        fields += [f"{prefix}tokens", f"{prefix}length"]
+    return tuple(fields) + EXTRA_INPUT_FIELDS.get(input_kind, ())

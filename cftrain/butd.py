@@ -47,6 +47,9 @@ class BottomUpTopDown(PairModel):
         # cuDNN's RNN cannot be differentiated twice; GS training turns this on (see `question`)
         self.plain_rnn = False
 
+    def set_double_backward(self, enabled: bool) -> None:
+        self.plain_rnn = enabled
+
     def question(self, tokens: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
         """GRU state after each question's last real token."""
         off_cudnn = torch.backends.cudnn.flags(enabled=False) if self.plain_rnn and tokens.is_cuda \

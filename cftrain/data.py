@@ -2,85 +2,33 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 
-import h5py
 import numpy as np
 import torch
 
 from cfbuild.arrays import concat_ranges
-from cfbuild.store import Store
-
-INPUT_FIELDS = {
-    "text": ("tokens", "length"),
-    "text_pair": ("premise_tokens", "premise_length", "hypothesis_tokens", "hypothesis_length"),
-    "vector": ("x",),
-    "regions": ("tokens", "length", "image_row", "region_mask"),
-}
-
-
-class SoftTargets:
-    """Soft targets kept sparse, (N, K) answer index + score: a dense (N, C) matrix over a VQA
-    answer vocabulary would take gigabytes. Indexing gives SoftTargets; `dense()` a batch's matrix."""
-
-    def __init__(self, index: torch.Tensor, score: torch.Tensor, n_classes: int):
-        self.index, self.score, self.n_classes = index, score, n_classes
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    @property
-    def shape(self) -> tuple:
-        return (len(self.index), self.n_classes)
-
-    def __getitem__(self, rows) -> "SoftTargets":
-        return SoftTargets(self.index[rows], self.score[rows], self.n_classes)
-
-    def dense(self) -> torch.Tensor:
-        out = torch.zeros(self.shape)
-        keep = self.index >= 0
-        rows = torch.arange(len(self.index))[:, None].expand_as(self.index)
-        out[rows[keep], self.index[keep].long()] = self.score[keep]
-        return out
-
-    def best(self) -> torch.Tensor:
-        """The top-scoring answer of each row (-1 for an empty target)."""
-        top = self.score.argmax(1)
-        best = self.index.gather(1, top[:, None])[:, 0].long()
-        return torch.where(self.score.max(1).values > 0, best, torch.full_like(best, -1))
+from cfbuild.label_kinds import SoftTargets, label_kind
+from cfbuild.store import RegionFeatureReader, Store
+from cfbuild.store_schema import model_input_fields
 
 
 def dense(targets) -> torch.Tensor:
     return targets.dense() if isinstance(targets, SoftTargets) else targets
 
 
-class RegionFeatures:
-    """/regions/features of a store, read by image rows; each process opens the file itself
-    (h5py handles must not cross a fork), so DataLoader workers are safe."""
+def to_device(batch: dict, device) -> dict:
+    """The batch's tensors on `device` (a no-op on the CPU)."""
+    if str(device) == "cpu":
+        return batch
+    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
 
-    def __init__(self, store_path):
-        self.path = str(store_path)
-        self._pid, self._dataset = None, None
 
-    def __getstate__(self):
-        return {"path": self.path, "_pid": None, "_dataset": None}
-
-    def dataset(self):
-        if self._pid != os.getpid():
-            self._dataset = h5py.File(self.path, "r")["regions/features"]
-            self._pid = os.getpid()
-        return self._dataset
+class RegionFeatures(RegionFeatureReader):
+    """The store's region features by image rows, as a torch tensor (see RegionFeatureReader)."""
 
     def read(self, image_rows: np.ndarray, keep: np.ndarray | None = None) -> torch.Tensor:
-        """(n, R, D) float32 features of the given rows (repeats allowed, any order); regions where
-        `keep` (n, R) is False are zeroed."""
-        unique, inverse = np.unique(np.asarray(image_rows), return_inverse=True)
-        block = self.dataset()[unique] if len(unique) else np.zeros((0,) + self.dataset().shape[1:], np.float32)
-        features = np.asarray(block, dtype=np.float32)[inverse.reshape(-1)]
-        if keep is not None:
-            features[~keep] = 0  # numpy: ~10x faster here than torch's boolean index_put
-        return torch.as_tensor(features)
+        return torch.as_tensor(super().read(image_rows, keep))
 
 
 @dataclass
@@ -120,30 +68,14 @@ class SplitTensors:
         return out
 
 
-def dense_targets(split, label_kind: str, n_classes: int) -> tuple[object, torch.Tensor]:
-    if label_kind == "binary":
-        label = torch.as_tensor(split.read("label"))
-        return label[:, None].float(), label
-    if label_kind == "multiclass":
-        label = torch.as_tensor(split.read("label"))
-        return torch.nn.functional.one_hot(label, n_classes).float(), label
-    if label_kind == "multilabel":
-        multi = torch.as_tensor(split.read("label")).float()
-        return multi, multi.argmax(1)
-    soft = SoftTargets(torch.as_tensor(split.read("label_index")).long(), torch.as_tensor(split.read("label_score")),
-                       n_classes)
-    return soft, soft.best()
-
-
 def load_split(store: Store, name: str) -> SplitTensors:
     split = store.split(name)
-    fields = INPUT_FIELDS[store.input_kind]
-    inputs = {f: torch.as_tensor(split.read(f)) for f in fields}
+    inputs = {f: torch.as_tensor(split.read(f)) for f in model_input_fields(store.input_kind)}
     inputs = {f: (v.long() if v.dtype == torch.int32 else v) for f, v in inputs.items()}
-    targets, labels = dense_targets(split, store.label_kind, len(store.class_names))
+    targets, labels = label_kind(store.label_kind).targets(split.read, len(store.class_names))
     subsets = {k: v[()] for k, v in split.subsets.items()}
     features = None
-    if store.input_kind == "regions":
+    if store.regions_info() is not None:
         features = RegionFeatures(store.path)
         if "answer_type" in split.examples:  # VQA reports accuracy per answer type
             kinds = split.read("answer_type").astype(str)

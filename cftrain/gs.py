@@ -1,4 +1,4 @@
-"""Gradient supervision (Teney et al., ECCV 2020; DESIGN.md §2), usable on its own.
+"""Gradient supervision (Teney et al., ECCV 2020), usable on its own.
 
     L_gs = mean over supervised rows i of (1 - cos(g_i, t_i))
     g_i  = d logit_c(x_i) / d x_i                 (logits, never probabilities)
@@ -17,6 +17,8 @@ gradient of the summed selected logits w.r.t. `x` is exactly each row's own g.
 from __future__ import annotations
 
 import torch
+
+from cfbuild.label_kinds import label_kind
 
 EPS = 1e-8
 
@@ -38,23 +40,14 @@ def random_edges(n: int, generator: torch.Generator | None = None) -> torch.Tens
     return torch.stack([rows, (rows + offset) % n], dim=1)
 
 
-def class_weights(targets: torch.Tensor, edges: torch.Tensor, label_kind: str) -> torch.Tensor:
+def class_weights(targets: torch.Tensor, edges: torch.Tensor, kind: str) -> torch.Tensor:
     """(E, C) signs sign(y_j[c] - y_i[c]) on the supervised class(es) of each edge, 0 elsewhere.
 
     `targets` is dense (B, C): one column of 0/1 for binary single-logit models,
-    one-hot for multiclass, multi-hot for multilabel, soft scores for soft.
+    one-hot for multiclass, multi-hot for multilabel, soft scores for soft; the
+    class choice belongs to the label kind (`cfbuild.label_kinds`).
     """
-    y_i, y_j = targets[edges[:, 0]], targets[edges[:, 1]]
-    diff = torch.sign(y_j - y_i)
-    if label_kind in ("binary", "multilabel") or targets.shape[1] == 1:
-        return diff
-    own, other = y_i.argmax(1), y_j.argmax(1)
-    differs = diff.gather(1, own[:, None]).squeeze(1) != 0
-    has_own = y_i.max(1).values > 0  # an empty soft target has no class of its own
-    chosen = torch.where(differs & has_own, own, other)
-    weights = torch.zeros_like(diff)
-    weights.scatter_(1, chosen[:, None], diff.gather(1, chosen[:, None]))
-    return weights
+    return label_kind(kind).gs_weights(targets, edges)
 
 
 def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor,
@@ -66,15 +59,15 @@ def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partne
     partner: (B,) partner row per row (-1: none) or (E, 2) directed edges.
     Rows whose g or t has a near-zero norm, or with no differing class, are skipped.
     """
-    edges = random_edges(len(x), generator) if random else as_edges(partner).long()
+    edges = (random_edges(len(x), generator) if random else as_edges(partner).long()).to(x.device)
     if logits.dim() == 1:
         logits = logits[:, None]
     weights = class_weights(targets.to(logits.dtype), edges, label_kind)
     # One weight row per batch row: each row's first edge decides its class; edges that
     # would need another class for the same row are skipped (they cannot share one g).
     row_weights = torch.zeros_like(logits)
-    first_edge = torch.full((len(x),), len(edges), dtype=torch.long)
-    first_edge.scatter_reduce_(0, edges[:, 0], torch.arange(len(edges)), reduce="amin")
+    first_edge = torch.full((len(x),), len(edges), dtype=torch.long, device=x.device)
+    first_edge.scatter_reduce_(0, edges[:, 0], torch.arange(len(edges), device=x.device), reduce="amin")
     has_edge = first_edge < len(edges)
     row_weights[has_edge] = weights[first_edge[has_edge]]
     first = (row_weights[edges[:, 0]] == weights).all(1)

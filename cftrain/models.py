@@ -28,8 +28,21 @@ def make_model(name: str, **kwargs) -> nn.Module:
 
 
 class PairModel(nn.Module):
+    """A model as `encode(batch) -> x` (the GS space) and `head(x, batch) -> logits`."""
+
     def forward(self, batch: dict) -> torch.Tensor:
         return self.head(self.encode(batch), batch)
+
+    def set_double_backward(self, enabled: bool) -> None:
+        """Told whether training will differentiate the input gradient again (GS); models whose
+        layers cannot (cuDNN's RNN) switch to an implementation that can."""
+
+    def frozen_vectors(self) -> torch.Tensor | None:
+        """Pretrained word vectors kept frozen (saved with the run, checked by sha256), if any."""
+        embed = getattr(self, "embed", None)
+        if isinstance(embed, nn.Embedding) and not embed.weight.requires_grad:
+            return embed.weight
+        return None
 
 
 def mean_embedding(embed: nn.Module, tokens: torch.Tensor, length: torch.Tensor) -> torch.Tensor:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from cfbuild.errors import UserError
-
-MODES = ("original", "augmented", "gs", "gs-random", "shuffled")
-TABLE_MODES = ("chance", "original", "augmented", "gs", "gs-random", "shuffled")
+from cftrain.methods import method
 
 
 @dataclass
@@ -28,12 +26,13 @@ class RunConfig:
     max_tokens: int | None = None  # truncate stored tokens further at train time
     workers: int = 0             # DataLoader processes building batches (region stores read features)
     answer_types: list = field(default_factory=list)  # VQA: train and evaluate on these answer types only
+    device: str = "auto"         # cpu, cuda, or auto (cuda when available)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-# Paper values (DESIGN.md §3) where the paper gives them; epochs/patience chosen on val.
+# The paper's values where it gives them (README: Presets); epochs/patience chosen on val.
 PRESETS = {
     "imdb": dict(model="bow", batch_size=32, gs_weight=20.0, ensemble=6, epochs=100, patience=20),
     "snli": dict(model="nli-bow", batch_size=512, gs_weight=0.01, ensemble=6, epochs=200, patience=30),
@@ -60,6 +59,5 @@ def resolve(task: str, input_kind: str | None = None, **overrides) -> RunConfig:
         if value is not None:
             values[key] = value
     config = RunConfig(**values)
-    if config.mode not in MODES and config.mode != "chance":
-        raise UserError(f"unknown mode {config.mode!r} (choose from {', '.join(TABLE_MODES)})")
+    method(config.mode)  # an unknown mode is a one-line error naming the known ones
     return config

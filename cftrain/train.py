@@ -1,17 +1,10 @@
-"""Training: one step is a function of (model, optimizer, batch); runs write a stable run directory.
-
-RUN_DIR/config.json     every resolved option
-RUN_DIR/history.jsonl   one line per epoch: losses, GS term, val metric, seconds
-RUN_DIR/metrics.json    metrics of the best epoch on every split (percent)
-RUN_DIR/model.pt        best state of every ensemble member (torch.load(weights_only=True))
-"""
+"""Training: one step is a function of (model, optimizer, batch); `run` writes a run directory
+(`cftrain.rundir`). What a mode trains on and adds to the loss is its method's (`cftrain.methods`)."""
 
 from __future__ import annotations
 
 import copy
-import json
-import os
-import tempfile
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,36 +15,34 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from cfbuild.errors import UserError
+from cfbuild.label_kinds import label_kind
 from cfbuild.store import Store
-from cftrain.data import PairBatches, SplitTensors, load_split
-from cftrain.gs import gs_loss
-from cftrain.metrics import METRIC, ensemble_logits, split_metrics
+from cftrain.data import PairBatches, SplitTensors, load_split, to_device
+from cftrain.methods import Method, method
+from cftrain.metrics import ensemble_logits, split_metrics
 from cftrain.models import load_word_vectors, make_model
 from cftrain.presets import RunConfig
+from cftrain.rundir import RunDir
 
 
-def train_step(model, optimizer, batch: dict, config: RunConfig, label_kind: str,
+def train_step(model, optimizer, batch: dict, config: RunConfig, kind: str,
                generator: torch.Generator | None = None) -> dict:
-    """One optimisation step on one batch of whole pairs; returns the loss terms."""
+    """One optimisation step on one batch of whole pairs (already on the model's device)."""
+    trainer = method(config.mode)
     model.train()
-    use_gs = config.mode in ("gs", "gs-random") and config.gs_weight > 0
-    if hasattr(model, "plain_rnn"):
-        model.plain_rnn = use_gs  # GS differentiates twice: keep recurrent layers off cuDNN
+    double = trainer.needs_input_gradient(config)
+    model.set_double_backward(double)
     x = model.encode(batch)
-    if use_gs and not x.requires_grad:  # the GS space is the raw input (mlp)
+    if double and not x.requires_grad:  # the GS space is the raw input (mlp)
         x = x.detach().requires_grad_(True)
     logits = model.head(x, batch)
     task_loss = F.binary_cross_entropy_with_logits(logits, batch["targets"])
-    loss, gs_value, gs_rows = task_loss, 0.0, 0
-    if use_gs:
-        gs_term, stats = gs_loss(x, logits, batch["targets"], batch["edges"], label_kind,
-                                 random=config.mode == "gs-random", generator=generator)
-        loss = task_loss + config.gs_weight * gs_term
-        gs_value, gs_rows = float(gs_term.detach()), stats["rows"]
+    extra, stats = trainer.extra_loss(x, logits, batch, config, kind, generator)
+    loss = task_loss if extra is None else task_loss + extra
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return {"task_loss": float(task_loss.detach()), "gs": gs_value, "gs_rows": gs_rows}
+    return {"task_loss": float(task_loss.detach()), "gs": stats.get("gs", 0.0), "gs_rows": stats.get("gs_rows", 0)}
 
 
 OPTIMIZERS = {"adadelta": torch.optim.Adadelta, "adam": torch.optim.Adam, "adamax": torch.optim.Adamax}
@@ -63,20 +54,30 @@ def make_optimizer(config: RunConfig, params):
     return OPTIMIZERS[config.optimizer]([p for p in params if p.requires_grad], lr=config.lr)
 
 
+def resolve_device(name: str) -> torch.device:
+    """cpu, cuda, or auto (cuda when available)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
+    return torch.device(name)
+
+
 def model_kwargs(config: RunConfig, store: Store, train: SplitTensors) -> dict:
     """Constructor arguments of the run's models (saved in model.pt to rebuild them)."""
     kwargs = {"vocab_size": len(store.vocab or []), "n_outputs": train.targets.shape[1],
               "hidden": list(config.hidden)}
     if "x" in train.inputs:
         kwargs["input_dim"] = int(train.inputs["x"].shape[1])
-    if store.regions is not None:
-        kwargs["feature_dim"] = int(store.regions["features"].shape[2])
+    regions = store.regions_info()
+    if regions is not None:
+        kwargs["feature_dim"] = int(regions.features_shape[2])
     return kwargs
 
 
-def build_members(config: RunConfig, store: Store, train: SplitTensors) -> list:
+def build_members(config: RunConfig, store: Store, kwargs: dict) -> list:
     """`config.ensemble` models, member k seeded with seed + k."""
-    kwargs = model_kwargs(config, store, train)
+    kwargs = dict(kwargs)
     if config.embeddings:
         if not Path(config.embeddings).is_file():
             raise UserError(f"{config.embeddings}: --embeddings file does not exist")
@@ -86,18 +87,6 @@ def build_members(config: RunConfig, store: Store, train: SplitTensors) -> list:
         torch.manual_seed(config.seed + k)
         members.append(make_model(config.model, **kwargs))
     return members
-
-
-def training_rows(train: SplitTensors, mode: str, seed: int) -> SplitTensors:
-    """What each mode trains on: originals only, everything, or everything with shuffled labels."""
-    if mode == "original":
-        return train.rows(np.flatnonzero(~train.is_counterfactual.numpy()))
-    if mode == "shuffled":
-        perm = torch.as_tensor(np.random.default_rng(seed).permutation(len(train)))
-        shuffled = copy.copy(train)
-        shuffled.targets, shuffled.labels = train.targets[perm], train.labels[perm]
-        return shuffled
-    return train
 
 
 def truncate(data: SplitTensors, max_tokens: int | None) -> SplitTensors:
@@ -111,21 +100,26 @@ def truncate(data: SplitTensors, max_tokens: int | None) -> SplitTensors:
     return replace(data, inputs=inputs)
 
 
-def fit(config: RunConfig, store: Store, splits: dict, log=None) -> tuple[list, int, list]:
+def fit(config: RunConfig, store: Store, splits: dict, log=None, device="cpu") -> tuple[list, int, list]:
     """Train the ensemble in lockstep; select the epoch by the ensemble's val metric."""
-    train = training_rows(splits["train"], config.mode, config.seed)
-    members = build_members(config, store, train)
+    trainer = method(config.mode)
+    train = trainer.training_rows(splits["train"], config.seed)
+    members = [m.to(device) for m in build_members(config, store, model_kwargs(config, store, train))]
     optimizers = [make_optimizer(config, m.parameters()) for m in members]
     loaders = [PairBatches(train, config.batch_size, config.seed + k) for k in range(len(members))]
     generator = torch.Generator().manual_seed(config.seed)
-    best, best_epoch, best_states, history = -1.0, 0, None, []
-    metric = METRIC[store.label_kind]
+    best, best_epoch, best_states, history = -math.inf, 0, None, []
+    metric = label_kind(store.label_kind).metric
     bar = tqdm(range(1, config.epochs + 1), desc=config.mode, disable=None, leave=False)
     for epoch in bar:
         start = time.perf_counter()
-        steps = [train_step(m, o, b, config, store.label_kind, generator)
+        steps = [train_step(m, o, to_device(b, device), config, store.label_kind, generator)
                  for m, o, loader in zip(members, optimizers, loaders) for b in loader.loader(config.workers)]
-        val = split_metrics(ensemble_logits(members, splits["val"]), splits["val"], store.label_kind)["all"][metric]
+        val = split_metrics(ensemble_logits(members, splits["val"], device), splits["val"],
+                            store.label_kind)["all"][metric]
+        if math.isnan(val):
+            raise UserError(f"{store.path}: the val {metric} is undefined (e.g. no positive label in val), "
+                            "so no epoch can be selected")
         line = {"epoch": epoch, "task_loss": float(np.mean([s["task_loss"] for s in steps])),
                 "gs": float(np.mean([s["gs"] for s in steps])), "gs_rows": int(sum(s["gs_rows"] for s in steps)),
                 f"val_{metric}": val, "seconds": round(time.perf_counter() - start, 3)}
@@ -142,66 +136,56 @@ def fit(config: RunConfig, store: Store, splits: dict, log=None) -> tuple[list, 
     return members, best_epoch, history
 
 
-def chance_metrics(splits: dict, seed: int, label_kind: str) -> dict:
-    """Uniform random predictions (random scores for mAP; a uniformly drawn class otherwise)."""
-    generator = torch.Generator().manual_seed(seed)
-    return {name: split_metrics(torch.rand(data.targets.shape, generator=generator) - 0.5, data, label_kind)
-            for name, data in splits.items()}
-
-
-def load_splits(store: Store, config: RunConfig) -> dict:
+def load_splits(store: Store, config: RunConfig, training: bool = True) -> dict:
+    """Every split of the store, truncated and filtered as the run's options say (run and eval alike)."""
     missing = [s for s in ("train", "val") if s not in store.splits]
-    if missing:
+    if training and missing:
         raise UserError(f"{store.path}: training needs splits train and val; missing {', '.join(missing)}")
     splits = {name: truncate(load_split(store, name), config.max_tokens) for name in store.splits}
     if config.answer_types:
-        splits = {name: only_answer_types(data, config.answer_types, store.path) for name, data in splits.items()}
+        splits = {name: only_answer_types(data, config.answer_types, store.path, training)
+                  for name, data in splits.items()}
     return splits
 
 
-def only_answer_types(data: SplitTensors, kinds: list, path) -> SplitTensors:
+def only_answer_types(data: SplitTensors, kinds: list, path, training: bool = True) -> SplitTensors:
     """The rows whose answer_type is in `kinds` (VQA's weak-baseline setting: 'other' only)."""
     if data.features is None:
         raise UserError(f"{path}: --answer-types needs a VQA store (regions with answer_type)")
     picked = [data.subsets[k] for k in kinds if k in data.subsets]
     rows = np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
-    if data.name in ("train", "val") and not len(rows):
+    if training and data.name in ("train", "val") and not len(rows):
         types = sorted(k for k in data.subsets if k not in ("hard_edited",))
         raise UserError(f"{path}: split {data.name} has no rows of answer type {', '.join(kinds)} "
                         f"(it has: {', '.join(types)})")
     return data.rows(rows)
 
 
-def write_json_atomic(path: Path, value) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(value, fh, indent=2)
-    os.replace(tmp, path)
+def evaluate(members: list, splits: dict, kind: str, device="cpu") -> dict:
+    return {name: split_metrics(ensemble_logits(members, data, device), data, kind) for name, data in splits.items()}
 
 
-def run(store_path, out_dir, config: RunConfig, quiet: bool = False) -> dict:
-    """Train (or, for mode chance, draw) and write the run directory; returns metrics.json's content."""
+def run(store_path, out_dir, config: RunConfig) -> dict:
+    """Train (or, for a method that trains nothing, draw) and write the run directory;
+    returns metrics.json's content."""
     torch.set_num_threads(config.threads)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    rundir = RunDir(out_dir).create()
+    trainer: Method = method(config.mode)
     with Store(store_path) as store:
         splits = load_splits(store, config)
+        metric = label_kind(store.label_kind).metric
         metrics = {"task": store.task, "mode": config.mode, "model": config.model, "ensemble": config.ensemble,
-                   "seed": config.seed, "store": str(store_path), "store_digest": store.digest}
-        write_json_atomic(out_dir / "config.json", {**config.to_dict(), "store": str(store_path)})
-        if config.mode == "chance":
-            metrics.update(best_epoch=0, splits=chance_metrics(splits, config.seed, store.label_kind))
+                   "seed": config.seed, "store": str(store_path), "store_digest": store.digest, "metric": metric}
+        rundir.write_config({**config.to_dict(), "store": str(store_path)})
+        if not trainer.trains:
+            scores = trainer.predict(splits, config.seed, store.label_kind)
+            metrics.update(best_epoch=0, splits={name: split_metrics(scores[name], data, store.label_kind)
+                                                 for name, data in splits.items()})
         else:
-            with open(out_dir / "history.jsonl", "w") as history:
-                def log(line):
-                    history.write(json.dumps(line) + "\n")
-                    history.flush()  # readable while training runs
-
-                members, best_epoch, _ = fit(config, store, splits, log=log)
-            scores = {name: split_metrics(ensemble_logits(members, data), data, store.label_kind)
-                      for name, data in splits.items()}
-            metrics.update(best_epoch=best_epoch, splits=scores)
-            torch.save({"members": [m.state_dict() for m in members], "model": config.model,
-                        "kwargs": model_kwargs(config, store, splits["train"])}, out_dir / "model.pt")
-    write_json_atomic(out_dir / "metrics.json", metrics)
+            with rundir.history() as log:
+                members, best_epoch, _ = fit(config, store, splits, log=log, device=device)
+            metrics.update(best_epoch=best_epoch, splits=evaluate(members, splits, store.label_kind, device))
+            rundir.save_model(members, config.model, model_kwargs(config, store, splits["train"]))
+    rundir.write_metrics(metrics)
     return metrics

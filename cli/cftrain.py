@@ -7,9 +7,13 @@ from pathlib import Path
 
 import click
 
+from cftrain.methods import METHODS
+from cftrain.presets import RunConfig
 from cli.common import Group, debug_option
 
 STORE = click.argument("store", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=RunConfig.device,
+                      show_default=True, help="Where models train and evaluate (auto: cuda when available).")
 
 
 def _hidden(ctx, param, value):
@@ -38,11 +42,12 @@ def training_options(func):
         click.option("--optimizer", type=click.Choice(["adadelta", "adam", "adamax"])),
         click.option("--hidden", callback=_hidden, help="mlp hidden widths, e.g. 64,64,64; butd: its one width."),
         click.option("--max-tokens", type=click.IntRange(min=1), help="Truncate the store's tokens further."),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=int, default=RunConfig.seed, show_default=True),
         click.option("--embeddings", type=click.Path(exists=True, dir_okay=False),
                      help="Word vectors (GloVe/word2vec text, optionally .gz) for nli-bow and butd."),
-        click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+        click.option("--threads", type=click.IntRange(min=1), default=RunConfig.threads, show_default=True,
                      help="torch threads (small models train fastest on 1)."),
+        DEVICE,
         click.option("--workers", type=click.IntRange(min=0), help="Processes building batches (region stores)."),
         click.option("--answer-types", callback=_answer_types,
                      help="VQA: train and evaluate on these answer types only, e.g. other."),
@@ -67,8 +72,7 @@ def main(debug):
 @main.command("run")
 @STORE
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
-@click.option("--mode", default="gs", show_default=True,
-              type=click.Choice(["original", "augmented", "gs", "gs-random", "shuffled", "chance"]))
+@click.option("--mode", default=RunConfig.mode, show_default=True, type=click.Choice(list(METHODS)))
 @training_options
 def run_command(store, out, mode, **options):
     """Train one mode on STORE; writes config.json, history.jsonl, metrics.json, model.pt.
@@ -82,28 +86,27 @@ def run_command(store, out, mode, **options):
     with Store(store) as opened:
         config = resolve(opened.task, opened.input_kind, mode=mode, **options)
     metrics = run(store, out, config)
+    metric = metrics["metric"]
     for split, groups in metrics["splits"].items():
-        click.echo(f"{split:<14}" + "  ".join(f"{g} {next(x for k, x in v.items() if k != 'n')} (n={v['n']})"
-                                              for g, v in groups.items()))
+        click.echo(f"{split:<14}" + "  ".join(f"{g} {v[metric]} (n={v['n']})" for g, v in groups.items()))
     click.echo(f"best epoch {metrics['best_epoch']}; wrote {out}")
 
 
 @main.command("table")
 @STORE
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--modes", default="chance,shuffled,original,augmented,gs,gs-random", show_default=True,
-              help="Comma-separated modes to run.")
+@click.option("--modes", default=",".join(METHODS), show_default=True,
+              help="Comma-separated modes to run (rows in the paper's order).")
 @training_options
 def table_command(store, out, modes, **options):
     """Every mode on STORE, one table (table.json, table.md; the Markdown is printed).
 
     Example: cftrain table toy.h5 --out runs/toy
     """
-    from cftrain.presets import TABLE_MODES
     from cftrain.table import format_table, run_table
 
     chosen = [m.strip() for m in modes.split(",") if m.strip()]
-    unknown = [m for m in chosen if m not in TABLE_MODES]
+    unknown = [m for m in chosen if m not in METHODS]
     if unknown:
         raise click.BadParameter(f"unknown mode(s) {unknown}", param_hint="--modes")
     click.echo(format_table(run_table(store, out, modes=chosen, **options)))
@@ -113,14 +116,15 @@ def table_command(store, out, modes, **options):
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @STORE
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the metrics as JSON here.")
-def eval_command(run_dir, store, out):
+@DEVICE
+def eval_command(run_dir, store, out, device):
     """Evaluate a trained run on another store (e.g. a transfer set from cfbuild transfer).
 
     Example: cftrain eval runs/imdb/gs yelp.h5 --out runs/imdb/gs/yelp.json
     """
     from cftrain.table import evaluate_run
 
-    click.echo(json.dumps(evaluate_run(run_dir, store, out), indent=2))
+    click.echo(json.dumps(evaluate_run(run_dir, store, out, device=device), indent=2))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from cftrain.data import SoftTargets, SplitTensors
-from cftrain.metrics import average_precision, mean_average_precision, split_metrics
+from cfbuild.label_kinds import SoftTargets, average_precision, mean_average_precision
+from cftrain.data import SplitTensors
+from cftrain.metrics import split_metrics
 
 
 def brute_force_ap(scores, positive) -> float:

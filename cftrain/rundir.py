@@ -1,0 +1,116 @@
+"""The run directory: the one place that writes and reads what a run leaves behind.
+
+    RUN_DIR/config.json     every resolved option, and the store trained on
+    RUN_DIR/history.jsonl   one line per epoch: task loss, GS term, GS rows, val metric, seconds
+    RUN_DIR/metrics.json    the metric's name and, per split and group, {n, <metric>} in percent
+    RUN_DIR/model.pt        what rebuilds the ensemble: model name, constructor arguments, frozen
+                            word vectors' shape and sha256 (their values are in each state), and
+                            the best state of every member; read with torch.load(weights_only=True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from cfbuild.errors import UserError
+from cftrain.models import make_model
+
+CONFIG, HISTORY, METRICS, MODEL = "config.json", "history.jsonl", "metrics.json", "model.pt"
+
+
+def write_json_atomic(path: Path, value) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(value, fh, indent=2)
+    os.replace(tmp, path)
+
+
+def tensor_sha256(tensor: torch.Tensor) -> str:
+    return hashlib.sha256(tensor.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+class RunDir:
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def create(self) -> "RunDir":
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    # ---------------------------------------------------------------- writing
+
+    def write_config(self, config: dict) -> None:
+        write_json_atomic(self.path / CONFIG, config)
+
+    def write_metrics(self, metrics: dict) -> None:
+        write_json_atomic(self.path / METRICS, metrics)
+
+    @contextmanager
+    def history(self):
+        """A `log(line)` that appends one JSON line per epoch, readable while training runs."""
+        with open(self.path / HISTORY, "w") as fh:
+            def log(line: dict) -> None:
+                fh.write(json.dumps(line) + "\n")
+                fh.flush()
+            yield log
+
+    def save_model(self, members: list, model_name: str, kwargs: dict) -> None:
+        frozen = members[0].frozen_vectors()
+        torch.save({"model": model_name, "kwargs": kwargs,
+                    "frozen_vectors": None if frozen is None else
+                    {"shape": list(frozen.shape), "sha256": tensor_sha256(frozen)},
+                    "members": [{k: v.cpu() for k, v in m.state_dict().items()} for m in members]},
+                   self.path / MODEL)
+
+    # ---------------------------------------------------------------- reading
+
+    def read_json(self, name: str) -> dict:
+        path = self.path / name
+        if not path.is_file():
+            raise UserError(f"{self.path}: not a trained run ({name} is missing)")
+        try:
+            return json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"{path}: not valid JSON ({exc})") from None
+
+    def read_config(self) -> dict:
+        return self.read_json(CONFIG)
+
+    def read_metrics(self) -> dict:
+        return self.read_json(METRICS)
+
+    def load_members(self) -> list:
+        """The trained ensemble, rebuilt from model.pt alone (weights only)."""
+        path = self.path / MODEL
+        if not path.is_file():
+            raise UserError(f"{self.path}: not a trained run ({MODEL} is missing)")
+        try:
+            saved = torch.load(path, weights_only=True, map_location="cpu")
+        except (RuntimeError, pickle.UnpicklingError, EOFError) as exc:
+            raise UserError(f"{path}: not a readable checkpoint ({' '.join(str(exc).split())[:120]})") from None
+        if not isinstance(saved, dict) or not {"members", "model", "kwargs", "frozen_vectors"} <= set(saved):
+            raise UserError(f"{path}: no model constructor arguments (written by an older cftrain?); "
+                            "train the run again")
+        kwargs, frozen = dict(saved["kwargs"]), saved["frozen_vectors"]
+        members = []
+        for state in saved["members"]:
+            if frozen is not None:  # shape now, values from the state
+                kwargs["vectors"] = torch.zeros(frozen["shape"])
+            model = make_model(saved["model"], **kwargs)
+            try:
+                model.load_state_dict(state)
+            except RuntimeError as exc:
+                raise UserError(f"{path}: the saved state does not fit model {saved['model']!r} "
+                                f"({' '.join(str(exc).split())[:120]})") from None
+            if frozen is not None and tensor_sha256(model.frozen_vectors()) != frozen["sha256"]:
+                raise UserError(f"{path}: frozen word vectors differ from their recorded sha256")
+            members.append(model)
+        return members
