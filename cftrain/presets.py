@@ -37,7 +37,7 @@ PRESETS = {
     "imdb": dict(model="bow", batch_size=32, gs_weight=20.0, ensemble=6, epochs=100, patience=20),
     "snli": dict(model="nli-bow", batch_size=512, gs_weight=0.01, ensemble=6, epochs=200, patience=30),
     "coco": dict(model="mlp", hidden=[64, 64, 64], batch_size=512, gs_weight=1.0, ensemble=1),
-    # BUTD's usual recipe (Adamax 2e-3, width 1024); the GS weight is not in DESIGN: choose it on val
+    # BUTD's usual recipe (Adamax 2e-3, width 1024); the paper gives no GS weight for VQA: choose it on val
     "vqa": dict(model="butd", hidden=[1024], batch_size=512, optimizer="adamax", lr=2e-3, gs_weight=1.0,
                 ensemble=1, epochs=20, patience=5),
     "toy-vqa": dict(model="butd", hidden=[32], batch_size=64, optimizer="adamax", lr=2e-3, gs_weight=1.0,

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect as pyinspect
 import json
 import time
 from pathlib import Path
 
 import click
 
+from cfbuild.builders.cad import build_imdb, build_snli
+from cfbuild.builders.coco import build_coco
+from cfbuild.builders.table import build_table
+from cfbuild.builders.toy import build_toy
+from cfbuild.builders.toy_regions import build_toy_regions
+from cfbuild.builders.transfer import build_transfer
+from cfbuild.builders.vqa import VqaOptions, build_vqa
 from cli.common import Group, debug_option
+
+
+def default_of(builder, name: str):
+    """The builder's own default for `name` (its options dataclass or keyword argument):
+    the one source of defaults, which --help shows."""
+    if dataclasses.is_dataclass(builder):
+        return {f.name: f.default for f in dataclasses.fields(builder)}[name]
+    return pyinspect.signature(builder).parameters[name].default
 
 OUT = click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
                    help="The store to write (.h5). Written to a temporary file, renamed when complete.")
@@ -66,12 +83,13 @@ def verify(store):
 
 @main.command()
 @OUT
-@click.option("--n", default=2000, show_default=True, type=click.IntRange(min=1),
+@click.option("--n", default=default_of(build_toy, "n"), show_default=True, type=click.IntRange(min=1),
               help="Training originals (val gets n/4, test and test_shifted n/2 each).")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--spurious", default=0.95, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--seed", default=default_of(build_toy, "seed"), show_default=True, type=int)
+@click.option("--spurious", default=default_of(build_toy, "spurious"), show_default=True,
+              type=click.FloatRange(0, 1),
               help="P(spurious coordinate agrees with the label) in train and val.")
-@click.option("--dim", default=10, show_default=True, type=click.IntRange(min=2),
+@click.option("--dim", default=default_of(build_toy, "dim"), show_default=True, type=click.IntRange(min=2),
               help="Vector width: causal, spurious and dim-2 noise coordinates.")
 @FORCE
 def toy(out, n, seed, spurious, dim, force):
@@ -79,7 +97,6 @@ def toy(out, n, seed, spurious, dim, force):
 
     Example: cfbuild toy --out toy.h5 --n 2000 --seed 0 --spurious 0.95
     """
-    from cfbuild.builders.toy import build_toy
 
     start = time.perf_counter()
     build_toy(out, n=n, seed=seed, spurious=spurious, dim=dim, force=force,
@@ -89,12 +106,14 @@ def toy(out, n, seed, spurious, dim, force):
 
 @main.command("toy-vqa")
 @OUT
-@click.option("--n", default=1000, show_default=True, type=click.IntRange(min=4),
+@click.option("--n", default=default_of(build_toy_regions, "n"), show_default=True, type=click.IntRange(min=4),
               help="Training questions (val gets n/4, test n/2); one image each.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--spurious", default=0.9, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--seed", default=default_of(build_toy_regions, "seed"), show_default=True, type=int)
+@click.option("--spurious", default=default_of(build_toy_regions, "spurious"), show_default=True,
+              type=click.FloatRange(0, 1),
               help="P(the question's hint word names the answer) in train and val; random in test.")
-@click.option("--cf-rate", default=1.0, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--cf-rate", default=default_of(build_toy_regions, "cf_rate"), show_default=True,
+              type=click.FloatRange(0, 1),
               help="Share of train/val questions given a masked counterfactual.")
 @FORCE
 def toy_vqa(out, n, seed, spurious, cf_rate, force):
@@ -102,7 +121,6 @@ def toy_vqa(out, n, seed, spurious, cf_rate, force):
 
     Example: cfbuild toy-vqa --out toy-vqa.h5 && cftrain table toy-vqa.h5 --out runs/toy-vqa
     """
-    from cfbuild.builders.toy_regions import build_toy_regions
 
     build_toy_regions(out, n=n, seed=seed, spurious=spurious, cf_rate=cf_rate, force=force)
     click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
@@ -110,10 +128,16 @@ def toy_vqa(out, n, seed, spurious, cf_rate, force):
 
 CAD_DIR = click.option("--cad-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
                        help="Root of the CAD release (holds sentiment/ and NLI/).")
-MAX_TOKENS = click.option("--max-tokens", default=32, show_default=True, type=click.IntRange(min=0),
-                          help="Tokens kept per text (0: keep all, padded to the longest).")
-VOCAB_SIZE = click.option("--vocab-size", default=20000, show_default=True, type=click.IntRange(min=1),
-                          help="Most frequent training tokens kept (plus padding and unknown).")
+
+
+def max_tokens_option(builder):
+    return click.option("--max-tokens", default=default_of(builder, "max_tokens"), show_default=True,
+                        type=click.IntRange(min=0), help="Tokens kept per text (0: keep all, padded to the longest).")
+
+
+def vocab_size_option(builder):
+    return click.option("--vocab-size", default=default_of(builder, "vocab_size"), show_default=True,
+                        type=click.IntRange(min=1), help="Most frequent training tokens kept (plus padding and unknown).")
 UNVERIFIED = click.option("--allow-unverified-sources", is_flag=True,
                           help="Build even when a file differs from data_manifests/cad.json (recorded in sources).")
 
@@ -126,14 +150,11 @@ def _split_list(value):
     return names
 
 
-def cad_options(default_max_tokens: int):
-    """Options shared by the CAD presets (imdb, snli)."""
+def cad_options(builder):
+    """Options shared by the CAD presets (imdb, snli); defaults are the builder's."""
     def decorate(func):
         options = [
-            CAD_DIR, OUT,
-            click.option("--max-tokens", default=default_max_tokens, show_default=True, type=click.IntRange(min=0),
-                         help="Tokens kept per text (0: keep all, padded to the longest)."),
-            VOCAB_SIZE,
+            CAD_DIR, OUT, max_tokens_option(builder), vocab_size_option(builder),
             click.option("--splits", callback=lambda ctx, p, v: _split_list(v),
                          help="Comma-separated splits that must be built (default: those whose files exist)."),
             UNVERIFIED, FORCE,
@@ -145,19 +166,18 @@ def cad_options(default_max_tokens: int):
 
 
 def _report(report):
-    from cfbuild.builders.textpairs import format_report
+    from cfbuild.report import format_report
 
     click.echo(format_report(report))
 
 
 @main.command()
-@cad_options(default_max_tokens=0)
+@cad_options(build_imdb)
 def imdb(cad_dir, out, max_tokens, vocab_size, splits, allow_unverified_sources, force):
     """IMDb sentiment pairs from CAD's sentiment/combined/paired (pairs by batch_id).
 
     Example: cfbuild imdb --cad-dir counterfactually-augmented-data --out imdb.h5
     """
-    from cfbuild.builders.cad import build_imdb
 
     _report(build_imdb(cad_dir, out, splits=splits, max_tokens=max_tokens, vocab_size=vocab_size,
                        allow_unverified=allow_unverified_sources, force=force))
@@ -165,7 +185,7 @@ def imdb(cad_dir, out, max_tokens, vocab_size, splits, allow_unverified_sources,
 
 
 @main.command()
-@cad_options(default_max_tokens=32)
+@cad_options(build_snli)
 def snli(cad_dir, out, max_tokens, vocab_size, splits, allow_unverified_sources, force):
     """SNLI pairs from CAD's NLI/original and NLI/revised_{premise,hypothesis}.
 
@@ -173,7 +193,6 @@ def snli(cad_dir, out, max_tokens, vocab_size, splits, allow_unverified_sources,
 
     Example: cfbuild snli --cad-dir counterfactually-augmented-data --out snli.h5
     """
-    from cfbuild.builders.cad import build_snli
 
     _report(build_snli(cad_dir, out, splits=splits, max_tokens=max_tokens, vocab_size=vocab_size,
                        allow_unverified=allow_unverified_sources, force=force))
@@ -191,10 +210,10 @@ def snli(cad_dir, out, max_tokens, vocab_size, splits, allow_unverified_sources,
 @click.option("--pair-col", required=True, help="Rows sharing this value form a group: an original and its edits.")
 @click.option("--original-col", help="A column marking the original of each group (1/true/yes/original); "
                                      "default: the group's first row.")
-@click.option("--task", default="table", show_default=True, help="The store's task name.")
+@click.option("--task", default=default_of(build_table, "task"), show_default=True, help="The store's task name.")
 @OUT
-@MAX_TOKENS
-@VOCAB_SIZE
+@max_tokens_option(build_table)
+@vocab_size_option(build_table)
 @FORCE
 def table(train_file, file_val, file_test, text_col, text2_col, label_col, pair_col, original_col, task, out,
           max_tokens, vocab_size, force):
@@ -202,7 +221,6 @@ def table(train_file, file_val, file_test, text_col, text2_col, label_col, pair_
 
     Example: cfbuild table --file pairs.csv --text-col text --label-col label --pair-col pair_id --out mine.h5
     """
-    from cfbuild.builders.table import build_table
 
     files = {"train": train_file, "val": file_val, "test": file_test}
     _report(build_table(files, out, text_cols=[c for c in (text_col, text2_col) if c], label_col=label_col,
@@ -218,15 +236,14 @@ def table(train_file, file_val, file_test, text_col, text2_col, label_col, pair_
 @click.option("--vocab-from", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The store whose vocabulary (and max tokens) the transfer set uses.")
 @OUT
-@click.option("--sample", default=2000, show_default=True, type=click.IntRange(min=1))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--sample", default=default_of(build_transfer, "sample"), show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=default_of(build_transfer, "seed"), show_default=True, type=int)
 @FORCE
 def transfer(preset, source, vocab_from, out, sample, seed, force):
     """A zero-shot test store (single split `test`) for a trained text model.
 
     Example: cfbuild transfer --preset yelp --source yelp_test.csv --vocab-from imdb.h5 --out yelp.h5
     """
-    from cfbuild.builders.transfer import build_transfer
 
     _report(build_transfer(preset, source, vocab_from, out, sample=sample, seed=seed, force=force))
     click.echo(f"wrote {out}")
@@ -253,16 +270,22 @@ def feature_options(what: str, key: str):
 @click.option("--hat-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Raw VQA-HAT maps <question_id>_<k>.png (instead of --hints).")
 @OUT
-@click.option("--threshold", default=0.2, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--threshold", default=default_of(VqaOptions, "threshold"), show_default=True,
+              type=click.FloatRange(0, 1),
               help="Counterfactuals mask every box scored above this.")
-@click.option("--focused-threshold", default=0.8, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--focused-threshold", default=default_of(VqaOptions, "focused_threshold"), show_default=True,
+              type=click.FloatRange(0, 1),
               help="test_focused keeps only boxes scored at least this.")
-@click.option("--val-size", default=8000, show_default=True, type=click.IntRange(min=1),
+@click.option("--val-size", default=default_of(VqaOptions, "val_size"), show_default=True,
+              type=click.IntRange(min=1),
               help="Training questions held out as val.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the val draw.")
-@click.option("--min-answer-count", default=9, show_default=True, type=click.IntRange(min=1),
+@click.option("--seed", default=default_of(VqaOptions, "seed"), show_default=True, type=int, help="Seed of the val draw.")
+@click.option("--min-answer-count", default=default_of(VqaOptions, "min_answer_count"), show_default=True,
+              type=click.IntRange(min=1),
               help="Answer vocabulary: training multiple-choice answers seen at least this often.")
-@click.option("--max-tokens", default=14, show_default=True, type=click.IntRange(min=1), help="Question tokens kept.")
+@click.option("--max-tokens", default=default_of(VqaOptions, "max_tokens"), show_default=True,
+              type=click.IntRange(min=1),
+              help="Question tokens kept.")
 @click.option("--materialize", is_flag=True, help="Copy the used images' features into the store (else: link).")
 @click.option("--float16", is_flag=True, help="With --materialize: store features as float16.")
 @click.option("--skip-missing-images", is_flag=True, help="Leave out (and report) questions whose image has no features.")
@@ -276,11 +299,10 @@ def vqa(vqacp_dir, features, imgid2idx, hints, hat_dir, out, threshold, focused_
       cfbuild vqa --vqacp-dir vqacp2 --features trainval_36.h5 --imgid2idx trainval36_imgid2idx.pkl \\
                   --hints hints.pkl --threshold 0.2 --out vqacp.h5
     """
-    from cfbuild.builders.vqa import VqaOptions, build_vqa, format_vqa_report
 
-    if (hints is None) == (hat_dir is None):
-        raise click.UsageError("give exactly one of --hints and --hat-dir")
-    if float16 and not materialize and not all(p.suffix.lower() == ".tsv" for p in features):
+    from cfbuild.sources.features import format_of
+
+    if float16 and not materialize and any(format_of(p).linkable for p in features):
         raise click.UsageError("--float16 needs --materialize (linked features are left as they are)")
     options = VqaOptions(threshold=threshold, focused_threshold=focused_threshold, val_size=val_size, seed=seed,
                          min_answer_count=min_answer_count, materialize=materialize, float16=float16,
@@ -288,7 +310,7 @@ def vqa(vqacp_dir, features, imgid2idx, hints, hat_dir, out, threshold, focused_
     start = time.perf_counter()
     report = build_vqa(vqacp_dir, list(features), list(imgid2idx), out, hints=hints, hat_dir=hat_dir,
                        options=options, force=force)
-    click.echo(format_vqa_report(report))
+    _report(report)
     click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
 
 
@@ -299,27 +321,26 @@ def vqa(vqacp_dir, features, imgid2idx, hints, hat_dir, out, threshold, focused_
               help="Holds train2014/ and val2014/ with COCO_<split>_<image_id>_<target>.jpg (names only are read).")
 @feature_options("Vectors keyed by image id (originals) and file stem (edits): .tsv, HDF5 or .npz.", "key")
 @OUT
-@click.option("--val-size", default=1000, show_default=True, type=click.IntRange(min=1),
+@click.option("--val-size", default=default_of(build_coco, "val_size"), show_default=True,
+              type=click.IntRange(min=1),
               help="train2014 originals held out (with their edits) as val.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the val draw.")
-@click.option("--edit-kind", default="iv", show_default=True, type=click.Choice(["iv", "cv"]),
+@click.option("--seed", default=default_of(build_coco, "seed"), show_default=True, type=int, help="Seed of the val draw.")
+@click.option("--edit-kind", default=default_of(build_coco, "edit_kind"), show_default=True,
+              type=click.Choice(["iv", "cv"]),
               help="iv: the name's target is the removed category id; cv: the removed annotation id.")
-@click.option("--pool", default="mean", show_default=True, type=click.Choice(["mean"]),
-              help="Pooling of per-box features into one vector.")
 @FORCE
-def coco(instances_dir, edited_dir, features, imgid2idx, out, val_size, seed, edit_kind, pool, force):
+def coco(instances_dir, edited_dir, features, imgid2idx, out, val_size, seed, edit_kind, force):
     """COCO multi-label store: originals and their inpainted edits (Agarwal et al.).
 
     \b
     Example:
       cfbuild coco --instances-dir annotations --edited-dir edited --features coco_pooled.npz --out coco.h5
     """
-    from cfbuild.builders.coco import build_coco, format_coco_report
 
     start = time.perf_counter()
     report = build_coco(instances_dir, edited_dir, list(features), list(imgid2idx), out, val_size=val_size,
                         seed=seed, edit_kind=edit_kind, force=force)
-    click.echo(format_coco_report(report))
+    _report(report)
     click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
 
 

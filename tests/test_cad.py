@@ -1,6 +1,5 @@
 """CAD builders: the real release (skipped when absent) and small hand-made releases."""
 
-import csv
 import json
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import pytest
 from cfbuild.builders.cad import build_imdb, build_snli
 from cfbuild.check import verify_store
 from cfbuild.store import Store
+from tests.cad_fixtures import HYPO, PREMISE, SENT, mini_imdb, mini_snli
 from tests.helpers import run_cli
 
 CAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "cad"
@@ -69,29 +69,6 @@ def test_real_builds_are_deterministic(real_stores, tmp_path):
 
 
 # ------------------------------------------------------------------ hand-made releases
-
-
-def write_tsv(path: Path, header, rows):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
-SENT = [("Negative", "A dull, boring film.<br /><br />Skip it.", "1"),
-        ("Positive", "A bright, gripping film.<br /><br />See it.", "1"),
-        ("Positive", "Great \"acting\", great story.", "2"),
-        ("Negative", "Bad acting, bad story.", "2"),
-        ("Negative", "Same words here", "3"),
-        ("Positive", "Same <br />words here", "3")]
-
-
-def mini_imdb(root: Path, rows=SENT, orig_texts=None):
-    write_tsv(root / "sentiment/combined/paired/train_paired.tsv", ["Sentiment", "Text", "batch_id"], rows)
-    write_tsv(root / "sentiment/combined/paired/dev_paired.tsv", ["Sentiment", "Text", "batch_id"], rows[:4])
-    originals = orig_texts or [SENT[0][1], SENT[3][1], SENT[4][1]]
-    write_tsv(root / "sentiment/orig/train.tsv", ["Sentiment", "Text"], [("x", t) for t in originals])
 
 
 def test_mini_imdb_picks_originals_and_drops_same_token_pairs(tmp_path):
@@ -155,20 +132,6 @@ def test_asked_for_split_missing_exits_2(tmp_path):
     result = run_cli("cli.cfbuild", "imdb", "--cad-dir", str(tmp_path), "--out", str(tmp_path / "s.h5"),
                      "--allow-unverified-sources", "--splits", "train,test")
     assert result.returncode == 2 and "test_paired.tsv does not exist" in result.stderr
-
-
-NLI_HEADER = ["sentence1", "sentence2", "gold_label"]
-ORIG = [("A man plays a guitar.", "A man makes music.", "entailment")]
-PREMISE = [("A man holds a guitar.", "A man makes music.", "neutral"),
-           ("A man breaks a guitar.", "A man makes music.", "contradiction")]
-HYPO = [("A man plays a guitar.", "A man is silent.", "contradiction"),
-        ("A man plays a guitar.", "A man plays jazz.", "neutral")]
-
-
-def mini_snli(root: Path, orig=ORIG, premise=PREMISE, hypo=HYPO):
-    write_tsv(root / "NLI/original/train.tsv", NLI_HEADER, orig)
-    write_tsv(root / "NLI/revised_premise/train.tsv", NLI_HEADER, premise)
-    write_tsv(root / "NLI/revised_hypothesis/train.tsv", NLI_HEADER, hypo)
 
 
 def test_mini_snli_pairs_by_position(tmp_path):

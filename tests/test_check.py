@@ -3,7 +3,6 @@
 import json
 
 import h5py
-import numpy as np
 
 from cfbuild.check import summarize, verify_store
 from cfbuild.store import Store, content_digest
@@ -64,5 +63,11 @@ def test_inspect_counts(tmp_path):
     assert train["labels"] == {"neg": 2, "pos": 2}
     out = run_cli("cli.cfbuild", "inspect", str(path), "--json")
     assert json.loads(out.stdout)["splits"]["val"]["pairs"] == {"edited": 1}
-    table = run_cli("cli.cfbuild", "inspect", str(path)).stdout
-    assert "train" in table and s["content_digest"] in table
+    table = run_cli("cli.cfbuild", "inspect", str(path)).stdout.splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in table if line.startswith(("train ", "val "))}
+    # split, examples, originals, counterfactuals, then pairs by kind
+    assert rows["train"] == ["4", "2", "2", "edited", "2"]
+    assert rows["val"][3:] == ["edited", "1"] and rows["val"][:3] == [str(s["splits"]["val"][k]) for k in
+                                                                      ("examples", "originals", "counterfactuals")]
+    assert "labels train: neg 2, pos 2; subset hard: 2 rows" in table
+    assert f"digest   {s['content_digest']}" in table

@@ -65,8 +65,11 @@ def test_sigkill_while_replacing_keeps_the_old_store(tmp_path):
     deadline = time.time() + 60
     while time.time() < deadline and not list(tmp_path.glob(".t.h5.*.part")):
         time.sleep(0.05)
+    assert list(tmp_path.glob(".t.h5.*.part")), "the replacing build never started writing"
+    time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert proc.returncode == -signal.SIGKILL  # killed mid-build, not finished
     assert out.read_bytes() == before
 
 

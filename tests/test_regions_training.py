@@ -17,7 +17,7 @@ from cftrain.presets import resolve
 from cftrain.train import load_splits, run
 from cli.cftrain import main as cftrain
 from tests import vqa_fixtures as fx
-from tests.test_vqa_build import build
+from tests.vqa_fixtures import build
 
 
 def test_batches_read_linked_features_and_zero_masked_regions(tmp_path):

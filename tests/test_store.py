@@ -154,7 +154,7 @@ def test_external_link_survives_moving_store_and_features_together(tmp_path):
 
 
 def test_plain_h5py_reader_following_design_alone(tmp_path):
-    """A reader that knows only DESIGN §1 (no cfpairs import) gets the pairs back."""
+    """A reader that knows only the README's format section (no cfpairs import) gets the pairs back."""
     write_store(tmp_path / "s.h5", "text")
     with h5py.File(tmp_path / "s.h5", "r") as h5:
         assert h5.attrs["format"] == "cfpairs" and h5.attrs["format_version"] == 1

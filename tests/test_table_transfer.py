@@ -9,7 +9,7 @@ from cfbuild.builders.transfer import build_transfer
 from cfbuild.errors import UserError
 from cfbuild.store import Store
 from tests.helpers import run_cli
-from tests.test_cad import mini_imdb, mini_snli
+from tests.cad_fixtures import mini_imdb, mini_snli
 from cfbuild.builders.cad import build_imdb, build_snli
 
 

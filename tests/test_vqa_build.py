@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import pickle
 import shutil
 
 import h5py
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from cfbuild.check import verify_store
 from cfbuild.store import Store
-from cli.cfbuild import main
 from tests import vqa_fixtures as fx
-
-
-def cfbuild(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
-
-
-def build(tmp_path, *extra, name="v.h5", hints_name="hints.json"):
-    out = tmp_path / name
-    code, stdout, stderr = cfbuild(*fx.vqa_args(tmp_path, out, *extra, hints_name=hints_name))
-    assert code == 0, stderr
-    assert verify_store(out) is None
-    return out
+from tests.vqa_fixtures import build, cfbuild
 
 
 def by_id(split) -> dict:

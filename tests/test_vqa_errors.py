@@ -134,4 +134,4 @@ def test_an_image_in_two_feature_files_is_an_error(tmp_path):
     args = fx.vqa_args(tmp_path, tmp_path / "v.h5")
     second, index = fx.write_h5(tmp_path / "more.h5", rows=[1, 3])  # images 1 and 4 again
     assert_refused(tmp_path, args + ["--features", second, "--imgid2idx", index],
-                   "image_id 1 is in both feats.h5 and", "more.h5")
+                   "feature key 1 is in both feats.h5 and", "more.h5")

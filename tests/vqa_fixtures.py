@@ -1,4 +1,4 @@
-"""A hand-worked VQA-CP fixture in the exact source formats (DESIGN §4): JSON lists, bottom-up
+"""A hand-worked VQA-CP fixture in the exact source formats: JSON lists, bottom-up
 HDF5 + imgid2idx pickle or TSV, attention hints as JSON or pickle, VQA-HAT PNG maps."""
 
 from __future__ import annotations
@@ -10,6 +10,10 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from click.testing import CliRunner
+
+from cfbuild.check import verify_store
+from cli.cfbuild import main
 
 WIDTH, HEIGHT, R, D = 100, 80, 4, 3
 # feature file rows: image 3, 1, 2 are used; image 4 is not
@@ -96,3 +100,16 @@ def vqa_args(tmp: Path, out: Path, *extra, hints_name="hints.json") -> list:
     hints = write_hints(tmp / hints_name)
     return ["vqa", "--vqacp-dir", str(vqacp), "--features", str(feats), "--imgid2idx", str(index),
             "--hints", str(hints), "--val-size", "1", "--min-answer-count", "2", "--out", str(out), *extra]
+
+
+def cfbuild(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def build(tmp_path, *extra, name="v.h5", hints_name="hints.json"):
+    out = tmp_path / name
+    code, stdout, stderr = cfbuild(*vqa_args(tmp_path, out, *extra, hints_name=hints_name))
+    assert code == 0, stderr
+    assert verify_store(out) is None
+    return out

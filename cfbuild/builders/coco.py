@@ -1,4 +1,4 @@
-"""COCO multi-label store with Agarwal et al.'s inpainted counterfactuals (DESIGN §3-4).
+"""COCO multi-label store with Agarwal et al.'s inpainted counterfactuals.
 
 train = train2014 originals and their edits, less `val_size` originals held out with their
 edits as `val` (no edited twin leaks into train); test = val2014 originals and edits, with
@@ -128,14 +128,3 @@ def build_coco(instances_dir, edited_dir, features: list, imgid2idx: list, out, 
                                       **{k: len(v) for k, v in s.get("subsets", {}).items()}}
         writer.set_json_attr("report", report)
     return report
-
-
-def format_coco_report(report: dict) -> str:
-    lines = [f"notice: split {name!r} skipped: instances_val2014.json is absent" for name in report["missing_splits"]]
-    for name, s in report["splits"].items():
-        extra = f", hard_edited {s['hard_edited']}" if "hard_edited" in s else ""
-        lines.append(f"{name}: {s['originals']} originals, {s['edits']} edits, {s['pairs']} pairs{extra}")
-        if s["unchanged_label_edits"]:
-            lines.append(f"  {s['unchanged_label_edits']} edits leave the label unchanged (kept, not paired), "
-                         f"e.g. {', '.join(s['unchanged_first'][:3])}")
-    return "\n".join(lines)

@@ -4,19 +4,14 @@ materialised (only the images some example uses, optionally float16)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from cfbuild.arrays import index_of
 from cfbuild.errors import UserError
-from cfbuild.sources.bottomup_h5 import FEATURES, H5Features
-from cfbuild.sources.bottomup_tsv import iter_tsv
-from cfbuild.store import LinkedFeatures, StoreWriter, describe_source, describe_source_stat
-
-BLOCK = 256  # images per read/write
-MANIFEST = "bottom_up_features"  # data_manifests/bottom_up_features.json
+from cfbuild.sources.features import BLOCK, FeatureFile, claim
+from cfbuild.store import LinkedFeatures, StoreWriter
 
 
 @dataclass
@@ -33,35 +28,21 @@ class RegionTable:
         """Row of each id in /regions, -1 when no feature file has it."""
         return index_of(self.image_id, image_ids)
 
-
-def open_sources(features: list, indexes: list) -> list:
-    """H5Features (paired in order with `indexes`) or a TSV path, per feature file."""
-    h5_count = sum(Path(p).suffix.lower() != ".tsv" for p in features)
-    if h5_count != len(indexes):
-        raise UserError(f"{h5_count} HDF5 feature file(s) need as many --imgid2idx pickles, in the same order; "
-                        f"got {len(indexes)}")
-    pending = list(indexes)
-    return [Path(p) if Path(p).suffix.lower() == ".tsv" else H5Features(p, pending.pop(0)) for p in features]
+    def real_boxes(self, rows: np.ndarray) -> np.ndarray:
+        """(n, R) bool: which of each row's image's R boxes are real (not padding)."""
+        return np.arange(self.boxes.shape[1])[None, :] < self.num_boxes[rows][:, None]
 
 
-def _check_unique(seen: dict, ids, where: Path) -> None:
-    ids = np.asarray(ids)
-    clash = [int(i) for i in ids[ids >= 0] if int(i) in seen] if seen else []
-    if clash:
-        raise UserError(f"image_id {clash[0]} is in both {seen[clash[0]]} and {where}")
-    seen.update(dict.fromkeys((int(i) for i in ids[ids >= 0]), where.name))
-
-
-def write_linked(writer: StoreWriter, sources: list) -> RegionTable:
+def write_linked(writer: StoreWriter, files: list) -> RegionTable:
     """/regions rows = every row of the HDF5 files in order; features reached by link, not copied."""
     seen: dict = {}
-    for src in sources:
-        _check_unique(seen, src.image_id, src.path)
-    image_id = np.concatenate([s.image_id for s in sources])
-    boxes = np.concatenate([s.boxes() for s in sources])
-    sizes = [s.sizes() for s in sources]
-    writer.write_regions(image_id, boxes, [LinkedFeatures(str(s.path), FEATURES) for s in sources])
-    entries = [e for s in sources for e in (describe_source(s.path, MANIFEST), describe_source(s.index_path, MANIFEST))]
+    for f in files:
+        claim(seen, f.source.image_id[f.source.image_id >= 0].tolist(), f.path)
+    image_id = np.concatenate([f.source.image_id for f in files])
+    boxes = np.concatenate([f.source.boxes() for f in files])
+    sizes = [f.source.sizes() for f in files]
+    writer.write_regions(image_id, boxes, [LinkedFeatures(str(f.path), f.dataset) for f in files])
+    entries = [e for f in files for e in f.source_entries()]
     return RegionTable(image_id, boxes, np.full(len(image_id), boxes.shape[1], np.int32),
                        None if any(z is None for z in sizes) else np.concatenate(sizes), True, entries)
 
@@ -114,33 +95,14 @@ class _Appender:
         return RegionTable(image_id, boxes, counts, sizes, False, sources)
 
 
-def write_materialized(writer: StoreWriter, sources: list, needed, float16: bool = False) -> RegionTable:
+def write_materialized(writer: StoreWriter, files: list[FeatureFile], needed, float16: bool = False) -> RegionTable:
     """Copy in the images in `needed`, in source order (files in order, rows/lines in order)."""
     needed = set(int(i) for i in needed)
-    appender, seen, entries = _Appender(writer, float16), {}, []
+    appender, seen = _Appender(writer, float16), {}
     bar = tqdm(total=len(needed), desc="features", unit="img", disable=None)
-    for src in sources:
-        if isinstance(src, H5Features):
-            _check_unique(seen, src.image_id, src.path)
-            _copy_h5(src, needed, appender, bar)
-            entries += [describe_source(src.path, MANIFEST), describe_source(src.index_path, MANIFEST)]
-            continue
-        sha: list = []
-        for image_id, image in iter_tsv(src, needed, sha):
-            _check_unique(seen, [image_id], src)
-            if image is not None:
-                appender.add(image_id, image.boxes, image.features, (image.width, image.height))
-                bar.update()
-        entries.append({**describe_source_stat(src, MANIFEST), "sha256": sha[0]})
+    for f in files:
+        for image_id, image in f.images(needed, seen):
+            appender.add(int(image_id), image.boxes, image.features, image.size)
+            bar.update()
     bar.close()
-    return appender.finish(entries)
-
-
-def _copy_h5(src: H5Features, needed: set, appender: _Appender, bar) -> None:
-    rows = np.flatnonzero(np.isin(src.image_id, np.fromiter(needed, np.int64, len(needed))))
-    boxes, sizes = src.boxes(), src.sizes()
-    for start in range(0, len(rows), BLOCK):
-        block = rows[start:start + BLOCK]
-        for row, feats in zip(block, src.read(block)):
-            appender.add(int(src.image_id[row]), boxes[row], feats, None if sizes is None else tuple(sizes[row]))
-        bar.update(len(block))
+    return appender.finish([e for f in files for e in f.source_entries()])

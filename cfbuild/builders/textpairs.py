@@ -96,22 +96,3 @@ def write_text_store(out, *, task: str, class_names: list, splits: dict, max_tok
             writer.write_split(name, examples, [(a, b) for a, b, _ in kept], [k for _, _, k in kept])
         writer.set_json_attr("report", report)
     return report
-
-
-def format_report(report: dict) -> str:
-    """A short human report: counts per split, then every anomaly with its key."""
-    lines = []
-    for name in report.get("missing_splits", []):
-        lines.append(f"notice: split {name!r} skipped: its file is absent")
-    for name, s in report["splits"].items():
-        lines.append(f"{name}: {s['examples']} examples ({s['originals']} originals), {s['pairs']} pairs")
-        for key, what in (("pairs_dropped_identical", "identical texts"),
-                          ("pairs_dropped_same_tokens", "texts differing only in case, spacing or markup")):
-            if s[key]:
-                lines.append(f"  left out of pairs, {len(s[key])} with {what}: {', '.join(map(str, s[key]))}")
-        for item in s["low_overlap_pairs"]:
-            lines.append(f"  low token overlap (Jaccard {item['jaccard']}): {item['pair']}")
-        if s.get("pairs_same_after_truncation"):
-            lines.append(f"  {s['pairs_same_after_truncation']} pairs have the same first --max-tokens tokens")
-        lines += [f"  {note}" for note in s["notes"]]
-    return "\n".join(lines)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from cfbuild import __version__
+from cfbuild.builders.vqa import CF_KIND, focused, with_counterfactuals
+from cfbuild.builders.vqa_attention import Attention
 from cfbuild.store import StoreWriter
 
 COLOURS = ["red", "green", "blue", "yellow"]
@@ -41,26 +43,19 @@ def _split(rng, objects: np.ndarray, colours: np.ndarray, first_image: int, spur
     hint = np.where(rng.random(n) < spurious, answer, rng.integers(0, len(COLOURS), n))
     tokens = np.stack([np.full(n, 2), np.full(n, 3), np.full(n, 4), np.full(n, 5), 6 + asked,
                        6 + len(OBJECTS) + hint], axis=1).astype(np.int32)
-    text = [f"what color is the {OBJECTS[a]} hint-{COLOURS[h]}" for a, h in zip(asked, hint)]
+    text = np.array([f"what color is the {OBJECTS[a]} hint-{COLOURS[h]}" for a, h in zip(asked, hint)], dtype=object)
     full = np.ones((n, regions), bool)
-    ex = {"id": [f"{prefix}-{i}" for i in range(n)], "is_counterfactual": np.zeros(n, bool),
+    ex = {"id": np.array([f"{prefix}-{i}" for i in range(n)], dtype=object), "is_counterfactual": np.zeros(n, bool),
           "label_index": answer[:, None].astype(np.int32), "label_score": np.ones((n, 1), np.float32),
           "text": text, "tokens": tokens, "length": np.full(n, tokens.shape[1], np.int32),
-          "answer_type": ["other"] * n, "image_row": first_image + np.arange(n), "region_mask": full}
+          "answer_type": np.array(["other"] * n, dtype=object), "image_row": first_image + np.arange(n),
+          "region_mask": full}
     return ex, relevant
 
 
-def _with_counterfactuals(rng, ex: dict, relevant: np.ndarray, cf_rate: float) -> tuple[dict, np.ndarray]:
-    n = len(relevant)
-    made = np.flatnonzero(rng.random(n) < cf_rate)
-    mask = np.ones((len(made), ex["region_mask"].shape[1]), bool)
-    mask[np.arange(len(made)), relevant[made]] = False
-    cf = {k: (np.asarray(v, dtype=object) if isinstance(v, list) else v)[made] for k, v in ex.items()}
-    cf.update(id=np.array([f"{i}:masked_relevant" for i in cf["id"]], dtype=object), region_mask=mask,
-              is_counterfactual=np.ones(len(made), bool), label_index=np.full((len(made), 1), -1, np.int32),
-              label_score=np.zeros((len(made), 1), np.float32))
-    out = {k: np.concatenate([np.asarray(v, dtype=object) if isinstance(v, list) else v, cf[k]]) for k, v in ex.items()}
-    return out, np.stack([made, n + np.arange(len(made))], axis=1)
+def _attention(relevant: np.ndarray, regions: int, has: np.ndarray) -> Attention:
+    """Human attention as the VQA builder sees it: 1 on the relevant region, 0 elsewhere."""
+    return Attention(np.eye(regions, dtype=np.float32)[relevant], has)
 
 
 def build_toy_regions(out, *, n: int = 1000, seed: int = 0, spurious: float = 0.9, cf_rate: float = 1.0,
@@ -81,10 +76,12 @@ def build_toy_regions(out, *, n: int = 1000, seed: int = 0, spurious: float = 0.
             part = slice(first, first + size)
             ex, relevant = _split(rng, objects[part], colours[part], first, spurious if name != "test" else 0.0, name)
             first += size
+            real = np.ones((size, len(OBJECTS)), bool)
             if name == "test":
                 writer.write_split("test", ex)
-                focused = dict(ex, region_mask=np.eye(len(OBJECTS), dtype=bool)[relevant])
-                writer.write_split("test_focused", focused)
+                kept, _ = focused(ex, _attention(relevant, len(OBJECTS), np.ones(size, bool)), real, 0.8)
+                writer.write_split("test_focused", kept)
             else:
-                ex, pairs = _with_counterfactuals(rng, ex, relevant, cf_rate)
-                writer.write_split(name, ex, pairs, ["masked_relevant"] * len(pairs))
+                att = _attention(relevant, len(OBJECTS), rng.random(size) < cf_rate)
+                ex, pairs, _ = with_counterfactuals(ex, att, real, 0.2)
+                writer.write_split(name, ex, pairs, [CF_KIND] * len(pairs))

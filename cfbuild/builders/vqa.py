@@ -1,4 +1,4 @@
-"""VQA-CP v2 regions store (DESIGN §3-4): counterfactuals mask the boxes humans looked at.
+"""VQA-CP v2 regions store (README: "VQA-CP stores"): counterfactuals mask the boxes humans looked at.
 
 Flow: stream questions and annotations into compact tables; hold `val` out of
 train; write /regions (linked or materialised); align human-attention scores with
@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from cfbuild import __version__
-from cfbuild.builders.regions import RegionTable, open_sources, write_linked, write_materialized
+from cfbuild.builders.regions import RegionTable, write_linked, write_materialized
 from cfbuild.builders.vqa_attention import Attention, AttentionSource
 from cfbuild.errors import UserError
+from cfbuild.sources.features import format_of, open_feature_files
 from cfbuild.sources.vqacp import AnswerIndex, VqaSplit, read_split, split_files, tokenize_question
 from cfbuild.store import StoreWriter
 from cfbuild.text import build_vocab, encode
@@ -139,18 +140,17 @@ def build_vqa(vqacp_dir, features: list, imgid2idx: list, out, *, hints=None, ha
     classes, class_of = answer_vocabulary(splits["train"], answers, options.min_answer_count)
     if not classes:
         raise UserError(f"no training answer occurs {options.min_answer_count} times (--min-answer-count)")
-    feature_sources = open_sources(features, imgid2idx)
-    linked = not options.materialize and all(not isinstance(s, Path) for s in feature_sources)
+    linked = not options.materialize and all(format_of(p).linkable for p in features)
     build = {"command": "cfbuild vqa", "version": __version__,
              "parameters": {**asdict(options), "features": [Path(p).name for p in features],
                             "attention": "hints" if hints else "hat", "linked": linked}}
     report = {"missing_splits": [] if "test" in splits else ["test", "test_focused"],
               "answers": len(classes), "features": "linked" if linked else "materialized"}
-    with StoreWriter(out, task="vqa", input_kind="regions", label_kind="soft", class_names=classes,
-                     build=build, sources=sources, force=force) as writer:
+    with open_feature_files(features, imgid2idx) as files, \
+            StoreWriter(out, task="vqa", input_kind="regions", label_kind="soft", class_names=classes,
+                        build=build, sources=sources, force=force) as writer:
         needed = np.unique(np.concatenate([s.image_id for s in splits.values()]))
-        regions = write_linked(writer, feature_sources) if linked else \
-            write_materialized(writer, feature_sources, needed, options.float16)
+        regions = write_linked(writer, files) if linked else write_materialized(writer, files, needed, options.float16)
         splits, report["images_missing"] = _drop_missing(splits, regions, options.skip_missing_images)
         words = {name: [tokenize_question(q) for q in split.question] for name, split in splits.items()}
         vocab = build_vocab(words["train"], size=10 ** 9)
@@ -162,18 +162,15 @@ def build_vqa(vqacp_dir, features: list, imgid2idx: list, out, *, hints=None, ha
         report["attention_unused"] = len(attention.question_ids - attention.used)
         writer.set_json_attr("sources", sources + regions.sources + [attention.source_entry()])
         writer.set_json_attr("report", report)
-    for src in feature_sources:
-        if not isinstance(src, Path):
-            src.close()
     return report
 
 
 def _write_split(writer, name, split, regions, attention, class_of, tokens, options) -> dict:
     rows = regions.rows_of(split.image_id)
-    real = np.arange(regions.boxes.shape[1])[None, :] < regions.num_boxes[rows][:, None]
+    real = regions.real_boxes(rows)
     labels = soft_targets(split, class_of)
     ex = _examples(split, rows, labels, tokens, real)
-    att = attention.for_split(split.question_id, rows, regions)
+    att = attention.for_split(split.question_id, rows, regions, real)
     stats = {"questions": len(split), "without_answer_in_vocabulary": int((labels[0] < 0).all(axis=1).sum())}
     if name == "test":
         writer.write_split(name, ex)
@@ -183,17 +180,3 @@ def _write_split(writer, name, split, regions, attention, class_of, tokens, opti
     ex, pairs, cf_stats = with_counterfactuals(ex, att, real, options.threshold)
     writer.write_split(name, ex, pairs, [CF_KIND] * len(pairs))
     return {name: {**stats, **cf_stats}}
-
-
-def format_vqa_report(report: dict) -> str:
-    lines = [f"answers: {report['answers']} classes; features {report['features']}"]
-    lines += [f"notice: split {name!r} skipped: its files are absent" for name in report["missing_splits"]]
-    for name, stats in report["splits"].items():
-        lines.append(f"{name}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items()))
-    missing = report["images_missing"]
-    if missing["images"]:
-        lines.append(f"images missing: {missing['images']} (first {missing['first']}); questions skipped "
-                     f"{missing['questions_skipped']}")
-    if report["attention_unused"]:
-        lines.append(f"attention given for {report['attention_unused']} question(s) that are in no split")
-    return "\n".join(lines)

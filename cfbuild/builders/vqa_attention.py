@@ -43,7 +43,8 @@ class AttentionSource:
         return {"file": self.path.name, "size": len(self.used), "sha256": self._hat_digest.hexdigest(),
                 "manifest_id": "vqa_hat", "note": "HAT maps used: sha256 over (file name, bytes) in question order"}
 
-    def for_split(self, qids: np.ndarray, image_row: np.ndarray, regions: RegionTable) -> Attention:
+    def for_split(self, qids: np.ndarray, image_row: np.ndarray, regions: RegionTable, real: np.ndarray) -> Attention:
+        """Scores of each question's boxes; `real` (N, R) marks the boxes that are not padding."""
         n, width = len(qids), regions.boxes.shape[1]
         scores = np.full((n, width), np.nan, np.float32)
         known = self.question_ids
@@ -58,7 +59,6 @@ class AttentionSource:
                                 f"image {regions.image_id[img]}")
             scores[i, :boxes] = values
             self.used.add(qid)
-        real = np.arange(width)[None, :] < regions.num_boxes[image_row][:, None]
         bad = np.flatnonzero((has[:, None] & real & ~((scores >= 0) & (scores <= 1))).any(axis=1))
         if bad.size:
             values = scores[bad[0]][real[bad[0]]]

@@ -1,4 +1,4 @@
-"""Human attention per box (DESIGN §4): given scores (`--hints`), or raw VQA-HAT maps (`--hat-dir`)."""
+"""Human attention per box: given scores (`--hints`), or raw VQA-HAT maps (`--hat-dir`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bottom-up region features in HDF5 (DESIGN §4): `image_features` (N, R, D), `image_bb` (N, R, 4),
+"""Bottom-up region features in HDF5: `image_features` (N, R, D), `image_bb` (N, R, 4),
 optional `spatial_features` (N, R, 6), with the `{image_id: row}` index kept in a pickle.
 
 Also read: already pooled vectors, `image_features` (N, D) without boxes (`pooled=True`),

@@ -1,4 +1,4 @@
-"""Bottom-up region features in TSV (DESIGN §4): no header, one image per line,
+"""Bottom-up region features in TSV: no header, one image per line,
 `image_id, image_w, image_h, num_boxes, boxes, features`, the last two base64 float32."""
 
 from __future__ import annotations

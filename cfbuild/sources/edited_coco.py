@@ -1,4 +1,4 @@
-"""Agarwal et al.'s edited COCO images: the file names carry the pairing (DESIGN §4).
+"""Agarwal et al.'s edited COCO images: the file names carry the pairing.
 
 `<split>/COCO_<split>_<image_id:012d>_<target:012d>.jpg`: target = the removed category id
 (IV) or the removed annotation id (CV). The images are never decoded."""

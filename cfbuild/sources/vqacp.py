@@ -1,4 +1,4 @@
-"""VQA-CP v2 questions and annotations (DESIGN §4), read into compact numpy tables.
+"""VQA-CP v2 questions and annotations, read into compact numpy tables.
 
 Both files of a split are bare JSON lists, streamed element by element. Each
 annotation's ten answers are normalised as the VQA evaluation does (punctuation,
