@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cfpairs-installed
 DEMO_DIR ?= demo_out
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast bench clean
 
 install: $(STAMP)
 
@@ -23,8 +23,11 @@ demo: $(STAMP)
 	$(VENV)/bin/cfbuild verify $(DEMO_DIR)/toy.h5
 	$(VENV)/bin/cftrain table $(DEMO_DIR)/toy.h5 --out $(DEMO_DIR)/toy-table
 
-test: $(STAMP)
+test: $(STAMP)  # everything (CI runs this)
 	$(PY) -m pytest -q
+
+test-fast: $(STAMP)  # the quick local loop: statistical and end-to-end training checks left out
+	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)  # performance ratios (minutes; not part of CI)
 	$(PY) bench/toy_build.py

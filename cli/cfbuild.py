@@ -27,6 +27,12 @@ def default_of(builder, name: str):
         return {f.name: f.default for f in dataclasses.fields(builder)}[name]
     return pyinspect.signature(builder).parameters[name].default
 
+
+def builder_option(builder, flag: str, **kwargs):
+    """A click option whose default is the builder's own (see `default_of`), shown in --help."""
+    name = flag.lstrip("-").replace("-", "_")
+    return click.option(flag, default=default_of(builder, name), show_default=True, **kwargs)
+
 OUT = click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
                    help="The store to write (.h5). Written to a temporary file, renamed when complete.")
 FORCE = click.option("--force", is_flag=True, help="Replace an existing store at --out.")
@@ -44,8 +50,6 @@ def main(debug):
       cfbuild inspect toy.h5
       cfbuild verify toy.h5
     """
-
-
 @main.command()
 @STORE
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -83,13 +87,12 @@ def verify(store):
 
 @main.command()
 @OUT
-@click.option("--n", default=default_of(build_toy, "n"), show_default=True, type=click.IntRange(min=1),
+@builder_option(build_toy, "--n", type=click.IntRange(min=1),
               help="Training originals (val gets n/4, test and test_shifted n/2 each).")
-@click.option("--seed", default=default_of(build_toy, "seed"), show_default=True, type=int)
-@click.option("--spurious", default=default_of(build_toy, "spurious"), show_default=True,
-              type=click.FloatRange(0, 1),
+@builder_option(build_toy, "--seed", type=int)
+@builder_option(build_toy, "--spurious", type=click.FloatRange(0, 1),
               help="P(spurious coordinate agrees with the label) in train and val.")
-@click.option("--dim", default=default_of(build_toy, "dim"), show_default=True, type=click.IntRange(min=2),
+@builder_option(build_toy, "--dim", type=click.IntRange(min=2),
               help="Vector width: causal, spurious and dim-2 noise coordinates.")
 @FORCE
 def toy(out, n, seed, spurious, dim, force):
@@ -97,7 +100,6 @@ def toy(out, n, seed, spurious, dim, force):
 
     Example: cfbuild toy --out toy.h5 --n 2000 --seed 0 --spurious 0.95
     """
-
     start = time.perf_counter()
     build_toy(out, n=n, seed=seed, spurious=spurious, dim=dim, force=force,
               progress=lambda name: click.echo(f"  wrote split {name}", err=True))
@@ -106,14 +108,12 @@ def toy(out, n, seed, spurious, dim, force):
 
 @main.command("toy-vqa")
 @OUT
-@click.option("--n", default=default_of(build_toy_regions, "n"), show_default=True, type=click.IntRange(min=4),
+@builder_option(build_toy_regions, "--n", type=click.IntRange(min=4),
               help="Training questions (val gets n/4, test n/2); one image each.")
-@click.option("--seed", default=default_of(build_toy_regions, "seed"), show_default=True, type=int)
-@click.option("--spurious", default=default_of(build_toy_regions, "spurious"), show_default=True,
-              type=click.FloatRange(0, 1),
+@builder_option(build_toy_regions, "--seed", type=int)
+@builder_option(build_toy_regions, "--spurious", type=click.FloatRange(0, 1),
               help="P(the question's hint word names the answer) in train and val; random in test.")
-@click.option("--cf-rate", default=default_of(build_toy_regions, "cf_rate"), show_default=True,
-              type=click.FloatRange(0, 1),
+@builder_option(build_toy_regions, "--cf-rate", type=click.FloatRange(0, 1),
               help="Share of train/val questions given a masked counterfactual.")
 @FORCE
 def toy_vqa(out, n, seed, spurious, cf_rate, force):
@@ -121,7 +121,6 @@ def toy_vqa(out, n, seed, spurious, cf_rate, force):
 
     Example: cfbuild toy-vqa --out toy-vqa.h5 && cftrain table toy-vqa.h5 --out runs/toy-vqa
     """
-
     build_toy_regions(out, n=n, seed=seed, spurious=spurious, cf_rate=cf_rate, force=force)
     click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
@@ -131,13 +130,15 @@ CAD_DIR = click.option("--cad-dir", required=True, type=click.Path(exists=True, 
 
 
 def max_tokens_option(builder):
-    return click.option("--max-tokens", default=default_of(builder, "max_tokens"), show_default=True,
-                        type=click.IntRange(min=0), help="Tokens kept per text (0: keep all, padded to the longest).")
+    return builder_option(builder, "--max-tokens", type=click.IntRange(min=0),
+                          help="Tokens kept per text (0: keep all, padded to the longest).")
 
 
 def vocab_size_option(builder):
-    return click.option("--vocab-size", default=default_of(builder, "vocab_size"), show_default=True,
-                        type=click.IntRange(min=1), help="Most frequent training tokens kept (plus padding and unknown).")
+    return builder_option(builder, "--vocab-size", type=click.IntRange(min=1),
+                          help="Most frequent training tokens kept (plus padding and unknown).")
+
+
 UNVERIFIED = click.option("--allow-unverified-sources", is_flag=True,
                           help="Build even when a file differs from data_manifests/cad.json (recorded in sources).")
 
@@ -178,7 +179,6 @@ def imdb(cad_dir, out, max_tokens, vocab_size, splits, allow_unverified_sources,
 
     Example: cfbuild imdb --cad-dir counterfactually-augmented-data --out imdb.h5
     """
-
     _report(build_imdb(cad_dir, out, splits=splits, max_tokens=max_tokens, vocab_size=vocab_size,
                        allow_unverified=allow_unverified_sources, force=force))
     click.echo(f"wrote {out}")
@@ -193,7 +193,6 @@ def snli(cad_dir, out, max_tokens, vocab_size, splits, allow_unverified_sources,
 
     Example: cfbuild snli --cad-dir counterfactually-augmented-data --out snli.h5
     """
-
     _report(build_snli(cad_dir, out, splits=splits, max_tokens=max_tokens, vocab_size=vocab_size,
                        allow_unverified=allow_unverified_sources, force=force))
     click.echo(f"wrote {out}")
@@ -210,7 +209,7 @@ def snli(cad_dir, out, max_tokens, vocab_size, splits, allow_unverified_sources,
 @click.option("--pair-col", required=True, help="Rows sharing this value form a group: an original and its edits.")
 @click.option("--original-col", help="A column marking the original of each group (1/true/yes/original); "
                                      "default: the group's first row.")
-@click.option("--task", default=default_of(build_table, "task"), show_default=True, help="The store's task name.")
+@builder_option(build_table, "--task", help="The store's task name.")
 @OUT
 @max_tokens_option(build_table)
 @vocab_size_option(build_table)
@@ -221,7 +220,6 @@ def table(train_file, file_val, file_test, text_col, text2_col, label_col, pair_
 
     Example: cfbuild table --file pairs.csv --text-col text --label-col label --pair-col pair_id --out mine.h5
     """
-
     files = {"train": train_file, "val": file_val, "test": file_test}
     _report(build_table(files, out, text_cols=[c for c in (text_col, text2_col) if c], label_col=label_col,
                         pair_col=pair_col, original_col=original_col, task=task, max_tokens=max_tokens,
@@ -236,15 +234,14 @@ def table(train_file, file_val, file_test, text_col, text2_col, label_col, pair_
 @click.option("--vocab-from", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The store whose vocabulary (and max tokens) the transfer set uses.")
 @OUT
-@click.option("--sample", default=default_of(build_transfer, "sample"), show_default=True, type=click.IntRange(min=1))
-@click.option("--seed", default=default_of(build_transfer, "seed"), show_default=True, type=int)
+@builder_option(build_transfer, "--sample", type=click.IntRange(min=1))
+@builder_option(build_transfer, "--seed", type=int)
 @FORCE
 def transfer(preset, source, vocab_from, out, sample, seed, force):
     """A zero-shot test store (single split `test`) for a trained text model.
 
     Example: cfbuild transfer --preset yelp --source yelp_test.csv --vocab-from imdb.h5 --out yelp.h5
     """
-
     _report(build_transfer(preset, source, vocab_from, out, sample=sample, seed=seed, force=force))
     click.echo(f"wrote {out}")
 
@@ -270,21 +267,16 @@ def feature_options(what: str, key: str):
 @click.option("--hat-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Raw VQA-HAT maps <question_id>_<k>.png (instead of --hints).")
 @OUT
-@click.option("--threshold", default=default_of(VqaOptions, "threshold"), show_default=True,
-              type=click.FloatRange(0, 1),
+@builder_option(VqaOptions, "--threshold", type=click.FloatRange(0, 1),
               help="Counterfactuals mask every box scored above this.")
-@click.option("--focused-threshold", default=default_of(VqaOptions, "focused_threshold"), show_default=True,
-              type=click.FloatRange(0, 1),
+@builder_option(VqaOptions, "--focused-threshold", type=click.FloatRange(0, 1),
               help="test_focused keeps only boxes scored at least this.")
-@click.option("--val-size", default=default_of(VqaOptions, "val_size"), show_default=True,
-              type=click.IntRange(min=1),
+@builder_option(VqaOptions, "--val-size", type=click.IntRange(min=1),
               help="Training questions held out as val.")
-@click.option("--seed", default=default_of(VqaOptions, "seed"), show_default=True, type=int, help="Seed of the val draw.")
-@click.option("--min-answer-count", default=default_of(VqaOptions, "min_answer_count"), show_default=True,
-              type=click.IntRange(min=1),
+@builder_option(VqaOptions, "--seed", type=int, help="Seed of the val draw.")
+@builder_option(VqaOptions, "--min-answer-count", type=click.IntRange(min=1),
               help="Answer vocabulary: training multiple-choice answers seen at least this often.")
-@click.option("--max-tokens", default=default_of(VqaOptions, "max_tokens"), show_default=True,
-              type=click.IntRange(min=1),
+@builder_option(VqaOptions, "--max-tokens", type=click.IntRange(min=1),
               help="Question tokens kept.")
 @click.option("--materialize", is_flag=True, help="Copy the used images' features into the store (else: link).")
 @click.option("--float16", is_flag=True, help="With --materialize: store features as float16.")
@@ -299,7 +291,6 @@ def vqa(vqacp_dir, features, imgid2idx, hints, hat_dir, out, threshold, focused_
       cfbuild vqa --vqacp-dir vqacp2 --features trainval_36.h5 --imgid2idx trainval36_imgid2idx.pkl \\
                   --hints hints.pkl --threshold 0.2 --out vqacp.h5
     """
-
     from cfbuild.sources.features import format_of
 
     if float16 and not materialize and any(format_of(p).linkable for p in features):
@@ -321,12 +312,10 @@ def vqa(vqacp_dir, features, imgid2idx, hints, hat_dir, out, threshold, focused_
               help="Holds train2014/ and val2014/ with COCO_<split>_<image_id>_<target>.jpg (names only are read).")
 @feature_options("Vectors keyed by image id (originals) and file stem (edits): .tsv, HDF5 or .npz.", "key")
 @OUT
-@click.option("--val-size", default=default_of(build_coco, "val_size"), show_default=True,
-              type=click.IntRange(min=1),
+@builder_option(build_coco, "--val-size", type=click.IntRange(min=1),
               help="train2014 originals held out (with their edits) as val.")
-@click.option("--seed", default=default_of(build_coco, "seed"), show_default=True, type=int, help="Seed of the val draw.")
-@click.option("--edit-kind", default=default_of(build_coco, "edit_kind"), show_default=True,
-              type=click.Choice(["iv", "cv"]),
+@builder_option(build_coco, "--seed", type=int, help="Seed of the val draw.")
+@builder_option(build_coco, "--edit-kind", type=click.Choice(["iv", "cv"]),
               help="iv: the name's target is the removed category id; cv: the removed annotation id.")
 @FORCE
 def coco(instances_dir, edited_dir, features, imgid2idx, out, val_size, seed, edit_kind, force):
@@ -336,7 +325,6 @@ def coco(instances_dir, edited_dir, features, imgid2idx, out, val_size, seed, ed
     Example:
       cfbuild coco --instances-dir annotations --edited-dir edited --features coco_pooled.npz --out coco.h5
     """
-
     start = time.perf_counter()
     report = build_coco(instances_dir, edited_dir, list(features), list(imgid2idx), out, val_size=val_size,
                         seed=seed, edit_kind=edit_kind, force=force)

@@ -1,12 +1,14 @@
 """The BUTD model: masked attention, GS gradients on region features (finite differences,
-double backward), the CPU path of GS through the GRU."""
+double backward), GS through the GRU on every available device."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from cftrain.butd import BottomUpTopDown, masked_softmax
+from cftrain.data import to_device
 from cftrain.gs import gs_loss
 from cftrain.presets import resolve
 from cftrain.train import train_step
@@ -73,18 +75,33 @@ def test_gs_loss_double_backward_through_the_model():
     assert torch.autograd.gradcheck(gs_of, (b["features"].clone().requires_grad_(True),), eps=1e-6, atol=1e-5)
 
 
-def test_gs_step_trains_the_gru_on_cpu():
-    model, b = small_model(torch.float32), batch(torch.float32)
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                  reason="needs a CUDA device"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_gs_step_trains_the_gru(device):
+    """A GS step differentiates through the GRU twice: it must run (on CUDA too, where cuDNN's RNN
+    cannot) and the GS term alone must reach the GRU's weights."""
+    model, b = small_model(torch.float32).to(device), to_device(batch(torch.float32), device)
     config = resolve("toy-vqa", "regions", mode="gs", gs_weight=50.0)
     before = model.gru.weight_hh_l0.detach().clone()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     stats = train_step(model, optimizer, b, config, "soft")
-    assert model.plain_rnn is True  # off cuDNN whenever GS is on
     assert stats["gs_rows"] == 2 and np.isfinite(stats["gs"])
     assert not torch.equal(before, model.gru.weight_hh_l0)
-    # the GS term alone reaches the GRU: its gradient w.r.t. the GRU weights is not zero
     model.zero_grad()
     v = b["features"].clone().requires_grad_(True)
     term, _ = gs_loss(v, model.head(v, b), b["targets"], b["edges"], "soft")
     term.backward()
     assert model.gru.weight_hh_l0.grad.abs().sum() > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_without_the_switch_cudnn_refuses_the_gs_step():
+    """The control: left on cuDNN, the same GS step fails, so the switch above is what makes it work."""
+    model, b = small_model(torch.float32).to("cuda"), to_device(batch(torch.float32), "cuda")
+    model.set_double_backward = lambda enabled: None  # never leaves cuDNN
+    config = resolve("toy-vqa", "regions", mode="gs", gs_weight=50.0)
+    with pytest.raises(RuntimeError):
+        train_step(model, torch.optim.SGD(model.parameters(), lr=0.1), b, config, "soft")

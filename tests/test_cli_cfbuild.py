@@ -41,35 +41,30 @@ def test_existing_store_needs_force(tmp_path):
         assert store.build["parameters"]["n"] == 60
 
 
-def test_sigkill_during_build_leaves_no_output(tmp_path):
-    out = tmp_path / "big.h5"
-    proc = subprocess.Popen([sys.executable, "-m", "cli.cfbuild", "toy", "--out", str(out), "--n", "3000000"],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def kill_mid_build(out, *extra):
+    """Start a large toy build into `out`, SIGKILL it once its .part file exists; assert it was killed."""
+    proc = subprocess.Popen([sys.executable, "-m", "cli.cfbuild", "toy", "--out", str(out), "--n", "3000000",
+                             *extra], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
-    while time.time() < deadline and not list(tmp_path.glob(".big.h5.*.part")):
+    while time.time() < deadline and not list(out.parent.glob(f".{out.name}.*.part")):
         time.sleep(0.05)
-    assert list(tmp_path.glob(".big.h5.*.part")), "the build never started writing"
+    assert list(out.parent.glob(f".{out.name}.*.part")), "the build never started writing"
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    assert not out.exists()
+    assert proc.returncode == -signal.SIGKILL  # killed mid-build, not finished
+
+
+def test_sigkill_during_build_leaves_no_output(tmp_path):
+    kill_mid_build(tmp_path / "big.h5")
+    assert not (tmp_path / "big.h5").exists()
 
 
 def test_sigkill_while_replacing_keeps_the_old_store(tmp_path):
     out = tmp_path / "t.h5"
     assert run_cli("cli.cfbuild", "toy", "--out", str(out), "--n", "50").returncode == 0
     before = out.read_bytes()
-    proc = subprocess.Popen([sys.executable, "-m", "cli.cfbuild", "toy", "--out", str(out), "--n", "3000000",
-                             "--force"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline and not list(tmp_path.glob(".t.h5.*.part")):
-        time.sleep(0.05)
-    assert list(tmp_path.glob(".t.h5.*.part")), "the replacing build never started writing"
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL  # killed mid-build, not finished
+    kill_mid_build(out, "--force")
     assert out.read_bytes() == before
 
 

@@ -22,6 +22,7 @@ def spurious_store(root, seed):
     return out
 
 
+@pytest.mark.slow
 def test_table_rows_and_gs_beats_augmentation_on_edited_images(tmp_path):
     store = spurious_store(tmp_path, 0)
     result = CliRunner().invoke(cftrain, ["table", str(store), "--out", str(tmp_path / "runs"),
@@ -37,6 +38,7 @@ def test_table_rows_and_gs_beats_augmentation_on_edited_images(tmp_path):
     assert test["chance"]["edited"]["map"] < test["original"]["edited"]["map"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_gs_beats_augmentation_over_seeds(tmp_path, seed):
     store = spurious_store(tmp_path, seed)

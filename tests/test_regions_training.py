@@ -62,6 +62,16 @@ def test_answer_types_keep_only_those_rows(tmp_path):
             load_splits(store, resolve("vqa", "regions", answer_types=["other"]))
 
 
+def test_eval_loads_splits_with_the_runs_answer_types(tmp_path):
+    out = build(tmp_path)
+    config = resolve("vqa", "regions", mode="gs", answer_types=["yes/no"], hidden=[8], epochs=2, batch_size=8)
+    metrics = run(out, tmp_path / "run", config)
+    assert metrics["splits"]["test"]["all"]["n"] == 1  # only the yes/no test question
+    result = CliRunner().invoke(cftrain, ["eval", str(tmp_path / "run"), str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["splits"] == metrics["splits"]
+
+
 @pytest.fixture(scope="module")
 def toy_vqa_table(tmp_path_factory):
     root = tmp_path_factory.mktemp("toyvqa")
@@ -72,6 +82,7 @@ def toy_vqa_table(tmp_path_factory):
     return json.loads((root / "runs" / "table.json").read_text()), result.stdout
 
 
+@pytest.mark.slow
 def test_table_has_the_paper_rows_and_vqa_columns(toy_vqa_table):
     table, printed = toy_vqa_table
     assert table["metric"] == "vqa_accuracy"
@@ -93,11 +104,20 @@ def test_a_trained_butd_run_reloads_for_eval_with_frozen_vectors(tmp_path):
     result = CliRunner().invoke(cftrain, ["eval", str(tmp_path / "run"), str(tmp_path / "t.h5")])
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["splits"] == metrics["splits"]  # same weights, same predictions
-    state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["members"][0]
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    state = saved["members"][0]
     from cfbuild.builders.toy_regions import VOCAB
     assert torch.allclose(state["embed.weight"][VOCAB.index("color")], torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5]))
+    assert saved["frozen_vectors"]["shape"] == [len(VOCAB), 5]
+    vectors.unlink()  # eval needs model.pt only, never the vectors file
+    assert CliRunner().invoke(cftrain, ["eval", str(tmp_path / "run"), str(tmp_path / "t.h5")]).exit_code == 0
+    state["embed.weight"][2, 0] += 1.0  # a damaged frozen table no longer matches its recorded sha256
+    torch.save(saved, tmp_path / "run" / "model.pt")
+    result = CliRunner().invoke(cftrain, ["eval", str(tmp_path / "run"), str(tmp_path / "t.h5")])
+    assert result.exit_code == 2 and "frozen word vectors differ from their recorded sha256" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_gs_beats_augmentation_when_a_question_word_is_a_shortcut(toy_vqa_table, tmp_path, seed):
     if seed == 0:

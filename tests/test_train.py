@@ -7,18 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from cfbuild.builders.toy import build_toy
 from cftrain.presets import resolve
 from cftrain.table import evaluate_run, run_table
 from cftrain.train import run
 from tests.helpers import run_cli
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    path = tmp_path_factory.mktemp("toy") / "toy.h5"
-    build_toy(path, n=2000, seed=0)
-    return path
 
 
 def test_run_directory_contract(toy, tmp_path):
@@ -68,6 +60,7 @@ def test_chance_is_near_half(toy, tmp_path):
     assert abs(metrics["splits"]["test"]["all"]["accuracy"] - 50) < 4
 
 
+@pytest.mark.slow
 def test_gs_beats_augmentation_and_random_relations_on_the_shifted_split(toy, tmp_path):
     for seed in range(3):
         scores = {mode: run(toy, tmp_path / f"{mode}{seed}", resolve("toy", mode=mode, seed=seed))

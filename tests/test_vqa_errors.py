@@ -135,3 +135,15 @@ def test_an_image_in_two_feature_files_is_an_error(tmp_path):
     second, index = fx.write_h5(tmp_path / "more.h5", rows=[1, 3])  # images 1 and 4 again
     assert_refused(tmp_path, args + ["--features", second, "--imgid2idx", index],
                    "feature key 1 is in both feats.h5 and", "more.h5")
+
+
+def test_feature_files_are_closed_when_a_build_fails(tmp_path, monkeypatch):
+    from cfbuild.sources import features
+
+    closed = []
+    real_close = features.H5File.close
+    monkeypatch.setattr(features.H5File, "close", lambda self: closed.append(self.path.name) or real_close(self))
+    args = fx.vqa_args(tmp_path, tmp_path / "v.h5")
+    second, index = fx.write_h5(tmp_path / "more.h5", rows=[1, 3])  # a clash: fails after both are open
+    assert_refused(tmp_path, args + ["--features", second, "--imgid2idx", index], "feature key 1 is in both")
+    assert sorted(closed) == ["feats.h5", "more.h5"]

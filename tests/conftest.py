@@ -1,0 +1,68 @@
+"""Shared fixtures: one small store of every store kind, built once per test session."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cfbuild.builders.table import build_table
+from cfbuild.builders.toy import build_toy
+from cfbuild.builders.toy_regions import build_toy_regions
+from cfbuild.store import StoreWriter
+
+STORE_KINDS = ("vector", "text", "text_pair", "multilabel", "regions")
+
+
+def write_text_rows(path: Path, n: int = 8) -> Path:
+    """Pair groups g: 'good film g' (1) and its edit 'bad film g' (0); a second text column too."""
+    rows = [{"g": i, "a": f"good film {i}", "b": "x", "y": "1"} for i in range(n)] + \
+           [{"g": i, "a": f"bad film {i}", "b": "x y", "y": "0"} for i in range(n)]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def write_multilabel(path: Path, n: int = 60, classes: int = 3, dim: int = 6, seed: int = 0,
+                     empty_val: bool = False) -> Path:
+    """Vectors = sum of their classes' prototypes + noise; each original's edit removes its first class."""
+    rng = np.random.default_rng(seed)
+    prototypes = rng.normal(size=(classes, dim)).astype(np.float32)
+    with StoreWriter(path, task="ml", input_kind="vector", label_kind="multilabel",
+                     class_names=[f"c{i}" for i in range(classes)], build={}, sources=[]) as writer:
+        for name in ("train", "val", "test"):
+            labels = (rng.random((n, classes)) < 0.5).astype(np.float32)
+            labels[np.arange(n), rng.integers(0, classes, n)] = 1  # at least one class each
+            edited = labels.copy()
+            edited[np.arange(n), labels.argmax(1)] = 0
+            both = np.concatenate([labels, edited])
+            if empty_val and name == "val":
+                both[:] = 0
+            x = (both @ prototypes + 0.1 * rng.normal(size=(2 * n, dim))).astype(np.float32)
+            pairs = np.stack([np.arange(n), n + np.arange(n)], 1) if not (empty_val and name == "val") else None
+            writer.write_split(name, {"id": [f"{name}{i}" for i in range(2 * n)],
+                                      "is_counterfactual": np.arange(2 * n) >= n, "label": both, "x": x},
+                               pairs, ["edited"] * (0 if pairs is None else n))
+    return path
+
+
+@pytest.fixture(scope="session")
+def toy(tmp_path_factory):
+    path = tmp_path_factory.mktemp("toy") / "toy.h5"
+    build_toy(path, n=2000, seed=0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def stores(tmp_path_factory) -> dict:
+    """{store kind: path}: toy vectors, a text and a text-pair table, multi-label vectors, toy VQA regions."""
+    root = tmp_path_factory.mktemp("stores")
+    rows = write_text_rows(root / "rows.jsonl")
+    build_toy(root / "vector.h5", n=200, seed=0)
+    for kind, cols in (("text", ["a"]), ("text_pair", ["a", "b"])):
+        build_table({"train": rows, "val": rows, "test": rows}, root / f"{kind}.h5", text_cols=cols,
+                    label_col="y", pair_col="g")
+    write_multilabel(root / "multilabel.h5")
+    build_toy_regions(root / "regions.h5", n=40, seed=0)
+    return {kind: root / f"{kind}.h5" for kind in STORE_KINDS}

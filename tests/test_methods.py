@@ -1,0 +1,141 @@
+"""Every method on every store kind (a smoke matrix), and the registry the CLI and table read."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import cftrain.train as train_module
+from cfbuild.label_kinds import label_kind
+from cfbuild.store import Store
+from cftrain.methods import METHODS, Augmented, method, register
+from cftrain.presets import resolve
+from cftrain.table import evaluate_run, run_table
+from cftrain.train import load_splits, run
+from tests.conftest import STORE_KINDS, write_multilabel
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.filterwarnings("ignore:nli-bow without --embeddings")
+
+
+def config_for(path, **overrides):
+    with Store(path) as store:
+        return resolve(store.task, store.input_kind, **{"epochs": 2, "patience": 2, "batch_size": 16, **overrides})
+
+
+@pytest.mark.parametrize("kind", STORE_KINDS)
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_method_on_every_store_kind(stores, kind, name, tmp_path):
+    path, out = stores[kind], tmp_path / "run"
+    metrics = run(path, out, config_for(path, mode=name))
+    trains = METHODS[name].trains
+    files = {"config.json", "metrics.json"} | ({"history.jsonl", "model.pt"} if trains else set())
+    assert {p.name for p in out.iterdir()} == files
+    with Store(path) as store:
+        metric, splits = label_kind(store.label_kind).metric, store.splits
+    assert metrics["metric"] == metric and json.loads((out / "metrics.json").read_text()) == metrics
+    assert list(metrics["splits"]) == splits
+    for split, groups in metrics["splits"].items():
+        n = groups["all"]["n"]
+        assert n == groups.get("original", {"n": 0})["n"] + groups.get("edited", {"n": 0})["n"]
+        for values in groups.values():
+            assert set(values) == {"n", metric} and 0 <= values[metric] <= 100, (split, values)
+    if not trains:
+        return
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert 1 <= len(history) <= 2 and all(math.isfinite(h["task_loss"]) for h in history)
+    supervised = sum(h["gs_rows"] for h in history)
+    assert (supervised > 0) == name.startswith("gs"), history  # GS rows exactly when GS is on
+    assert evaluate_run(out, path, device="cpu")["splits"] == metrics["splits"]  # model.pt alone rebuilds it
+
+
+def test_shuffled_permutes_training_labels_only(stores):
+    path = stores["vector"]
+    with Store(path) as store:
+        splits = load_splits(store, config_for(path))
+    train = splits["train"]
+    shuffled = method("shuffled").training_rows(train, seed=0)
+    assert sorted(shuffled.labels.tolist()) == sorted(train.labels.tolist())
+    assert (shuffled.labels != train.labels).float().mean() > 0.3
+    assert np.array_equal(shuffled.inputs["x"].numpy(), train.inputs["x"].numpy())
+    assert np.array_equal(shuffled.targets[:, 0].long().numpy(), shuffled.labels.numpy())
+
+
+@pytest.mark.parametrize("kind", ["text", "text_pair"])
+def test_train_time_max_tokens_truncates_every_batch(stores, kind, tmp_path, monkeypatch):
+    widths = []
+    real_step = train_module.train_step
+
+    def spy(model, optimizer, batch, *args, **kwargs):
+        widths.extend(v.shape[1] for k, v in batch.items() if k.endswith("tokens"))
+        lengths = [v for k, v in batch.items() if k.endswith("length")]
+        assert all(int(v.max()) <= 2 for v in lengths)
+        return real_step(model, optimizer, batch, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_step", spy)
+    metrics = run(stores[kind], tmp_path / "r", config_for(stores[kind], mode="gs", max_tokens=2))
+    assert widths and set(widths) == {2}
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["max_tokens"] == 2
+    assert evaluate_run(tmp_path / "r", stores[kind], device="cpu")["splits"] == metrics["splits"]
+
+
+def test_a_new_method_is_one_class(stores, tmp_path):
+    """Registering a class makes it a mode for resolve, run and the table (rows in registry order)."""
+
+    @register
+    class Doubled(Augmented):
+        name, row_name = "doubled-test", "Augmentation, twice the loss"
+
+        def extra_loss(self, x, logits, batch, config, kind, generator):
+            import torch.nn.functional as F
+            return F.binary_cross_entropy_with_logits(logits, batch["targets"]), {}
+
+    try:
+        table = run_table(stores["vector"], tmp_path, modes=["doubled-test", "augmented"], epochs=2)
+        assert [r["mode"] for r in table["rows"]] == ["augmented", "doubled-test"]
+        assert table["rows"][1]["name"] == "Augmentation, twice the loss"
+        assert "Augmentation, twice the loss" in (tmp_path / "table.md").read_text()
+    finally:
+        del METHODS["doubled-test"]
+
+
+def test_cli_choices_and_table_order_come_from_the_registry(stores, tmp_path):
+    result = run_cli("cli.cftrain", "run", "--help")
+    assert all(name in result.stdout for name in METHODS)
+    result = run_cli("cli.cftrain", "table", str(stores["vector"]), "--out", str(tmp_path / "t"),
+                     "--modes", "gs,chance", "--epochs", "1")
+    assert result.returncode == 0, result.stderr
+    names = [json.loads((tmp_path / "t" / "table.json").read_text())["rows"][i]["name"] for i in range(2)]
+    assert names == [METHODS["chance"].row_name, METHODS["gs"].row_name]
+
+
+def test_undefined_val_metric_is_a_one_line_error(tmp_path):
+    path = write_multilabel(tmp_path / "ml.h5", empty_val=True)
+    result = run_cli("cli.cftrain", "run", str(path), "--out", str(tmp_path / "r"), "--epochs", "3")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "val map is undefined" in lines[0] and "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where CUDA is absent")
+def test_device_cuda_without_cuda_is_a_one_line_error(stores, tmp_path):
+    result = run_cli("cli.cftrain", "run", str(stores["vector"]), "--out", str(tmp_path / "r"), "--device", "cuda")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "--device cuda: no CUDA device is available" in result.stderr
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_cuda_training_matches_cpu(stores, kind, tmp_path):
+    path = stores[kind]
+    on = {device: run(path, tmp_path / device, config_for(path, mode="gs", device=device))["splits"]
+          for device in ("cpu", "cuda")}
+    for split, groups in on["cpu"].items():
+        for group, values in groups.items():
+            cuda = on["cuda"][split][group]
+            assert cuda["n"] == values["n"]
+            assert all(abs(cuda[k] - v) <= 5 for k, v in values.items() if k != "n"), (split, group, values, cuda)
