@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/cfbuild toy --out $(DEMO_DIR)/toy.h5 --force
 	$(VENV)/bin/cfbuild inspect $(DEMO_DIR)/toy.h5
 	$(VENV)/bin/cfbuild verify $(DEMO_DIR)/toy.h5
-	$(VENV)/bin/cftrain table $(DEMO_DIR)/toy.h5 --out $(DEMO_DIR)/toy-table
+	$(VENV)/bin/cftrain table $(DEMO_DIR)/toy.h5 --out $(DEMO_DIR)/toy-table --force
 
 test: $(STAMP)  # everything (CI runs this)
 	$(PY) -m pytest -q

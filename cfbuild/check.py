@@ -19,15 +19,24 @@ ROOT_ATTRS = ("task", "input_kind", "label_kind", "class_names", "build", "sourc
 def verify_store(path) -> str | None:
     """None when the store is whole; otherwise a message naming the first failure."""
     try:
-        with Store(path) as store:
-            _check_root(store)
-            _check_splits(store)
-            digest = content_digest(store.h5)
-            if digest != store.digest:
-                return f"{path}: content_digest mismatch (stored {store.digest[:12]}..., computed {digest[:12]}...)"
+        check_store(path, digest=True)
     except StoreError as exc:
         return str(exc)
     return None
+
+
+def check_store(path, digest: bool = False) -> None:
+    """Raise StoreError naming the first failure: the format, every split's datasets and
+    invariants (every example dataset is read, so a damaged chunk is found), resolvable links;
+    with `digest`, also the content digest (reads every stored dataset: region features too)."""
+    with Store(path) as store:
+        _check_root(store)
+        _check_splits(store)
+        if digest:
+            computed = content_digest(store.h5)
+            if computed != store.digest:
+                raise StoreError(f"{path}: content_digest mismatch (stored {store.digest[:12]}..., "
+                                 f"computed {computed[:12]}...)")
 
 
 def _check_root(store: Store) -> None:

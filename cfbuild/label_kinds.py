@@ -35,6 +35,7 @@ class LabelKind:
     name: str = ""
     fields: tuple = ("label",)   # example datasets holding the labels
     metric: str = "accuracy"     # the key of the metric in metrics.json, percent
+    undefined: str = "no rows"   # why `score` can be NaN (metrics.json then says so, with null)
 
     # ---------------------------------------------------------------- store side (numpy)
 
@@ -139,6 +140,7 @@ class Multilabel(LabelKind):
     """label (N, C) float32 of 0/1; metric: mean average precision over classes."""
     name = "multilabel"
     metric = "map"
+    undefined = "no class has a positive row here"
 
     def check(self, ex, n_classes, where):
         label = ex["label"]

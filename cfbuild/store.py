@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from cfbuild.errors import StoreError, UserError
+from cfbuild.staging import check_output_file, part_prefix, public_mode, remove_stale_parts
 from cfbuild.store_rules import validate_split
 from cfbuild.store_schema import FORMAT, FORMAT_VERSION, INPUT_KINDS, LABEL_KINDS, RESERVED_GROUPS, STR
 
@@ -126,28 +127,24 @@ class StoreWriter:
         self.path = Path(path)
         if input_kind not in INPUT_KINDS or label_kind not in LABEL_KINDS:
             raise StoreError(f"unknown input/label kind {input_kind!r}/{label_kind!r}")
-        if not self.path.parent.is_dir():
-            raise UserError(f"{self.path}: output folder {self.path.parent} does not exist")
-        if self.path.exists() and not force:
-            raise UserError(f"{self.path}: already exists (use --force to replace it)")
+        check_output_file(self.path, force)
+        remove_stale_parts(self.path)
         self.force = force
         self.input_kind, self.label_kind = input_kind, label_kind
         self.class_names = [str(c) for c in class_names]
         self.vocab_size: int | None = None
         self.n_images: int | None = None
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".part")
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=part_prefix(self.path), suffix=".part")
         os.close(fd)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make stores private
         self.tmp = Path(tmp)
+        public_mode(self.tmp)  # mkstemp's 0600 would make stores private
         self.h5 = h5py.File(self.tmp, "w")
         attrs = self.h5.attrs
         attrs["format"], attrs["format_version"] = FORMAT, FORMAT_VERSION
         attrs["task"], attrs["input_kind"], attrs["label_kind"] = task, input_kind, label_kind
-        attrs["class_names"] = json.dumps(self.class_names)
-        attrs["build"] = json.dumps(build, sort_keys=True)
-        attrs["sources"] = json.dumps(sources, sort_keys=True)
+        attrs["class_names"] = json.dumps(self.class_names, allow_nan=False)
+        attrs["build"] = json.dumps(build, sort_keys=True, allow_nan=False)
+        attrs["sources"] = json.dumps(sources, sort_keys=True, allow_nan=False)
 
     def __enter__(self):
         return self
@@ -161,7 +158,7 @@ class StoreWriter:
 
     def set_json_attr(self, name: str, value) -> None:
         """A JSON root attribute beyond the contract's, e.g. a build `report`."""
-        self.h5.attrs[name] = json.dumps(value, sort_keys=True)
+        self.h5.attrs[name] = json.dumps(value, sort_keys=True, allow_nan=False)
 
     def write_vocab(self, tokens) -> None:
         tokens = [str(t) for t in tokens]
@@ -402,7 +399,11 @@ class RegionFeatureReader:
 
     def _features(self) -> h5py.Dataset:
         if self._pid != os.getpid():
-            self._dataset = h5py.File(self.path, "r")["regions/features"]
+            try:
+                self._dataset = h5py.File(self.path, "r")["regions/features"]
+            except (OSError, KeyError) as exc:
+                raise StoreError(f"{self.path}: /regions/features cannot be opened (linked file moved?) "
+                                 f"({' '.join(str(exc).split())[:160]})") from None
             self._pid = os.getpid()
         return self._dataset
 
@@ -411,7 +412,11 @@ class RegionFeatureReader:
         `keep` (n, R) is False are zeroed."""
         features = self._features()
         unique, inverse = np.unique(np.asarray(image_rows), return_inverse=True)
-        block = features[unique] if len(unique) else np.zeros((0,) + features.shape[1:], np.float32)
+        try:
+            block = features[unique] if len(unique) else np.zeros((0,) + features.shape[1:], np.float32)
+        except (OSError, RuntimeError) as exc:  # a damaged chunk, or a linked file changed underneath
+            raise StoreError(f"{self.path}: /regions/features rows {unique[:3].tolist()}... cannot be read "
+                             f"({' '.join(str(exc).split())[:160]})") from None
         out = np.asarray(block, dtype=np.float32)[inverse.reshape(-1)]
         if keep is not None:
             out[~keep] = 0  # numpy: ~10x faster here than torch's boolean index_put

@@ -29,6 +29,8 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 @register("butd")
 class BottomUpTopDown(PairModel):
+    input_kinds = ("regions",)
+
     def __init__(self, vocab_size: int, n_outputs: int, feature_dim: int, hidden=(1024,),
                  vectors: torch.Tensor | None = None, embed_dim: int = 300, dropout: float = 0.2, **_):
         super().__init__()

@@ -3,11 +3,14 @@
 The metric follows the store's label kind (`cfbuild.label_kinds`): accuracy (binary,
 multiclass), mean average precision over classes (multilabel), VQA accuracy = the soft
 score of the predicted answer (soft). Groups: all rows, originals, edited rows, and every
-named subset. Each group is `{"n": rows, <metric name>: value}`; the metric's name is
+named subset. Each group is `{"n": rows, <metric name>: value}` (value null, with `undefined`
+saying why, where the metric is not defined, e.g. mAP over rows without a positive); the name is
 `label_kind(...).metric`, stored beside the groups in metrics.json and table.json.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -42,5 +45,6 @@ def split_metrics(logits: torch.Tensor, data: SplitTensors, kind: str) -> dict:
         if len(rows):
             index = torch.as_tensor(rows)
             value = labels.score(logits[index], data.targets[index], data.labels[index])
-            out[group] = {"n": len(rows), labels.metric: round(value, 2)}
+            out[group] = {"n": len(rows), labels.metric: round(value, 2)} if math.isfinite(value) else \
+                {"n": len(rows), labels.metric: None, "undefined": labels.undefined}
     return out

@@ -22,13 +22,23 @@ def register(name: str):
 
 
 def make_model(name: str, **kwargs) -> nn.Module:
-    if name not in MODELS:
-        raise UserError(f"unknown model {name!r} (choose from {', '.join(sorted(MODELS))})")
+    check_model(name)
     return MODELS[name](**kwargs)
+
+
+def check_model(name: str, input_kind: str | None = None) -> None:
+    """An unknown model, or one that does not read this input kind, is a one-line error."""
+    if name not in MODELS:
+        raise UserError(f"--model {name}: unknown model (choose from {', '.join(sorted(MODELS))})")
+    if input_kind is not None and input_kind not in MODELS[name].input_kinds:
+        fitting = sorted(m for m, cls in MODELS.items() if input_kind in cls.input_kinds)
+        raise UserError(f"--model {name}: does not fit the store's input kind {input_kind!r} "
+                        f"(models for {input_kind}: {', '.join(fitting)})")
 
 
 class PairModel(nn.Module):
     """A model as `encode(batch) -> x` (the GS space) and `head(x, batch) -> logits`."""
+    input_kinds: tuple = ()  # the store input kinds whose batches it reads
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.head(self.encode(batch), batch)
@@ -55,6 +65,7 @@ def mean_embedding(embed: nn.Module, tokens: torch.Tensor, length: torch.Tensor)
 @register("bow")
 class BagOfWords(PairModel):
     """IMDb: learned 50-d embeddings averaged over the real tokens, linear to one logit."""
+    input_kinds = ("text",)
 
     def __init__(self, vocab_size: int, n_outputs: int = 1, dim: int = 50, **_):
         super().__init__()
@@ -104,6 +115,7 @@ class NliBagOfWords(PairModel):
     Both members of a pair are normalised with the same statistics, so t = x_j - x_i
     is the difference of their averaged projections, rescaled per feature.
     """
+    input_kinds = ("text_pair",)
 
     def __init__(self, vocab_size: int, n_outputs: int = 3, vectors: torch.Tensor | None = None,
                  width: int = 100, dim: int = 50, **_):
@@ -134,6 +146,7 @@ class NliBagOfWords(PairModel):
 @register("mlp")
 class MLP(PairModel):
     """Vector stores (toy, COCO): ReLU layers of `hidden` widths, linear output. GS space: the input."""
+    input_kinds = ("vector",)
 
     def __init__(self, input_dim: int, n_outputs: int = 1, hidden: tuple = (), **_):
         super().__init__()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 from cfbuild.errors import UserError
 from cftrain.methods import method
+from cftrain.models import check_model
 
 
 @dataclass
@@ -59,5 +61,39 @@ def resolve(task: str, input_kind: str | None = None, **overrides) -> RunConfig:
         if value is not None:
             values[key] = value
     config = RunConfig(**values)
-    method(config.mode)  # an unknown mode is a one-line error naming the known ones
+    validate(config, input_kind)
     return config
+
+
+OPTIMIZER_NAMES = ("adadelta", "adam", "adamax")  # cftrain.train.OPTIMIZERS builds them
+# option: (check, what it must be); checked before any work, for the CLI and the Python API alike
+RULES = {
+    "gs_weight": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
+    "lr": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+    "ensemble": (lambda v: v >= 1, "an integer >= 1"),
+    "epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "patience": (lambda v: v >= 1, "an integer >= 1"),
+    "batch_size": (lambda v: v >= 2, "an integer >= 2"),
+    "threads": (lambda v: v >= 1, "an integer >= 1"),
+    "workers": (lambda v: v >= 0, "an integer >= 0"),
+    "max_tokens": (lambda v: v is None or v >= 1, "an integer >= 1"),
+    "hidden": (lambda v: all(int(h) >= 1 for h in v), "layer widths >= 1"),
+    "optimizer": (lambda v: v in OPTIMIZER_NAMES, f"one of {', '.join(OPTIMIZER_NAMES)}"),
+    "device": (lambda v: v in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
+}
+
+
+def validate(config: RunConfig, input_kind: str | None = None) -> None:
+    """A one-line error naming the first option out of range, an unknown mode, or a model that
+    does not fit the store's input kind."""
+    method(config.mode)
+    for name, (ok, what) in RULES.items():
+        value = getattr(config, name)
+        try:
+            good = ok(value)
+        except (TypeError, ValueError):
+            good = False
+        if not good:
+            shown = ",".join(map(str, value)) if isinstance(value, list) else value
+            raise UserError(f"--{name.replace('_', '-')} {shown}: must be {what}")
+    check_model(config.model, input_kind)

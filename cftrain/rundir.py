@@ -21,15 +21,23 @@ from pathlib import Path
 import torch
 
 from cfbuild.errors import UserError
+from cfbuild.staging import part_prefix, public_mode
 from cftrain.models import make_model
 
 CONFIG, HISTORY, METRICS, MODEL = "config.json", "history.jsonl", "metrics.json", "model.pt"
 
 
+def strict_json(value) -> str:
+    """JSON without NaN or Infinity (which are not JSON): a bug would fail here, not in a reader."""
+    return json.dumps(value, indent=2, allow_nan=False)
+
+
 def write_json_atomic(path: Path, value) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    text = strict_json(value)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=part_prefix(path), suffix=".part")
     with os.fdopen(fd, "w") as fh:
-        json.dump(value, fh, indent=2)
+        fh.write(text + "\n")
+    public_mode(Path(tmp))  # mkstemp's 0600: the run's files all get the same permissions
     os.replace(tmp, path)
 
 
@@ -40,10 +48,6 @@ def tensor_sha256(tensor: torch.Tensor) -> str:
 class RunDir:
     def __init__(self, path):
         self.path = Path(path)
-
-    def create(self) -> "RunDir":
-        self.path.mkdir(parents=True, exist_ok=True)
-        return self
 
     # ---------------------------------------------------------------- writing
 
@@ -58,7 +62,7 @@ class RunDir:
         """A `log(line)` that appends one JSON line per epoch, readable while training runs."""
         with open(self.path / HISTORY, "w") as fh:
             def log(line: dict) -> None:
-                fh.write(json.dumps(line) + "\n")
+                fh.write(json.dumps(line, allow_nan=False) + "\n")
                 fh.flush()
             yield log
 
@@ -86,6 +90,17 @@ class RunDir:
 
     def read_metrics(self) -> dict:
         return self.read_json(METRICS)
+
+    def check_trained(self) -> None:
+        """A complete run directory of a trained model (what `cftrain eval` needs)."""
+        if not self.path.is_dir():
+            raise UserError(f"{self.path}: no such run directory")
+        missing = [n for n in (CONFIG, METRICS, HISTORY, MODEL) if not (self.path / n).is_file()]
+        config = self.read_config() if (self.path / CONFIG).is_file() else {}
+        if missing and config.get("mode") == "chance" and missing == [HISTORY, MODEL]:
+            raise UserError(f"{self.path}: a chance run has no trained model to evaluate")
+        if missing:
+            raise UserError(f"{self.path}: incomplete run directory (missing {', '.join(missing)})")
 
     def load_members(self) -> list:
         """The trained ensemble, rebuilt from model.pt alone (weights only)."""

@@ -6,27 +6,33 @@ from pathlib import Path
 
 from cfbuild.errors import UserError
 from cfbuild.label_kinds import label_kind
+from cfbuild.staging import check_output_file, staged_dir
 from cfbuild.store import Store
 from cftrain.methods import METHODS, method
 from cftrain.presets import RunConfig, resolve
 from cftrain.rundir import RunDir, write_json_atomic
-from cftrain.train import evaluate, load_splits, resolve_device, run
+from cftrain.train import (evaluate, load_splits, open_store, resolve_device, run_into, signature,
+                           signature_mismatch)
 
 
-def run_table(store_path, out_dir, modes=tuple(METHODS), **overrides) -> dict:
-    """Run every mode (in the registry's order) into out_dir/<mode>/; write table.json and table.md."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def run_table(store_path, out_dir, modes=tuple(METHODS), force: bool = False, verify: bool = False,
+              **overrides) -> dict:
+    """Run every mode (in the registry's order) into out_dir/<mode>/ and write table.json and
+    table.md, all in a temporary directory renamed to `out_dir` when the whole table is done."""
     with Store(store_path) as store:
         task, input_kind, metric = store.task, store.input_kind, label_kind(store.label_kind).metric
+    names = [m for m in METHODS if m in modes]
+    configs = {name: resolve(task, input_kind, **{**overrides, "mode": name}) for name in names}  # all checked first
     rows = []
-    for name in [m for m in METHODS if m in modes]:
-        metrics = run(store_path, out_dir / name, resolve(task, input_kind, **{**overrides, "mode": name}))
-        rows.append({"name": method(name).table_row_name(input_kind), "mode": name,
-                     "best_epoch": metrics["best_epoch"], "splits": metrics["splits"]})
-    table = {"task": task, "store": str(store_path), "metric": metric, "rows": rows}
-    write_json_atomic(out_dir / "table.json", table)
-    (out_dir / "table.md").write_text(format_table(table) + "\n")
+    with staged_dir(out_dir, force) as tmp:
+        for name in names:
+            (tmp / name).mkdir()
+            metrics = run_into(tmp / name, store_path, configs[name], verify=verify and not rows)
+            rows.append({"name": method(name).table_row_name(input_kind), "mode": name,
+                         "best_epoch": metrics["best_epoch"], "splits": metrics["splits"]})
+        table = {"task": task, "store": str(store_path), "metric": metric, "rows": rows}
+        write_json_atomic(tmp / "table.json", table)
+        (tmp / "table.md").write_text(format_table(table) + "\n")
     return table
 
 
@@ -48,26 +54,31 @@ def format_table(table: dict) -> str:
         cells = []
         for (split, group), _ in columns:
             values = row["splits"].get(split, {}).get(group)
-            cells.append(f"{values[metric]:.1f}" if values else "-")
+            cells.append(f"{values[metric]:.1f}" if values and values[metric] is not None else "-")
         lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def evaluate_run(run_dir, store_path, out=None, device: str = "auto") -> dict:
+def evaluate_run(run_dir, store_path, out=None, device: str = "auto", force: bool = False,
+                 verify: bool = False) -> dict:
     """Metrics of a trained run on every split of another store (e.g. a transfer set); the store's
     splits are loaded as the run loaded its own (token truncation, answer types)."""
+    if out is not None:
+        check_output_file(out, force)
     rundir = RunDir(run_dir)
+    rundir.check_trained()
     config_values = rundir.read_config()
-    members = rundir.load_members()
     known = set(RunConfig.__dataclass_fields__)
     config = RunConfig(**{k: v for k, v in config_values.items() if k in known})
     target = resolve_device(device)
-    with Store(store_path) as store:
-        vocab_size = len(store.vocab or [])
-        embed = getattr(members[0], "embed", None)
-        if embed is not None and embed.num_embeddings != vocab_size:
-            raise UserError(f"{store_path}: vocabulary of {vocab_size} entries, the run was trained on "
-                            f"{embed.num_embeddings} (build it with cfbuild transfer --vocab-from)")
+    with open_store(store_path, verify) as store:
+        if "store_signature" not in config_values:
+            raise UserError(f"{run_dir}: config.json has no store_signature (written by an older cftrain?); "
+                            "train the run again")
+        problem = signature_mismatch(config_values["store_signature"], signature(store))
+        if problem:
+            raise UserError(f"{store_path}: does not fit the run {run_dir}: {problem}")
+        members = rundir.load_members()
         splits = load_splits(store, config, training=False)
         members = [m.to(target) for m in members]
         result = {"run": str(run_dir), "store": str(store_path), "task": store.task,

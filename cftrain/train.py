@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import time
 from dataclasses import replace
@@ -12,16 +13,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from cfbuild.errors import UserError
+from cfbuild.check import check_store
 from cfbuild.label_kinds import label_kind
+from cfbuild.progress import Progress
+from cfbuild.staging import staged_dir
 from cfbuild.store import Store
 from cftrain.data import PairBatches, SplitTensors, load_split, to_device
 from cftrain.methods import Method, method
 from cftrain.metrics import ensemble_logits, split_metrics
 from cftrain.models import load_word_vectors, make_model
-from cftrain.presets import RunConfig
+from cftrain.presets import RunConfig, validate
 from cftrain.rundir import RunDir
 
 
@@ -110,27 +113,32 @@ def fit(config: RunConfig, store: Store, splits: dict, log=None, device="cpu") -
     generator = torch.Generator().manual_seed(config.seed)
     best, best_epoch, best_states, history = -math.inf, 0, None, []
     metric = label_kind(store.label_kind).metric
-    bar = tqdm(range(1, config.epochs + 1), desc=config.mode, disable=None, leave=False)
-    for epoch in bar:
+    bar = Progress(config.epochs, f"{store.task} {config.mode}", unit="epochs", every_update=True)
+    for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
         steps = [train_step(m, o, to_device(b, device), config, store.label_kind, generator)
                  for m, o, loader in zip(members, optimizers, loaders) for b in loader.loader(config.workers)]
         val = split_metrics(ensemble_logits(members, splits["val"], device), splits["val"],
                             store.label_kind)["all"][metric]
-        if math.isnan(val):
+        if val is None:
             raise UserError(f"{store.path}: the val {metric} is undefined (e.g. no positive label in val), "
                             "so no epoch can be selected")
         line = {"epoch": epoch, "task_loss": float(np.mean([s["task_loss"] for s in steps])),
                 "gs": float(np.mean([s["gs"] for s in steps])), "gs_rows": int(sum(s["gs_rows"] for s in steps)),
                 f"val_{metric}": val, "seconds": round(time.perf_counter() - start, 3)}
+        if not (math.isfinite(line["task_loss"]) and math.isfinite(line["gs"])):
+            raise UserError(f"training diverged at epoch {epoch} (task loss {line['task_loss']}, GS term "
+                            f"{line['gs']}): lower --lr or --gs-weight")
         history.append(line)
         if log:
             log(line)
-        bar.set_postfix(val=val)
+        bar.set_postfix(val=val, loss=round(line["task_loss"], 4))
+        bar.update()
         if val > best:
             best, best_epoch, best_states = val, epoch, [copy.deepcopy(m.state_dict()) for m in members]
         elif epoch - best_epoch >= config.patience:
             break
+    bar.close()
     for member, state in zip(members, best_states):
         member.load_state_dict(state)
     return members, best_epoch, history
@@ -165,19 +173,33 @@ def evaluate(members: list, splits: dict, kind: str, device="cpu") -> dict:
     return {name: split_metrics(ensemble_logits(members, data, device), data, kind) for name, data in splits.items()}
 
 
-def run(store_path, out_dir, config: RunConfig) -> dict:
-    """Train (or, for a method that trains nothing, draw) and write the run directory;
-    returns metrics.json's content."""
+def open_store(store_path, verify: bool = False) -> Store:
+    """The store, after the checks of `cfbuild verify` that read no features (with `verify`, the
+    content digest too): a damaged store is a one-line error before training, never mid-run."""
+    check_store(store_path, digest=verify)
+    return Store(store_path)
+
+
+def run(store_path, out_dir, config: RunConfig, force: bool = False, verify: bool = False) -> dict:
+    """Train (or, for a method that trains nothing, draw) into a temporary directory beside
+    `out_dir`, renamed to it when complete; returns metrics.json's content."""
+    with staged_dir(out_dir, force) as tmp:
+        return run_into(tmp, store_path, config, verify)
+
+
+def run_into(out_dir, store_path, config: RunConfig, verify: bool = False) -> dict:
+    """The run directory's files written into `out_dir` (an existing, empty folder)."""
     torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
-    rundir = RunDir(out_dir).create()
+    rundir = RunDir(out_dir)
     trainer: Method = method(config.mode)
-    with Store(store_path) as store:
+    with open_store(store_path, verify) as store:
+        validate(config, store.input_kind)
         splits = load_splits(store, config)
         metric = label_kind(store.label_kind).metric
         metrics = {"task": store.task, "mode": config.mode, "model": config.model, "ensemble": config.ensemble,
                    "seed": config.seed, "store": str(store_path), "store_digest": store.digest, "metric": metric}
-        rundir.write_config({**config.to_dict(), "store": str(store_path)})
+        rundir.write_config({**config.to_dict(), "store": str(store_path), "store_signature": signature(store)})
         if not trainer.trains:
             scores = trainer.predict(splits, config.seed, store.label_kind)
             metrics.update(best_epoch=0, splits={name: split_metrics(scores[name], data, store.label_kind)
@@ -189,3 +211,23 @@ def run(store_path, out_dir, config: RunConfig) -> dict:
             rundir.save_model(members, config.model, model_kwargs(config, store, splits["train"]))
     rundir.write_metrics(metrics)
     return metrics
+
+
+def signature(store: Store) -> dict:
+    """What a model trained on `store` needs of any store it is evaluated on."""
+    vocab = store.vocab
+    return {"input_kind": store.input_kind, "label_kind": store.label_kind, "class_names": store.class_names,
+            "vocab_size": None if vocab is None else len(vocab),
+            "vocab_sha256": None if vocab is None else hashlib.sha256("\n".join(vocab).encode()).hexdigest()}
+
+
+def signature_mismatch(trained: dict, other: dict) -> str | None:
+    """The first difference that makes a trained model meaningless on the other store, named."""
+    for key, what in (("input_kind", "input kind"), ("label_kind", "label kind"), ("class_names", "classes"),
+                      ("vocab_size", "vocabulary size"), ("vocab_sha256", "vocabulary")):
+        if trained.get(key) != other.get(key):
+            if key == "vocab_sha256":
+                return ("its vocabulary differs from the run's (same size, other words or order; build it with "
+                        "cfbuild transfer --vocab-from)")
+            return f"its {what} is {other.get(key)!r}, the run was trained on {trained.get(key)!r}"
+    return None

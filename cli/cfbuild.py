@@ -17,7 +17,7 @@ from cfbuild.builders.toy import build_toy
 from cfbuild.builders.toy_regions import build_toy_regions
 from cfbuild.builders.transfer import build_transfer
 from cfbuild.builders.vqa import VqaOptions, build_vqa
-from cli.common import Group, debug_option
+from cli.common import FiniteFloat, Group, group_options
 
 
 def default_of(builder, name: str):
@@ -40,8 +40,8 @@ STORE = click.argument("store", type=click.Path(exists=True, dir_okay=False, pat
 
 
 @click.group(name="cfbuild", cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-@debug_option
-def main(debug):
+@group_options
+def main(debug, quiet):
     """Build counterfactual pair stores (HDF5, cfpairs format v1).
 
     \b
@@ -80,7 +80,7 @@ def verify(store):
 
     problem = verify_store(store)
     if problem:
-        click.echo(f"FAILED: {problem}")
+        click.echo(f"FAILED: {problem}", err=True)
         raise SystemExit(1)
     click.echo("ok")
 
@@ -90,7 +90,7 @@ def verify(store):
 @builder_option(build_toy, "--n", type=click.IntRange(min=1),
               help="Training originals (val gets n/4, test and test_shifted n/2 each).")
 @builder_option(build_toy, "--seed", type=int)
-@builder_option(build_toy, "--spurious", type=click.FloatRange(0, 1),
+@builder_option(build_toy, "--spurious", type=FiniteFloat(0, 1),
               help="P(spurious coordinate agrees with the label) in train and val.")
 @builder_option(build_toy, "--dim", type=click.IntRange(min=2),
               help="Vector width: causal, spurious and dim-2 noise coordinates.")
@@ -111,9 +111,9 @@ def toy(out, n, seed, spurious, dim, force):
 @builder_option(build_toy_regions, "--n", type=click.IntRange(min=4),
               help="Training questions (val gets n/4, test n/2); one image each.")
 @builder_option(build_toy_regions, "--seed", type=int)
-@builder_option(build_toy_regions, "--spurious", type=click.FloatRange(0, 1),
+@builder_option(build_toy_regions, "--spurious", type=FiniteFloat(0, 1),
               help="P(the question's hint word names the answer) in train and val; random in test.")
-@builder_option(build_toy_regions, "--cf-rate", type=click.FloatRange(0, 1),
+@builder_option(build_toy_regions, "--cf-rate", type=FiniteFloat(0, 1),
               help="Share of train/val questions given a masked counterfactual.")
 @FORCE
 def toy_vqa(out, n, seed, spurious, cf_rate, force):
@@ -267,9 +267,9 @@ def feature_options(what: str, key: str):
 @click.option("--hat-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Raw VQA-HAT maps <question_id>_<k>.png (instead of --hints).")
 @OUT
-@builder_option(VqaOptions, "--threshold", type=click.FloatRange(0, 1),
+@builder_option(VqaOptions, "--threshold", type=FiniteFloat(0, 1),
               help="Counterfactuals mask every box scored above this.")
-@builder_option(VqaOptions, "--focused-threshold", type=click.FloatRange(0, 1),
+@builder_option(VqaOptions, "--focused-threshold", type=FiniteFloat(0, 1),
               help="test_focused keeps only boxes scored at least this.")
 @builder_option(VqaOptions, "--val-size", type=click.IntRange(min=1),
               help="Training questions held out as val.")

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from cftrain.methods import METHODS
-from cftrain.presets import RunConfig
-from cli.common import Group, debug_option
+from cftrain.presets import OPTIMIZER_NAMES, RunConfig
+from cli.common import FiniteFloat, Group, group_options
 
 STORE = click.argument("store", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+FORCE = click.option("--force", is_flag=True,
+                     help="Replace an existing, non-empty --out (only once the new one is complete).")
+VERIFY = click.option("--verify", is_flag=True,
+                      help="Also check the store's content digest first (reads every stored dataset: "
+                           "about as long as `cfbuild verify`).")
 DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=RunConfig.device,
                       show_default=True, help="Where models train and evaluate (auto: cuda when available).")
 
@@ -20,9 +24,12 @@ def _hidden(ctx, param, value):
     if value is None:
         return None
     try:
-        return [int(v) for v in value.split(",") if v.strip()]
+        widths = [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
         raise click.BadParameter("comma-separated layer widths, e.g. 64,64,64") from None
+    if any(w < 1 for w in widths):
+        raise click.BadParameter(f"{value}: layer widths must be >= 1")
+    return widths
 
 
 def _answer_types(ctx, param, value):
@@ -33,13 +40,14 @@ def training_options(func):
     """Options shared by `run` and `table`; unset ones come from the store task's preset."""
     options = [
         click.option("--model", help="bow, nli-bow, mlp or butd (default: the task's preset)."),
-        click.option("--gs-weight", type=click.FloatRange(min=0), help="Weight (lambda) of the GS term."),
+        click.option("--gs-weight", type=FiniteFloat(0), help="Weight (lambda) of the GS term."),
         click.option("--ensemble", type=click.IntRange(min=1), help="Models per ensemble (mean of logits)."),
         click.option("--epochs", type=click.IntRange(min=1)),
-        click.option("--patience", type=click.IntRange(min=1), help="Stop after this many epochs without a better val."),
+        click.option("--patience", type=click.IntRange(min=1),
+                     help="Stop after this many epochs without a better val."),
         click.option("--batch-size", type=click.IntRange(min=2), help="Examples per batch (whole pairs are kept)."),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True)),
-        click.option("--optimizer", type=click.Choice(["adadelta", "adam", "adamax"])),
+        click.option("--lr", type=FiniteFloat(0, low_open=True)),
+        click.option("--optimizer", type=click.Choice(OPTIMIZER_NAMES)),
         click.option("--hidden", callback=_hidden, help="mlp hidden widths, e.g. 64,64,64; butd: its one width."),
         click.option("--max-tokens", type=click.IntRange(min=1), help="Truncate the store's tokens further."),
         click.option("--seed", type=int, default=RunConfig.seed, show_default=True),
@@ -58,8 +66,8 @@ def training_options(func):
 
 
 @click.group(name="cftrain", cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-@debug_option
-def main(debug):
+@group_options
+def main(debug, quiet):
     """Train on cfpairs stores with gradient supervision (GS).
 
     \b
@@ -71,21 +79,26 @@ def main(debug):
 
 @main.command("run")
 @STORE
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Run directory (written beside it under a temporary name, renamed when complete).")
 @click.option("--mode", default=RunConfig.mode, show_default=True, type=click.Choice(list(METHODS)))
 @training_options
-def run_command(store, out, mode, **options):
+@FORCE
+@VERIFY
+def run_command(store, out, mode, force, verify, **options):
     """Train one mode on STORE; writes config.json, history.jsonl, metrics.json, model.pt.
 
     Example: cftrain run imdb.h5 --out runs/imdb-gs --mode gs
     """
+    from cfbuild.staging import check_output_dir
     from cfbuild.store import Store
     from cftrain.presets import resolve
     from cftrain.train import run
 
+    check_output_dir(out, force)
     with Store(store) as opened:
         config = resolve(opened.task, opened.input_kind, mode=mode, **options)
-    metrics = run(store, out, config)
+    metrics = run(store, out, config, force=force, verify=verify)
     metric = metrics["metric"]
     for split, groups in metrics["splits"].items():
         click.echo(f"{split:<14}" + "  ".join(f"{g} {v[metric]} (n={v['n']})" for g, v in groups.items()))
@@ -94,37 +107,45 @@ def run_command(store, out, mode, **options):
 
 @main.command("table")
 @STORE
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Table directory: one run directory per mode, table.json, table.md.")
 @click.option("--modes", default=",".join(METHODS), show_default=True,
               help="Comma-separated modes to run (rows in the paper's order).")
 @training_options
-def table_command(store, out, modes, **options):
+@FORCE
+@VERIFY
+def table_command(store, out, modes, force, verify, **options):
     """Every mode on STORE, one table (table.json, table.md; the Markdown is printed).
 
     Example: cftrain table toy.h5 --out runs/toy
     """
+    from cfbuild.staging import check_output_dir
     from cftrain.table import format_table, run_table
 
+    check_output_dir(out, force)
     chosen = [m.strip() for m in modes.split(",") if m.strip()]
     unknown = [m for m in chosen if m not in METHODS]
-    if unknown:
-        raise click.BadParameter(f"unknown mode(s) {unknown}", param_hint="--modes")
-    click.echo(format_table(run_table(store, out, modes=chosen, **options)))
+    if unknown or not chosen:
+        raise click.BadParameter(f"unknown mode(s) {unknown} (known: {', '.join(METHODS)})", param_hint="--modes")
+    click.echo(format_table(run_table(store, out, modes=chosen, force=force, verify=verify, **options)))
 
 
 @main.command("eval")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @STORE
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the metrics as JSON here.")
+@click.option("--out", type=click.Path(path_type=Path), help="Write the metrics as JSON here.")
 @DEVICE
-def eval_command(run_dir, store, out, device):
+@click.option("--force", is_flag=True, help="Replace an existing --out file.")
+@VERIFY
+def eval_command(run_dir, store, out, device, force, verify):
     """Evaluate a trained run on another store (e.g. a transfer set from cfbuild transfer).
 
     Example: cftrain eval runs/imdb/gs yelp.h5 --out runs/imdb/gs/yelp.json
     """
+    from cftrain.rundir import strict_json
     from cftrain.table import evaluate_run
 
-    click.echo(json.dumps(evaluate_run(run_dir, store, out, device=device), indent=2))
+    click.echo(strict_json(evaluate_run(run_dir, store, out, device=device, force=force, verify=verify)))
 
 
 if __name__ == "__main__":

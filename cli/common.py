@@ -1,49 +1,106 @@
-"""What both command-line programs share: one-line errors, exit codes, --debug."""
+"""What both command-line programs share: one-line errors, exit codes, --debug, --quiet,
+--version, SIGTERM handled like Ctrl-C, and option types that refuse NaN and infinity."""
 
 from __future__ import annotations
 
+import math
+import signal
 import sys
 
 import click
 
+from cfbuild import __version__
 from cfbuild.errors import UserError
+from cfbuild.progress import set_quiet
+
+GLOBAL_FLAGS = ("--debug", "--quiet")  # accepted before or after the subcommand
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that temporary outputs are removed on the way out."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
 
 
 class Group(click.Group):
-    """A click group whose errors are one line: exit 2 for usage and input errors.
-
-    Tracebacks are shown only with the group's `--debug` flag.
-    """
+    """A click group whose errors are one line: exit 2 for usage and input errors, 130 for
+    Ctrl-C, 143 for SIGTERM, 1 for an internal error. Tracebacks only with `--debug`."""
 
     def main(self, args=None, prog_name=None, **kwargs):
         args = list(sys.argv[1:] if args is None else args)
-        debug = "--debug" in args
+        debug, quiet = "--debug" in args, "--quiet" in args
+        args = [a for a in args if a not in GLOBAL_FLAGS]
+        set_quiet(quiet)
         prog = prog_name or self.name
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             rc = super().main(args=args, prog_name=prog, standalone_mode=False, **kwargs)
-        except click.exceptions.Abort:
-            click.echo(f"{prog}: interrupted", err=True)
-            sys.exit(130)
+        except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+            cause = exc if isinstance(exc, KeyboardInterrupt) else exc.__cause__ or exc.__context__
+            terminated = isinstance(cause, Terminated)
+            click.echo(f"{prog}: {'terminated' if terminated else 'interrupted'}", err=True)
+            sys.exit(143 if terminated else 130)
         except click.ClickException as exc:
             if debug:
                 raise
             where = f" {exc.ctx.info_name}" if getattr(exc, "ctx", None) and exc.ctx.info_name != prog else ""
-            click.echo(f"{prog}{where}: error: {exc.format_message()}", err=True)
+            click.echo(f"{prog}{where}: error: {one_line(exc.format_message())}", err=True)
             sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
         except (UserError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
             if debug:
                 raise
-            click.echo(f"{prog}: error: {_one_line(exc)}", err=True)
+            click.echo(f"{prog}: error: {one_line(exc)}", err=True)
             sys.exit(2)
+        except Exception as exc:  # a bug: still one line, with the way to the traceback
+            if debug:
+                raise
+            click.echo(f"{prog}: internal error: {type(exc).__name__}: {one_line(exc)[:300]} "
+                       f"(rerun with --debug for the traceback)", err=True)
+            sys.exit(1)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         sys.exit(rc if isinstance(rc, int) else 0)
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc) -> str:
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror}"
     return " ".join(str(exc).split())
 
 
-def debug_option(func):
-    """--debug on a group: accepted (and read by Group.main) to show tracebacks."""
-    return click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")(func)
+def group_options(func):
+    """--debug, --quiet and --version on a group (Group.main reads the first two anywhere)."""
+    func = click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")(func)
+    func = click.option("--quiet", is_flag=True, help="No progress bars or progress lines.")(func)
+    return click.version_option(__version__, "--version", package_name="cfpairs")(func)
+
+
+class FiniteFloat(click.ParamType):
+    """A float that is finite (no nan, inf) and inside [low, high] (open ends where asked)."""
+    name = "float"
+
+    def __init__(self, low: float | None = None, high: float | None = None, low_open: bool = False):
+        self.low, self.high, self.low_open = low, high, low_open
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) and math.isfinite(value):
+            number = value
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.low is not None and (number < self.low or (self.low_open and number == self.low)):
+            self.fail(f"{number} must be {'>' if self.low_open else '>='} {self.low}", param, ctx)
+        if self.high is not None and number > self.high:
+            self.fail(f"{number} must be <= {self.high}", param, ctx)
+        return number
+
+    def get_metavar(self, param, ctx=None):
+        low = "" if self.low is None else f"{self.low}{'<' if self.low_open else '<='}"
+        high = "" if self.high is None else f"<={self.high}"
+        return f"FLOAT {low}x{high}" if low or high else "FLOAT"

@@ -28,7 +28,7 @@ def test_verify_ok_then_flipped_byte_exits_1(tmp_path):
     _flip_byte_in_chunk(path, "train/examples/tokens")
     bad = run_cli("cli.cfbuild", "verify", str(path))
     assert bad.returncode == 1
-    assert "/train/examples/tokens" in bad.stdout
+    assert "/train/examples/tokens" in bad.stderr and bad.stdout == ""
 
 
 def test_verify_names_a_broken_invariant_even_with_a_fresh_digest(tmp_path):

@@ -150,12 +150,13 @@ def test_eval_refuses_a_damaged_or_old_checkpoint(tmp_path):
     from click.testing import CliRunner
     from cli.cftrain import main as cftrain
 
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    (run_dir / "config.json").write_text("{}")
-    store = tmp_path / "toy.h5"
     from cfbuild.builders.toy import build_toy
+    from cftrain.presets import resolve
+    from cftrain.train import run
+
+    store, run_dir = tmp_path / "toy.h5", tmp_path / "run"
     build_toy(store, n=20)
+    run(store, run_dir, resolve("toy", mode="augmented", epochs=1))
     for content, fragment in ((b"not a checkpoint", "not a readable checkpoint"),
                               (None, "no model constructor arguments")):
         if content is None:

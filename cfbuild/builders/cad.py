@@ -8,6 +8,7 @@ from cfbuild.builders.textpairs import PairedSplit
 from cfbuild.errors import UserError
 from cfbuild.manifest import SourceLedger
 from cfbuild.sources.tables import read_table
+from cfbuild.staging import check_output_file
 from cfbuild.text import jaccard, tokenize
 
 SPLIT_FILES = {"train": "train", "val": "dev", "test": "test"}
@@ -126,11 +127,16 @@ def _build(kind: str, cad_dir, out, *, splits, max_tokens: int, vocab_size: int,
            allow_unverified: bool, force: bool) -> dict:
     from cfbuild.builders.textpairs import write_text_store
 
+    check_output_file(out, force)  # before any work
     if not Path(cad_dir).is_dir():
         raise UserError(f"{cad_dir}: --cad-dir is not a folder")
     pattern = ("sentiment/combined/paired/{}_paired.tsv" if kind == "imdb" else
                "NLI/original/{0}.tsv,NLI/revised_premise/{0}.tsv,NLI/revised_hypothesis/{0}.tsv")
     present, missing = available_splits(cad_dir, pattern, splits)
+    if "train" not in present:
+        expected = ", ".join(p.format(SPLIT_FILES["train"]) for p in pattern.split(","))
+        raise UserError(f"--cad-dir {cad_dir}: no {kind} training files; expected {expected} under it "
+                        "(give the release's root folder, which holds sentiment/ and NLI/)")
     ledger = SourceLedger("cad", cad_dir, allow_unverified)
     reader = imdb_split if kind == "imdb" else snli_split
     paired = {name: reader(ledger, name) for name in present}

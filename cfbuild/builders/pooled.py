@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import numpy as np
-from tqdm import tqdm
 
 from cfbuild.errors import UserError
+from cfbuild.progress import Progress
 from cfbuild.sources.features import open_feature_files
 
 
@@ -40,7 +40,7 @@ class _Table:
 def pooled_vectors(features: list, indexes: list, keys: list) -> tuple[np.ndarray, list]:
     """(len(keys), D) float32 mean-pooled vectors in the order of `keys`, and `sources` entries."""
     table, wanted, seen = _Table(keys), set(keys), {}
-    bar = tqdm(total=len(keys), desc="features", unit="img", disable=None)
+    bar = Progress(len(keys), "features", unit="img")
     with open_feature_files(features, indexes, key=str, pooled=True) as files:
         for f in files:
             for block_keys, vectors in f.vectors(wanted, seen):

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from cfbuild.arrays import index_of
 from cfbuild.errors import UserError
+from cfbuild.progress import Progress
 from cfbuild.sources.features import BLOCK, FeatureFile, claim
 from cfbuild.store import LinkedFeatures, StoreWriter
 
@@ -99,7 +99,7 @@ def write_materialized(writer: StoreWriter, files: list[FeatureFile], needed, fl
     """Copy in the images in `needed`, in source order (files in order, rows/lines in order)."""
     needed = set(int(i) for i in needed)
     appender, seen = _Appender(writer, float16), {}
-    bar = tqdm(total=len(needed), desc="features", unit="img", disable=None)
+    bar = Progress(len(needed), "features", unit="img")
     for f in files:
         for image_id, image in f.images(needed, seen):
             appender.add(int(image_id), image.boxes, image.features, image.size)

@@ -8,6 +8,7 @@ from cfbuild.builders.textpairs import PairedSplit, write_text_store
 from cfbuild.errors import UserError
 from cfbuild.sources.tables import Table, read_table
 from cfbuild.store import describe_source
+from cfbuild.staging import check_output_file
 
 TRUE_WORDS = {"1", "true", "yes", "y", "original"}
 
@@ -70,6 +71,7 @@ def table_split(path, *, text_cols: list, label_col: str, pair_col: str, origina
 def build_table(files: dict, out, *, text_cols: list, label_col: str, pair_col: str, original_col=None,
                 task: str = "table", max_tokens: int = 32, vocab_size: int = 20000, force: bool = False) -> dict:
     """`files`: {split name: path}, `train` required (its labels define the classes)."""
+    check_output_file(out, force)  # before any work
     if "train" not in files:
         raise UserError("--file (the train split) is required")
     split, classes = table_split(files["train"], text_cols=text_cols, label_col=label_col, pair_col=pair_col,

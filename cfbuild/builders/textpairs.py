@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
 from cfbuild import __version__
 from cfbuild.errors import UserError
+from cfbuild.progress import Progress
 from cfbuild.store import StoreWriter
 from cfbuild.text import build_vocab, encode, jaccard, tokenize
 
@@ -71,8 +71,11 @@ def write_text_store(out, *, task: str, class_names: list, splits: dict, max_tok
     """Tokenise, pair, validate and write `splits` ({name: PairedSplit}); returns the report."""
     n_fields = len(next(iter(splits.values())).texts[0])
     prefixes = FIELD_PREFIXES[n_fields]
-    tokens = {name: [tokenize(t[f] for t in s.texts) for f in range(n_fields)]
-              for name, s in tqdm(splits.items(), desc="tokenising", disable=None)}
+    tokens = {}
+    with Progress(len(splits), "tokenising", unit="split", every_update=True) as bar:
+        for name, s in splits.items():
+            tokens[name] = [tokenize(t[f] for t in s.texts) for f in range(n_fields)]
+            bar.update()
     if vocab is None:
         if "train" not in splits:
             raise UserError("the vocabulary comes from the train split, which is missing")

@@ -15,6 +15,7 @@ import numpy as np
 
 from cfbuild import __version__
 from cfbuild.store import StoreWriter
+from cfbuild.staging import check_output_file
 
 CAUSAL_RANGE = (0.0, 1.0)      # |causal| of originals
 EDIT_RANGE = (0.02, 0.1)       # |causal| after the minimal edit
@@ -50,6 +51,7 @@ def toy_split(rng: np.random.Generator, n: int, agree: float, dim: int, prefix: 
 def build_toy(out, *, n: int = 2000, seed: int = 0, spurious: float = 0.95, dim: int = 10,
               force: bool = False, progress=None) -> None:
     """Write the toy store: `n` training originals, n/4 val, n/2 in each test split."""
+    check_output_file(out, force)  # before any work
     params = {"n": n, "seed": seed, "spurious": spurious, "dim": dim}
     plan = [("train", n, spurious), ("val", max(1, n // 4), spurious),
             ("test", max(1, n // 2), 0.5), ("test_shifted", max(1, n // 2), 1.0 - spurious)]

@@ -11,6 +11,7 @@ from cfbuild.builders.textpairs import PairedSplit, write_text_store
 from cfbuild.errors import UserError
 from cfbuild.sources.tables import load_with_datasets, read_table
 from cfbuild.store import Store, describe_source
+from cfbuild.staging import check_output_file
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ def _via_datasets(*args, **kwargs) -> dict:
 def build_transfer(preset_name: str, source: str, vocab_from, out, *, sample: int = 2000, seed: int = 0,
                    force: bool = False) -> dict:
     """A store with one `test` split: a seeded sample of `source`, tokenised with `vocab_from`'s vocabulary."""
+    check_output_file(out, force)  # before any work
     preset = PRESETS[preset_name]
     with Store(vocab_from) as trained:
         vocab, task, classes = trained.vocab, trained.task, trained.class_names

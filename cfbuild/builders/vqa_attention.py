@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from cfbuild.builders.regions import RegionTable
 from cfbuild.errors import UserError
+from cfbuild.progress import Progress
 from cfbuild.sources.attention import hat_maps, hat_scores, load_hints
 from cfbuild.store import describe_source
 
@@ -50,7 +50,9 @@ class AttentionSource:
         known = self.question_ids
         has = np.fromiter((int(q) in known for q in qids), bool, n)
         rows = np.flatnonzero(has)
-        for i in tqdm(rows, desc="attention", unit="q", disable=None if len(rows) > 2000 else True):
+        bar = Progress(len(rows), "attention", unit="q")
+        for i in rows:
+            bar.update()
             qid, img = int(qids[i]), image_row[i]
             boxes = int(regions.num_boxes[img])
             values = self.hints[qid] if self.hints is not None else self._hat(qid, img, regions)
@@ -59,6 +61,7 @@ class AttentionSource:
                                 f"image {regions.image_id[img]}")
             scores[i, :boxes] = values
             self.used.add(qid)
+        bar.close()
         bad = np.flatnonzero((has[:, None] & real & ~((scores >= 0) & (scores <= 1))).any(axis=1))
         if bad.size:
             values = scores[bad[0]][real[bad[0]]]

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from cfbuild.arrays import concat_ranges, index_of
 from cfbuild.errors import UserError
+from cfbuild.progress import Progress
 from cfbuild.sources.jsonlist import iter_json_list
 
 SPLIT_FILES = ("vqacp_v2_{split}_questions.json", "vqacp_v2_{split}_annotations.json")
@@ -139,7 +139,7 @@ def read_split(vqacp_dir, split: str, answers: AnswerIndex) -> VqaSplit:
         raise UserError(f"VQA-CP {split} files missing: {', '.join(missing)}")
     shas: dict = {}
     total = q_path.stat().st_size + a_path.stat().st_size
-    with tqdm(total=total, desc=f"vqacp {split}", unit="B", unit_scale=True, disable=None) as bar:
+    with Progress(total, f"vqacp {split}", unit="B", unit_scale=True) as bar:
         questions = _read_questions(q_path, shas, bar.update)
         annotations = _read_annotations(a_path, answers, shas, bar.update)
     return _join(q_path, a_path, questions, annotations, shas)

@@ -1,0 +1,72 @@
+"""Progress where users look: a tqdm bar on a terminal; elsewhere (log files, nohup, CI) plain
+lines on stderr, one per training epoch, and one per 10% of a build step once the step has run
+for QUIET_SECONDS (short steps stay silent), so a log is never silent for minutes. The command
+line's `--quiet` turns both off."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from tqdm import tqdm
+
+_settings = {"quiet": False}
+QUIET_SECONDS = 2.0
+
+
+def set_quiet(quiet: bool) -> None:
+    _settings["quiet"] = bool(quiet)
+
+
+class Progress:
+    """`update(n)`, `set_postfix(**values)`, `close()`; use as a context manager too.
+
+    `every_update`: print a plain line at every update (epochs) instead of every 10%."""
+
+    def __init__(self, total: int | None, desc: str, unit: str = "it", every_update: bool = False,
+                 unit_scale: bool = False):
+        self.total, self.desc, self.unit, self.every_update = total, desc, unit, every_update
+        self.done, self.postfix, self.next_tenth = 0, {}, 1
+        self.bar = None
+        self.plain = False
+        self.start = time.monotonic()
+        if not _settings["quiet"]:
+            if sys.stderr.isatty():
+                self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=unit_scale, leave=False)
+            else:
+                self.plain = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def set_postfix(self, **values) -> None:
+        self.postfix = values
+        if self.bar is not None:
+            self.bar.set_postfix(**values)
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.plain and (self.every_update or (self._crossed_a_tenth() and
+                                                   time.monotonic() - self.start >= QUIET_SECONDS)):
+            extra = "".join(f" {k}={v}" for k, v in self.postfix.items())
+            of = f"/{self.total}" if self.total else ""
+            print(f"{self.desc}: {self.done}{of} {self.unit}{extra}", file=sys.stderr, flush=True)
+
+    def _crossed_a_tenth(self) -> bool:
+        if not self.total:
+            return False
+        crossed = False
+        while self.next_tenth <= 10 and self.done * 10 >= self.next_tenth * self.total:
+            self.next_tenth += 1
+            crossed = True
+        return crossed
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
