@@ -13,6 +13,7 @@ LABELS = {
     "unchanged_label_edits": "edits leaving the label unchanged (kept, not paired)",
     "unchanged_first": "e.g.",
     "attention_unused": "attention given for questions in no split",
+    "empty_texts_first": "rows with an empty text (kept)",
 }
 
 

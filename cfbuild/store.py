@@ -136,15 +136,19 @@ class StoreWriter:
         self.n_images: int | None = None
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=part_prefix(self.path), suffix=".part")
         os.close(fd)
-        self.tmp = Path(tmp)
-        public_mode(self.tmp)  # mkstemp's 0600 would make stores private
-        self.h5 = h5py.File(self.tmp, "w")
-        attrs = self.h5.attrs
-        attrs["format"], attrs["format_version"] = FORMAT, FORMAT_VERSION
-        attrs["task"], attrs["input_kind"], attrs["label_kind"] = task, input_kind, label_kind
-        attrs["class_names"] = json.dumps(self.class_names, allow_nan=False)
-        attrs["build"] = json.dumps(build, sort_keys=True, allow_nan=False)
-        attrs["sources"] = json.dumps(sources, sort_keys=True, allow_nan=False)
+        self.tmp, self.h5 = Path(tmp), None
+        try:  # until `with` takes over, an error or a signal here must not leave the .part behind
+            public_mode(self.tmp)  # mkstemp's 0600 would make stores private
+            self.h5 = h5py.File(self.tmp, "w")
+            attrs = self.h5.attrs
+            attrs["format"], attrs["format_version"] = FORMAT, FORMAT_VERSION
+            attrs["task"], attrs["input_kind"], attrs["label_kind"] = task, input_kind, label_kind
+            attrs["class_names"] = json.dumps(self.class_names, allow_nan=False)
+            attrs["build"] = json.dumps(build, sort_keys=True, allow_nan=False)
+            attrs["sources"] = json.dumps(sources, sort_keys=True, allow_nan=False)
+        except BaseException:
+            self.abort()
+            raise
 
     def __enter__(self):
         return self
@@ -264,7 +268,8 @@ class StoreWriter:
 
     def abort(self) -> None:
         try:
-            self.h5.close()
+            if self.h5 is not None:
+                self.h5.close()
         finally:
             self.tmp.unlink(missing_ok=True)
 

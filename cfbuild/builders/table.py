@@ -46,6 +46,10 @@ def table_split(path, *, text_cols: list, label_col: str, pair_col: str, origina
     """One file as a PairedSplit; `classes` None means: take them from this file's labels."""
     table = read_table(path)
     table.require(*text_cols, label_col, pair_col, *([original_col] if original_col else []))
+    empty = [row for row, value in enumerate(table.columns[label_col]) if not value.strip()]
+    if empty:
+        raise UserError(f"{table.path}: line {table.line(empty[0])}: empty label in column {label_col!r} "
+                        f"({len(empty)} such rows)")
     classes = classes or label_classes(table.columns[label_col])
     index = {c: i for i, c in enumerate(classes)}
     out = PairedSplit()

@@ -46,8 +46,6 @@ def _pair_report(split: PairedSplit, tokens: list) -> tuple[list, dict]:
     """Keep pairs with distinct inputs; report dropped, low-overlap and truncation-identical ones."""
     kept, identical, same_tokens, low = [], [], [], []
     for a, b, kind, key in split.pairs:
-        if split.labels[a] == split.labels[b]:
-            raise UserError(f"pair {key}: original and edit have the same label {split.labels[a]!r}")
         if split.texts[a] == split.texts[b]:
             identical.append(key)
             continue
@@ -65,14 +63,29 @@ def _pair_report(split: PairedSplit, tokens: list) -> tuple[list, dict]:
     return kept, report
 
 
+def check_pairs(split: PairedSplit, class_names: list) -> None:
+    """Every pair must join two labels (checked before any tokenising)."""
+    for a, b, kind, key in split.pairs:
+        if split.labels[a] == split.labels[b]:
+            raise UserError(f"{split.ids[a]} and {split.ids[b]} ({key}): original and edit have the same label "
+                            f"{class_names[split.labels[a]]!r}; a pair needs two labels")
+
+
+def empty_texts(split: PairedSplit) -> list:
+    """Ids of rows whose text (every text field) is empty or blank: kept, but reported."""
+    return [i for i, texts in zip(split.ids, split.texts) if not any(t.strip() for t in texts)]
+
+
 def write_text_store(out, *, task: str, class_names: list, splits: dict, max_tokens: int,
                      vocab_size: int, command: str, parameters: dict, sources: list, force: bool,
                      vocab: list | None = None, report: dict | None = None) -> dict:
     """Tokenise, pair, validate and write `splits` ({name: PairedSplit}); returns the report."""
     n_fields = len(next(iter(splits.values())).texts[0])
     prefixes = FIELD_PREFIXES[n_fields]
+    for split in splits.values():
+        check_pairs(split, class_names)
     tokens = {}
-    with Progress(len(splits), "tokenising", unit="split", every_update=True) as bar:
+    with Progress(len(splits), "tokenising", unit="split") as bar:
         for name, s in splits.items():
             tokens[name] = [tokenize(t[f] for t in s.texts) for f in range(n_fields)]
             bar.update()
@@ -91,6 +104,8 @@ def write_text_store(out, *, task: str, class_names: list, splits: dict, max_tok
             truncated_same = sum(all(t[a][:max_tokens] == t[b][:max_tokens] for t in tokens[name])
                                  for a, b, _ in kept) if max_tokens else 0
             report["splits"][name]["pairs_same_after_truncation"] = truncated_same
+            blank = empty_texts(split)
+            report["splits"][name].update(empty_texts=len(blank), empty_texts_first=blank[:10])
             examples = {"id": split.ids, "is_counterfactual": np.array(split.is_counterfactual, bool),
                         "label": np.array(split.labels, np.int64), **split.extra}
             for prefix, field_texts, field_tokens in zip(prefixes, zip(*split.texts), tokens[name]):

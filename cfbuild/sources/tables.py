@@ -80,10 +80,31 @@ def _load(kind: str, path: Path, **kwargs):
                               **kwargs)
 
 
+def check_delimited_syntax(path: Path, text: str, delimiter: str) -> list[str]:
+    """The header; a row with the wrong number of fields, a quote left open across lines, or any
+    other syntax error names its line (parsers further on would only say the file is bad)."""
+    reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter, strict=True)
+    header, last_line = None, 0
+    try:
+        for fields in reader:
+            first_line, last_line = last_line + 1, reader.line_num
+            if last_line > first_line:
+                raise UserError(f"{path}: line {first_line}: a quoted field runs on to line {last_line} "
+                                "(an unclosed quote?); rows must be one a line")
+            if header is None:
+                header = fields
+            elif fields and len(fields) != len(header):
+                raise UserError(f"{path}: line {first_line}: {len(fields)} fields, the header has {len(header)}")
+    except csv.Error as exc:
+        hint = " (a quote opened there is never closed?)" if "end of data" in str(exc) else ""
+        raise UserError(f"{path}: line {last_line + 1}: {exc}{hint}") from None
+    return header or []
+
+
 def _read_delimited(path: Path, data: bytes, delimiter: str) -> Table:
     import datasets
 
-    header = next(csv.reader([data.decode("utf-8").split("\n", 1)[0].rstrip("\r")], delimiter=delimiter))
+    header = check_delimited_syntax(path, data.decode("utf-8"), delimiter)
     if len(set(header)) != len(header) or any(not h for h in header):
         raise UserError(f"{path}: line 1: header needs unique, non-empty column names (got {header})")
     features = datasets.Features({name: datasets.Value("string") for name in header})

@@ -1,0 +1,451 @@
+"""Bad input, as a new user would give it, to `cfbuild` and `cftrain`. Every case asserts: the
+exit code, one error line naming the file or option and the problem, no traceback, nothing
+under the output name, and any previous output unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cfbuild.builders.table import build_table
+from cfbuild.builders.toy import build_toy
+from cfbuild.store import StoreWriter
+from cftrain.presets import resolve
+from cftrain.train import run
+from cli.cfbuild import main as cfbuild_main
+from cli.cftrain import main as cftrain_main
+from tests.conftest import write_text_rows
+from tests.helpers import REPO, run_cli
+from tests.vqa_fixtures import build as build_vqa_fixture
+
+PROGRAMS = {"cfbuild": cfbuild_main, "cftrain": cftrain_main}
+
+
+def snapshot(path: Path):
+    """Bytes of a file, or {relative path: sha256} of a folder's files; None when absent."""
+    if not path.exists():
+        return None
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def refused(program: str, args: list, *fragments: str, out: Path | None = None, code: int = 2) -> str:
+    """Run in-process; assert the refusal contract; return the error line."""
+    before = snapshot(out) if out is not None else None
+    result = CliRunner().invoke(PROGRAMS[program], [str(a) for a in args])
+    err = result.stderr
+    assert result.exit_code == code, (result.exit_code, err, result.stdout)
+    assert "Traceback" not in err and "Traceback" not in result.stdout, err
+    errors = [line for line in err.splitlines() if f"{program}" in line and "error:" in line]
+    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+    if out is not None:
+        assert snapshot(out) == before, "the output changed"
+        assert not list(out.parent.glob(f".{out.name}.*.part")), "a temporary output was left behind"
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """A toy store, a text store, a trained toy run and a trained text run."""
+    root = tmp_path_factory.mktemp("bad")
+    build_toy(root / "toy.h5", n=200, seed=0)
+    rows = write_text_rows(root / "rows.jsonl")
+    build_table({"train": rows, "val": rows}, root / "text.h5", text_cols=["a"], label_col="y", pair_col="g")
+    run(root / "toy.h5", root / "toy-run", resolve("toy", mode="augmented", epochs=1))
+    run(root / "text.h5", root / "text-run", resolve("table", "text", mode="augmented", epochs=1))
+    return root
+
+
+# ---------------------------------------------------------------- options, before any work
+
+OPTION_CASES = {
+    "lr nan": (["--lr", "nan"], "'--lr': 'nan' is not a finite number"),
+    "lr zero": (["--lr", "0"], "'--lr': 0.0 must be > 0"),
+    "lr word": (["--lr", "fast"], "'--lr': 'fast' is not a number"),
+    "gs-weight nan": (["--gs-weight", "nan"], "'--gs-weight': 'nan' is not a finite number"),
+    "gs-weight inf": (["--gs-weight", "inf"], "'--gs-weight': 'inf' is not a finite number"),
+    "gs-weight negative": (["--gs-weight", "-1"], "'--gs-weight': -1.0 must be >= 0"),
+    "hidden zero": (["--hidden", "0"], "'--hidden': 0: layer widths must be >= 1"),
+    "hidden word": (["--hidden", "wide"], "'--hidden': comma-separated layer widths"),
+    "ensemble zero": (["--ensemble", "0"], "'--ensemble'"),
+    "epochs zero": (["--epochs", "0"], "'--epochs'"),
+    "patience zero": (["--patience", "0"], "'--patience'"),
+    "batch size one": (["--batch-size", "1"], "'--batch-size'"),
+    "threads zero": (["--threads", "0"], "'--threads'"),
+    "unknown mode": (["--mode", "nope"], "'--mode'"),
+    "unknown optimizer": (["--optimizer", "sgd"], "'--optimizer'"),
+    "model for text on vectors": (["--model", "bow"], "--model bow: does not fit the store's input kind 'vector' "
+                                                      "(models for vector: mlp)"),
+    "unknown model": (["--model", "resnet"], "--model resnet: unknown model"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OPTION_CASES))
+def test_cftrain_run_refuses_bad_options(work, tmp_path, case):
+    args, fragment = OPTION_CASES[case]
+    refused("cftrain", ["run", work / "toy.h5", "--out", tmp_path / "r", *args], fragment, out=tmp_path / "r")
+
+
+def test_model_for_vectors_on_a_text_store(work, tmp_path):
+    refused("cftrain", ["run", work / "text.h5", "--out", tmp_path / "r", "--model", "mlp"],
+            "--model mlp: does not fit the store's input kind 'text' (models for text: bow)", out=tmp_path / "r")
+
+
+def test_table_refuses_unknown_modes(work, tmp_path):
+    refused("cftrain", ["table", work / "toy.h5", "--out", tmp_path / "t", "--modes", "gs,magic"],
+            "unknown mode(s) ['magic']", out=tmp_path / "t")
+
+
+def test_python_api_checks_options_too():
+    from cfbuild.errors import UserError
+    with pytest.raises(UserError, match="--lr nan: must be a finite number > 0"):
+        resolve("toy", "vector", lr=float("nan"))
+    with pytest.raises(UserError, match="--hidden 64,0: must be layer widths >= 1"):
+        resolve("toy", "vector", hidden=[64, 0])
+
+
+BUILD_OPTION_CASES = {
+    "toy spurious nan": (["toy", "--spurious", "nan"], "'--spurious': 'nan' is not a finite number"),
+    "toy spurious above one": (["toy", "--spurious", "1.5"], "'--spurious': 1.5 must be <= 1"),
+    "toy n zero": (["toy", "--n", "0"], "'--n'"),
+    "toy-vqa cf-rate inf": (["toy-vqa", "--cf-rate", "inf"], "'--cf-rate': 'inf' is not a finite number"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BUILD_OPTION_CASES))
+def test_cfbuild_refuses_bad_options(tmp_path, case):
+    args, fragment = BUILD_OPTION_CASES[case]
+    refused("cfbuild", [*args, "--out", tmp_path / "s.h5"], fragment, out=tmp_path / "s.h5")
+
+
+def test_vqa_threshold_nan(tmp_path):
+    refused("cfbuild", ["vqa", "--vqacp-dir", tmp_path, "--features", __file__, "--hints", __file__,
+                        "--threshold", "nan", "--out", tmp_path / "v.h5"],
+            "'--threshold': 'nan' is not a finite number", out=tmp_path / "v.h5")
+
+
+def test_device_cuda_without_cuda(work, tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    refused("cftrain", ["run", work / "toy.h5", "--out", tmp_path / "r", "--device", "cuda"],
+            "--device cuda: no CUDA device is available", out=tmp_path / "r")
+
+
+# ---------------------------------------------------------------- run directories
+
+def test_run_refuses_an_existing_run_without_force(work, tmp_path):
+    shutil.copytree(work / "toy-run", tmp_path / "r")
+    refused("cftrain", ["run", work / "toy.h5", "--out", tmp_path / "r"],
+            f"--out {tmp_path / 'r'}: already exists and is not empty (use --force", out=tmp_path / "r")
+
+
+def test_table_refuses_an_existing_table_without_force(work, tmp_path):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "table.md").write_text("mine")
+    refused("cftrain", ["table", work / "toy.h5", "--out", tmp_path / "t", "--modes", "chance"],
+            "already exists and is not empty", out=tmp_path / "t")
+
+
+def test_out_is_a_file(work, tmp_path):
+    (tmp_path / "r").write_text("not a folder")
+    refused("cftrain", ["run", work / "toy.h5", "--out", tmp_path / "r"], "is a file, not a folder",
+            out=tmp_path / "r")
+
+
+def test_force_replaces_only_with_a_complete_run(work, tmp_path, monkeypatch):
+    import cftrain.train as train
+    from cfbuild.errors import UserError
+
+    shutil.copytree(work / "toy-run", tmp_path / "r")
+
+    def crash(*args, **kwargs):
+        raise UserError("simulated failure in the middle of training")
+
+    monkeypatch.setattr(train, "fit", crash)
+    refused("cftrain", ["run", work / "toy.h5", "--out", tmp_path / "r", "--force"],
+            "simulated failure", out=tmp_path / "r")
+
+
+def test_force_replaces_a_run_when_complete(work, tmp_path):
+    shutil.copytree(work / "toy-run", tmp_path / "r")
+    (tmp_path / "r" / "stale.txt").write_text("from before")
+    result = CliRunner().invoke(cftrain_main, ["run", str(work / "toy.h5"), "--out", str(tmp_path / "r"),
+                                               "--force", "--epochs", "1", "--mode", "gs"])
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["config.json", "history.jsonl", "metrics.json",
+                                                                  "model.pt"]
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["mode"] == "gs"
+
+
+def test_run_files_share_one_permission(work):
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (work / "toy-run").iterdir()}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert set(modes.values()) == {0o666 & ~umask}, modes
+    assert (work / "toy-run").stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+@pytest.mark.parametrize("missing", ["model.pt", "metrics.json", "history.jsonl"])
+def test_eval_refuses_an_incomplete_run(work, tmp_path, missing):
+    shutil.copytree(work / "toy-run", tmp_path / "r")
+    (tmp_path / "r" / missing).unlink()
+    refused("cftrain", ["eval", tmp_path / "r", work / "toy.h5"], "incomplete run directory", f"missing {missing}")
+
+
+def test_eval_refuses_a_chance_run(work, tmp_path):
+    run(work / "toy.h5", tmp_path / "c", resolve("toy", mode="chance"))
+    refused("cftrain", ["eval", tmp_path / "c", work / "toy.h5"], "a chance run has no trained model")
+
+
+def test_eval_out_exists(work, tmp_path):
+    (tmp_path / "m.json").write_text("{}")
+    refused("cftrain", ["eval", work / "toy-run", work / "toy.h5", "--out", tmp_path / "m.json"],
+            "already exists (use --force", out=tmp_path / "m.json")
+
+
+# ---------------------------------------------------------------- eval: the store must fit the run
+
+def _vector_store(path, classes=("negative", "positive"), label_kind="binary", dim=10):
+    labels = np.array([0, 1, 0, 1])
+    label = np.eye(2, dtype=np.float32)[labels] if label_kind == "multilabel" else labels
+    with StoreWriter(path, task="toy", input_kind="vector", label_kind=label_kind, class_names=list(classes),
+                     build={}, sources=[]) as writer:
+        for name in ("train", "val"):
+            writer.write_split(name, {"id": ["a", "b", "c", "d"], "is_counterfactual": np.zeros(4, bool),
+                                      "label": label, "x": np.zeros((4, dim), np.float32)})
+    return path
+
+
+def test_eval_store_of_another_input_kind(work):
+    refused("cftrain", ["eval", work / "toy-run", work / "text.h5"],
+            "does not fit the run", "its input kind is 'text', the run was trained on 'vector'")
+
+
+def test_eval_store_of_another_label_kind(work, tmp_path):
+    refused("cftrain", ["eval", work / "toy-run", _vector_store(tmp_path / "m.h5", label_kind="multilabel")],
+            "its label kind is 'multilabel', the run was trained on 'binary'")
+
+
+def test_eval_store_with_other_classes(work, tmp_path):
+    with h5py.File(work / "toy.h5") as h5:
+        classes = json.loads(h5.attrs["class_names"])
+    other = [c + "-other" for c in classes]
+    refused("cftrain", ["eval", work / "toy-run", _vector_store(tmp_path / "c.h5", classes=other)],
+            f"its classes is {other!r}")
+
+
+def test_eval_store_with_another_vocabulary_of_the_same_size(work, tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(work.joinpath("rows.jsonl").read_text().replace("good", "fine").replace("film", "movie"))
+    build_table({"train": rows, "val": rows}, tmp_path / "other.h5", text_cols=["a"], label_col="y", pair_col="g")
+    with h5py.File(tmp_path / "other.h5") as a, h5py.File(work / "text.h5") as b:
+        assert a["vocab"].shape == b["vocab"].shape  # same size: only the words differ
+    refused("cftrain", ["eval", work / "text-run", tmp_path / "other.h5"], "its vocabulary differs from the run's")
+
+
+# ---------------------------------------------------------------- the trainer trusts no store
+
+def _flip_first_chunk_byte(path: Path, dataset: str) -> None:
+    with h5py.File(path, "r") as h5:
+        offset = h5[dataset].id.get_chunk_info(0).byte_offset
+    with open(path, "r+b") as fh:
+        fh.seek(offset + 3)
+        byte = fh.read(1)
+        fh.seek(offset + 3)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_damaged_chunk_is_found_before_training(work, tmp_path):
+    shutil.copy(work / "toy.h5", tmp_path / "d.h5")
+    _flip_first_chunk_byte(tmp_path / "d.h5", "train/examples/x")
+    refused("cftrain", ["run", tmp_path / "d.h5", "--out", tmp_path / "r"], "dataset /train/examples/x cannot be read",
+            out=tmp_path / "r")
+
+
+def test_digest_mismatch_with_verify(work, tmp_path):
+    shutil.copy(work / "toy.h5", tmp_path / "d.h5")
+    with h5py.File(tmp_path / "d.h5", "r+") as h5:
+        h5["val/examples/x"][0, 5] += 1.0  # checksums rewritten: only the digest can tell
+    refused("cftrain", ["run", tmp_path / "d.h5", "--out", tmp_path / "r", "--verify"], "content_digest mismatch",
+            out=tmp_path / "r")
+
+
+def test_moved_feature_file(tmp_path):
+    store = build_vqa_fixture(tmp_path)
+    (tmp_path / "feats.h5").rename(tmp_path / "elsewhere.h5")
+    refused("cftrain", ["run", store, "--out", tmp_path / "r"], "/regions/features cannot be resolved",
+            out=tmp_path / "r")
+
+
+def test_not_a_store(tmp_path):
+    (tmp_path / "x.h5").write_text("hello")
+    refused("cftrain", ["run", tmp_path / "x.h5", "--out", tmp_path / "r"], "cannot open as HDF5", out=tmp_path / "r")
+
+
+def test_future_format_version(work, tmp_path):
+    shutil.copy(work / "toy.h5", tmp_path / "f.h5")
+    with h5py.File(tmp_path / "f.h5", "r+") as h5:
+        h5.attrs["format_version"] = 2
+    refused("cftrain", ["run", tmp_path / "f.h5", "--out", tmp_path / "r"], "format_version 2 is not supported",
+            out=tmp_path / "r")
+
+
+# ---------------------------------------------------------------- cfbuild outputs and inputs at the edges
+
+def test_existing_store_is_refused_before_reading_inputs(tmp_path):
+    (tmp_path / "s.h5").write_bytes(b"mine")
+    # the CAD folder does not exist as a release: the output check must come first
+    (tmp_path / "cad").mkdir()
+    refused("cfbuild", ["imdb", "--cad-dir", tmp_path / "cad", "--out", tmp_path / "s.h5"],
+            f"--out {tmp_path / 's.h5'}: already exists (use --force", out=tmp_path / "s.h5")
+
+
+def test_output_folder_missing(tmp_path):
+    refused("cfbuild", ["toy", "--out", tmp_path / "no" / "s.h5"], "output folder", "does not exist")
+
+
+def test_output_is_a_folder(tmp_path):
+    (tmp_path / "s.h5").mkdir()
+    refused("cfbuild", ["toy", "--out", tmp_path / "s.h5", "--force"], "'--out'", "is a directory",
+            out=tmp_path / "s.h5")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_output_folder_read_only(tmp_path):
+    (tmp_path / "ro").mkdir(mode=0o555)
+    refused("cfbuild", ["toy", "--out", tmp_path / "ro" / "s.h5"], "is not writable")
+
+
+@pytest.mark.parametrize("command", ["imdb", "snli"])
+def test_cad_dir_at_the_wrong_level(tmp_path, command):
+    (tmp_path / "data" / "cad").mkdir(parents=True)
+    refused("cfbuild", [command, "--cad-dir", tmp_path / "data", "--out", tmp_path / "s.h5"],
+            f"--cad-dir {tmp_path / 'data'}: no {command} training files; expected", out=tmp_path / "s.h5")
+
+
+def _table(tmp_path, text: str, *extra) -> list:
+    (tmp_path / "t.csv").write_text(text)
+    return ["table", "--file", tmp_path / "t.csv", "--text-col", "t", "--label-col", "y", "--pair-col", "g",
+            "--out", tmp_path / "s.h5", *extra]
+
+
+TABLE_CASES = {
+    "empty label": ("g,t,y\n1,good,1\n1,bad,\n", "t.csv: line 3: empty label in column 'y'"),
+    "unclosed quote": ('g,t,y\n1,"good,1\n1,bad,0\n', "t.csv: line 2: unexpected end of data"),
+    "field count": ("g,t,y\n1,good,1,x\n1,bad,0\n", "t.csv: line 2: 4 fields, the header has 3"),
+    "same label in a group": ("g,t,y\n1,good,1\n1,bad,1\n2,ok,0\n2,no,1\n",
+                              "t.csv:2 and t.csv:3 (g 1): original and edit have the same label '1'"),
+    "missing column": ("g,text,y\n1,good,1\n1,bad,0\n", "t.csv: missing column(s) 't'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TABLE_CASES))
+def test_table_bad_rows(tmp_path, case):
+    text, fragment = TABLE_CASES[case]
+    refused("cfbuild", _table(tmp_path, text), fragment, out=tmp_path / "s.h5")
+
+
+def test_table_empty_texts_are_reported_not_refused(tmp_path):
+    result = CliRunner().invoke(cfbuild_main, [str(a) for a in _table(tmp_path, "g,t,y\n1,,1\n1,bad,0\n")])
+    assert result.exit_code == 0, result.stderr
+    assert "empty texts 1" in result.stdout and "rows with an empty text (kept): t.csv:2" in result.stdout
+
+
+# ---------------------------------------------------------------- signals and stale parts
+
+def _wait_for(pattern_dir: Path, pattern: str, proc, seconds: float = 60):
+    deadline = time.time() + seconds
+    while time.time() < deadline and not list(pattern_dir.glob(pattern)) and proc.poll() is None:
+        time.sleep(0.05)
+    assert list(pattern_dir.glob(pattern)), "the command never started writing"
+
+
+def test_sigterm_during_a_build(tmp_path):
+    out = tmp_path / "big.h5"
+    proc = subprocess.Popen([sys.executable, "-m", "cfbuild", "toy", "--out", str(out), "--n", "3000000"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(tmp_path, ".big.h5.*.part", proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err.strip().splitlines()[-1] == "cfbuild: terminated", err
+    assert not out.exists() and not list(tmp_path.glob("*.part")) and not list(tmp_path.glob(".*.part"))
+
+
+def test_sigterm_during_training(work, tmp_path):
+    out = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "cftrain", "run", str(work / "toy.h5"), "--out", str(out),
+                             "--epochs", "100000", "--patience", "100000"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(tmp_path, ".r.*.part/history.jsonl", proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err.strip().splitlines()[-1] == "cftrain: terminated", err
+    assert not out.exists() and not list(tmp_path.glob(".r.*"))
+
+
+def test_sigkill_leaves_only_a_part_that_the_next_run_removes(work, tmp_path):
+    out = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "cftrain", "run", str(work / "toy.h5"), "--out", str(out),
+                             "--epochs", "100000", "--patience", "100000"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(tmp_path, ".r.*.part/history.jsonl", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists() and len(list(tmp_path.glob(".r.*.part"))) == 1
+    run(work / "toy.h5", out, resolve("toy", mode="augmented", epochs=1))
+    assert out.is_dir() and not list(tmp_path.glob(".r.*.part"))
+
+
+def test_stale_store_part_of_a_dead_process_is_removed(tmp_path):
+    stale = tmp_path / ".s.h5.999999999.abcd.part"  # no such pid
+    stale.write_bytes(b"half a store")
+    assert run_cli("cfbuild", "toy", "--out", str(tmp_path / "s.h5"), "--n", "20").returncode == 0
+    assert not stale.exists()
+
+
+# ---------------------------------------------------------------- the command line itself
+
+def test_debug_after_the_subcommand_shows_the_traceback(tmp_path):
+    result = run_cli("cfbuild", "inspect", str(tmp_path / "missing.h5"), "--debug")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_verify_failure_goes_to_stderr(work, tmp_path):
+    shutil.copy(work / "toy.h5", tmp_path / "d.h5")
+    _flip_first_chunk_byte(tmp_path / "d.h5", "train/examples/x")
+    result = run_cli("cfbuild", "verify", str(tmp_path / "d.h5"))
+    assert result.returncode == 1 and result.stdout == "" and result.stderr.startswith("FAILED: ")
+
+
+@pytest.mark.parametrize("program", ["cfbuild", "cftrain"])
+def test_version_and_python_dash_m(program):
+    from cfbuild import __version__
+    result = run_cli(program, "--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"{program}, version {__version__}"
+
+
+def test_progress_lines_in_a_log_and_quiet(work, tmp_path):
+    args = ["cftrain", "run", str(work / "toy.h5"), "--epochs", "3", "--patience", "5"]
+    logged = run_cli(*args, "--out", str(tmp_path / "a"))
+    assert logged.returncode == 0, logged.stderr
+    epochs = [line for line in logged.stderr.splitlines() if line.startswith("toy gs: ")]
+    assert [line.split()[2] for line in epochs] == ["1/3", "2/3", "3/3"] and "val=" in epochs[0]
+    quiet = run_cli(*args, "--out", str(tmp_path / "b"), "--quiet")
+    assert quiet.returncode == 0 and quiet.stderr == ""
