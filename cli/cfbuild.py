@@ -101,8 +101,7 @@ def toy(out, n, seed, spurious, dim, force):
     Example: cfbuild toy --out toy.h5 --n 2000 --seed 0 --spurious 0.95
     """
     start = time.perf_counter()
-    build_toy(out, n=n, seed=seed, spurious=spurious, dim=dim, force=force,
-              progress=lambda name: click.echo(f"  wrote split {name}", err=True))
+    build_toy(out, n=n, seed=seed, spurious=spurious, dim=dim, force=force)
     click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.2f} s")
 
 

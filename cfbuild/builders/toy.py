@@ -15,6 +15,7 @@ import numpy as np
 
 from cfbuild import __version__
 from cfbuild.store import StoreWriter
+from cfbuild.progress import Progress
 from cfbuild.staging import check_output_file
 
 CAUSAL_RANGE = (0.0, 1.0)      # |causal| of originals
@@ -49,7 +50,7 @@ def toy_split(rng: np.random.Generator, n: int, agree: float, dim: int, prefix: 
 
 
 def build_toy(out, *, n: int = 2000, seed: int = 0, spurious: float = 0.95, dim: int = 10,
-              force: bool = False, progress=None) -> None:
+              force: bool = False) -> None:
     """Write the toy store: `n` training originals, n/4 val, n/2 in each test split."""
     check_output_file(out, force)  # before any work
     params = {"n": n, "seed": seed, "spurious": spurious, "dim": dim}
@@ -57,9 +58,9 @@ def build_toy(out, *, n: int = 2000, seed: int = 0, spurious: float = 0.95, dim:
             ("test", max(1, n // 2), 0.5), ("test_shifted", max(1, n // 2), 1.0 - spurious)]
     build = {"command": "cfbuild toy", "parameters": params, "version": __version__}
     with StoreWriter(out, task="toy", input_kind="vector", label_kind="binary",
-                     class_names=["negative", "positive"], build=build, sources=[], force=force) as writer:
+                     class_names=["negative", "positive"], build=build, sources=[], force=force) as writer, \
+            Progress(sum(size for _, size, _ in plan), "toy rows", unit="originals") as bar:
         for stream, (name, size, agree) in enumerate(plan):
             rng = np.random.default_rng([seed, stream])
             writer.write_split(name, **toy_split(rng, size, agree, dim, name))
-            if progress:
-                progress(name)
+            bar.update(size)
