@@ -52,6 +52,11 @@ class LabelKind:
         counts = np.bincount(read("label"), minlength=len(class_names))
         return {class_names[i]: int(c) for i, c in enumerate(counts)}
 
+    def table_columns(self, ex: dict, class_names: list) -> tuple[dict, dict]:
+        """Label columns of an exported table (`cfbuild export`) and their `datasets` features."""
+        from datasets import ClassLabel  # noqa: PLC0415  (only exports need datasets)
+        return {"label": ex["label"].tolist()}, {"label": ClassLabel(names=class_names)}
+
     # ---------------------------------------------------------------- training side (torch)
 
     def targets(self, read, n_classes: int) -> tuple:
@@ -157,6 +162,10 @@ class Multilabel(LabelKind):
         top = np.argsort(-counts, kind="stable")[:10]
         return {class_names[i]: int(counts[i]) for i in top}
 
+    def table_columns(self, ex, class_names):
+        from datasets import List, Value  # noqa: PLC0415
+        return {"label": ex["label"].tolist()}, {"label": List(Value("float32"))}  # multi-hot over class_names
+
     def targets(self, read, n_classes):
         import torch  # noqa: PLC0415
         multi = torch.as_tensor(read("label")).float()
@@ -208,6 +217,13 @@ class Soft(LabelKind):
         best = np.where(score.max(1) > 0, index[np.arange(len(index)), score.argmax(1)], -1)
         counts = Counter(best.tolist())
         return {("(empty)" if k < 0 else class_names[k]): v for k, v in counts.most_common(10)}
+
+    def table_columns(self, ex, class_names):
+        from datasets import ClassLabel, List, Value  # noqa: PLC0415
+        keep = ex["label_index"] >= 0  # padding left out
+        cols = {"label_index": [row[k].tolist() for row, k in zip(ex["label_index"], keep)],
+                "label_score": [row[k].tolist() for row, k in zip(ex["label_score"], keep)]}
+        return cols, {"label_index": List(ClassLabel(names=class_names)), "label_score": List(Value("float32"))}
 
     def targets(self, read, n_classes):
         import torch  # noqa: PLC0415

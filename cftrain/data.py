@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from cfbuild.arrays import concat_ranges
+from cfbuild.arrays import concat_ranges, group_roots
 from cfbuild.label_kinds import SoftTargets, label_kind
 from cfbuild.store import RegionFeatureReader, Store
 from cfbuild.store_schema import model_input_fields
@@ -85,20 +85,9 @@ def load_split(store: Store, name: str) -> SplitTensors:
 
 
 def pair_groups(n: int, pairs: np.ndarray) -> list[np.ndarray]:
-    """Rows grouped by pair connectivity (an SNLI original with its 4 edits is one group)."""
-    parent = np.arange(n)
-
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for a, b in pairs:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    roots = np.array([find(i) for i in range(n)])
+    """Rows grouped by pair connectivity (an SNLI original with its 4 edits is one group),
+    groups in order of their smallest row."""
+    roots = group_roots(n, pairs)
     order = np.argsort(roots, kind="stable")
     bounds = np.flatnonzero(np.diff(roots[order])) + 1
     return np.split(order, bounds)

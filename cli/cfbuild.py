@@ -86,6 +86,29 @@ def verify(store):
 
 
 @main.command()
+@STORE
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--to", "to", required=True, type=click.Choice(["hf", "parquet"]),
+              help="hf: a datasets.DatasetDict (save_to_disk); parquet: one file per split.")
+@FORCE
+def export(store, out_dir, to, force):
+    """Export STORE as tables for other tools: one row per example, pair_id, labels, inputs.
+
+    Written beside OUT_DIR under a temporary name and renamed when complete; store.json keeps the
+    store's attributes. Region features are never copied (image_id and the mask are).
+
+    \b
+    Example:
+      cfbuild export imdb.h5 --to hf imdb-hf
+      python -c "import datasets; print(datasets.load_from_disk('imdb-hf'))"
+    """
+    from cfbuild.export import export_store
+
+    rows = export_store(store, out_dir, to=to, force=force)
+    click.echo(f"wrote {out_dir} ({to}): " + ", ".join(f"{name} {n} rows" for name, n in rows.items()))
+
+
+@main.command()
 @OUT
 @builder_option(build_toy, "--n", type=click.IntRange(min=1),
               help="Training originals (val gets n/4, test and test_shifted n/2 each).")

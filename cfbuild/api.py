@@ -1,0 +1,119 @@
+"""A small public Python API over pair stores (`import cfpairs`), for projects that want pairs
+without our trainer. Reads through `cfbuild.store`; region features are read per item, never
+the whole file.
+
+    import cfpairs
+    with cfpairs.open_store("imdb.h5") as store:
+        train = store["train"]
+        train.examples["text"], train.examples["label"], train.pairs   # numpy
+        loader = torch.utils.data.DataLoader(store.torch_dataset("train"), batch_size=32)
+        for original, counterfactual in loader: ...
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from cfbuild.arrays import group_roots
+from cfbuild.check import check_store
+from cfbuild.store import RegionFeatureReader, Store, is_string_dtype
+
+
+class SplitView:
+    """One split: `examples` (every example dataset as a numpy column), `pairs` (P, 2) rows of
+    (original, counterfactual), `pair_kinds` (P,), `subsets` {name: rows}, `pair_ids` (N,)."""
+
+    def __init__(self, store: Store, name: str):
+        self.name = name
+        self._split = store.split(name)
+
+    def __len__(self) -> int:
+        return len(self._split)
+
+    @cached_property
+    def examples(self) -> dict:
+        out = {}
+        for field, ds in self._split.examples.items():
+            out[field] = np.asarray(ds.asstr()[()], dtype=object) if is_string_dtype(ds.dtype) else ds[()]
+        return out
+
+    @cached_property
+    def pairs(self) -> np.ndarray:
+        return self._split.pairs_index[()].astype(np.int64).reshape(-1, 2)
+
+    @cached_property
+    def pair_kinds(self) -> np.ndarray:
+        return np.asarray(self._split.pairs_kind.asstr()[()], dtype=object)
+
+    @cached_property
+    def subsets(self) -> dict:
+        return {name: ds[()] for name, ds in self._split.subsets.items()}
+
+    @cached_property
+    def pair_ids(self) -> np.ndarray:
+        """(N,) one id per pair group (an original with all its counterfactuals), numbered from 0
+        in row order; -1 for rows in no pair."""
+        roots = group_roots(len(self), self.pairs)
+        paired = np.zeros(len(self), bool)
+        paired[self.pairs.ravel()] = True
+        unique_roots, ids = np.unique(roots[paired], return_inverse=True)
+        out = np.full(len(self), -1, np.int64)
+        out[paired] = ids
+        return out
+
+
+class PairStore:
+    """A pair store opened for reading: `.splits`, `.class_names`, `store[split]`, `.torch_dataset`."""
+
+    def __init__(self, path, check: bool = True):
+        if check:
+            check_store(path)  # the cheap part of `cfbuild verify`: a damaged store fails here
+        self._store = Store(path)
+        self.path = self._store.path
+        self._views: dict = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        self._store.close()
+
+    task = property(lambda self: self._store.task)
+    input_kind = property(lambda self: self._store.input_kind)
+    label_kind = property(lambda self: self._store.label_kind)
+    class_names = property(lambda self: self._store.class_names)
+    vocab = property(lambda self: self._store.vocab)
+    build = property(lambda self: self._store.build)
+    sources = property(lambda self: self._store.sources)
+    digest = property(lambda self: self._store.digest)
+    splits = property(lambda self: self._store.splits)
+
+    @cached_property
+    def image_ids(self) -> np.ndarray | None:
+        """/regions image id of each image row (regions stores), else None."""
+        regions = self._store.regions
+        return None if regions is None else regions["image_id"][()]
+
+    def __getitem__(self, name: str) -> SplitView:
+        if name not in self._views:
+            self._views[name] = SplitView(self._store, name)
+        return self._views[name]
+
+    def torch_dataset(self, split: str, pairs: bool = True):
+        """A torch Dataset: item i is pair i as (original, counterfactual) example dicts, or with
+        `pairs=False` example i. Numbers come as tensors, texts as str; region stores add
+        `features` (R, D), read for that item only, masked regions zeroed."""
+        from cfbuild.torch_data import PairDataset  # torch only when asked for
+
+        features = RegionFeatureReader(self.path) if self._store.regions is not None else None
+        return PairDataset(self[split], pairs, features)
+
+
+def open_store(path, check: bool = True) -> PairStore:
+    """Open a pair store; `check` runs the cheap part of `cfbuild verify` first."""
+    return PairStore(path, check)
