@@ -93,6 +93,17 @@ def pair_groups(n: int, pairs: np.ndarray) -> list[np.ndarray]:
     return np.split(order, bounds)
 
 
+def group_subset(data: SplitTensors, fraction: float, seed: int) -> SplitTensors:
+    """The rows of the first ceil(fraction x G) pair groups of a seeded permutation of the G groups:
+    the same seed gives nested subsets as the fraction grows (a learning curve's x axis)."""
+    if fraction >= 1:
+        return data
+    groups = pair_groups(len(data), data.pairs)
+    order = np.random.default_rng(seed).permutation(len(groups))
+    kept = order[:max(1, int(np.ceil(fraction * len(groups))))]
+    return data.rows(np.sort(np.concatenate([groups[g] for g in kept])))
+
+
 class PairBatches:
     """Shuffled mini-batches of whole pair groups, about `batch_size` examples each.
 

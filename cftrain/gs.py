@@ -50,16 +50,11 @@ def class_weights(targets: torch.Tensor, edges: torch.Tensor, kind: str) -> torc
     return label_kind(kind).gs_weights(targets, edges)
 
 
-def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor,
-            label_kind: str, random: bool = False, generator: torch.Generator | None = None
-            ) -> tuple[torch.Tensor, dict]:
-    """The mean GS term of a batch, and stats (rows supervised, mean cosine).
-
-    x: (B, ...) GS-space inputs, part of the graph that produced `logits` (B, C).
-    partner: (B,) partner row per row (-1: none) or (E, 2) directed edges.
-    Rows whose g or t has a near-zero norm, or with no differing class, are skipped.
-    """
-    edges = (random_edges(len(x), generator) if random else as_edges(partner).long()).to(x.device)
+def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, edges: torch.Tensor,
+                 label_kind: str, create_graph: bool = True) -> torch.Tensor:
+    """cos(g_i, t_i) of every supervised edge (i, j) of a batch (rows skipped as gs_loss says),
+    with one `torch.autograd.grad` over the batch; differentiable when `create_graph`."""
+    edges = edges.to(x.device)
     if logits.dim() == 1:
         logits = logits[:, None]
     weights = class_weights(targets.to(logits.dtype), edges, label_kind)
@@ -72,16 +67,28 @@ def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partne
     row_weights[has_edge] = weights[first_edge[has_edge]]
     first = (row_weights[edges[:, 0]] == weights).all(1)
     selected = (logits * row_weights).sum()
-    zero = logits.sum() * 0.0
     if not selected.requires_grad or len(edges) == 0:
-        return zero, {"rows": 0, "cosine": float("nan")}
-    grad = torch.autograd.grad(selected, x, create_graph=True)[0].flatten(1)
+        return logits.new_zeros(0)
+    grad = torch.autograd.grad(selected, x, create_graph=create_graph)[0].flatten(1)
     flat = x.flatten(1)
     g = grad[edges[:, 0]]
     t = flat[edges[:, 1]] - flat[edges[:, 0]]
     g_norm, t_norm = g.norm(dim=1), t.norm(dim=1)
     valid = first & (weights != 0).any(1) & (g_norm > EPS) & (t_norm > EPS)
-    if not valid.any():
-        return zero, {"rows": 0, "cosine": float("nan")}
-    cos = (g[valid] * t[valid]).sum(1) / (g_norm[valid] * t_norm[valid])
-    return (1.0 - cos).mean(), {"rows": int(valid.sum()), "cosine": float(cos.mean().detach())}
+    return (g[valid] * t[valid]).sum(1) / (g_norm[valid] * t_norm[valid])
+
+
+def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor,
+            label_kind: str, random: bool = False, generator: torch.Generator | None = None
+            ) -> tuple[torch.Tensor, dict]:
+    """The mean GS term of a batch, and stats (rows supervised, mean cosine).
+
+    x: (B, ...) GS-space inputs, part of the graph that produced `logits` (B, C).
+    partner: (B,) partner row per row (-1: none) or (E, 2) directed edges.
+    Rows whose g or t has a near-zero norm, or with no differing class, are skipped.
+    """
+    edges = random_edges(len(x), generator) if random else as_edges(partner).long()
+    cos = edge_cosines(x, logits, targets, edges, label_kind)
+    if not len(cos):
+        return logits.sum() * 0.0, {"rows": 0, "cosine": float("nan")}
+    return (1.0 - cos).mean(), {"rows": len(cos), "cosine": float(cos.mean().detach())}

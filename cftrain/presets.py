@@ -29,6 +29,8 @@ class RunConfig:
     workers: int = 0             # DataLoader processes building batches (region stores read features)
     answer_types: list = field(default_factory=list)  # VQA: train and evaluate on these answer types only
     device: str = "auto"         # cpu, cuda, or auto (cuda when available)
+    fraction: float = 1.0        # train on this share of the training pair groups (learning curves)
+    fraction_seed: int | None = None  # which groups: a seeded permutation's prefix (default: seed), so nested
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,6 +82,7 @@ RULES = {
     "hidden": (lambda v: all(int(h) >= 1 for h in v), "layer widths >= 1"),
     "optimizer": (lambda v: v in OPTIMIZER_NAMES, f"one of {', '.join(OPTIMIZER_NAMES)}"),
     "device": (lambda v: v in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
+    "fraction": (lambda v: math.isfinite(v) and 0 < v <= 1, "a number in (0, 1]"),
 }
 
 

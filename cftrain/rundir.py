@@ -6,6 +6,7 @@
     RUN_DIR/model.pt        what rebuilds the ensemble: model name, constructor arguments, frozen
                             word vectors' shape and sha256 (their values are in each state), and
                             the best state of every member; read with torch.load(weights_only=True)
+    RUN_DIR/history.png     task loss, GS term and val metric per epoch (trained methods)
 """
 
 from __future__ import annotations

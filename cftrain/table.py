@@ -29,7 +29,8 @@ def run_table(store_path, out_dir, modes=tuple(METHODS), force: bool = False, ve
             (tmp / name).mkdir()
             metrics = run_into(tmp / name, store_path, configs[name], verify=verify and not rows)
             rows.append({"name": method(name).table_row_name(input_kind), "mode": name,
-                         "best_epoch": metrics["best_epoch"], "splits": metrics["splits"]})
+                         "best_epoch": metrics["best_epoch"], "splits": metrics["splits"],
+                         "alignment": metrics.get("alignment", {})})
         table = {"task": task, "store": str(store_path), "metric": metric, "rows": rows}
         write_json_atomic(tmp / "table.json", table)
         (tmp / "table.md").write_text(format_table(table) + "\n")
@@ -47,14 +48,19 @@ def format_table(table: dict) -> str:
             for group, values in groups.items():
                 if (split, group) not in [c[0] for c in columns]:
                     columns.append(((split, group), values["n"]))
-    header = "| method | " + " | ".join(f"{s} {g} (n={n})" for (s, g), n in columns) + " |"
-    lines = [f"Task `{table['task']}`, {metric} in %, best epoch by val {metric}.", "", header,
-             "|---|" + "---:|" * len(columns)]
+    aligned = list(dict.fromkeys(s for row in table["rows"] for s in row.get("alignment", {}) if s != "train"))
+    header = "| method | " + " | ".join([f"{s} {g} (n={n})" for (s, g), n in columns] +
+                                       [f"{s} alignment" for s in aligned]) + " |"
+    lines = [f"Task `{table['task']}`, {metric} in %, best epoch by val {metric}; alignment: mean cos(g, t) "
+             "over the split's pairs.", "", header, "|---|" + "---:|" * (len(columns) + len(aligned))]
     for row in table["rows"]:
         cells = []
         for (split, group), _ in columns:
             values = row["splits"].get(split, {}).get(group)
             cells.append(f"{values[metric]:.1f}" if values and values[metric] is not None else "-")
+        for split in aligned:
+            value = row.get("alignment", {}).get(split, {}).get("cosine")
+            cells.append("-" if value is None else f"{value:.3f}")
         lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -20,10 +20,12 @@ from cfbuild.label_kinds import label_kind
 from cfbuild.progress import Progress
 from cfbuild.staging import staged_dir
 from cfbuild.store import Store
-from cftrain.data import PairBatches, SplitTensors, load_split, to_device
+from cftrain.data import PairBatches, SplitTensors, group_subset, load_split, to_device
+from cftrain.alignment import split_alignment
 from cftrain.methods import Method, method
 from cftrain.metrics import ensemble_logits, split_metrics
 from cftrain.models import load_word_vectors, make_model
+from cftrain.plots import history_png
 from cftrain.presets import RunConfig, validate
 from cftrain.rundir import RunDir
 
@@ -106,7 +108,9 @@ def truncate(data: SplitTensors, max_tokens: int | None) -> SplitTensors:
 def fit(config: RunConfig, store: Store, splits: dict, log=None, device="cpu") -> tuple[list, int, list]:
     """Train the ensemble in lockstep; select the epoch by the ensemble's val metric."""
     trainer = method(config.mode)
-    train = trainer.training_rows(splits["train"], config.seed)
+    subset = group_subset(splits["train"], config.fraction,
+                          config.seed if config.fraction_seed is None else config.fraction_seed)
+    train = trainer.training_rows(subset, config.seed)
     members = [m.to(device) for m in build_members(config, store, model_kwargs(config, store, train))]
     optimizers = [make_optimizer(config, m.parameters()) for m in members]
     loaders = [PairBatches(train, config.batch_size, config.seed + k) for k in range(len(members))]
@@ -169,6 +173,12 @@ def only_answer_types(data: SplitTensors, kinds: list, path, training: bool = Tr
     return data.rows(rows)
 
 
+def alignments(members: list, splits: dict, kind: str, device="cpu") -> dict:
+    """Gradient alignment on every split with pairs (cftrain.alignment)."""
+    out = {name: split_alignment(members, data, kind, device) for name, data in splits.items()}
+    return {name: value for name, value in out.items() if value is not None}
+
+
 def evaluate(members: list, splits: dict, kind: str, device="cpu") -> dict:
     return {name: split_metrics(ensemble_logits(members, data, device), data, kind) for name, data in splits.items()}
 
@@ -206,9 +216,12 @@ def run_into(out_dir, store_path, config: RunConfig, verify: bool = False) -> di
                                                  for name, data in splits.items()})
         else:
             with rundir.history() as log:
-                members, best_epoch, _ = fit(config, store, splits, log=log, device=device)
-            metrics.update(best_epoch=best_epoch, splits=evaluate(members, splits, store.label_kind, device))
+                members, best_epoch, history = fit(config, store, splits, log=log, device=device)
+            metrics.update(best_epoch=best_epoch, splits=evaluate(members, splits, store.label_kind, device),
+                           alignment=alignments(members, splits, store.label_kind, device))
             rundir.save_model(members, config.model, model_kwargs(config, store, splits["train"]))
+            history_png(history, rundir.path / "history.png", metric,
+                        f"{store.task} {config.mode}, {config.ensemble} member(s), best epoch {best_epoch}")
     rundir.write_metrics(metrics)
     return metrics
 

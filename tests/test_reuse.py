@@ -4,7 +4,6 @@ and the docs/STORE.md example run as written."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq

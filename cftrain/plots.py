@@ -1,0 +1,47 @@
+"""Pictures of runs and curves (matplotlib, Agg: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def history_png(history: list, path: Path, metric: str, title: str) -> None:
+    """Task loss, GS term and the validation metric per epoch, three panels side by side."""
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3), constrained_layout=True)
+    for ax, key, label in zip(axes, ("task_loss", "gs", f"val_{metric}"),
+                              ("task loss", "GS term (1 - cos)", f"val {metric} (%)")):
+        ax.plot(epochs, [h[key] for h in history], marker=".")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    best = max(history, key=lambda h: h[f"val_{metric}"])
+    axes[2].axvline(best["epoch"], color="grey", linestyle=":", label=f"best epoch {best['epoch']}")
+    axes[2].legend(loc="lower right", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def curve_png(points: dict, path: Path, metric: str, split: str, title: str) -> None:
+    """points: {mode: [(fraction, mean, low, high), ...]}; one line per mode, a band low..high."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), constrained_layout=True)
+    for mode, rows in points.items():
+        xs = [r[0] for r in rows]
+        ax.plot(xs, [r[1] for r in rows], marker="o", label=mode)
+        ax.fill_between(xs, [r[2] for r in rows], [r[3] for r in rows], alpha=0.2)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([r[0] for r in next(iter(points.values()))])
+    ax.set_xticklabels([f"{r[0]:.3g}" for r in next(iter(points.values()))], fontsize=8)
+    ax.set_xlabel("fraction of training pair groups")
+    ax.set_ylabel(f"{split} {metric} (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title, fontsize=10)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
