@@ -12,7 +12,7 @@ import click
 
 from cfbuild.builders.cad import build_imdb, build_snli
 from cfbuild.builders.coco import build_coco
-from cfbuild.builders.table import build_table
+from cfbuild.builders.table import build_import, build_table
 from cfbuild.builders.toy import build_toy
 from cfbuild.builders.toy_regions import build_toy_regions
 from cfbuild.builders.transfer import build_transfer
@@ -246,6 +246,28 @@ def table(train_file, file_val, file_test, text_col, text2_col, label_col, pair_
     _report(build_table(files, out, text_cols=[c for c in (text_col, text2_col) if c], label_col=label_col,
                         pair_col=pair_col, original_col=original_col, task=task, max_tokens=max_tokens,
                         vocab_size=vocab_size, force=force))
+    click.echo(f"wrote {out}")
+
+
+@main.command("import")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@OUT
+@max_tokens_option(build_import)
+@vocab_size_option(build_import)
+@FORCE
+def import_command(folder, out, max_tokens, vocab_size, force):
+    """A text store from tables in the layout `cfbuild export` writes (your own paired data too).
+
+    FOLDER holds train.parquet (or .jsonl/.csv/.tsv) and optionally val and test, with columns
+    text (or premise_text and hypothesis_text), label, pair_id (-1: unpaired), is_counterfactual,
+    and optionally id and pair_kind; store.json, when there, gives the class names and task.
+
+    \b
+    Example:
+      cfbuild export imdb.h5 --to parquet imdb-parquet
+      cfbuild import imdb-parquet --out imdb-again.h5
+    """
+    _report(build_import(folder, out, max_tokens=max_tokens, vocab_size=vocab_size, force=force))
     click.echo(f"wrote {out}")
 
 

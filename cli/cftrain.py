@@ -57,6 +57,8 @@ def training_options(func):
                      help="torch threads (small models train fastest on 1)."),
         DEVICE,
         click.option("--workers", type=click.IntRange(min=0), help="Processes building batches (region stores)."),
+        click.option("--fraction", type=FiniteFloat(0, 1, low_open=True),
+                     help="Train on this share of the training pair groups (a seeded, nested subset)."),
         click.option("--answer-types", callback=_answer_types,
                      help="VQA: train and evaluate on these answer types only, e.g. other."),
     ]
@@ -128,6 +130,67 @@ def table_command(store, out, modes, force, verify, **options):
     if unknown or not chosen:
         raise click.BadParameter(f"unknown mode(s) {unknown} (known: {', '.join(METHODS)})", param_hint="--modes")
     click.echo(format_table(run_table(store, out, modes=chosen, force=force, verify=verify, **options)))
+
+
+def _list(value, convert, option):
+    try:
+        items = [convert(v.strip()) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value}: a comma-separated list", param_hint=option) from None
+    if not items:
+        raise click.BadParameter("give at least one value", param_hint=option)
+    return items
+
+
+@main.command("curve")
+@STORE
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Curve directory: one run per mode, fraction and seed, curve.json, curve.png, curve.md.")
+@click.option("--fractions", default="1/9,1/8,1/7,1/6,1/5,1/4,1/3,1/2,1/1", show_default=True,
+              help="Fractions of the training pair groups (nested subsets).")
+@click.option("--modes", default="original,augmented,gs", show_default=True, help="Comma-separated modes.")
+@click.option("--seeds", default="0,1,2", show_default=True,
+              help="Seeds: each a model seed and its own chain of nested subsets.")
+@click.option("--split", help="Split whose metric is plotted (default: test, else val).")
+@training_options
+@FORCE
+def curve_command(store, out, fractions, modes, seeds, split, force, **options):
+    """A learning curve (the paper's Fig. 5): each mode on growing nested subsets of the pairs.
+
+    \b
+    Example:
+      cftrain curve toy.h5 --out runs/toy-curve --fractions 1/8,1/4,1/2,1/1 --seeds 0,1,2
+    """
+    from cfbuild.staging import check_output_dir
+    from cftrain.curve import format_curve, parse_fractions, run_curve
+
+    check_output_dir(out, force)
+    if options.pop("seed") != RunConfig.seed or options.pop("fraction") is not None:
+        raise click.UsageError("curve sets --seed and --fraction itself: use --seeds and --fractions")
+    chosen = _list(modes, str, "--modes")
+    unknown = [m for m in chosen if m not in METHODS or not METHODS[m].trains]
+    if unknown:
+        trained = ", ".join(m for m in METHODS if METHODS[m].trains)
+        raise click.BadParameter(f"{unknown}: not a trained mode ({trained})", param_hint="--modes")
+    curve = run_curve(store, out, parse_fractions(fractions), chosen, _list(seeds, int, "--seeds"), split=split,
+                      force=force, **options)
+    click.echo(format_curve(curve))
+    click.echo(f"wrote {out}/curve.png")
+
+
+@main.command("report")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The Markdown page.")
+@click.option("--force", is_flag=True, help="Replace an existing --out.")
+def report_command(run_dirs, out, force):
+    """One Markdown page comparing runs: differing options, metrics, alignment, history plots.
+
+    Example: cftrain report runs/toy/augmented runs/toy/gs --out runs/toy/report.md
+    """
+    from cftrain.report import write_report
+
+    write_report(list(run_dirs), out, force=force)
+    click.echo(f"wrote {out}")
 
 
 @main.command("eval")

@@ -126,3 +126,22 @@ def test_datasets_hdf5_loader_reads_one_group_with_explicit_features(stores):
     with cfpairs.open_store(stores["text"]) as store:
         assert namespace["train"][0]["train"]["examples"]["id"] == store["train"].examples["id"][0]
         assert len(namespace["train"]) == len(store["train"])
+
+
+@pytest.mark.parametrize("kind", ["text", "text_pair"])
+def test_export_then_import_gives_back_the_examples_and_pairs(stores, kind, tmp_path):
+    assert run_cli("cfbuild", "export", str(stores[kind]), "--to", "parquet", str(tmp_path / "pq")).returncode == 0
+    result = run_cli("cfbuild", "import", str(tmp_path / "pq"), "--out", str(tmp_path / "again.h5"))
+    assert result.returncode == 0, result.stderr
+    with cfpairs.open_store(stores[kind]) as a, cfpairs.open_store(tmp_path / "again.h5") as b:
+        assert (a.task, a.input_kind, a.label_kind, a.class_names) == (b.task, b.input_kind, b.label_kind,
+                                                                        b.class_names)
+        for name in a.splits:
+            x, y = a[name], b[name]
+            by_id = {i: r for r, i in enumerate(y.examples["id"])}
+            rows = np.array([by_id[i] for i in x.examples["id"]])  # same ids, rows may be reordered
+            for field in ("label", "is_counterfactual", *[f for f in x.examples if f.endswith("text")]):
+                assert y.examples[field][rows].tolist() == x.examples[field].tolist(), field
+            mapped = {(int(rows[p]), int(rows[q])) for p, q in x.pairs}
+            assert mapped == {tuple(p) for p in y.pairs.tolist()}
+            assert sorted(y.pair_kinds.tolist()) == sorted(x.pair_kinds.tolist())

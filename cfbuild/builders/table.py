@@ -1,7 +1,10 @@
-"""`cfbuild table`: a user's own counterfactual data (CSV/TSV/JSONL) as a text store."""
+"""`cfbuild table`: a user's own counterfactual data (CSV/TSV/JSONL/parquet) as a text store;
+`cfbuild import`: the same over tables in `cfbuild export`'s layout."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cfbuild.builders.textpairs import PairedSplit, write_text_store
@@ -21,16 +24,42 @@ def label_classes(values) -> list[str]:
     return unique
 
 
-def _group_rows(table: Table, pair_col: str, original_col: str | None) -> list[tuple[int, list[int]]]:
+@dataclass(frozen=True)
+class Layout:
+    """Which columns say what. `counterfactual_col` marks the edits (the group's one unmarked row is
+    its original) instead of `original_col` marking the original; rows whose pair value is in
+    `unpaired` stand alone; `label_names` turns label indexes into class names (an export's
+    ClassLabel); `id_col` and `kind_col` keep ids and pair kinds instead of file:line and 'edited'."""
+    text_cols: tuple
+    label_col: str
+    pair_col: str
+    original_col: str | None = None
+    counterfactual_col: str | None = None
+    unpaired: tuple = ()
+    label_names: tuple | None = None
+    id_col: str | None = None
+    kind_col: str | None = None
+
+
+def _group_rows(table: Table, layout: Layout) -> list[tuple[int, list[int]]]:
+    pair_col, original_col = layout.pair_col, layout.original_col
     groups: dict[str, list[int]] = {}
     for row, key in enumerate(table.columns[pair_col]):
         if not key:
             raise UserError(f"{table.path}: line {table.line(row)}: empty {pair_col!r}")
-        groups.setdefault(key, []).append(row)
+        groups.setdefault(key if key not in layout.unpaired else f"\0{row}", []).append(row)
     out = []
     for key, rows in groups.items():
         original = rows[0]
-        if original_col:
+        if layout.counterfactual_col:
+            marks = table.columns[layout.counterfactual_col]
+            unmarked = [r for r in rows if marks[r].strip().lower() not in TRUE_WORDS]
+            if len(unmarked) != 1:
+                lines = ", ".join(str(table.line(r)) for r in rows)
+                raise UserError(f"{table.path}: {pair_col} {key!r} (lines {lines}) has {len(unmarked)} rows not "
+                                f"marked counterfactual in {layout.counterfactual_col!r}; exactly 1 is needed")
+            original = unmarked[0]
+        elif original_col:
             flagged = [r for r in rows if table.columns[original_col][r].strip().lower() in TRUE_WORDS]
             if len(flagged) != 1:
                 lines = ", ".join(str(table.line(r)) for r in rows)
@@ -41,16 +70,29 @@ def _group_rows(table: Table, pair_col: str, original_col: str | None) -> list[t
     return out
 
 
-def table_split(path, *, text_cols: list, label_col: str, pair_col: str, original_col: str | None,
-                classes: list | None) -> tuple[PairedSplit, list]:
+def _named_labels(table: Table, label_col: str, names: tuple) -> None:
+    """Label indexes (0..C-1) as class names, in place."""
+    column = table.columns[label_col]
+    for row, value in enumerate(column):
+        if not value.strip().isdigit() or int(value) >= len(names):
+            raise UserError(f"{table.path}: line {table.line(row)}: label {value!r} is not a class index "
+                            f"0..{len(names) - 1}")
+        column[row] = names[int(value)]
+
+
+def table_split(path, layout: Layout, classes: list | None) -> tuple[PairedSplit, list]:
     """One file as a PairedSplit; `classes` None means: take them from this file's labels."""
+    text_cols, label_col, pair_col = list(layout.text_cols), layout.label_col, layout.pair_col
     table = read_table(path)
-    table.require(*text_cols, label_col, pair_col, *([original_col] if original_col else []))
+    optional = [c for c in (layout.original_col, layout.counterfactual_col, layout.id_col, layout.kind_col) if c]
+    table.require(*text_cols, label_col, pair_col, *optional)
     empty = [row for row, value in enumerate(table.columns[label_col]) if not value.strip()]
     if empty:
         raise UserError(f"{table.path}: line {table.line(empty[0])}: empty label in column {label_col!r} "
                         f"({len(empty)} such rows)")
-    classes = classes or label_classes(table.columns[label_col])
+    if layout.label_names:
+        _named_labels(table, label_col, layout.label_names)
+    classes = classes or (list(layout.label_names) if layout.label_names else label_classes(table.columns[label_col]))
     index = {c: i for i, c in enumerate(classes)}
     out = PairedSplit()
     unpaired = 0
@@ -59,36 +101,66 @@ def table_split(path, *, text_cols: list, label_col: str, pair_col: str, origina
         value = table.columns[label_col][row]
         if value not in index:
             raise UserError(f"{table.path}: line {table.line(row)}: unknown label {value!r} (classes: {classes})")
-        return out.add(f"{Path(path).name}:{table.line(row)}", [table.columns[c][row] for c in text_cols],
+        row_id = table.columns[layout.id_col][row] if layout.id_col else f"{Path(path).name}:{table.line(row)}"
+        return out.add(row_id, [table.columns[c][row] for c in text_cols],
                        index[value], is_cf, pair_id=table.columns[pair_col][row], source_line=table.line(row))
 
-    for original, edits in _group_rows(table, pair_col, original_col):
+    for original, edits in _group_rows(table, layout):
         o = add(original, False)
         unpaired += not edits
         for row in edits:
-            out.pairs.append((o, add(row, True), "edited", f"{pair_col} {table.columns[pair_col][original]}"))
+            kind = table.columns[layout.kind_col][row] if layout.kind_col else "edited"
+            out.pairs.append((o, add(row, True), kind, f"{pair_col} {table.columns[pair_col][original]}"))
     if unpaired:
         out.notes.append(f"{unpaired} groups have no edit (kept as unpaired originals)")
     return out, classes
 
 
 def build_table(files: dict, out, *, text_cols: list, label_col: str, pair_col: str, original_col=None,
-                task: str = "table", max_tokens: int = 32, vocab_size: int = 20000, force: bool = False) -> dict:
+                task: str = "table", max_tokens: int = 32, vocab_size: int = 20000, force: bool = False,
+                layout: Layout | None = None, command: str = "cfbuild table") -> dict:
     """`files`: {split name: path}, `train` required (its labels define the classes)."""
     check_output_file(out, force)  # before any work
+    layout = layout or Layout(tuple(text_cols), label_col, pair_col, original_col)
     if "train" not in files:
         raise UserError("--file (the train split) is required")
-    split, classes = table_split(files["train"], text_cols=text_cols, label_col=label_col, pair_col=pair_col,
-                                 original_col=original_col, classes=None)
+    split, classes = table_split(files["train"], layout, classes=None)
     if len(classes) < 2:
-        raise UserError(f"{files['train']}: column {label_col!r} has fewer than 2 classes ({classes})")
+        raise UserError(f"{files['train']}: column {layout.label_col!r} has fewer than 2 classes ({classes})")
     splits = {"train": split}
     for name in ("val", "test"):
         if files.get(name):
-            splits[name], _ = table_split(files[name], text_cols=text_cols, label_col=label_col,
-                                          pair_col=pair_col, original_col=original_col, classes=classes)
-    params = {"text_cols": text_cols, "label_col": label_col, "pair_col": pair_col, "original_col": original_col,
-              "max_tokens": max_tokens, "vocab_size": vocab_size, "files": {k: str(v) for k, v in files.items()}}
+            splits[name], _ = table_split(files[name], layout, classes=classes)
+    params = {**{k: v for k, v in asdict(layout).items() if v}, "max_tokens": max_tokens, "vocab_size": vocab_size,
+              "files": {k: str(v) for k, v in files.items()}}
     return write_text_store(out, task=task, class_names=classes, splits=splits, max_tokens=max_tokens,
-                            vocab_size=vocab_size, command="cfbuild table", parameters=params,
+                            vocab_size=vocab_size, command=command, parameters=params,
                             sources=[describe_source(files[n]) for n in splits], force=force)
+
+
+def build_import(folder, out, *, max_tokens: int = 0, vocab_size: int = 20000, force: bool = False) -> dict:
+    """A text store from tables in `cfbuild export`'s layout: `<split>.parquet` (or .jsonl/.csv/.tsv)
+    files with `text` (or `premise_text` + `hypothesis_text`), `label`, `pair_id` (-1: unpaired),
+    `is_counterfactual`, optionally `id` and `pair_kind`; `store.json` (written by export) gives the
+    class names (labels are then class indexes) and the task."""
+    check_output_file(out, force)  # before any work
+    folder = Path(folder)
+    files = {}
+    for split in ("train", "val", "test"):
+        found = [folder / f"{split}{ext}" for ext in (".parquet", ".jsonl", ".csv", ".tsv")]
+        found = [p for p in found if p.is_file()]
+        if found:
+            files[split] = found[0]
+    if "train" not in files:
+        raise UserError(f"{folder}: no train.parquet (or train.jsonl/.csv/.tsv) in the exported layout")
+    meta = json.loads((folder / "store.json").read_text()) if (folder / "store.json").is_file() else {}
+    if meta.get("input_kind") not in (None, "text", "text_pair"):
+        raise UserError(f"{folder}: a {meta['input_kind']} store cannot be imported (texts only)")
+    header = read_table(files["train"]).columns
+    text_cols = ("premise_text", "hypothesis_text") if "premise_text" in header else ("text",)
+    layout = Layout(text_cols, "label", "pair_id", counterfactual_col="is_counterfactual", unpaired=("-1",),
+                    label_names=tuple(meta["class_names"]) if meta.get("class_names") else None,
+                    id_col="id" if "id" in header else None, kind_col="pair_kind" if "pair_kind" in header else None)
+    return build_table(files, out, text_cols=list(text_cols), label_col="label", pair_col="pair_id",
+                       task=meta.get("task", "import"), max_tokens=max_tokens, vocab_size=vocab_size, force=force,
+                       layout=layout, command="cfbuild import")

@@ -55,13 +55,27 @@ def read_table(path) -> Table:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
+    if path.suffix.lower() == ".parquet":
+        return _read_parquet(path)  # rows, not lines: "line" n is row n
     data = check_utf8(path)
     suffix = path.suffix.lower()
     if suffix in DELIMITERS:
         return _read_delimited(path, data, DELIMITERS[suffix])
     if suffix in JSON_SUFFIXES:
         return _read_jsonl(path, data)
-    raise UserError(f"{path}: unknown table format {suffix!r} (expected .tsv, .csv, .jsonl or .json)")
+    raise UserError(f"{path}: unknown table format {suffix!r} (expected .tsv, .csv, .jsonl, .json or .parquet)")
+
+
+def _read_parquet(path: Path) -> Table:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path).to_pydict()
+    except Exception as exc:  # pyarrow raises many types for damaged files
+        raise UserError(f"{path}: not a readable parquet file ({' '.join(str(exc).split())[:160]})") from None
+    columns = {name: ["" if v is None else (str(v).lower() if isinstance(v, bool) else str(v)) for v in values]
+               for name, values in table.items()}
+    return Table(path, columns, first_line=1)
 
 
 def load_with_datasets(*args, what: str, **kwargs):
