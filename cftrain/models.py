@@ -67,9 +67,10 @@ class BagOfWords(PairModel):
     """IMDb: learned 50-d embeddings averaged over the real tokens, linear to one logit."""
     input_kinds = ("text",)
 
-    def __init__(self, vocab_size: int, n_outputs: int = 1, dim: int = 50, **_):
+    def __init__(self, vocab_size: int, n_outputs: int = 1, dim: int = 50, sparse: bool = False, **_):
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
+        # sparse: a step's gradient covers only the rows its batch uses (cftrain.optim.LazyAdadelta)
+        self.embed = nn.Embedding(vocab_size, dim, padding_idx=0, sparse=sparse)
         self.out = nn.Linear(dim, n_outputs)
 
     def encode(self, batch):
@@ -118,11 +119,11 @@ class NliBagOfWords(PairModel):
     input_kinds = ("text_pair",)
 
     def __init__(self, vocab_size: int, n_outputs: int = 3, vectors: torch.Tensor | None = None,
-                 width: int = 100, dim: int = 50, **_):
+                 width: int = 100, dim: int = 50, sparse: bool = False, **_):
         super().__init__()
         if vectors is None:
             warnings.warn("nli-bow without --embeddings: learning 300-d word embeddings from scratch")
-            self.embed = nn.Embedding(vocab_size, 300, padding_idx=0)
+            self.embed = nn.Embedding(vocab_size, 300, padding_idx=0, sparse=sparse)
         else:
             self.embed = nn.Embedding.from_pretrained(vectors, freeze=True, padding_idx=0)
         self.project = nn.Sequential(nn.Linear(self.embed.embedding_dim, dim), nn.ReLU())

@@ -67,7 +67,7 @@ def resolve(task: str, input_kind: str | None = None, **overrides) -> RunConfig:
     return config
 
 
-OPTIMIZER_NAMES = ("adadelta", "adam", "adamax")  # cftrain.train.OPTIMIZERS builds them
+OPTIMIZER_NAMES = ("adadelta", "adam", "adamax")  # cftrain.optim.OPTIMIZERS builds them
 # option: (check, what it must be); checked before any work, for the CLI and the Python API alike
 RULES = {
     "gs_weight": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),

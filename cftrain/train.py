@@ -21,6 +21,7 @@ from cfbuild.progress import Progress
 from cfbuild.staging import staged_dir
 from cfbuild.store import Store
 from cftrain.data import PairBatches, SplitTensors, group_subset, load_split, to_device
+from cftrain import optim
 from cftrain.alignment import split_alignment
 from cftrain.methods import Method, method
 from cftrain.metrics import ensemble_logits, split_metrics
@@ -50,13 +51,8 @@ def train_step(model, optimizer, batch: dict, config: RunConfig, kind: str,
     return {"task_loss": float(task_loss.detach()), "gs": stats.get("gs", 0.0), "gs_rows": stats.get("gs_rows", 0)}
 
 
-OPTIMIZERS = {"adadelta": torch.optim.Adadelta, "adam": torch.optim.Adam, "adamax": torch.optim.Adamax}
-
-
 def make_optimizer(config: RunConfig, params):
-    if config.optimizer not in OPTIMIZERS:
-        raise UserError(f"unknown optimizer {config.optimizer!r} ({', '.join(OPTIMIZERS)})")
-    return OPTIMIZERS[config.optimizer]([p for p in params if p.requires_grad], lr=config.lr)
+    return optim.make_optimizer(config.optimizer, params, config.lr)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -82,7 +78,7 @@ def model_kwargs(config: RunConfig, store: Store, train: SplitTensors) -> dict:
 
 def build_members(config: RunConfig, store: Store, kwargs: dict) -> list:
     """`config.ensemble` models, member k seeded with seed + k."""
-    kwargs = dict(kwargs)
+    kwargs = dict(kwargs, sparse=config.optimizer in optim.SPARSE_OK)  # not saved: the state is the same
     if config.embeddings:
         if not Path(config.embeddings).is_file():
             raise UserError(f"{config.embeddings}: --embeddings file does not exist")

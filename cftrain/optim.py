@@ -1,0 +1,93 @@
+"""Optimizers. AdaDelta (the paper's) with sparse gradients whose cost is proportional to the
+rows a step touches, while giving dense AdaDelta's result.
+
+Why it is exact: a row a step does not touch has g = 0, so dense AdaDelta leaves the row's
+parameters as they are (its update sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) * g is 0) and only
+decays both accumulators by rho. Each row remembers the step it was last touched; when it is
+touched again after k untouched steps, both accumulators are first multiplied by rho^k, then the
+usual update runs on that row. (Floating point: rho^k once instead of k multiplications by rho,
+equal within float tolerance; a test checks it against torch.optim.Adadelta over many steps.)
+
+Adam and Adamax stay dense: an untouched row still moves under them (their first moment decays
+but is not zero), so skipping rows would change the result.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from cfbuild.errors import UserError
+
+
+class LazyAdadelta(torch.optim.Optimizer):
+    """torch.optim.Adadelta (no weight decay) that also takes sparse gradients, lazily."""
+
+    def __init__(self, params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6):
+        super().__init__(params, {"lr": lr, "rho": rho, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, rho, eps = group["lr"], group["rho"], group["eps"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                state = self.state[param]
+                if not state:
+                    state["step"] = 0
+                    state["square_avg"] = torch.zeros_like(param)
+                    state["acc_delta"] = torch.zeros_like(param)
+                state["step"] += 1
+                if param.grad.is_sparse:
+                    self._sparse_update(param, state, lr, rho, eps)
+                else:
+                    self._dense_update(param, param.grad, state["square_avg"], state["acc_delta"], lr, rho, eps)
+        return loss
+
+    @staticmethod
+    def _dense_update(param, grad, square_avg, acc_delta, lr, rho, eps):
+        square_avg.mul_(rho).addcmul_(grad, grad, value=1 - rho)
+        std = square_avg.add(eps).sqrt_()
+        delta = acc_delta.add(eps).sqrt_().div_(std).mul_(grad)
+        acc_delta.mul_(rho).addcmul_(delta, delta, value=1 - rho)
+        param.add_(delta, alpha=-lr)
+
+    def _sparse_update(self, param, state, lr, rho, eps):
+        grad = param.grad.coalesce()
+        rows, values = grad.indices()[0], grad.values()
+        if "last_step" not in state:
+            state["last_step"] = torch.zeros(param.shape[0], dtype=torch.long, device=param.device)
+        step, last = state["step"], state["last_step"]
+        # untouched steps since each row's last touch: decay both accumulators by rho^k at once
+        decay = torch.pow(torch.full_like(values[:, 0], rho), (step - 1 - last[rows]).to(values.dtype))[:, None]
+        square_avg, acc_delta = state["square_avg"][rows] * decay, state["acc_delta"][rows] * decay
+        row_param = param[rows]
+        self._dense_update(row_param, values, square_avg, acc_delta, lr, rho, eps)
+        param[rows], state["square_avg"][rows], state["acc_delta"][rows] = row_param, square_avg, acc_delta
+        last[rows] = step
+
+    def settle(self) -> None:
+        """Bring every row's accumulators up to the current step (for inspection or checkpoints)."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                state = self.state.get(param, {})
+                if "last_step" in state:
+                    k = (state["step"] - state["last_step"]).to(param.dtype)[:, None]
+                    decay = torch.pow(torch.full_like(k, group["rho"]), k)
+                    state["square_avg"].mul_(decay)
+                    state["acc_delta"].mul_(decay)
+                    state["last_step"].fill_(state["step"])
+
+
+OPTIMIZERS = {"adadelta": LazyAdadelta, "adam": torch.optim.Adam, "adamax": torch.optim.Adamax}
+SPARSE_OK = {"adadelta"}  # optimizers whose sparse-gradient result equals the dense one
+
+
+def make_optimizer(name: str, params, lr: float):
+    if name not in OPTIMIZERS:
+        raise UserError(f"unknown optimizer {name!r} ({', '.join(OPTIMIZERS)})")
+    return OPTIMIZERS[name]([p for p in params if p.requires_grad], lr=lr)
