@@ -23,8 +23,9 @@ def member_alignment(model, data: SplitTensors, kind: str, device="cpu") -> tupl
         for batch in PairBatches(data, BATCH, seed=0):
             batch = to_device(batch, device)
             x = model.encode(batch).detach().requires_grad_(True)
-            cos = edge_cosines(x, model.head(x, batch), batch["targets"], batch["edges"], kind, create_graph=False)
-            total, count = total + float(cos.detach().sum()), count + len(cos)
+            cos, valid = edge_cosines(x, model.head(x, batch), batch["targets"], batch["edges"], kind,
+                                      create_graph=False)
+            total, count = total + float(cos[valid].detach().sum()), count + int(valid.sum())
     return (total / count if count else float("nan")), count
 
 

@@ -51,44 +51,58 @@ def class_weights(targets: torch.Tensor, edges: torch.Tensor, kind: str) -> torc
 
 
 def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, edges: torch.Tensor,
-                 label_kind: str, create_graph: bool = True) -> torch.Tensor:
-    """cos(g_i, t_i) of every supervised edge (i, j) of a batch (rows skipped as gs_loss says),
-    with one `torch.autograd.grad` over the batch; differentiable when `create_graph`."""
+                 label_kind: str, create_graph: bool = True, members: bool = False) -> tuple:
+    """(cos, valid): cos(g_i, t_i) of every edge (i, j) of a batch, (E, N), and which edges are
+    supervised (rows skipped as gs_loss says), with one `torch.autograd.grad` over the batch;
+    differentiable when `create_graph`. `members`: x is (B, N, ...) and logits (B, N, C), N
+    independent ensemble members on the same batch (each member's g is its own slice); else N = 1."""
+    if not members:
+        x_members, logits = x.unsqueeze(1), (logits[:, None] if logits.dim() == 1 else logits).unsqueeze(1)
+    else:
+        x_members = x
     edges = edges.to(x.device)
-    if logits.dim() == 1:
-        logits = logits[:, None]
     weights = class_weights(targets.to(logits.dtype), edges, label_kind)
     # One weight row per batch row: each row's first edge decides its class; edges that
     # would need another class for the same row are skipped (they cannot share one g).
-    row_weights = torch.zeros_like(logits)
+    row_weights = torch.zeros_like(targets, dtype=logits.dtype)
     first_edge = torch.full((len(x),), len(edges), dtype=torch.long, device=x.device)
     first_edge.scatter_reduce_(0, edges[:, 0], torch.arange(len(edges), device=x.device), reduce="amin")
     has_edge = first_edge < len(edges)
     row_weights[has_edge] = weights[first_edge[has_edge]]
-    first = (row_weights[edges[:, 0]] == weights).all(1)
-    selected = (logits * row_weights).sum()
+    first = (row_weights[edges[:, 0]] == weights).all(1) & (weights != 0).any(1)
+    selected = (logits * row_weights[:, None, :]).sum()
+    n_members = logits.shape[1]
     if not selected.requires_grad or len(edges) == 0:
-        return logits.new_zeros(0)
-    grad = torch.autograd.grad(selected, x, create_graph=create_graph)[0].flatten(1)
-    flat = x.flatten(1)
+        empty = logits.new_zeros((len(edges), n_members))
+        return empty, empty.bool()
+    grad = torch.autograd.grad(selected, x, create_graph=create_graph)[0]
+    grad = (grad.unsqueeze(1) if not members else grad).flatten(2)
+    flat = x_members.flatten(2)
     g = grad[edges[:, 0]]
     t = flat[edges[:, 1]] - flat[edges[:, 0]]
-    g_norm, t_norm = g.norm(dim=1), t.norm(dim=1)
-    valid = first & (weights != 0).any(1) & (g_norm > EPS) & (t_norm > EPS)
-    return (g[valid] * t[valid]).sum(1) / (g_norm[valid] * t_norm[valid])
+    g_norm, t_norm = g.norm(dim=2), t.norm(dim=2)
+    valid = first[:, None] & (g_norm > EPS) & (t_norm > EPS)
+    cos = (g * t).sum(2) / (g_norm * t_norm).clamp(min=EPS)
+    return cos, valid
 
 
 def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor,
-            label_kind: str, random: bool = False, generator: torch.Generator | None = None
-            ) -> tuple[torch.Tensor, dict]:
-    """The mean GS term of a batch, and stats (rows supervised, mean cosine).
+            label_kind: str, random: bool = False, generator: torch.Generator | None = None,
+            members: bool = False) -> tuple[torch.Tensor, dict]:
+    """The GS term of a batch, and stats (rows supervised, mean cosine).
 
-    x: (B, ...) GS-space inputs, part of the graph that produced `logits` (B, C).
+    x: (B, ...) GS-space inputs, part of the graph that produced `logits` (B, C); with `members`,
+    (B, N, ...) and (B, N, C) for N ensemble members, and the term is the sum over members of each
+    member's mean (so each member's gradient is what it would be alone).
     partner: (B,) partner row per row (-1: none) or (E, 2) directed edges.
     Rows whose g or t has a near-zero norm, or with no differing class, are skipped.
     """
     edges = random_edges(len(x), generator) if random else as_edges(partner).long()
-    cos = edge_cosines(x, logits, targets, edges, label_kind)
-    if not len(cos):
+    cos, valid = edge_cosines(x, logits, targets, edges, label_kind, members=members)
+    counts = valid.sum(0)
+    if not counts.any():
         return logits.sum() * 0.0, {"rows": 0, "cosine": float("nan")}
-    return (1.0 - cos).mean(), {"rows": len(cos), "cosine": float(cos.mean().detach())}
+    per_member = torch.where(valid, 1.0 - cos, torch.zeros_like(cos)).sum(0) / counts.clamp(min=1)
+    term = per_member[counts > 0].sum()
+    mean_cos = float(cos[valid].detach().mean())
+    return term, {"rows": int(counts.sum()), "cosine": mean_cos, "members": int((counts > 0).sum())}

@@ -103,9 +103,11 @@ class GradientSupervision(Method):
     def extra_loss(self, x, logits, batch, config, kind, generator):
         if config.gs_weight <= 0:
             return None, {}
+        members = logits.dim() == 3  # a fused ensemble: (B, N, C)
         term, stats = gs_loss(x, logits, batch["targets"], batch["edges"], kind,
-                              random=self.random_relations, generator=generator)
-        return config.gs_weight * term, {"gs": float(term.detach()), "gs_rows": stats["rows"]}
+                              random=self.random_relations, generator=generator, members=members)
+        n = logits.shape[1] if members else 1
+        return config.gs_weight * term, {"gs": float(term.detach()) / n, "gs_rows": stats["rows"]}
 
 
 @register

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 from pathlib import Path
 
+from cfbuild.check import check_store
 from cfbuild.errors import UserError
 from cfbuild.label_kinds import label_kind
+from cfbuild.progress import Progress, set_quiet
 from cfbuild.staging import check_output_file, staged_dir
 from cfbuild.store import Store
 from cftrain.methods import METHODS, method
@@ -15,19 +20,28 @@ from cftrain.train import (evaluate, load_splits, open_store, resolve_device, ru
                            signature_mismatch)
 
 
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def run_table(store_path, out_dir, modes=tuple(METHODS), force: bool = False, verify: bool = False,
-              **overrides) -> dict:
+              jobs: int | None = None, **overrides) -> dict:
     """Run every mode (in the registry's order) into out_dir/<mode>/ and write table.json and
-    table.md, all in a temporary directory renamed to `out_dir` when the whole table is done."""
+    table.md, all in a temporary directory renamed to `out_dir` when the whole table is done.
+    Rows run in `jobs` processes (default: the cores this process may use, at most one per row)."""
     with Store(store_path) as store:
         task, input_kind, metric = store.task, store.input_kind, label_kind(store.label_kind).metric
     names = [m for m in METHODS if m in modes]
     configs = {name: resolve(task, input_kind, **{**overrides, "mode": name}) for name in names}  # all checked first
+    jobs = max(1, min(jobs or available_cores(), len(names)))
     rows = []
     with staged_dir(out_dir, force) as tmp:
+        if verify:
+            check_store(store_path, digest=True)
         for name in names:
             (tmp / name).mkdir()
-            metrics = run_into(tmp / name, store_path, configs[name], verify=verify and not rows)
+        results = run_rows([(tmp / name, store_path, configs[name]) for name in names], jobs, task)
+        for name, metrics in zip(names, results):
             rows.append({"name": method(name).table_row_name(input_kind), "mode": name,
                          "best_epoch": metrics["best_epoch"], "splits": metrics["splits"],
                          "alignment": metrics.get("alignment", {})})
@@ -35,6 +49,38 @@ def run_table(store_path, out_dir, modes=tuple(METHODS), force: bool = False, ve
         write_json_atomic(tmp / "table.json", table)
         (tmp / "table.md").write_text(format_table(table) + "\n")
     return table
+
+
+def _run_row(job: tuple) -> dict:
+    out_dir, store_path, config = job
+    return run_into(out_dir, store_path, config)
+
+
+def _quiet_worker() -> None:
+    set_quiet(True)  # rows report when they finish, from the parent; SIGINT is the parent's to handle
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_rows(jobs_args: list, jobs: int, task: str) -> list:
+    """run_into for each (out_dir, store, config), in order; in `jobs` spawned processes when > 1
+    (each single-threaded as its config says). Any failure or interruption stops every row."""
+    if jobs == 1:
+        return [_run_row(job) for job in jobs_args]
+    context = multiprocessing.get_context("spawn")  # fork after torch started threads can hang
+    pool = context.Pool(jobs, initializer=_quiet_worker)
+    try:
+        pending = [pool.apply_async(_run_row, (job,)) for job in jobs_args]
+        results = []
+        with Progress(len(pending), f"{task} table ({jobs} processes)", unit="rows", every_update=True) as bar:
+            for job, result in zip(jobs_args, pending):
+                results.append(result.get())
+                bar.set_postfix(done=job[2].mode)
+                bar.update()
+        pool.close()
+        return results
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 def format_table(table: dict) -> str:

@@ -23,6 +23,7 @@ from cfbuild.store import Store
 from cftrain.data import PairBatches, SplitTensors, group_subset, load_split, to_device
 from cftrain import optim
 from cftrain.alignment import split_alignment
+from cftrain.fused import fuse
 from cftrain.methods import Method, method
 from cftrain.metrics import ensemble_logits, split_metrics
 from cftrain.models import load_word_vectors, make_model
@@ -42,13 +43,20 @@ def train_step(model, optimizer, batch: dict, config: RunConfig, kind: str,
     if double and not x.requires_grad:  # the GS space is the raw input (mlp)
         x = x.detach().requires_grad_(True)
     logits = model.head(x, batch)
-    task_loss = F.binary_cross_entropy_with_logits(logits, batch["targets"])
+    targets = batch["targets"]
+    if logits.dim() == 3:  # a fused ensemble (B, N, C): the sum of each member's own mean loss
+        per_member = F.binary_cross_entropy_with_logits(logits, targets[:, None, :].expand_as(logits),
+                                                        reduction="none").mean(dim=(0, 2))
+        task_loss, reported = per_member.sum(), float(per_member.detach().mean())
+    else:
+        task_loss = F.binary_cross_entropy_with_logits(logits, targets)
+        reported = float(task_loss.detach())
     extra, stats = trainer.extra_loss(x, logits, batch, config, kind, generator)
     loss = task_loss if extra is None else task_loss + extra
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return {"task_loss": float(task_loss.detach()), "gs": stats.get("gs", 0.0), "gs_rows": stats.get("gs_rows", 0)}
+    return {"task_loss": reported, "gs": stats.get("gs", 0.0), "gs_rows": stats.get("gs_rows", 0)}
 
 
 def make_optimizer(config: RunConfig, params):
@@ -108,17 +116,21 @@ def fit(config: RunConfig, store: Store, splits: dict, log=None, device="cpu") -
                           config.seed if config.fraction_seed is None else config.fraction_seed)
     train = trainer.training_rows(subset, config.seed)
     members = [m.to(device) for m in build_members(config, store, model_kwargs(config, store, train))]
-    optimizers = [make_optimizer(config, m.parameters()) for m in members]
-    loaders = [PairBatches(train, config.batch_size, config.seed + k) for k in range(len(members))]
+    fused = fuse(config.model, members)  # members in one pass where the model has a fused form
+    trained = [fused.to(device)] if fused is not None else members
+    optimizers = [make_optimizer(config, m.parameters()) for m in trained]
+    loader = PairBatches(train, config.batch_size, config.seed)  # one batch order for every member
     generator = torch.Generator().manual_seed(config.seed)
     best, best_epoch, best_states, history = -math.inf, 0, None, []
     metric = label_kind(store.label_kind).metric
     bar = Progress(config.epochs, f"{store.task} {config.mode}", unit="epochs", every_update=True)
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
-        steps = [train_step(m, o, to_device(b, device), config, store.label_kind, generator)
-                 for m, o, loader in zip(members, optimizers, loaders) for b in loader.loader(config.workers)]
-        val = split_metrics(ensemble_logits(members, splits["val"], device), splits["val"],
+        steps = []
+        for batch in loader.loader(config.workers):
+            batch = to_device(batch, device)
+            steps += [train_step(m, o, batch, config, store.label_kind, generator) for m, o in zip(trained, optimizers)]
+        val = split_metrics(ensemble_logits(trained, splits["val"], device), splits["val"],
                             store.label_kind)["all"][metric]
         if val is None:
             raise UserError(f"{store.path}: the val {metric} is undefined (e.g. no positive label in val), "
@@ -135,13 +147,13 @@ def fit(config: RunConfig, store: Store, splits: dict, log=None, device="cpu") -
         bar.set_postfix(val=val, loss=round(line["task_loss"], 4))
         bar.update()
         if val > best:
-            best, best_epoch, best_states = val, epoch, [copy.deepcopy(m.state_dict()) for m in members]
+            best, best_epoch, best_states = val, epoch, [copy.deepcopy(m.state_dict()) for m in trained]
         elif epoch - best_epoch >= config.patience:
             break
     bar.close()
-    for member, state in zip(members, best_states):
-        member.load_state_dict(state)
-    return members, best_epoch, history
+    for model, state in zip(trained, best_states):
+        model.load_state_dict(state)
+    return (fused.unfuse() if fused is not None else members), best_epoch, history
 
 
 def load_splits(store: Store, config: RunConfig, training: bool = True) -> dict:

@@ -113,10 +113,12 @@ def run_command(store, out, mode, force, verify, **options):
               help="Table directory: one run directory per mode, table.json, table.md.")
 @click.option("--modes", default=",".join(METHODS), show_default=True,
               help="Comma-separated modes to run (rows in the paper's order).")
+@click.option("--jobs", type=click.IntRange(min=1),
+              help="Rows run in parallel processes, each single-threaded [default: the cores available].")
 @training_options
 @FORCE
 @VERIFY
-def table_command(store, out, modes, force, verify, **options):
+def table_command(store, out, modes, jobs, force, verify, **options):
     """Every mode on STORE, one table (table.json, table.md; the Markdown is printed).
 
     Example: cftrain table toy.h5 --out runs/toy
@@ -129,7 +131,7 @@ def table_command(store, out, modes, force, verify, **options):
     unknown = [m for m in chosen if m not in METHODS]
     if unknown or not chosen:
         raise click.BadParameter(f"unknown mode(s) {unknown} (known: {', '.join(METHODS)})", param_hint="--modes")
-    click.echo(format_table(run_table(store, out, modes=chosen, force=force, verify=verify, **options)))
+    click.echo(format_table(run_table(store, out, modes=chosen, force=force, verify=verify, jobs=jobs, **options)))
 
 
 def _list(value, convert, option):

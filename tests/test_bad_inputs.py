@@ -189,8 +189,8 @@ def test_force_replaces_a_run_when_complete(work, tmp_path):
     result = CliRunner().invoke(cftrain_main, ["run", str(work / "toy.h5"), "--out", str(tmp_path / "r"),
                                                "--force", "--epochs", "1", "--mode", "gs"])
     assert result.exit_code == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["config.json", "history.jsonl", "metrics.json",
-                                                                  "model.pt"]
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["config.json", "history.jsonl", "history.png",
+                                                                  "metrics.json", "model.pt"]
     assert json.loads((tmp_path / "r" / "config.json").read_text())["mode"] == "gs"
 
 

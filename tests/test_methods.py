@@ -95,7 +95,7 @@ def test_a_new_method_is_one_class(stores, tmp_path):
             return F.binary_cross_entropy_with_logits(logits, batch["targets"]), {}
 
     try:
-        table = run_table(stores["vector"], tmp_path, modes=["doubled-test", "augmented"], epochs=2)
+        table = run_table(stores["vector"], tmp_path, modes=["doubled-test", "augmented"], epochs=2, jobs=1)
         assert [r["mode"] for r in table["rows"]] == ["augmented", "doubled-test"]
         assert table["rows"][1]["name"] == "Augmentation, twice the loss"
         assert "Augmentation, twice the loss" in (tmp_path / "table.md").read_text()

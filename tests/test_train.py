@@ -15,7 +15,8 @@ from tests.helpers import run_cli
 
 def test_run_directory_contract(toy, tmp_path):
     metrics = run(toy, tmp_path / "r", resolve("toy", mode="gs", epochs=4, ensemble=2))
-    assert {p.name for p in (tmp_path / "r").iterdir()} == {"config.json", "history.jsonl", "metrics.json", "model.pt"}
+    assert {p.name for p in (tmp_path / "r").iterdir()} == {"config.json", "history.jsonl", "metrics.json", "model.pt",
+                                                            "history.png"}
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["mode"] == "gs" and config["ensemble"] == 2 and config["model"] == "mlp"
     history = [json.loads(line) for line in (tmp_path / "r" / "history.jsonl").read_text().splitlines()]
@@ -108,3 +109,12 @@ def test_text_models_train_and_reload_through_the_cli(tmp_path):
         assert metrics["splits"]["test"]["all"]["accuracy"] == 100.0  # "good" vs "bad" is learnable
         evaluated = run_cli("cli.cftrain", "eval", str(tmp_path / name[:-3]), str(tmp_path / name))
         assert json.loads(evaluated.stdout)["splits"] == metrics["splits"]
+
+
+def test_table_rows_in_parallel_processes_equal_one_process(toy, tmp_path):
+    modes = ["chance", "augmented", "gs"]
+    one = run_table(toy, tmp_path / "one", modes=modes, epochs=3, jobs=1)
+    two = run_table(toy, tmp_path / "two", modes=modes, epochs=3, jobs=2)
+    assert [r["splits"] for r in one["rows"]] == [r["splits"] for r in two["rows"]]
+    assert [r["alignment"] for r in one["rows"]] == [r["alignment"] for r in two["rows"]]
+    assert (tmp_path / "one" / "table.md").read_text() == (tmp_path / "two" / "table.md").read_text()

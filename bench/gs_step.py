@@ -1,0 +1,76 @@
+"""Time of one GS training step over one plain (augmented) step on the same batch, per model:
+`mlp` (COCO shape: batch 512, 2048 -> 64 -> 64 -> 64 -> 80), `bow` (IMDb: batch 32 of whole
+reviews, 20,002 x 50 embeddings), `butd` (batch 128, 36 x 2048 regions, width 1024).
+
+Usage: python bench/gs_step.py [--repeat R]      Prints key=value lines, ends with ratio=<max>.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+
+from cftrain.models import make_model
+from cftrain.optim import make_optimizer
+from cftrain.presets import resolve
+from cftrain.train import train_step
+
+
+def pairs_batch(n: int, targets: torch.Tensor, **inputs) -> dict:
+    edges = torch.stack([torch.arange(0, n, 2), torch.arange(1, n, 2)], 1)
+    return {**inputs, "targets": targets, "edges": torch.cat([edges, edges.flip(1)])}
+
+
+def cases() -> dict:
+    g = torch.Generator().manual_seed(0)
+    n = 512
+    multi = (torch.rand(n, 80, generator=g) < 0.05).float()
+    multi[1::2, :] = multi[0::2, :]
+    multi[1::2, 0] = 1 - multi[0::2, 0]  # each pair differs in one class
+    coco = ("mlp", dict(input_dim=2048, n_outputs=80, hidden=[64, 64, 64]), "multilabel", "coco",
+            pairs_batch(n, multi, x=torch.randn(n, 2048, generator=g)))
+    binary = torch.tensor([[1.0], [0.0]] * 16)
+    imdb = ("bow", dict(vocab_size=20002, n_outputs=1, sparse=True), "binary", "imdb",
+            pairs_batch(32, binary, tokens=torch.randint(2, 20002, (32, 700), generator=g),
+                        length=torch.randint(100, 700, (32,), generator=g)))
+    m = 128
+    soft = torch.zeros(m, 300)
+    soft[0::2, 5] = 1.0  # counterfactuals (odd rows) have no answer
+    mask = torch.ones(m, 36, dtype=torch.bool)
+    mask[1::2, :4] = False
+    feats = torch.randn(m, 36, 2048, generator=g) * mask[..., None]
+    vqa = ("butd", dict(vocab_size=3000, n_outputs=300, feature_dim=2048, hidden=[1024]), "soft", "vqa",
+           pairs_batch(m, soft, features=feats, region_mask=mask, tokens=torch.randint(2, 3000, (m, 14), generator=g),
+                       length=torch.full((m,), 14)))
+    return {"mlp": coco, "bow": imdb, "butd": vqa}
+
+
+def step_time(name, kwargs, kind, task, batch, mode, repeat) -> float:
+    torch.manual_seed(0)
+    model = make_model(name, **kwargs)
+    config = resolve(task, mode=mode)
+    optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr)
+    train_step(model, optimizer, batch, config, kind)  # warm-up
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        train_step(model, optimizer, batch, config, kind)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main(repeat: int) -> None:
+    torch.set_num_threads(1)
+    ratios = []
+    for label, (name, kwargs, kind, task, batch) in cases().items():
+        plain = step_time(name, kwargs, kind, task, batch, "augmented", repeat)
+        gs = step_time(name, kwargs, kind, task, batch, "gs", repeat)
+        ratios.append(gs / plain)
+        print(f"model={label} plain_ms={1000 * plain:.1f} gs_ms={1000 * gs:.1f} ratio={gs / plain:.2f}")
+    print(f"ratio={max(ratios):.2f}")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 5)

@@ -1,0 +1,44 @@
+"""Wall time of the whole IMDb reproduction: `cfbuild imdb` plus `cftrain table` with the IMDb
+preset (all six rows, ensembles of 6), as a user runs them on this machine.
+
+Usage: python bench/imdb_table.py CAD_DIR [--code DIR] [-- extra cftrain table options]
+  --code DIR: run another checkout's code (e.g. a worktree of an older commit) for a before/after
+Prints key=value lines and ends with `seconds=<float>` (not part of CI).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main(argv: list) -> None:
+    cad, rest = Path(argv[0]), argv[1:]
+    code = Path(__file__).resolve().parents[1]
+    if rest[:1] == ["--code"]:
+        code, rest = Path(rest[1]).resolve(), rest[2:]
+    extra = rest[1:] if rest[:1] == ["--"] else rest
+    env = dict(os.environ, PYTHONPATH=str(code))
+    with tempfile.TemporaryDirectory() as tmp:
+        store, runs = Path(tmp) / "imdb.h5", Path(tmp) / "runs"
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "cli.cfbuild", "imdb", "--cad-dir", str(cad), "--out", str(store)],
+                       check=True, env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        build = time.perf_counter() - start
+        table = subprocess.run([sys.executable, "-m", "cli.cftrain", "table", str(store), "--out", str(runs), *extra],
+                               check=True, env=env, cwd=tmp, capture_output=True, text=True)
+        total = time.perf_counter() - start
+    rows = [line for line in table.stdout.splitlines() if line.startswith("| ") and "method" not in line]
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        print(f"row={cells[0]!r} val_all={cells[1]}")
+    print(f"code={code} build_s={build:.1f} table_s={total - build:.1f}")
+    print(f"seconds={total:.1f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

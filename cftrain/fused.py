@@ -1,0 +1,128 @@
+"""Ensembles in one pass: N members of one model stacked along a member dimension, so one
+forward, one GS gradient and one backward serve them all.
+
+`encode` gives x (B, N, ...) and `head` logits (B, N, C); members never mix (each member's
+slice of x only feeds its own logits), so the summed losses give every member exactly the
+gradient it would get alone, and with an element-wise optimizer (AdaDelta, Adam, Adamax) each
+member's step is its step alone. `fuse(members)` copies the members' weights in, `unfuse()`
+copies them back out (model.pt keeps ordinary members). Models without a fused form train their
+members one after another on the same batches instead.
+Adding a fused form = one class here, registered in FUSED under the model's name.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cftrain.models import mean_embedding
+
+FUSED: dict[str, type] = {}
+
+
+def register(name: str):
+    def wrap(cls):
+        FUSED[name] = cls
+        return cls
+    return wrap
+
+
+def fuse(model_name: str, members: list):
+    """The fused ensemble of `members`, or None when the model has no fused form."""
+    if len(members) < 2 or model_name not in FUSED:
+        return None
+    return FUSED[model_name](members)
+
+
+class FusedEnsemble(nn.Module):
+    """forward(batch) is the ensemble's prediction: the mean of the members' logits."""
+    is_fused = True
+
+    def __init__(self, members: list):
+        super().__init__()
+        self.n = len(members)
+        self.members = members  # kept outside the module's parameters: unfuse() writes into them
+
+    def forward(self, batch):
+        return self.head(self.encode(batch), batch).mean(1)
+
+    def set_double_backward(self, enabled: bool) -> None:
+        pass
+
+    @staticmethod
+    def _stack(tensors) -> nn.Parameter:
+        return nn.Parameter(torch.stack([t.detach().clone() for t in tensors]))
+
+
+class _StackedLinear(nn.Module):
+    """N linear layers: (B, N, i) -> (B, N, o), weights (N, i, o)."""
+
+    def __init__(self, linears: list):
+        super().__init__()
+        self.weight = FusedEnsemble._stack([l.weight.t() for l in linears])
+        self.bias = FusedEnsemble._stack([l.bias for l in linears])
+
+    def forward(self, h):
+        return torch.einsum("bni,nio->bno", h, self.weight) + self.bias
+
+    def copy_to(self, linears: list) -> None:
+        with torch.no_grad():
+            for k, linear in enumerate(linears):
+                linear.weight.copy_(self.weight[k].t())
+                linear.bias.copy_(self.bias[k])
+
+
+@register("mlp")
+class FusedMLP(FusedEnsemble):
+    """x (B, D) copied once per member (each member's input gradient is its own)."""
+
+    def __init__(self, members: list):
+        super().__init__(members)
+        depth = len(members[0].net)
+        self.layers = nn.ModuleList(_StackedLinear([m.net[i] for m in members])
+                                    for i in range(depth) if isinstance(members[0].net[i], nn.Linear))
+
+    def encode(self, batch):
+        x = batch["x"]
+        return x[:, None, :].expand(x.shape[0], self.n, x.shape[1]).contiguous()
+
+    def head(self, x, batch):
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = torch.relu(x)
+        return x
+
+    def unfuse(self) -> list:
+        linears = [[layer for layer in m.net if isinstance(layer, nn.Linear)] for m in self.members]
+        for i, layer in enumerate(self.layers):
+            layer.copy_to([ls[i] for ls in linears])
+        return self.members
+
+
+@register("bow")
+class FusedBagOfWords(FusedEnsemble):
+    """One embedding table of width N x D (member k: columns k*D..(k+1)*D), averaged once."""
+
+    def __init__(self, members: list):
+        super().__init__(members)
+        first = members[0].embed
+        self.dim = first.embedding_dim
+        self.embed = nn.Embedding(first.num_embeddings, self.n * self.dim, padding_idx=0, sparse=first.sparse)
+        with torch.no_grad():
+            self.embed.weight.copy_(torch.cat([m.embed.weight for m in members], dim=1))
+        self.out = _StackedLinear([m.out for m in members])
+
+    def encode(self, batch):
+        x = mean_embedding(self.embed, batch["tokens"], batch["length"])
+        return x.view(x.shape[0], self.n, self.dim)
+
+    def head(self, x, batch):
+        return self.out(x)
+
+    def unfuse(self) -> list:
+        with torch.no_grad():
+            for k, m in enumerate(self.members):
+                m.embed.weight.copy_(self.embed.weight[:, k * self.dim:(k + 1) * self.dim])
+        self.out.copy_to([m.out for m in self.members])
+        return self.members
