@@ -63,7 +63,7 @@ class _StackedLinear(nn.Module):
         self.bias = FusedEnsemble._stack([l.bias for l in linears])
 
     def forward(self, h):
-        return torch.einsum("bni,nio->bno", h, self.weight) + self.bias
+        return torch.einsum("...ni,nio->...no", h, self.weight) + self.bias
 
     def copy_to(self, linears: list) -> None:
         with torch.no_grad():
@@ -125,4 +125,87 @@ class FusedBagOfWords(FusedEnsemble):
             for k, m in enumerate(self.members):
                 m.embed.weight.copy_(self.embed.weight[:, k * self.dim:(k + 1) * self.dim])
         self.out.copy_to([m.out for m in self.members])
+        return self.members
+
+
+def _stacked_norm(norms: list) -> nn.BatchNorm1d:
+    """N batch norms of width d as one of width N x d: per-feature statistics are per member."""
+    fused = nn.BatchNorm1d(len(norms) * norms[0].num_features, eps=norms[0].eps, momentum=norms[0].momentum)
+    with torch.no_grad():
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            getattr(fused, name).copy_(torch.cat([getattr(n, name) for n in norms]))
+        fused.num_batches_tracked.copy_(norms[0].num_batches_tracked)
+    return fused
+
+
+def _norm_to(fused: nn.BatchNorm1d, norms: list) -> None:
+    d = norms[0].num_features
+    with torch.no_grad():
+        for k, norm in enumerate(norms):
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(norm, name).copy_(getattr(fused, name)[k * d:(k + 1) * d])
+            norm.num_batches_tracked.copy_(fused.num_batches_tracked)
+
+
+@register("nli-bow")
+class FusedNliBagOfWords(FusedEnsemble):
+    """Frozen word vectors looked up once for all members (learned ones: a table of width N x E);
+    projections, batch norms and classifiers stacked per member."""
+
+    def __init__(self, members: list):
+        super().__init__(members)
+        first = members[0].embed
+        self.frozen = not first.weight.requires_grad
+        self.embed_dim = first.embedding_dim
+        if self.frozen:
+            self.embed = nn.Embedding.from_pretrained(first.weight.detach(), freeze=True, padding_idx=0)
+        else:
+            self.embed = nn.Embedding(first.num_embeddings, self.n * self.embed_dim, padding_idx=0, sparse=first.sparse)
+            with torch.no_grad():
+                self.embed.weight.copy_(torch.cat([m.embed.weight for m in members], dim=1))
+        self.project = _StackedLinear([m.project[0] for m in members])
+        self.norm_premise = _stacked_norm([m.norm_premise for m in members])
+        self.norm_hypothesis = _stacked_norm([m.norm_hypothesis for m in members])
+        self.layers = nn.ModuleList(_StackedLinear([m.classifier[i] for m in members])
+                                    for i in range(len(members[0].classifier))
+                                    if isinstance(members[0].classifier[i], nn.Linear))
+
+    def _projected(self, tokens, length):
+        """(B, N, dim): each member's projection, ReLU, mean over the real tokens."""
+        e = self.embed(tokens)
+        if not self.frozen:
+            e = e.view(*e.shape[:2], self.n, self.embed_dim)
+            h = self.project(e)
+        else:  # one lookup serves every member: project it with each member's weights at once
+            h = torch.einsum("bli,nio->blno", e, self.project.weight) + self.project.bias
+        mask = (torch.arange(tokens.shape[1], device=tokens.device)[None, :] < length[:, None]).to(h.dtype)
+        return (torch.relu(h) * mask[..., None, None]).sum(1) / length.clamp(min=1)[:, None, None].to(h.dtype)
+
+    def _normed(self, norm, h):
+        return norm(h.reshape(h.shape[0], -1)).view_as(h)
+
+    def encode(self, batch):
+        premise = self._normed(self.norm_premise, self._projected(batch["premise_tokens"], batch["premise_length"]))
+        hypothesis = self._normed(self.norm_hypothesis,
+                                  self._projected(batch["hypothesis_tokens"], batch["hypothesis_length"]))
+        return torch.cat([premise, hypothesis], dim=2)
+
+    def head(self, x, batch):
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = torch.relu(x)
+        return x
+
+    def unfuse(self) -> list:
+        if not self.frozen:
+            with torch.no_grad():
+                for k, m in enumerate(self.members):
+                    m.embed.weight.copy_(self.embed.weight[:, k * self.embed_dim:(k + 1) * self.embed_dim])
+        self.project.copy_to([m.project[0] for m in self.members])
+        _norm_to(self.norm_premise, [m.norm_premise for m in self.members])
+        _norm_to(self.norm_hypothesis, [m.norm_hypothesis for m in self.members])
+        linears = [[layer for layer in m.classifier if isinstance(layer, nn.Linear)] for m in self.members]
+        for i, layer in enumerate(self.layers):
+            layer.copy_to([ls[i] for ls in linears])
         return self.members

@@ -1,0 +1,60 @@
+"""Epoch time of a 6-member ensemble over that of 1 member (the fused ensemble at work), for
+`bow` on the IMDb store and `mlp` on a COCO-shaped synthetic store (batch 512,
+2048 -> 64 -> 64 -> 64 -> 80, 80 classes).
+
+Usage: python bench/ensemble.py IMDB_STORE [--epochs E]   Prints key=value lines; ends with
+ratio=<the larger of the two> (not part of CI).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cfbuild.store import Store, StoreWriter
+from cftrain.presets import resolve
+from cftrain.train import fit, load_splits
+
+
+def coco_shaped(path: Path, n: int = 4096, dim: int = 2048, classes: int = 80) -> Path:
+    rng = np.random.default_rng(0)
+    with StoreWriter(path, task="coco", input_kind="vector", label_kind="multilabel",
+                     class_names=[f"c{i}" for i in range(classes)], build={}, sources=[]) as writer:
+        for name, rows in (("train", n), ("val", 512)):
+            labels = (rng.random((rows, classes)) < 0.05).astype(np.float32)
+            edited = labels.copy()
+            edited[:, 0] = 1 - labels[:, 0]
+            x = rng.normal(size=(2 * rows, dim)).astype(np.float32)
+            writer.write_split(name, {"id": [str(i) for i in range(2 * rows)], "is_counterfactual":
+                                      np.arange(2 * rows) >= rows, "label": np.concatenate([labels, edited]), "x": x},
+                               np.stack([np.arange(rows), rows + np.arange(rows)], 1), ["inpainted"] * rows)
+    return path
+
+
+def epoch_seconds(store_path, ensemble: int, epochs: int) -> float:
+    with Store(store_path) as store:
+        config = resolve(store.task, store.input_kind, mode="gs", ensemble=ensemble, epochs=epochs,
+                         patience=epochs, device="cpu")
+        splits = load_splits(store, config)
+        _, _, history = fit(config, store, splits)
+    return min(h["seconds"] for h in history)
+
+
+def main(imdb: str, epochs: int) -> None:
+    torch.set_num_threads(1)
+    ratios = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, path in (("bow_imdb", Path(imdb)), ("mlp_coco", coco_shaped(Path(tmp) / "coco.h5"))):
+            one, six = epoch_seconds(path, 1, epochs), epoch_seconds(path, 6, epochs)
+            ratios.append(six / one)
+            print(f"model={label} epoch_s_1={one:.2f} epoch_s_6={six:.2f} ratio={six / one:.2f}")
+    print(f"ratio={max(ratios):.2f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[sys.argv.index("--epochs") + 1]) if "--epochs" in sys.argv else 2)
