@@ -111,8 +111,8 @@ class PairBatches:
     batch is gathered with a few vectorised index operations whatever the split's size.
     """
 
-    def __init__(self, data: SplitTensors, batch_size: int, seed: int):
-        self.data = data
+    def __init__(self, data: SplitTensors, batch_size: int, seed: int, shard: tuple = (0, 1)):
+        self.data, self.shard = data, shard  # shard: (rank, world) under torchrun
         self.groups = pair_groups(len(data), data.pairs)
         self.batch_size = batch_size
         self.rng = np.random.default_rng(seed)
@@ -145,13 +145,27 @@ class PairBatches:
             batches.append(current)
         return batches
 
+    def local_plan(self) -> list:
+        """This rank's share of each global batch: (its groups, the global batch's rows)."""
+        rank, world = self.shard
+        return [(groups[rank::world], int(self.group_len[groups].sum())) for groups in self.plan()]
+
     def __iter__(self):
+        if self.shard[1] > 1:
+            return (self.make_batch(groups, global_rows) for groups, global_rows in self.local_plan())
         return (self.make_batch(groups) for groups in self.plan())
 
     def __len__(self) -> int:
         return max(1, int(np.ceil(len(self.data) / self.batch_size)))
 
-    def make_batch(self, groups: list) -> dict:
+    def make_batch(self, groups: list, global_rows: int | None = None) -> dict:
+        """The batch of these groups; with `global_rows` (torchrun), also `share`: this rank's
+        rows over the global batch's (0, and no rows, when the rank has no group this step)."""
+        if global_rows is not None:
+            if not len(groups):
+                return {"share": 0.0}
+            batch = self.make_batch(groups)
+            return {**batch, "share": len(batch["targets"]) / global_rows}
         groups = np.asarray(groups, dtype=np.int64)
         sizes, n_edges = self.group_len[groups], self.edge_len[groups]
         rows = self.group_rows[concat_ranges(self.group_start[groups], sizes)]
@@ -164,7 +178,7 @@ class PairBatches:
         """This epoch's batches, built in `workers` processes (each opens the store itself) when > 0."""
         if workers <= 0:
             return iter(self)
-        epoch = _PlannedBatches(self, self.plan())
+        epoch = _PlannedBatches(self, self.local_plan() if self.shard[1] > 1 else [(g, None) for g in self.plan()])
         return iter(torch.utils.data.DataLoader(epoch, batch_size=None, shuffle=False, num_workers=workers))
 
 
@@ -178,4 +192,4 @@ class _PlannedBatches(torch.utils.data.Dataset):
         return len(self.plan)
 
     def __getitem__(self, i: int) -> dict:
-        return self.batches.make_batch(self.plan[i])
+        return self.batches.make_batch(*self.plan[i])

@@ -88,7 +88,7 @@ def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, e
 
 def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor,
             label_kind: str, random: bool = False, generator: torch.Generator | None = None,
-            members: bool = False) -> tuple[torch.Tensor, dict]:
+            members: bool = False, reduce_counts=None) -> tuple[torch.Tensor, dict]:
     """The GS term of a batch, and stats (rows supervised, mean cosine).
 
     x: (B, ...) GS-space inputs, part of the graph that produced `logits` (B, C); with `members`,
@@ -96,10 +96,14 @@ def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partne
     member's mean (so each member's gradient is what it would be alone).
     partner: (B,) partner row per row (-1: none) or (E, 2) directed edges.
     Rows whose g or t has a near-zero norm, or with no differing class, are skipped.
+    `reduce_counts` (data-parallel training) sums the per-member edge counts across processes,
+    so that each process's share is normalised by the global count.
     """
     edges = random_edges(len(x), generator) if random else as_edges(partner).long()
     cos, valid = edge_cosines(x, logits, targets, edges, label_kind, members=members)
     counts = valid.sum(0)
+    if reduce_counts is not None:
+        counts = reduce_counts(counts.clone())
     if not counts.any():
         return logits.sum() * 0.0, {"rows": 0, "cosine": float("nan")}
     per_member = torch.where(valid, 1.0 - cos, torch.zeros_like(cos)).sum(0) / counts.clamp(min=1)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from cfbuild.errors import UserError
+from cftrain import distributed
 from cftrain.gs import gs_loss
 
 METHODS: dict[str, "Method"] = {}
@@ -104,8 +105,10 @@ class GradientSupervision(Method):
         if config.gs_weight <= 0:
             return None, {}
         members = logits.dim() == 3  # a fused ensemble: (B, N, C)
-        term, stats = gs_loss(x, logits, batch["targets"], batch["edges"], kind,
-                              random=self.random_relations, generator=generator, members=members)
+        context = distributed.current()  # under torchrun: normalise by the global batch's edges
+        term, stats = gs_loss(x, logits, batch["targets"], batch["edges"], kind, random=self.random_relations,
+                              generator=generator, members=members,
+                              reduce_counts=context.sum_ if context else None)
         n = logits.shape[1] if members else 1
         return config.gs_weight * term, {"gs": float(term.detach()) / n, "gs_rows": stats["rows"]}
 

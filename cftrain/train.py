@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 import math
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +23,7 @@ from cfbuild.progress import Progress
 from cfbuild.staging import staged_dir
 from cfbuild.store import Store
 from cftrain.data import PairBatches, SplitTensors, group_subset, load_split, to_device
-from cftrain import optim
+from cftrain import distributed, optim
 from cftrain.alignment import split_alignment
 from cftrain.fused import fuse
 from cftrain.methods import Method, method
@@ -37,6 +39,9 @@ def train_step(model, optimizer, batch: dict, config: RunConfig, kind: str,
     """One optimisation step on one batch of whole pairs (already on the model's device)."""
     trainer = method(config.mode)
     model.train()
+    context = distributed.current()
+    if "targets" not in batch:  # torchrun: this process has no group in this global batch
+        return _empty_step(model, optimizer, context)
     double = trainer.needs_input_gradient(config)
     model.set_double_backward(double)
     x = model.encode(batch)
@@ -51,12 +56,23 @@ def train_step(model, optimizer, batch: dict, config: RunConfig, kind: str,
     else:
         task_loss = F.binary_cross_entropy_with_logits(logits, targets)
         reported = float(task_loss.detach())
+    task_loss = task_loss * batch.get("share", 1.0)  # torchrun: this process's share of the global batch
     extra, stats = trainer.extra_loss(x, logits, batch, config, kind, generator)
     loss = task_loss if extra is None else task_loss + extra
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if context is not None:
+        context.sum_gradients(model.parameters())
     optimizer.step()
     return {"task_loss": reported, "gs": stats.get("gs", 0.0), "gs_rows": stats.get("gs_rows", 0)}
+
+
+def _empty_step(model, optimizer, context) -> dict:
+    """Take part in the gradient sum with zeros, then step like every other process."""
+    optimizer.zero_grad(set_to_none=True)
+    context.sum_gradients(model.parameters())
+    optimizer.step()
+    return {"task_loss": None, "gs": 0.0, "gs_rows": 0}
 
 
 def make_optimizer(config: RunConfig, params):
@@ -64,11 +80,14 @@ def make_optimizer(config: RunConfig, params):
 
 
 def resolve_device(name: str) -> torch.device:
-    """cpu, cuda, or auto (cuda when available)."""
+    """cpu, cuda, or auto (cuda when available); under torchrun, this process's GPU (LOCAL_RANK)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
+    if name == "cuda" and "LOCAL_RANK" in os.environ:
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return torch.device(name)
 
 
@@ -86,7 +105,9 @@ def model_kwargs(config: RunConfig, store: Store, train: SplitTensors) -> dict:
 
 def build_members(config: RunConfig, store: Store, kwargs: dict) -> list:
     """`config.ensemble` models, member k seeded with seed + k."""
-    kwargs = dict(kwargs, sparse=config.optimizer in optim.SPARSE_OK)  # not saved: the state is the same
+    # sparse gradients where the optimizer's result stays exact (not saved: the state is the same);
+    # dense under torchrun, whose gradient sum is one dense all-reduce
+    kwargs = dict(kwargs, sparse=config.optimizer in optim.SPARSE_OK and distributed.current() is None)
     if config.embeddings:
         if not Path(config.embeddings).is_file():
             raise UserError(f"{config.embeddings}: --embeddings file does not exist")
@@ -119,7 +140,9 @@ def fit(config: RunConfig, store: Store, splits: dict, log=None, device="cpu") -
     fused = fuse(config.model, members)  # members in one pass where the model has a fused form
     trained = [fused.to(device)] if fused is not None else members
     optimizers = [make_optimizer(config, m.parameters()) for m in trained]
-    loader = PairBatches(train, config.batch_size, config.seed)  # one batch order for every member
+    context = distributed.current()
+    shard = (context.rank, context.world) if context else (0, 1)
+    loader = PairBatches(train, config.batch_size, config.seed, shard)  # one batch order for every member
     generator = torch.Generator().manual_seed(config.seed)
     best, best_epoch, best_states, history = -math.inf, 0, None, []
     metric = label_kind(store.label_kind).metric
@@ -135,7 +158,8 @@ def fit(config: RunConfig, store: Store, splits: dict, log=None, device="cpu") -
         if val is None:
             raise UserError(f"{store.path}: the val {metric} is undefined (e.g. no positive label in val), "
                             "so no epoch can be selected")
-        line = {"epoch": epoch, "task_loss": float(np.mean([s["task_loss"] for s in steps])),
+        line = {"epoch": epoch, "task_loss": float(np.mean([s["task_loss"] for s in steps
+                                                              if s["task_loss"] is not None])),
                 "gs": float(np.mean([s["gs"] for s in steps])), "gs_rows": int(sum(s["gs_rows"] for s in steps)),
                 f"val_{metric}": val, "seconds": round(time.perf_counter() - start, 3)}
         if not (math.isfinite(line["task_loss"]) and math.isfinite(line["gs"])):
@@ -201,8 +225,15 @@ def open_store(store_path, verify: bool = False) -> Store:
 def run(store_path, out_dir, config: RunConfig, force: bool = False, verify: bool = False) -> dict:
     """Train (or, for a method that trains nothing, draw) into a temporary directory beside
     `out_dir`, renamed to it when complete; returns metrics.json's content."""
-    with staged_dir(out_dir, force) as tmp:
-        return run_into(tmp, store_path, config, verify)
+    context = distributed.start(resolve_device(config.device))
+    try:
+        if context is not None and not context.is_main:  # rank 0 alone writes the run directory
+            with tempfile.TemporaryDirectory() as tmp:
+                return run_into(tmp, store_path, config, verify)
+        with staged_dir(out_dir, force) as tmp:
+            return run_into(tmp, store_path, config, verify)
+    finally:
+        distributed.stop()
 
 
 def run_into(out_dir, store_path, config: RunConfig, verify: bool = False) -> dict:

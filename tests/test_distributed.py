@@ -1,0 +1,40 @@
+"""`cftrain run` under torchrun (2 CPU processes, gloo) trains as one process on the same global
+batches: same weights, same metrics (within float tolerance); rank 0 alone writes the run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from cftrain.presets import resolve
+from cftrain.train import run
+from tests.helpers import REPO
+
+ARGS = ["--epochs", "3", "--patience", "3", "--batch-size", "64", "--device", "cpu", "--quiet"]
+
+
+@pytest.mark.parametrize("mode,ensemble", [("gs", 1), ("augmented", 2)])
+def test_two_processes_equal_one(stores, tmp_path, mode, ensemble):
+    store = stores["vector"]
+    single = run(store, tmp_path / "one", resolve("toy", "vector", mode=mode, ensemble=ensemble, epochs=3,
+                                                  patience=3, batch_size=64, device="cpu"))
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "cli.cftrain", "run", str(store), "--out", str(tmp_path / "two"), "--mode", mode,
+                             "--ensemble", str(ensemble), *ARGS],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # one run directory, nothing else
+    both = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert both["best_epoch"] == single["best_epoch"]
+    for split, groups in single["splits"].items():
+        for group, values in groups.items():
+            assert abs(both["splits"][split][group]["accuracy"] - values["accuracy"]) <= 0.5, (split, group)
+    a = torch.load(tmp_path / "one" / "model.pt", weights_only=True)["members"]
+    b = torch.load(tmp_path / "two" / "model.pt", weights_only=True)["members"]
+    for state_a, state_b in zip(a, b):
+        for key in state_a:
+            assert torch.allclose(state_a[key], state_b[key], atol=1e-4), key
