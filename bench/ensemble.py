@@ -3,7 +3,8 @@
 2048 -> 64 -> 64 -> 64 -> 80, 80 classes).
 
 Usage: python bench/ensemble.py IMDB_STORE [--epochs E]   Prints key=value lines; ends with
-ratio=<the larger of the two> (not part of CI).
+ratio=<the larger of the two> (not part of CI). Before/after: PYTHONPATH=OLD_CHECKOUT runs an
+older checkout's code.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from cfbuild.store import Store, StoreWriter
-from cftrain.presets import resolve
+from cftrain.presets import RunConfig, resolve
 from cftrain.train import fit, load_splits
 
 
@@ -38,8 +39,9 @@ def coco_shaped(path: Path, n: int = 4096, dim: int = 2048, classes: int = 80) -
 
 def epoch_seconds(store_path, ensemble: int, epochs: int) -> float:
     with Store(store_path) as store:
+        cpu = {"device": "cpu"} if "device" in RunConfig.__dataclass_fields__ else {}  # older checkouts: none
         config = resolve(store.task, store.input_kind, mode="gs", ensemble=ensemble, epochs=epochs,
-                         patience=epochs, device="cpu")
+                         patience=epochs, **cpu)
         splits = load_splits(store, config)
         _, _, history = fit(config, store, splits)
     return min(h["seconds"] for h in history)

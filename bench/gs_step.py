@@ -3,6 +3,7 @@
 reviews, 20,002 x 50 embeddings), `butd` (batch 128, 36 x 2048 regions, width 1024).
 
 Usage: python bench/gs_step.py [--repeat R]      Prints key=value lines, ends with ratio=<max>.
+Before/after: PYTHONPATH=OLD_CHECKOUT python bench/gs_step.py runs an older checkout's code.
 """
 
 from __future__ import annotations
@@ -13,9 +14,16 @@ import time
 import torch
 
 from cftrain.models import make_model
-from cftrain.optim import make_optimizer
 from cftrain.presets import resolve
 from cftrain.train import train_step
+
+try:
+    from cftrain.optim import make_optimizer
+except ImportError:  # an older checkout (PYTHONPATH=OLD python bench/gs_step.py): its own optimizers
+    from cftrain.train import make_optimizer as _old
+
+    def make_optimizer(name, params, lr):
+        return _old(resolve("toy", optimizer=name, lr=lr), params)
 
 
 def pairs_batch(n: int, targets: torch.Tensor, **inputs) -> dict:
@@ -32,7 +40,7 @@ def cases() -> dict:
     coco = ("mlp", dict(input_dim=2048, n_outputs=80, hidden=[64, 64, 64]), "multilabel", "coco",
             pairs_batch(n, multi, x=torch.randn(n, 2048, generator=g)))
     binary = torch.tensor([[1.0], [0.0]] * 16)
-    imdb = ("bow", dict(vocab_size=20002, n_outputs=1, sparse=True), "binary", "imdb",
+    imdb = ("bow", dict(vocab_size=20002, n_outputs=1), "binary", "imdb",
             pairs_batch(32, binary, tokens=torch.randint(2, 20002, (32, 700), generator=g),
                         length=torch.randint(100, 700, (32,), generator=g)))
     m = 128

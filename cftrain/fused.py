@@ -6,7 +6,10 @@ slice of x only feeds its own logits), so the summed losses give every member ex
 gradient it would get alone, and with an element-wise optimizer (AdaDelta, Adam, Adamax) each
 member's step is its step alone. `fuse(members)` copies the members' weights in, `unfuse()`
 copies them back out (model.pt keeps ordinary members). Models without a fused form train their
-members one after another on the same batches instead.
+members one after another on the same batches instead: `butd`, and `mlp`, whose fused form
+(the input copied per member so that each member's input gradient is its own) measured slower
+on CPU than its members one after another (bench/ensemble.py: 7.6x one member's epoch time for
+six, against 5.7x unfused), the copies being memory-bound.
 Adding a fused form = one class here, registered in FUSED under the model's name.
 """
 
@@ -70,34 +73,6 @@ class _StackedLinear(nn.Module):
             for k, linear in enumerate(linears):
                 linear.weight.copy_(self.weight[k].t())
                 linear.bias.copy_(self.bias[k])
-
-
-@register("mlp")
-class FusedMLP(FusedEnsemble):
-    """x (B, D) copied once per member (each member's input gradient is its own)."""
-
-    def __init__(self, members: list):
-        super().__init__(members)
-        depth = len(members[0].net)
-        self.layers = nn.ModuleList(_StackedLinear([m.net[i] for m in members])
-                                    for i in range(depth) if isinstance(members[0].net[i], nn.Linear))
-
-    def encode(self, batch):
-        x = batch["x"]
-        return x[:, None, :].expand(x.shape[0], self.n, x.shape[1]).contiguous()
-
-    def head(self, x, batch):
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = torch.relu(x)
-        return x
-
-    def unfuse(self) -> list:
-        linears = [[layer for layer in m.net if isinstance(layer, nn.Linear)] for m in self.members]
-        for i, layer in enumerate(self.layers):
-            layer.copy_to([ls[i] for ls in linears])
-        return self.members
 
 
 @register("bow")

@@ -78,6 +78,8 @@ def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, e
     grad = torch.autograd.grad(selected, x, create_graph=create_graph)[0]
     grad = (grad.unsqueeze(1) if not members else grad).flatten(2)
     flat = x_members.flatten(2)
+    if x.grad_fn is None:  # x is the raw input (mlp): t needs no graph, and no gradient flows back into it
+        flat = flat.detach()
     g = grad[edges[:, 0]]
     t = flat[edges[:, 1]] - flat[edges[:, 0]]
     g_norm, t_norm = g.norm(dim=2), t.norm(dim=2)

@@ -103,11 +103,21 @@ def model_kwargs(config: RunConfig, store: Store, train: SplitTensors) -> dict:
     return kwargs
 
 
-def build_members(config: RunConfig, store: Store, kwargs: dict) -> list:
+def sparse_pays(config: RunConfig, train: SplitTensors, vocab_size: int) -> bool:
+    """Sparse embedding gradients: only where the optimizer's result stays exact, not under torchrun
+    (one dense all-reduce), and only where a batch's tokens number at most a tenth of the rows of
+    the embedding tables (the vocabulary times the ensemble, whose tables are fused). Measured
+    (bench/gs_step.py, bench/ensemble.py): with IMDb's whole reviews a batch of 32 holds ~7,400
+    tokens; one 20,002-row table steps twice as fast dense, six fused tables 3x faster sparse."""
+    if config.optimizer not in optim.SPARSE_OK or distributed.current() is not None or not vocab_size:
+        return False
+    lengths = [v.float().mean() for k, v in train.inputs.items() if k.endswith("length")]
+    return bool(lengths) and config.batch_size * float(sum(lengths)) * 10 <= vocab_size * config.ensemble
+
+
+def build_members(config: RunConfig, store: Store, kwargs: dict, sparse: bool = False) -> list:
     """`config.ensemble` models, member k seeded with seed + k."""
-    # sparse gradients where the optimizer's result stays exact (not saved: the state is the same);
-    # dense under torchrun, whose gradient sum is one dense all-reduce
-    kwargs = dict(kwargs, sparse=config.optimizer in optim.SPARSE_OK and distributed.current() is None)
+    kwargs = dict(kwargs, sparse=sparse)  # not saved in model.pt: the state is the same either way
     if config.embeddings:
         if not Path(config.embeddings).is_file():
             raise UserError(f"{config.embeddings}: --embeddings file does not exist")
@@ -136,7 +146,9 @@ def fit(config: RunConfig, store: Store, splits: dict, log=None, device="cpu") -
     subset = group_subset(splits["train"], config.fraction,
                           config.seed if config.fraction_seed is None else config.fraction_seed)
     train = trainer.training_rows(subset, config.seed)
-    members = [m.to(device) for m in build_members(config, store, model_kwargs(config, store, train))]
+    kwargs = model_kwargs(config, store, train)
+    sparse = sparse_pays(config, train, kwargs["vocab_size"])
+    members = [m.to(device) for m in build_members(config, store, kwargs, sparse)]
     fused = fuse(config.model, members)  # members in one pass where the model has a fused form
     trained = [fused.to(device)] if fused is not None else members
     optimizers = [make_optimizer(config, m.parameters()) for m in trained]

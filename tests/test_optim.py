@@ -72,12 +72,17 @@ def test_gs_step_through_a_sparse_embedding_equals_the_dense_one():
         assert torch.allclose(p, q, atol=1e-5), name
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "adamax"])
-def test_adam_and_adamax_keep_dense_embeddings(optimizer, stores, tmp_path):
+@pytest.mark.parametrize("optimizer,ensemble,vocab,sparse", [
+    ("adadelta", 1, 600, True),    # 2 rows x 3 tokens = 6 tokens a batch: 60 <= 600
+    ("adadelta", 1, 59, False),    # 60 > 59
+    ("adadelta", 6, 10, True),     # six fused tables: 60 <= 60
+    ("adam", 1, 600, False), ("adamax", 1, 600, False)])  # untouched rows move under these
+def test_sparse_embeddings_only_where_exact_and_worth_it(optimizer, ensemble, vocab, sparse, stores):
     from cfbuild.store import Store
-    from cftrain.train import build_members, load_splits, model_kwargs
+    from cftrain.train import load_splits, sparse_pays
     with Store(stores["text"]) as store:
-        config = resolve(store.task, store.input_kind, optimizer=optimizer, lr=0.01)
+        config = resolve(store.task, store.input_kind, optimizer=optimizer, lr=0.01, batch_size=2,
+                         ensemble=ensemble)
         train = load_splits(store, config)["train"]
-        member = build_members(config, store, model_kwargs(config, store, train))[0]
-    assert member.embed.sparse is False
+    assert float(train.inputs["length"].float().mean()) == 3.0  # "good film i" / "bad film i"
+    assert sparse_pays(config, train, vocab) is sparse
