@@ -51,11 +51,14 @@ def class_weights(targets: torch.Tensor, edges: torch.Tensor, kind: str) -> torc
 
 
 def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, edges: torch.Tensor,
-                 label_kind: str, create_graph: bool = True, members: bool = False) -> tuple:
+                 label_kind: str, create_graph: bool = True, members: bool = False,
+                 constant_direction: bool = False) -> tuple:
     """(cos, valid): cos(g_i, t_i) of every edge (i, j) of a batch, (E, N), and which edges are
     supervised (rows skipped as gs_loss says), with one `torch.autograd.grad` over the batch;
     differentiable when `create_graph`. `members`: x is (B, N, ...) and logits (B, N, C), N
-    independent ensemble members on the same batch (each member's g is its own slice); else N = 1."""
+    independent ensemble members on the same batch (each member's g is its own slice); else N = 1.
+    `constant_direction`: t carries no graph (x is data, not a function of parameters: the
+    parameters' gradients are the same, without the backward work through t)."""
     if not members:
         x_members, logits = x.unsqueeze(1), (logits[:, None] if logits.dim() == 1 else logits).unsqueeze(1)
     else:
@@ -78,7 +81,7 @@ def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, e
     grad = torch.autograd.grad(selected, x, create_graph=create_graph)[0]
     grad = (grad.unsqueeze(1) if not members else grad).flatten(2)
     flat = x_members.flatten(2)
-    if x.grad_fn is None:  # x is the raw input (mlp): t needs no graph, and no gradient flows back into it
+    if constant_direction:
         flat = flat.detach()
     g = grad[edges[:, 0]]
     t = flat[edges[:, 1]] - flat[edges[:, 0]]
@@ -90,7 +93,7 @@ def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, e
 
 def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor,
             label_kind: str, random: bool = False, generator: torch.Generator | None = None,
-            members: bool = False, reduce_counts=None) -> tuple[torch.Tensor, dict]:
+            members: bool = False, reduce_counts=None, constant_direction: bool = False) -> tuple[torch.Tensor, dict]:
     """The GS term of a batch, and stats (rows supervised, mean cosine).
 
     x: (B, ...) GS-space inputs, part of the graph that produced `logits` (B, C); with `members`,
@@ -102,7 +105,8 @@ def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partne
     so that each process's share is normalised by the global count.
     """
     edges = random_edges(len(x), generator) if random else as_edges(partner).long()
-    cos, valid = edge_cosines(x, logits, targets, edges, label_kind, members=members)
+    cos, valid = edge_cosines(x, logits, targets, edges, label_kind, members=members,
+                              constant_direction=constant_direction)
     counts = valid.sum(0)
     if reduce_counts is not None:
         counts = reduce_counts(counts.clone())

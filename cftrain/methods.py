@@ -108,7 +108,8 @@ class GradientSupervision(Method):
         context = distributed.current()  # under torchrun: normalise by the global batch's edges
         term, stats = gs_loss(x, logits, batch["targets"], batch["edges"], kind, random=self.random_relations,
                               generator=generator, members=members,
-                              reduce_counts=context.sum_ if context else None)
+                              reduce_counts=context.sum_ if context else None,
+                              constant_direction=x.grad_fn is None)  # raw input (mlp): data
         n = logits.shape[1] if members else 1
         return config.gs_weight * term, {"gs": float(term.detach()) / n, "gs_rows": stats["rows"]}
 

@@ -131,3 +131,21 @@ def test_a_step_on_the_gs_term_alone_raises_the_mean_cosine():
         optimizer.step()
         loss, after = cosine()
     assert after > before + 0.05
+
+
+def test_constant_direction_gives_the_same_parameter_gradients_for_data_inputs():
+    """For raw-input GS spaces t is data: dropping its graph changes no parameter's gradient."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 1))
+    x = torch.randn(6, 4)
+    targets = torch.tensor([[1.0], [0.0]] * 3)
+    grads = []
+    for constant in (False, True):
+        net.zero_grad()
+        leaf = x.clone().requires_grad_(True)
+        loss, _ = gs_loss(leaf, net(leaf), targets, torch.tensor([1, 0, 3, 2, 5, 4]), "binary",
+                          constant_direction=constant)
+        loss.backward()
+        grads.append([p.grad.clone() for p in net.parameters()])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-7)
