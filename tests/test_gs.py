@@ -146,6 +146,6 @@ def test_constant_direction_gives_the_same_parameter_gradients_for_data_inputs()
         loss, _ = gs_loss(leaf, net(leaf), targets, torch.tensor([1, 0, 3, 2, 5, 4]), "binary",
                           constant_direction=constant)
         loss.backward()
-        grads.append([p.grad.clone() for p in net.parameters()])
+        grads.append([torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in net.parameters()])
     for a, b in zip(*grads):
         assert torch.allclose(a, b, atol=1e-7)
