@@ -34,6 +34,7 @@ bench: $(STAMP)  # performance ratios (minutes; not part of CI)
 	$(PY) bench/vqa_build.py
 	$(PY) bench/coco_build.py
 	$(PY) bench/regions_loader.py
+	$(PY) bench/gs_step.py
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache
