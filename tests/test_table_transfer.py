@@ -166,3 +166,30 @@ def test_eval_refuses_a_damaged_or_old_checkpoint(tmp_path):
         result = CliRunner().invoke(cftrain, ["eval", str(run_dir), str(store)])
         assert result.exit_code == 2, result.output
         assert fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_run_evaluates_on_a_transfer_set_in_its_vocabulary(tmp_path):
+    """The store signature admits a transfer set built with --vocab-from the run's store."""
+    from cftrain.presets import resolve
+    from cftrain.table import evaluate_run
+    from cftrain.train import run
+
+    mini_imdb(tmp_path)
+    build_imdb(tmp_path, tmp_path / "imdb.h5", allow_unverified=True)
+    run(tmp_path / "imdb.h5", tmp_path / "run", resolve("imdb", "text", mode="gs", epochs=2, ensemble=2))
+    suffix, content = LAYOUTS["yelp"]
+    (tmp_path / f"src.{suffix}").write_text(content)
+    build_transfer("yelp", str(tmp_path / f"src.{suffix}"), tmp_path / "imdb.h5", tmp_path / "yelp.h5", sample=12)
+    result = evaluate_run(tmp_path / "run", tmp_path / "yelp.h5", device="cpu")
+    assert list(result["splits"]) == ["test"] and result["splits"]["test"]["all"]["n"] == 12
+    import torch
+    from cftrain.rundir import RunDir
+    members = RunDir(tmp_path / "run").load_members()
+    with Store(tmp_path / "yelp.h5") as store:  # the ensemble by hand: mean logit > 0 against the labels
+        test = store.split("test")
+        batch = {"tokens": torch.as_tensor(test.read("tokens")).long(), "length": torch.as_tensor(test.read("length"))}
+        labels = test.read("label")
+    with torch.no_grad():
+        logit = torch.stack([m.eval()(batch) for m in members]).mean(0)[:, 0].numpy()
+    expected = round(100 * float(((logit > 0).astype(int) == labels).mean()), 2)
+    assert result["splits"]["test"]["all"]["accuracy"] == expected
