@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cfbuild.check import check_store
 from cfbuild.errors import UserError
 from cfbuild.label_kinds import label_kind
 from cfbuild.progress import Progress
@@ -46,13 +47,14 @@ def run_curve(store_path, out_dir, fractions: list, modes: list, seeds: list, sp
     plan = [(mode, f, seed) for mode in modes for f in fractions for seed in seeds]
     configs = {key: resolve(task, input_kind, **{**overrides, "mode": key[0], "fraction": key[1], "seed": key[2],
                                                   "fraction_seed": key[2]}) for key in plan}  # all checked first
+    check_store(store_path)  # once for every run
     points = []
     with staged_dir(out_dir, force) as tmp, Progress(len(plan), f"{task} curve", unit="runs",
                                                       every_update=True) as bar:
         for (mode, fraction, seed), config in configs.items():
             run_dir = Path(tmp) / mode / f"f{fraction:.4f}-seed{seed}"
             run_dir.mkdir(parents=True)
-            metrics = run_into(run_dir, store_path, config)
+            metrics = run_into(run_dir, store_path, config, check=False)
             value = metrics["splits"][split]["all"][metric]
             points.append({"mode": mode, "fraction": fraction, "seed": seed, "value": value,
                            "alignment": (metrics.get("alignment", {}).get(split) or {}).get("cosine"),

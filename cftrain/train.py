@@ -227,10 +227,11 @@ def evaluate(members: list, splits: dict, kind: str, device="cpu") -> dict:
     return {name: split_metrics(ensemble_logits(members, data, device), data, kind) for name, data in splits.items()}
 
 
-def open_store(store_path, verify: bool = False) -> Store:
+def open_store(store_path, verify: bool = False, check: bool = True) -> Store:
     """The store, after the checks of `cfbuild verify` that read no features (with `verify`, the
     content digest too): a damaged store is a one-line error before training, never mid-run."""
-    check_store(store_path, digest=verify)
+    if check or verify:
+        check_store(store_path, digest=verify)
     return Store(store_path)
 
 
@@ -248,13 +249,14 @@ def run(store_path, out_dir, config: RunConfig, force: bool = False, verify: boo
         distributed.stop()
 
 
-def run_into(out_dir, store_path, config: RunConfig, verify: bool = False) -> dict:
-    """The run directory's files written into `out_dir` (an existing, empty folder)."""
+def run_into(out_dir, store_path, config: RunConfig, verify: bool = False, check: bool = True) -> dict:
+    """The run directory's files written into `out_dir` (an existing, empty folder). `check=False`:
+    the caller checked the store already (a table or a curve checks it once for all its runs)."""
     torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     rundir = RunDir(out_dir)
     trainer: Method = method(config.mode)
-    with open_store(store_path, verify) as store:
+    with open_store(store_path, verify, check) as store:
         validate(config, store.input_kind)
         splits = load_splits(store, config)
         metric = label_kind(store.label_kind).metric

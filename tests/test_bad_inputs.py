@@ -272,10 +272,11 @@ def _flip_first_chunk_byte(path: Path, dataset: str) -> None:
         fh.write(bytes([byte[0] ^ 0xFF]))
 
 
-def test_damaged_chunk_is_found_before_training(work, tmp_path):
+@pytest.mark.parametrize("command", ["run", "table", "curve"])
+def test_damaged_chunk_is_found_before_training(work, tmp_path, command):
     shutil.copy(work / "toy.h5", tmp_path / "d.h5")
     _flip_first_chunk_byte(tmp_path / "d.h5", "train/examples/x")
-    refused("cftrain", ["run", tmp_path / "d.h5", "--out", tmp_path / "r"], "dataset /train/examples/x cannot be read",
+    refused("cftrain", [command, tmp_path / "d.h5", "--out", tmp_path / "r"], "dataset /train/examples/x cannot be read",
             out=tmp_path / "r")
 
 
