@@ -1,4 +1,5 @@
-"""Delimited and JSON-lines tables (CAD's TSVs, users' CSV/TSV/JSONL), read through `datasets`.
+"""Delimited, JSON-lines and parquet tables (CAD's TSVs, users' CSV/TSV/JSONL/parquet), read with
+Python's csv and json modules and pyarrow (hub datasets and other formats: `load_with_datasets`).
 
 Every cell comes back as a string. Problems are UserErrors that name the file
 and, where there is one, the line.
@@ -89,16 +90,11 @@ def load_with_datasets(*args, what: str, **kwargs):
         raise UserError(f"{what} ({' '.join(str(exc).split())[:200]})") from None
 
 
-def _load(kind: str, path: Path, **kwargs):
-    return load_with_datasets(kind, data_files=str(path), split="train", what=f"{path}: cannot parse as {kind}",
-                              **kwargs)
-
-
-def check_delimited_syntax(path: Path, text: str, delimiter: str) -> list[str]:
-    """The header; a row with the wrong number of fields, a quote left open across lines, or any
-    other syntax error names its line (parsers further on would only say the file is bad)."""
+def parse_delimited(path: Path, text: str, delimiter: str) -> tuple[list, list]:
+    """(header, rows) with Python's csv module; a row with the wrong number of fields, a quote
+    left open across lines, or any other syntax error names its line."""
     reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter, strict=True)
-    header, last_line = None, 0
+    header, rows, last_line = None, [], 0
     try:
         for fields in reader:
             first_line, last_line = last_line + 1, reader.line_num
@@ -107,24 +103,22 @@ def check_delimited_syntax(path: Path, text: str, delimiter: str) -> list[str]:
                                 "(an unclosed quote?); rows must be one a line")
             if header is None:
                 header = fields
-            elif fields and len(fields) != len(header):
-                raise UserError(f"{path}: line {first_line}: {len(fields)} fields, the header has {len(header)}")
+            elif fields:
+                if len(fields) != len(header):
+                    raise UserError(f"{path}: line {first_line}: {len(fields)} fields, the header has {len(header)}")
+                rows.append(fields)
     except csv.Error as exc:
         hint = " (a quote opened there is never closed?)" if "end of data" in str(exc) else ""
         raise UserError(f"{path}: line {last_line + 1}: {exc}{hint}") from None
-    return header or []
+    return header or [], rows
 
 
 def _read_delimited(path: Path, data: bytes, delimiter: str) -> Table:
-    import datasets
-
-    header = check_delimited_syntax(path, data.decode("utf-8"), delimiter)
+    header, rows = parse_delimited(path, data.decode("utf-8"), delimiter)
     if len(set(header)) != len(header) or any(not h for h in header):
         raise UserError(f"{path}: line 1: header needs unique, non-empty column names (got {header})")
-    features = datasets.Features({name: datasets.Value("string") for name in header})
-    table = _load("csv", path, delimiter=delimiter, keep_default_na=False, features=features)
-    columns = {name: ["" if v is None else v for v in table[name]] for name in header}
-    _check_line_count(path, data, len(table) + 1)
+    _check_line_count(path, data, len(rows) + 1)
+    columns = {name: [row[i] for row in rows] for i, name in enumerate(header)}
     return Table(path, columns, first_line=2)
 
 
@@ -137,13 +131,16 @@ def _check_line_count(path: Path, data: bytes, expected: int) -> None:
 
 
 def _read_jsonl(path: Path, data: bytes) -> Table:
+    objects = []
     for number, line in enumerate(data.decode("utf-8").splitlines(), 1):
         if line.strip():
             try:
-                if not isinstance(json.loads(line), dict):
-                    raise ValueError("not an object")
+                value = json.loads(line)
             except ValueError as exc:
                 raise UserError(f"{path}: line {number}: not a JSON object ({exc})") from None
-    table = _load("json", path)
-    columns = {name: ["" if v is None else str(v) for v in table[name]] for name in table.column_names}
+            if not isinstance(value, dict):
+                raise UserError(f"{path}: line {number}: not a JSON object ({type(value).__name__})")
+            objects.append(value)
+    names = list(dict.fromkeys(k for obj in objects for k in obj))
+    columns = {name: ["" if obj.get(name) is None else str(obj[name]) for obj in objects] for name in names}
     return Table(path, columns, first_line=1)
