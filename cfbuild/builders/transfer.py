@@ -35,11 +35,7 @@ def load_rows(source: str, preset: Preset) -> tuple[dict, dict]:
     """Columns of strings from a local file (csv/tsv/json/jsonl/parquet) or a hub dataset name."""
     path = Path(source)
     if path.exists():
-        if path.suffix.lower() == ".parquet":
-            columns = _via_datasets("parquet", data_files=str(path), split="train")
-        else:
-            columns = read_table(path).columns
-        return columns, describe_source(path, None)
+        return read_table(path).columns, describe_source(path, None)
     name, config, split = preset.hub
     if source != name:
         raise UserError(f"{source}: no such file, and not the preset's hub dataset {name!r}")
