@@ -12,6 +12,8 @@ from cfbuild.builders.table import build_table
 from cfbuild.builders.toy import build_toy
 from cfbuild.builders.toy_regions import build_toy_regions
 from cfbuild.store import StoreWriter
+from cftrain.presets import resolve
+from cftrain.train import run
 
 STORE_KINDS = ("vector", "text", "text_pair", "multilabel", "regions")
 
@@ -66,3 +68,15 @@ def stores(tmp_path_factory) -> dict:
     write_multilabel(root / "multilabel.h5")
     build_toy_regions(root / "regions.h5", n=40, seed=0)
     return {kind: root / f"{kind}.h5" for kind in STORE_KINDS}
+
+
+@pytest.fixture(scope="session")
+def work(tmp_path_factory):
+    """A toy store, a text store, a trained toy run and a trained text run."""
+    root = tmp_path_factory.mktemp("bad")
+    build_toy(root / "toy.h5", n=200, seed=0)
+    rows = write_text_rows(root / "rows.jsonl")
+    build_table({"train": rows, "val": rows}, root / "text.h5", text_cols=["a"], label_col="y", pair_col="g")
+    run(root / "toy.h5", root / "toy-run", resolve("toy", mode="augmented", epochs=1))
+    run(root / "text.h5", root / "text-run", resolve("table", "text", mode="augmented", epochs=1))
+    return root

@@ -78,3 +78,14 @@ def write_features_file(path, n_images: int = 2, regions: int = 3, dim: int = 5)
 
 def run_cli(*args, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=kw.pop("cwd", REPO), **kw)
+
+
+def flip_first_chunk_byte(path: Path, dataset: str) -> None:
+    """Corrupt one byte of a dataset's first chunk (its Fletcher-32 checksum then fails)."""
+    with h5py.File(path, "r") as h5:
+        offset = h5[dataset].id.get_chunk_info(0).byte_offset
+    with open(path, "r+b") as fh:
+        fh.seek(offset + 3)
+        byte = fh.read(1)
+        fh.seek(offset + 3)
+        fh.write(bytes([byte[0] ^ 0xFF]))

@@ -1,6 +1,7 @@
 """Bad input, as a new user would give it, to `cfbuild` and `cftrain`. Every case asserts: the
 exit code, one error line naming the file or option and the problem, no traceback, nothing
-under the output name, and any previous output unchanged."""
+under the output name, and any previous output unchanged (signals and the CLI itself:
+test_signals_cli.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import h5py
@@ -20,14 +17,12 @@ import pytest
 from click.testing import CliRunner
 
 from cfbuild.builders.table import build_table
-from cfbuild.builders.toy import build_toy
 from cfbuild.store import StoreWriter
 from cftrain.presets import resolve
 from cftrain.train import run
 from cli.cfbuild import main as cfbuild_main
 from cli.cftrain import main as cftrain_main
-from tests.conftest import write_text_rows
-from tests.helpers import REPO, run_cli
+from tests.helpers import flip_first_chunk_byte
 from tests.vqa_fixtures import build as build_vqa_fixture
 
 PROGRAMS = {"cfbuild": cfbuild_main, "cftrain": cftrain_main}
@@ -58,18 +53,6 @@ def refused(program: str, args: list, *fragments: str, out: Path | None = None, 
         assert snapshot(out) == before, "the output changed"
         assert not list(out.parent.glob(f".{out.name}.*.part")), "a temporary output was left behind"
     return errors[0]
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory):
-    """A toy store, a text store, a trained toy run and a trained text run."""
-    root = tmp_path_factory.mktemp("bad")
-    build_toy(root / "toy.h5", n=200, seed=0)
-    rows = write_text_rows(root / "rows.jsonl")
-    build_table({"train": rows, "val": rows}, root / "text.h5", text_cols=["a"], label_col="y", pair_col="g")
-    run(root / "toy.h5", root / "toy-run", resolve("toy", mode="augmented", epochs=1))
-    run(root / "text.h5", root / "text-run", resolve("table", "text", mode="augmented", epochs=1))
-    return root
 
 
 # ---------------------------------------------------------------- options, before any work
@@ -262,20 +245,10 @@ def test_eval_store_with_another_vocabulary_of_the_same_size(work, tmp_path):
 
 # ---------------------------------------------------------------- the trainer trusts no store
 
-def _flip_first_chunk_byte(path: Path, dataset: str) -> None:
-    with h5py.File(path, "r") as h5:
-        offset = h5[dataset].id.get_chunk_info(0).byte_offset
-    with open(path, "r+b") as fh:
-        fh.seek(offset + 3)
-        byte = fh.read(1)
-        fh.seek(offset + 3)
-        fh.write(bytes([byte[0] ^ 0xFF]))
-
-
 @pytest.mark.parametrize("command", ["run", "table", "curve"])
 def test_damaged_chunk_is_found_before_training(work, tmp_path, command):
     shutil.copy(work / "toy.h5", tmp_path / "d.h5")
-    _flip_first_chunk_byte(tmp_path / "d.h5", "train/examples/x")
+    flip_first_chunk_byte(tmp_path / "d.h5", "train/examples/x")
     refused("cftrain", [command, tmp_path / "d.h5", "--out", tmp_path / "r"], "dataset /train/examples/x cannot be read",
             out=tmp_path / "r")
 
@@ -367,86 +340,3 @@ def test_table_empty_texts_are_reported_not_refused(tmp_path):
     result = CliRunner().invoke(cfbuild_main, [str(a) for a in _table(tmp_path, "g,t,y\n1,,1\n1,bad,0\n")])
     assert result.exit_code == 0, result.stderr
     assert "empty texts 1" in result.stdout and "rows with an empty text (kept): t.csv:2" in result.stdout
-
-
-# ---------------------------------------------------------------- signals and stale parts
-
-def _wait_for(pattern_dir: Path, pattern: str, proc, seconds: float = 60):
-    deadline = time.time() + seconds
-    while time.time() < deadline and not list(pattern_dir.glob(pattern)) and proc.poll() is None:
-        time.sleep(0.05)
-    assert list(pattern_dir.glob(pattern)), "the command never started writing"
-
-
-def test_sigterm_during_a_build(tmp_path):
-    out = tmp_path / "big.h5"
-    proc = subprocess.Popen([sys.executable, "-m", "cfbuild", "toy", "--out", str(out), "--n", "3000000"],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _wait_for(tmp_path, ".big.h5.*.part", proc)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143 and err.strip().splitlines()[-1] == "cfbuild: terminated", err
-    assert not out.exists() and not list(tmp_path.glob("*.part")) and not list(tmp_path.glob(".*.part"))
-
-
-def test_sigterm_during_training(work, tmp_path):
-    out = tmp_path / "r"
-    proc = subprocess.Popen([sys.executable, "-m", "cftrain", "run", str(work / "toy.h5"), "--out", str(out),
-                             "--epochs", "100000", "--patience", "100000"],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _wait_for(tmp_path, ".r.*.part/history.jsonl", proc)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143 and err.strip().splitlines()[-1] == "cftrain: terminated", err
-    assert not out.exists() and not list(tmp_path.glob(".r.*"))
-
-
-def test_sigkill_leaves_only_a_part_that_the_next_run_removes(work, tmp_path):
-    out = tmp_path / "r"
-    proc = subprocess.Popen([sys.executable, "-m", "cftrain", "run", str(work / "toy.h5"), "--out", str(out),
-                             "--epochs", "100000", "--patience", "100000"],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for(tmp_path, ".r.*.part/history.jsonl", proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not out.exists() and len(list(tmp_path.glob(".r.*.part"))) == 1
-    run(work / "toy.h5", out, resolve("toy", mode="augmented", epochs=1))
-    assert out.is_dir() and not list(tmp_path.glob(".r.*.part"))
-
-
-def test_stale_store_part_of_a_dead_process_is_removed(tmp_path):
-    stale = tmp_path / ".s.h5.999999999.abcd.part"  # no such pid
-    stale.write_bytes(b"half a store")
-    assert run_cli("cfbuild", "toy", "--out", str(tmp_path / "s.h5"), "--n", "20").returncode == 0
-    assert not stale.exists()
-
-
-# ---------------------------------------------------------------- the command line itself
-
-def test_debug_after_the_subcommand_shows_the_traceback(tmp_path):
-    result = run_cli("cfbuild", "inspect", str(tmp_path / "missing.h5"), "--debug")
-    assert result.returncode != 0 and "Traceback" in result.stderr
-
-
-def test_verify_failure_goes_to_stderr(work, tmp_path):
-    shutil.copy(work / "toy.h5", tmp_path / "d.h5")
-    _flip_first_chunk_byte(tmp_path / "d.h5", "train/examples/x")
-    result = run_cli("cfbuild", "verify", str(tmp_path / "d.h5"))
-    assert result.returncode == 1 and result.stdout == "" and result.stderr.startswith("FAILED: ")
-
-
-@pytest.mark.parametrize("program", ["cfbuild", "cftrain"])
-def test_version_and_python_dash_m(program):
-    from cfbuild import __version__
-    result = run_cli(program, "--version")
-    assert result.returncode == 0 and result.stdout.strip() == f"{program}, version {__version__}"
-
-
-def test_progress_lines_in_a_log_and_quiet(work, tmp_path):
-    args = ["cftrain", "run", str(work / "toy.h5"), "--epochs", "3", "--patience", "5"]
-    logged = run_cli(*args, "--out", str(tmp_path / "a"))
-    assert logged.returncode == 0, logged.stderr
-    epochs = [line for line in logged.stderr.splitlines() if line.startswith("toy gs: ")]
-    assert [line.split()[2] for line in epochs] == ["1/3", "2/3", "3/3"] and "val=" in epochs[0]
-    quiet = run_cli(*args, "--out", str(tmp_path / "b"), "--quiet")
-    assert quiet.returncode == 0 and quiet.stderr == ""
