@@ -5,11 +5,9 @@ over seeds, as curve.json, curve.png and a Markdown table (curve.md, also printe
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 
 from cfbuild.check import check_store
 from cfbuild.errors import UserError
@@ -17,6 +15,7 @@ from cfbuild.label_kinds import label_kind
 from cfbuild.progress import Progress
 from cfbuild.staging import staged_dir
 from cfbuild.store import Store
+from cftrain.metrics import mean_se
 from cftrain.plots import curve_png
 from cftrain.presets import resolve
 from cftrain.rundir import write_json_atomic
@@ -74,17 +73,9 @@ def run_curve(store_path, out_dir, fractions: list, modes: list, seeds: list, sp
 
 
 def summarise(points: list, modes: list, fractions: list) -> dict:
-    """{mode: [{fraction, mean, stderr, n}]}: standard error = sample std / sqrt(n) (0 for one seed)."""
-    out = {}
-    for mode in modes:
-        out[mode] = []
-        for f in fractions:
-            values = np.array([p["value"] for p in points if p["mode"] == mode and p["fraction"] == f
-                               and p["value"] is not None], float)
-            se = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
-            out[mode].append({"fraction": f, "mean": round(float(values.mean()), 2) if len(values) else None,
-                              "stderr": round(se, 2), "n": len(values)})
-    return out
+    """{mode: [{fraction, mean, stderr, n}]} over seeds (`cftrain.metrics.mean_se`)."""
+    return {mode: [{"fraction": f, **mean_se(p["value"] for p in points if p["mode"] == mode and p["fraction"] == f)}
+                   for f in fractions] for mode in modes}
 
 
 def format_curve(curve: dict) -> str:

@@ -52,19 +52,22 @@ def class_weights(targets: torch.Tensor, edges: torch.Tensor, kind: str) -> torc
 
 def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, edges: torch.Tensor,
                  label_kind: str, create_graph: bool = True, members: bool = False,
-                 constant_direction: bool = False) -> tuple:
+                 constant_direction: bool = False, sign_edges: torch.Tensor | None = None) -> tuple:
     """(cos, valid): cos(g_i, t_i) of every edge (i, j) of a batch, (E, N), and which edges are
     supervised (rows skipped as gs_loss says), with one `torch.autograd.grad` over the batch;
     differentiable when `create_graph`. `members`: x is (B, N, ...) and logits (B, N, C), N
     independent ensemble members on the same batch (each member's g is its own slice); else N = 1.
     `constant_direction`: t carries no graph (x is data, not a function of parameters: the
-    parameters' gradients are the same, without the backward work through t)."""
+    parameters' gradients are the same, without the backward work through t).
+    `sign_edges`: (E, 2) edges whose labels give each edge's class and sign (default: `edges`
+    themselves); the direction t always comes from `edges`."""
     if not members:
         x_members, logits = x.unsqueeze(1), (logits[:, None] if logits.dim() == 1 else logits).unsqueeze(1)
     else:
         x_members = x
     edges = edges.to(x.device)
-    weights = class_weights(targets.to(logits.dtype), edges, label_kind)
+    weights = class_weights(targets.to(logits.dtype), edges if sign_edges is None else sign_edges.to(x.device),
+                            label_kind)
     # One weight row per batch row: each row's first edge decides its class; edges that
     # would need another class for the same row are skipped (they cannot share one g).
     row_weights = torch.zeros_like(targets, dtype=logits.dtype)
@@ -91,9 +94,23 @@ def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, e
     return cos, valid
 
 
+def pair_sign_edges(drawn: torch.Tensor, pairs: torch.Tensor, n: int) -> tuple:
+    """The drawn random edges (i, r) whose row i has a pair, and for each the pair's own edge
+    (i, p(i)): the random-relations variant that keeps each row's class and sign, with a random
+    direction. `n`: rows in the batch."""
+    first = torch.full((n,), len(pairs), dtype=torch.long)  # each row's first pair edge
+    first.scatter_reduce_(0, pairs[:, 0], torch.arange(len(pairs)), reduce="amin")
+    drawn = drawn[first[drawn[:, 0]] < len(pairs)]
+    return drawn, pairs[first[drawn[:, 0]]]
+
+
+RANDOM_SIGNS = ("partner", "pair")  # the random-relations variants (cftrain.methods)
+
+
 def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor,
             label_kind: str, random: bool = False, generator: torch.Generator | None = None,
-            members: bool = False, reduce_counts=None, constant_direction: bool = False) -> tuple[torch.Tensor, dict]:
+            members: bool = False, reduce_counts=None, constant_direction: bool = False,
+            random_sign: str = "partner") -> tuple[torch.Tensor, dict]:
     """The GS term of a batch, and stats (rows supervised, mean cosine).
 
     x: (B, ...) GS-space inputs, part of the graph that produced `logits` (B, C); with `members`,
@@ -101,12 +118,21 @@ def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partne
     member's mean (so each member's gradient is what it would be alone).
     partner: (B,) partner row per row (-1: none) or (E, 2) directed edges.
     Rows whose g or t has a near-zero norm, or with no differing class, are skipped.
+    `random`: each row related to a random other row r of the batch instead of its partner; with
+    `random_sign` "partner", class and sign come from r's label (sign(y_r - y_i), same-label r
+    skipped), with "pair", from the row's own pair (t = x_r - x_i signed as the pair's would be).
     `reduce_counts` (data-parallel training) sums the per-member edge counts across processes,
     so that each process's share is normalised by the global count.
     """
-    edges = random_edges(len(x), generator) if random else as_edges(partner).long()
+    edges, sign_edges = as_edges(partner).long(), None
+    if random:
+        drawn = random_edges(len(x), generator)
+        if random_sign == "pair":
+            edges, sign_edges = pair_sign_edges(drawn, edges.cpu(), len(x))
+        else:
+            edges = drawn
     cos, valid = edge_cosines(x, logits, targets, edges, label_kind, members=members,
-                              constant_direction=constant_direction)
+                              constant_direction=constant_direction, sign_edges=sign_edges)
     counts = valid.sum(0)
     if reduce_counts is not None:
         counts = reduce_counts(counts.clone())

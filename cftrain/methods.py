@@ -36,6 +36,7 @@ class Method:
     row_name = ""               # the row of the paper's Table 3 (text, COCO)
     regions_row_name = None     # the row of the paper's Table 1 (VQA), when it differs
     trains = True               # False: predictions are drawn, no model is trained
+    reads = ()                  # options only this method reads (a sweep varies them for it alone)
 
     def table_row_name(self, input_kind: str) -> str:
         return (self.regions_row_name if input_kind == "regions" else None) or self.row_name
@@ -97,6 +98,7 @@ class GradientSupervision(Method):
     name, row_name = "gs", "With edited data + GS"
     regions_row_name = "+ CF data + GS"
     random_relations = False
+    reads = ("gs_weight", "gs_detach_target")
 
     def needs_input_gradient(self, config):
         return config.gs_weight > 0
@@ -109,7 +111,8 @@ class GradientSupervision(Method):
         term, stats = gs_loss(x, logits, batch["targets"], batch["edges"], kind, random=self.random_relations,
                               generator=generator, members=members,
                               reduce_counts=context.sum_ if context else None,
-                              constant_direction=x.grad_fn is None)  # raw input (mlp): data
+                              constant_direction=x.grad_fn is None or config.gs_detach_target,
+                              random_sign=config.random_sign)  # grad_fn None: raw input (mlp), data
         n = logits.shape[1] if members else 1
         return config.gs_weight * term, {"gs": float(term.detach()) / n, "gs_rows": stats["rows"]}
 
@@ -120,6 +123,7 @@ class GradientSupervisionRandom(GradientSupervision):
     name, row_name = "gs-random", "With edited data + GS, random relations"
     regions_row_name = "+ CF data + GS, random relations"
     random_relations = True
+    reads = ("gs_weight", "gs_detach_target", "random_sign")
 
 
 TRAINED = tuple(name for name, m in METHODS.items() if m.trains)

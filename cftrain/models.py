@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
 import warnings
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -78,32 +76,6 @@ class BagOfWords(PairModel):
 
     def head(self, x, batch):
         return self.out(x)
-
-
-def load_word_vectors(path, vocab: list[str], dim: int = 300) -> tuple[torch.Tensor, int]:
-    """GloVe/word2vec text vectors (optionally .gz) for `vocab`; unknown words stay zero.
-
-    Returns the (V, D) matrix and how many vocabulary words were found.
-    """
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    index = {w: i for i, w in enumerate(vocab)}
-    matrix, found = None, 0
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-        for number, line in enumerate(fh, 1):
-            parts = line.rstrip().split(" ")
-            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                continue  # word2vec header: count and width
-            if matrix is None:
-                matrix = torch.zeros(len(vocab), len(parts) - 1)
-            if len(parts) - 1 != matrix.shape[1]:
-                raise UserError(f"{path}: line {number}: {len(parts) - 1} values, expected {matrix.shape[1]}")
-            if parts[0] in index:
-                matrix[index[parts[0]]] = torch.tensor([float(v) for v in parts[1:]])
-                found += 1
-    if matrix is None:
-        raise UserError(f"{path}: no word vectors")
-    return matrix, found
 
 
 @register("nli-bow")

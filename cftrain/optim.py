@@ -87,7 +87,9 @@ OPTIMIZERS = {"adadelta": LazyAdadelta, "adam": torch.optim.Adam, "adamax": torc
 SPARSE_OK = {"adadelta"}  # optimizers whose sparse-gradient result equals the dense one
 
 
-def make_optimizer(name: str, params, lr: float):
+def make_optimizer(name: str, params, lr: float, rho: float = 0.9, eps: float = 1e-6):
+    """`rho` and `eps` are AdaDelta's (other optimizers keep torch's defaults)."""
     if name not in OPTIMIZERS:
         raise UserError(f"unknown optimizer {name!r} ({', '.join(OPTIMIZERS)})")
-    return OPTIMIZERS[name]([p for p in params if p.requires_grad], lr=lr)
+    extra = {"rho": rho, "eps": eps} if name == "adadelta" else {}
+    return OPTIMIZERS[name]([p for p in params if p.requires_grad], lr=lr, **extra)

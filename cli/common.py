@@ -81,8 +81,9 @@ class FiniteFloat(click.ParamType):
     """A float that is finite (no nan, inf) and inside [low, high] (open ends where asked)."""
     name = "float"
 
-    def __init__(self, low: float | None = None, high: float | None = None, low_open: bool = False):
-        self.low, self.high, self.low_open = low, high, low_open
+    def __init__(self, low: float | None = None, high: float | None = None, low_open: bool = False,
+                 high_open: bool = False):
+        self.low, self.high, self.low_open, self.high_open = low, high, low_open, high_open
 
     def convert(self, value, param, ctx):
         if isinstance(value, float) and math.isfinite(value):
@@ -96,11 +97,11 @@ class FiniteFloat(click.ParamType):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         if self.low is not None and (number < self.low or (self.low_open and number == self.low)):
             self.fail(f"{number} must be {'>' if self.low_open else '>='} {self.low}", param, ctx)
-        if self.high is not None and number > self.high:
-            self.fail(f"{number} must be <= {self.high}", param, ctx)
+        if self.high is not None and (number > self.high or (self.high_open and number == self.high)):
+            self.fail(f"{number} must be {'<' if self.high_open else '<='} {self.high}", param, ctx)
         return number
 
     def get_metavar(self, param, ctx=None):
         low = "" if self.low is None else f"{self.low}{'<' if self.low_open else '<='}"
-        high = "" if self.high is None else f"<={self.high}"
+        high = "" if self.high is None else f"{'<' if self.high_open else '<='}{self.high}"
         return f"FLOAT {low}x{high}" if low or high else "FLOAT"

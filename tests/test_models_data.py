@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from cftrain.data import PairBatches, SplitTensors, pair_groups
-from cftrain.models import load_word_vectors, make_model
+from cftrain.models import make_model
+from cftrain.vectors import load_word_vectors
 
 
 def test_bow_encode_averages_real_tokens_only():

