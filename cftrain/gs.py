@@ -52,7 +52,8 @@ def class_weights(targets: torch.Tensor, edges: torch.Tensor, kind: str) -> torc
 
 def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, edges: torch.Tensor,
                  label_kind: str, create_graph: bool = True, members: bool = False,
-                 constant_direction: bool = False, sign_edges: torch.Tensor | None = None) -> tuple:
+                 constant_direction: bool = False, sign_edges: torch.Tensor | None = None,
+                 input_layer: tuple | None = None) -> tuple:
     """(cos, valid): cos(g_i, t_i) of every edge (i, j) of a batch, (E, N), and which edges are
     supervised (rows skipped as gs_loss says), with one `torch.autograd.grad` over the batch;
     differentiable when `create_graph`. `members`: x is (B, N, ...) and logits (B, N, C), N
@@ -60,7 +61,11 @@ def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, e
     `constant_direction`: t carries no graph (x is data, not a function of parameters: the
     parameters' gradients are the same, without the backward work through t).
     `sign_edges`: (E, 2) edges whose labels give each edge's class and sign (default: `edges`
-    themselves); the direction t always comes from `edges`."""
+    themselves); the direction t always comes from `edges`.
+    `input_layer`: (W, raw) when x = raw W^T + b is the output of the model's first linear layer
+    on data inputs `raw`, the GS space: with d = d logit / d x, the input gradient is g = W^T d,
+    never formed: g . t = d . (x_j - x_i) (the bias cancels), |g|^2 = d^T (W W^T) d, |t| from raw.
+    Exact, and cheaper than differentiating back to the inputs when W has fewer rows than columns."""
     if not members:
         x_members, logits = x.unsqueeze(1), (logits[:, None] if logits.dim() == 1 else logits).unsqueeze(1)
     else:
@@ -84,13 +89,17 @@ def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, e
     grad = torch.autograd.grad(selected, x, create_graph=create_graph)[0]
     grad = (grad.unsqueeze(1) if not members else grad).flatten(2)
     flat = x_members.flatten(2)
-    if constant_direction:
-        flat = flat.detach()
     g = grad[edges[:, 0]]
-    t = flat[edges[:, 1]] - flat[edges[:, 0]]
-    g_norm, t_norm = g.norm(dim=2), t.norm(dim=2)
+    if input_layer is not None:
+        weight, raw = input_layer
+        dot = (g * (flat[edges[:, 1]] - flat[edges[:, 0]])).sum(2)
+        g_norm = ((g @ (weight @ weight.T)) * g).sum(2).clamp(min=EPS ** 2).sqrt()
+        t_norm = edge_distances(raw.flatten(1), edges)[:, None]
+    else:
+        t = data_difference(flat, edges) if constant_direction else flat[edges[:, 1]] - flat[edges[:, 0]]
+        dot, g_norm, t_norm = (g * t).sum(2), g.norm(dim=2), t.norm(dim=2)
     valid = first[:, None] & (g_norm > EPS) & (t_norm > EPS)
-    cos = (g * t).sum(2) / (g_norm * t_norm).clamp(min=EPS)
+    cos = dot / (g_norm * t_norm).clamp(min=EPS)
     return cos, valid
 
 
@@ -107,10 +116,26 @@ def pair_sign_edges(drawn: torch.Tensor, pairs: torch.Tensor, n: int) -> tuple:
 RANDOM_SIGNS = ("partner", "pair")  # the random-relations variants (cftrain.methods)
 
 
+def data_difference(values: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """values[j] - values[i] for every edge (i, j), without a graph, subtracted in place (the
+    allocation of a third edge-sized copy cost 10x the arithmetic for 2048-d inputs)."""
+    values = values.detach()
+    return values.index_select(0, edges[:, 1]).sub_(values.index_select(0, edges[:, 0]))
+
+
+def edge_distances(values: torch.Tensor, edges: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    """|values[j] - values[i]| for every edge, a few edges at a time: small buffers are reused by
+    the allocator, where edge-sized ones were fresh pages on every step (bench/gs_step.py)."""
+    out = values.new_empty(len(edges))
+    for start in range(0, len(edges), chunk):
+        out[start:start + chunk] = torch.linalg.vector_norm(data_difference(values, edges[start:start + chunk]), dim=1)
+    return out
+
+
 def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor,
             label_kind: str, random: bool = False, generator: torch.Generator | None = None,
             members: bool = False, reduce_counts=None, constant_direction: bool = False,
-            random_sign: str = "partner") -> tuple[torch.Tensor, dict]:
+            random_sign: str = "partner", input_layer: tuple | None = None) -> tuple[torch.Tensor, dict]:
     """The GS term of a batch, and stats (rows supervised, mean cosine).
 
     x: (B, ...) GS-space inputs, part of the graph that produced `logits` (B, C); with `members`,
@@ -122,7 +147,7 @@ def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partne
     `random_sign` "partner", class and sign come from r's label (sign(y_r - y_i), same-label r
     skipped), with "pair", from the row's own pair (t = x_r - x_i signed as the pair's would be).
     `reduce_counts` (data-parallel training) sums the per-member edge counts across processes,
-    so that each process's share is normalised by the global count.
+    so that each process's share is normalised by the global count. `input_layer`: see edge_cosines.
     """
     edges, sign_edges = as_edges(partner).long(), None
     if random:
@@ -132,7 +157,8 @@ def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partne
         else:
             edges = drawn
     cos, valid = edge_cosines(x, logits, targets, edges, label_kind, members=members,
-                              constant_direction=constant_direction, sign_edges=sign_edges)
+                              constant_direction=constant_direction, sign_edges=sign_edges,
+                              input_layer=input_layer)
     counts = valid.sum(0)
     if reduce_counts is not None:
         counts = reduce_counts(counts.clone())

@@ -45,6 +45,12 @@ class PairModel(nn.Module):
         """Told whether training will differentiate the input gradient again (GS); models whose
         layers cannot (cuDNN's RNN) switch to an implementation that can."""
 
+    def input_layer(self) -> tuple | None:
+        """(linear, rest) when x = encode(batch) is data and head(x, batch) = rest(linear(x), batch)
+        with `linear` applied row by row: GS is then computed in that layer's output space
+        (cftrain.gs, `input_layer`), exactly and without differentiating back to the inputs."""
+        return None
+
     def frozen_vectors(self) -> torch.Tensor | None:
         """Pretrained word vectors kept frozen (saved with the run, checked by sha256), if any."""
         embed = getattr(self, "embed", None)
@@ -134,6 +140,9 @@ class MLP(PairModel):
 
     def head(self, x, batch):
         return self.net(x)
+
+    def input_layer(self):
+        return self.net[0], lambda h, batch: self.net[1:](h)
 
 
 from cftrain import butd  # noqa: E402,F401  (registers "butd"; imports this module's registry)

@@ -45,9 +45,15 @@ def train_step(model, optimizer, batch: dict, config: RunConfig, kind: str,
     double = trainer.needs_input_gradient(config)
     model.set_double_backward(double)
     x = model.encode(batch)
-    if double and not x.requires_grad:  # the GS space is the raw input (mlp)
-        x = x.detach().requires_grad_(True)
-    logits = model.head(x, batch)
+    split = model.input_layer() if double and not x.requires_grad else None
+    if split is not None:  # GS on data inputs, computed in the first linear layer's output space
+        layer, rest = split
+        raw, x = x, layer(x)
+        logits, input_layer = rest(x, batch), (layer.weight, raw)
+    else:
+        if double and not x.requires_grad:  # the GS space is the raw input
+            x = x.detach().requires_grad_(True)
+        logits, input_layer = model.head(x, batch), None
     targets = batch["targets"]
     if logits.dim() == 3:  # a fused ensemble (B, N, C): the sum of each member's own mean loss
         per_member = F.binary_cross_entropy_with_logits(logits, targets[:, None, :].expand_as(logits),
@@ -57,7 +63,7 @@ def train_step(model, optimizer, batch: dict, config: RunConfig, kind: str,
         task_loss = F.binary_cross_entropy_with_logits(logits, targets)
         reported = float(task_loss.detach())
     task_loss = task_loss * batch.get("share", 1.0)  # torchrun: this process's share of the global batch
-    extra, stats = trainer.extra_loss(x, logits, batch, config, kind, generator)
+    extra, stats = trainer.extra_loss(x, logits, batch, config, kind, generator, input_layer)
     loss = task_loss if extra is None else task_loss + extra
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

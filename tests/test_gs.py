@@ -149,3 +149,48 @@ def test_constant_direction_gives_the_same_parameter_gradients_for_data_inputs()
         grads.append([torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in net.parameters()])
     for a, b in zip(*grads):
         assert torch.allclose(a, b, atol=1e-7)
+
+
+@pytest.mark.parametrize("hidden, kind, classes", [([5, 4], "multilabel", 3), ([], "binary", 1),
+                                                   ([6], "multiclass", 3)])
+def test_gs_in_the_first_layers_output_space_equals_gs_on_the_inputs(hidden, kind, classes):
+    """mlp on data inputs: g = W^T d is never formed (g . t = d . (z_j - z_i), |g|^2 = d^T W W^T d);
+    the loss and every parameter's gradient equal differentiating back to the inputs."""
+    from cftrain.models import make_model
+
+    torch.manual_seed(0)
+    model = make_model("mlp", input_dim=7, n_outputs=classes, hidden=hidden)
+    data = torch.randn(8, 7)
+    if kind == "multilabel":
+        targets = (torch.rand(8, classes) < 0.5).float()
+        targets[1::2] = targets[0::2]
+        targets[1::2, 0] = 1 - targets[0::2, 0]
+    elif kind == "binary":
+        targets = torch.tensor([[1.0], [0.0]] * 4)
+    else:
+        targets = torch.eye(classes)[torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])]
+    partner = torch.tensor([1, 0, 3, 2, 5, 4, 7, 6])
+    results = []
+    for projected in (False, True):
+        model.zero_grad()
+        if projected:
+            layer, rest = model.input_layer()
+            z = layer(data)
+            loss, stats = gs_loss(z, rest(z, {}), targets, partner, kind, input_layer=(layer.weight, data))
+        else:
+            x = data.clone().requires_grad_(True)
+            loss, stats = gs_loss(x, model.head(x, {}), targets, partner, kind, constant_direction=True)
+        loss.backward()
+        results.append((loss.item(), stats["rows"], [torch.zeros_like(p) if p.grad is None else p.grad.clone()
+                                                     for p in model.parameters()]))
+    (loss_a, rows_a, grads_a), (loss_b, rows_b, grads_b) = results
+    assert rows_a == rows_b > 0 and loss_a == pytest.approx(loss_b, abs=1e-6)
+    for a, b in zip(grads_a, grads_b):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_edge_distances_in_chunks_equal_the_direct_norms():
+    values = torch.randn(300, 9, generator=torch.Generator().manual_seed(0))
+    edges = torch.randint(0, 300, (200, 2), generator=torch.Generator().manual_seed(1))
+    direct = (values[edges[:, 1]] - values[edges[:, 0]]).norm(dim=1)
+    assert torch.allclose(gs.edge_distances(values, edges, chunk=7), direct, atol=1e-6)
