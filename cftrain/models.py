@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cfbuild.errors import UserError
@@ -60,8 +61,13 @@ class PairModel(nn.Module):
 
 
 def mean_embedding(embed: nn.Module, tokens: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
-    """Average of the vectors of the real tokens (padding excluded)."""
-    mask = (torch.arange(tokens.shape[1])[None, :] < length[:, None]).float()
+    """Average of the vectors of the real tokens (padding excluded). An `nn.Embedding` is read as
+    one bag per row (`embedding_bag`): no (B, L, D) tensor of padded lookups, forward or backward."""
+    if isinstance(embed, nn.Embedding):
+        real = torch.arange(tokens.shape[1], device=tokens.device)[None, :] < length[:, None]
+        offsets = torch.cumsum(length, 0) - length
+        return F.embedding_bag(tokens[real], embed.weight, offsets.long(), mode="mean", sparse=embed.sparse)
+    mask = (torch.arange(tokens.shape[1], device=tokens.device)[None, :] < length[:, None]).float()
     summed = (embed(tokens) * mask[..., None]).sum(1)
     return summed / length.clamp(min=1)[:, None].float()
 
