@@ -147,14 +147,16 @@ class FusedNliBagOfWords(FusedEnsemble):
 
     def _projected(self, tokens, length):
         """(B, N, dim): each member's projection, ReLU, mean over the real tokens."""
+        return mean_embedding(self._project_tokens, tokens, length)
+
+    def _project_tokens(self, tokens):
+        """(T, N, dim) for a flat tensor of T real tokens."""
         e = self.embed(tokens)
         if not self.frozen:
-            e = e.view(*e.shape[:2], self.n, self.embed_dim)
-            h = self.project(e)
-        else:  # one lookup serves every member: project it with each member's weights at once
-            h = torch.einsum("bli,nio->blno", e, self.project.weight) + self.project.bias
-        mask = (torch.arange(tokens.shape[1], device=tokens.device)[None, :] < length[:, None]).to(h.dtype)
-        return (torch.relu(h) * mask[..., None, None]).sum(1) / length.clamp(min=1)[:, None, None].to(h.dtype)
+            return torch.relu(self.project(e.view(len(tokens), self.n, self.embed_dim)))
+        # one lookup serves every member: one matrix product with every member's weights side by side
+        weight = self.project.weight.permute(1, 0, 2).reshape(self.embed_dim, -1)
+        return torch.relu((e @ weight).view(len(tokens), self.n, -1) + self.project.bias)
 
     def _normed(self, norm, h):
         return norm(h.reshape(h.shape[0], -1)).view_as(h)

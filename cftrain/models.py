@@ -60,16 +60,19 @@ class PairModel(nn.Module):
         return None
 
 
-def mean_embedding(embed: nn.Module, tokens: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
-    """Average of the vectors of the real tokens (padding excluded). An `nn.Embedding` is read as
-    one bag per row (`embedding_bag`): no (B, L, D) tensor of padded lookups, forward or backward."""
+def mean_embedding(embed, tokens: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+    """Average over each row's real tokens (padding excluded) of `embed(token)`, an `nn.Embedding`
+    or any function of a 1-d token tensor. Only real tokens are looked up: an `nn.Embedding` as one
+    bag per row (`embedding_bag`), a function once over the flattened tokens, then summed per row;
+    no (B, L, ...) tensor of padded positions, forward or backward."""
+    real = torch.arange(tokens.shape[1], device=tokens.device)[None, :] < length[:, None]
     if isinstance(embed, nn.Embedding):
-        real = torch.arange(tokens.shape[1], device=tokens.device)[None, :] < length[:, None]
         offsets = torch.cumsum(length, 0) - length
         return F.embedding_bag(tokens[real], embed.weight, offsets.long(), mode="mean", sparse=embed.sparse)
-    mask = (torch.arange(tokens.shape[1], device=tokens.device)[None, :] < length[:, None]).float()
-    summed = (embed(tokens) * mask[..., None]).sum(1)
-    return summed / length.clamp(min=1)[:, None].float()
+    values = embed(tokens[real])
+    rows = torch.repeat_interleave(torch.arange(len(tokens), device=tokens.device), length.long())
+    summed = values.new_zeros((len(tokens), *values.shape[1:])).index_add_(0, rows, values)
+    return summed / length.clamp(min=1).to(values.dtype).view(-1, *[1] * (values.dim() - 1))
 
 
 @register("bow")

@@ -63,7 +63,8 @@ def train_step(model, optimizer, batch: dict, config: RunConfig, kind: str,
         task_loss = F.binary_cross_entropy_with_logits(logits, targets)
         reported = float(task_loss.detach())
     task_loss = task_loss * batch.get("share", 1.0)  # torchrun: this process's share of the global batch
-    extra, stats = trainer.extra_loss(x, logits, batch, config, kind, generator, input_layer)
+    layer_arg = {} if input_layer is None else {"input_layer": input_layer}  # methods needing g take it
+    extra, stats = trainer.extra_loss(x, logits, batch, config, kind, generator, **layer_arg)
     loss = task_loss if extra is None else task_loss + extra
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
