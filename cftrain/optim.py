@@ -63,12 +63,17 @@ class LazyAdadelta(torch.optim.Optimizer):
             state["last_step"] = torch.zeros(param.shape[0], dtype=torch.long, device=param.device)
         step, last = state["step"], state["last_step"]
         # untouched steps since each row's last touch: decay both accumulators by rho^k at once
-        decay = torch.pow(torch.full_like(values[:, 0], rho), (step - 1 - last[rows]).to(values.dtype))[:, None]
-        square_avg, acc_delta = state["square_avg"][rows] * decay, state["acc_delta"][rows] * decay
-        row_param = param[rows]
+        idle = (step - 1 - last.index_select(0, rows)).to(values.dtype)
+        decay = torch.pow(torch.full_like(idle, rho), idle)[:, None]
+        # index_select / index_copy_ (not advanced indexing): the rows are unique after coalesce
+        square_avg = state["square_avg"].index_select(0, rows).mul_(decay)
+        acc_delta = state["acc_delta"].index_select(0, rows).mul_(decay)
+        row_param = param.index_select(0, rows)
         self._dense_update(row_param, values, square_avg, acc_delta, lr, rho, eps)
-        param[rows], state["square_avg"][rows], state["acc_delta"][rows] = row_param, square_avg, acc_delta
-        last[rows] = step
+        param.index_copy_(0, rows, row_param)
+        state["square_avg"].index_copy_(0, rows, square_avg)
+        state["acc_delta"].index_copy_(0, rows, acc_delta)
+        last.index_fill_(0, rows, step)
 
     def settle(self) -> None:
         """Bring every row's accumulators up to the current step (for inspection or checkpoints)."""
