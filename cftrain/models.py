@@ -60,6 +60,22 @@ class PairModel(nn.Module):
         return None
 
 
+class RowGather(torch.autograd.Function):
+    """weight.index_select(0, rows) for sorted unique `rows`, whose gradient is a sparse tensor
+    already coalesced (one row each): the optimizer does not sort a row per token occurrence."""
+
+    @staticmethod
+    def forward(ctx, weight, rows):
+        ctx.save_for_backward(rows)
+        ctx.shape = weight.shape
+        return weight.index_select(0, rows)
+
+    @staticmethod
+    def backward(ctx, grad):
+        rows, = ctx.saved_tensors
+        return torch.sparse_coo_tensor(rows[None], grad, ctx.shape, is_coalesced=True), None
+
+
 def mean_embedding(embed, tokens: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
     """Average over each row's real tokens (padding excluded) of `embed(token)`, an `nn.Embedding`
     or any function of a 1-d token tensor. Only real tokens are looked up: an `nn.Embedding` as one
@@ -67,8 +83,11 @@ def mean_embedding(embed, tokens: torch.Tensor, length: torch.Tensor) -> torch.T
     no (B, L, ...) tensor of padded positions, forward or backward."""
     real = torch.arange(tokens.shape[1], device=tokens.device)[None, :] < length[:, None]
     if isinstance(embed, nn.Embedding):
-        offsets = torch.cumsum(length, 0) - length
-        return F.embedding_bag(tokens[real], embed.weight, offsets.long(), mode="mean", sparse=embed.sparse)
+        offsets = (torch.cumsum(length, 0) - length).long()
+        if not embed.sparse:
+            return F.embedding_bag(tokens[real], embed.weight, offsets, mode="mean")
+        rows, inverse = torch.unique(tokens[real], return_inverse=True)
+        return F.embedding_bag(inverse, RowGather.apply(embed.weight, rows), offsets, mode="mean")
     values = embed(tokens[real])
     rows = torch.repeat_interleave(torch.arange(len(tokens), device=tokens.device), length.long())
     summed = values.new_zeros((len(tokens), *values.shape[1:])).index_add_(0, rows, values)
