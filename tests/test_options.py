@@ -49,7 +49,7 @@ def test_frozen_vectors_are_not_reinitialised():
 
 
 def test_adadelta_rho_and_eps_reach_the_optimizer_and_its_steps():
-    config = resolve("imdb", "text", rho=0.95, eps=1e-7)
+    config = resolve("imdb", "text", rho=0.95, eps=1e-7, lr=1.0)
     param = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
     optimizer = make_optimizer(config, [param])
     assert optimizer.param_groups[0]["rho"] == 0.95 and optimizer.param_groups[0]["eps"] == 1e-7
@@ -175,3 +175,9 @@ def test_unknown_embeddings_name_is_one_line_exit_2(stores, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--embeddings glove-9z: neither a file nor a named resource (glove-6b-50d)" in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_another_optimizer_drops_the_presets_adadelta_settings():
+    config = resolve("imdb", "text", optimizer="adam", lr=0.01)
+    assert (config.rho, config.eps) == (0.9, 1e-6)  # the dataclass defaults, which Adam never reads
+    assert resolve("imdb", "text").eps == 1e-4  # the IMDb preset's own, under AdaDelta
