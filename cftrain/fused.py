@@ -5,11 +5,10 @@ forward, one GS gradient and one backward serve them all.
 slice of x only feeds its own logits), so the summed losses give every member exactly the
 gradient it would get alone, and with an element-wise optimizer (AdaDelta, Adam, Adamax) each
 member's step is its step alone. `fuse(members)` copies the members' weights in, `unfuse()`
-copies them back out (model.pt keeps ordinary members). Models without a fused form train their
-members one after another on the same batches instead: `butd`, and `mlp`, whose fused form
-(the input copied per member so that each member's input gradient is its own) measured slower
-on CPU than its members one after another (bench/ensemble.py: 7.6x one member's epoch time for
-six, against 5.7x unfused), the copies being memory-bound.
+copies them back out (model.pt keeps ordinary members). `mlp` reads one shared input: its
+members' first layers are one wide linear layer, and GS runs in that layer's output space
+(`input_layer`), where each member's slice is its own. `butd` has no fused form: its members
+train one after another on the same batches.
 Adding a fused form = one class here, registered in FUSED under the model's name.
 """
 
@@ -184,5 +183,61 @@ class FusedNliBagOfWords(FusedEnsemble):
         _norm_to(self.norm_hypothesis, [m.norm_hypothesis for m in self.members])
         linears = [[layer for layer in m.classifier if isinstance(layer, nn.Linear)] for m in self.members]
         for i, layer in enumerate(self.layers):
+            layer.copy_to([ls[i] for ls in linears])
+        return self.members
+
+
+class _MemberLinear(nn.Module):
+    """One linear layer holding N members' first layers: (B, D) -> (B, N, h); `weight` (N, h, D)."""
+
+    def __init__(self, linear: nn.Linear, n: int):
+        super().__init__()
+        self.linear, self.n = linear, n
+
+    @property
+    def weight(self):
+        return self.linear.weight.view(self.n, -1, self.linear.in_features)
+
+    def forward(self, x):
+        return self.linear(x).view(x.shape[0], self.n, -1)
+
+
+@register("mlp")
+class FusedMLP(FusedEnsemble):
+    """Every member's first layer side by side in one linear layer on the shared input (one
+    matrix product), the later layers stacked per member."""
+
+    def __init__(self, members: list):
+        super().__init__(members)
+        linears = [[layer for layer in m.net if isinstance(layer, nn.Linear)] for m in members]
+        first = [ls[0] for ls in linears]
+        wide = nn.Linear(first[0].in_features, self.n * first[0].out_features)
+        with torch.no_grad():
+            wide.weight.copy_(torch.cat([l.weight for l in first]))
+            wide.bias.copy_(torch.cat([l.bias for l in first]))
+        self.first = _MemberLinear(wide, self.n)
+        self.layers = nn.ModuleList(_StackedLinear([ls[i] for ls in linears]) for i in range(1, len(linears[0])))
+
+    def encode(self, batch):
+        return batch["x"]
+
+    def _rest(self, h, batch=None):
+        for layer in self.layers:
+            h = layer(torch.relu(h))
+        return h
+
+    def head(self, x, batch):
+        return self._rest(self.first(x))
+
+    def input_layer(self):
+        return self.first, self._rest
+
+    def unfuse(self) -> list:
+        linears = [[layer for layer in m.net if isinstance(layer, nn.Linear)] for m in self.members]
+        with torch.no_grad():
+            for k, ls in enumerate(linears):
+                ls[0].weight.copy_(self.first.weight[k])
+                ls[0].bias.copy_(self.first.linear.bias.view(self.n, -1)[k])
+        for i, layer in enumerate(self.layers, start=1):
             layer.copy_to([ls[i] for ls in linears])
         return self.members

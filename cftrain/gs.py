@@ -63,7 +63,7 @@ def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, e
     `sign_edges`: (E, 2) edges whose labels give each edge's class and sign (default: `edges`
     themselves); the direction t always comes from `edges`.
     `input_layer`: (W, raw) when x = raw W^T + b is the output of the model's first linear layer
-    on data inputs `raw`, the GS space: with d = d logit / d x, the input gradient is g = W^T d,
+    on data inputs `raw` (with `members`, W is (N, h, D) and x (B, N, h)), the GS space: with d = d logit / d x, the input gradient is g = W^T d,
     never formed: g . t = d . (x_j - x_i) (the bias cancels), |g|^2 = d^T (W W^T) d, |t| from raw.
     Exact, and cheaper than differentiating back to the inputs when W has fewer rows than columns."""
     if not members:
@@ -93,7 +93,9 @@ def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, e
     if input_layer is not None:
         weight, raw = input_layer
         dot = (g * (flat[edges[:, 1]] - flat[edges[:, 0]])).sum(2)
-        g_norm = ((g @ (weight @ weight.T)) * g).sum(2).clamp(min=EPS ** 2).sqrt()
+        gram = weight @ weight.transpose(-1, -2)  # (h, h), or (N, h, h): one per fused member
+        g_gram = torch.einsum("enh,nhk->enk", g, gram) if gram.dim() == 3 else g @ gram
+        g_norm = (g_gram * g).sum(2).clamp(min=EPS ** 2).sqrt()
         t_norm = edge_distances(raw.flatten(1), edges)[:, None]
     else:
         t = data_difference(flat, edges) if constant_direction else flat[edges[:, 1]] - flat[edges[:, 0]]

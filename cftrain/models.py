@@ -73,7 +73,7 @@ class RowGather(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         rows, = ctx.saved_tensors
-        return torch.sparse_coo_tensor(rows[None], grad, ctx.shape, is_coalesced=True), None
+        return torch.sparse_coo_tensor(rows[None], grad, ctx.shape, is_coalesced=True, check_invariants=False), None
 
 
 def mean_embedding(embed, tokens: torch.Tensor, length: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,11 @@ def batches(name: str, steps: int = 6):
                    "hypothesis_tokens": torch.randint(1, 40, (6, 4), generator=g),
                    "hypothesis_length": torch.tensor([4, 4, 2, 3, 4, 1]),
                    "targets": torch.eye(3)[[0, 1, 2, 0, 1, 2]], "edges": edges}
+        elif name == "mlp":
+            labels = (torch.rand(6, 4, generator=g) < 0.5).float()
+            labels[1::2] = labels[0::2]
+            labels[1::2, 0] = 1 - labels[0::2, 0]  # each pair differs in class 0
+            yield {"x": torch.randn(6, 9, generator=g), "targets": labels, "edges": edges}
         else:
             yield {"tokens": torch.randint(1, 40, (6, 7), generator=g), "length": torch.tensor([7, 5, 6, 7, 3, 4]),
                    "targets": targets, "edges": edges}
@@ -36,24 +41,26 @@ def batches(name: str, steps: int = 6):
 VECTORS = torch.randn(40, 6, generator=torch.Generator().manual_seed(3))
 KWARGS = {"bow": dict(vocab_size=40, n_outputs=1, sparse=True),
           "nli-bow": dict(vocab_size=40, n_outputs=3, vectors=VECTORS, width=7, dim=4),
-          "nli-bow-learned": dict(vocab_size=40, n_outputs=3, width=7, dim=4, sparse=True)}
-KIND = {"bow": "binary", "nli-bow": "multiclass"}
+          "nli-bow-learned": dict(vocab_size=40, n_outputs=3, width=7, dim=4, sparse=True),
+          "mlp": dict(input_dim=9, n_outputs=4, hidden=[5, 3]), "mlp-linear": dict(input_dim=9, n_outputs=4)}
+KIND = {"bow": "binary", "nli-bow": "multiclass", "mlp": "multilabel"}
+TASK = {"bow": "imdb", "nli-bow": "snli", "mlp": "coco"}
 
 
 @pytest.mark.filterwarnings("ignore:nli-bow without --embeddings")
 @pytest.mark.parametrize("variant", sorted(KWARGS))
 @pytest.mark.parametrize("mode", ["gs", "gs-random", "augmented"])
 def test_fused_ensemble_equals_separate_members(variant, mode):
-    name = variant.replace("-learned", "")
+    name = variant.replace("-learned", "").replace("-linear", "")
     assert name in FUSED
-    assert set(FUSED) == {"bow", "nli-bow"}  # butd and mlp train their members one after another
+    assert set(FUSED) == {"bow", "nli-bow", "mlp"}  # butd trains its members one after another
     members = []
     for k in range(N):
         torch.manual_seed(10 + k)
         members.append(make_model(name, **KWARGS[variant]))
     alone = copy.deepcopy(members)
     fused = fuse(name, members)
-    config = resolve({"bow": "imdb", "nli-bow": "snli"}[name], mode=mode, gs_weight=5.0)
+    config = resolve(TASK[name], mode=mode, gs_weight=5.0)
     fused_opt = make_optimizer(config.optimizer, fused.parameters(), config.lr)
     alone_opts = [make_optimizer(config.optimizer, m.parameters(), config.lr) for m in alone]
     # random relations: every member sees the same random partners, drawn from one generator each step
@@ -67,6 +74,7 @@ def test_fused_ensemble_equals_separate_members(variant, mode):
             alone_stats.append(train_step(model, opt, batch, config, KIND[name], g_alone))
         assert stats["task_loss"] == pytest.approx(sum(s["task_loss"] for s in alone_stats) / N, rel=1e-5)
         assert stats["gs_rows"] == sum(s["gs_rows"] for s in alone_stats)
+        assert (stats["gs_rows"] > 0) == (mode != "augmented")
     for a, b in zip(fused.unfuse(), alone):
         for (key, p), q in zip(a.state_dict().items(), b.state_dict().values()):
             assert torch.allclose(p, q, atol=1e-5), key
