@@ -76,7 +76,26 @@ OPTION_CASES = {
     "model for text on vectors": (["--model", "bow"], "--model bow: does not fit the store's input kind 'vector' "
                                                       "(models for vector: mlp)"),
     "unknown model": (["--model", "resnet"], "--model resnet: unknown model"),
+    "rho one": (["--rho", "1"], "'--rho': 1.0 must be < 1"),
+    "eps zero": (["--eps", "0"], "'--eps': 0.0 must be > 0"),
+    "embed-scale nan": (["--embed-scale", "nan"], "'--embed-scale': 'nan' is not a finite number"),
+    "unknown embed-init": (["--embed-init", "xavier"], "'--embed-init'"),
+    "unknown random-sign": (["--random-sign", "both"], "'--random-sign'"),
+    "rho with adam": (["--optimizer", "adam", "--rho", "0.5"], "--rho 0.5: AdaDelta's option, but --optimizer "
+                                                                "is adam"),
+    "unknown embeddings": (["--embeddings", "glove-1t"], "--embeddings glove-1t: neither a file nor a named "
+                                                         "resource (glove-6b-50d)"),
 }
+
+
+def test_sweep_refuses_a_bad_space_before_any_run(work, tmp_path):
+    space = tmp_path / "space.json"
+    space.write_text('{"lr": {"log_uniform": [0, 1]}}')
+    refused("cftrain", ["sweep", work / "toy.h5", "--out", tmp_path / "s", "--space", space],
+            f"{space}: lr: a spec is", out=tmp_path / "s")
+    space.write_text('{"batch_size": [1, 32]}')  # a drawn value an option refuses: checked for every trial first
+    refused("cftrain", ["sweep", work / "toy.h5", "--out", tmp_path / "s", "--space", space, "--trials", "40"],
+            "--batch-size 1: must be an integer >= 2", out=tmp_path / "s")
 
 
 @pytest.mark.parametrize("case", sorted(OPTION_CASES))
