@@ -222,9 +222,10 @@ class FusedMLP(FusedEnsemble):
         return batch["x"]
 
     def _rest(self, h, batch=None):
+        h = h.transpose(0, 1)  # (N, B, h): member-major, so each layer is one batched matrix product
         for layer in self.layers:
-            h = layer(torch.relu(h))
-        return h
+            h = torch.baddbmm(layer.bias[:, None, :], torch.relu(h), layer.weight)
+        return h.transpose(0, 1)
 
     def head(self, x, batch):
         return self._rest(self.first(x))
