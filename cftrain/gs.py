@@ -53,7 +53,7 @@ def class_weights(targets: torch.Tensor, edges: torch.Tensor, kind: str) -> torc
 def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, edges: torch.Tensor,
                  label_kind: str, create_graph: bool = True, members: bool = False,
                  constant_direction: bool = False, sign_edges: torch.Tensor | None = None,
-                 input_layer: tuple | None = None) -> tuple:
+                 input_layer: tuple | None = None, unsigned: bool = False) -> tuple:
     """(cos, valid): cos(g_i, t_i) of every edge (i, j) of a batch, (E, N), and which edges are
     supervised (rows skipped as gs_loss says), with one `torch.autograd.grad` over the batch;
     differentiable when `create_graph`. `members`: x is (B, N, ...) and logits (B, N, C), N
@@ -61,7 +61,7 @@ def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, e
     `constant_direction`: t carries no graph (x is data, not a function of parameters: the
     parameters' gradients are the same, without the backward work through t).
     `sign_edges`: (E, 2) edges whose labels give each edge's class and sign (default: `edges`
-    themselves); the direction t always comes from `edges`.
+    themselves); the direction t always comes from `edges`; `unsigned`: their class, sign dropped.
     `input_layer`: (W, raw) when x = raw W^T + b is the output of the model's first linear layer
     on data inputs `raw` (with `members`, W is (N, h, D) and x (B, N, h)), the GS space: with d = d logit / d x, the input gradient is g = W^T d,
     never formed: g . t = d . (x_j - x_i) (the bias cancels), |g|^2 = d^T (W W^T) d, |t| from raw.
@@ -73,6 +73,8 @@ def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, e
     edges = edges.to(x.device)
     weights = class_weights(targets.to(logits.dtype), edges if sign_edges is None else sign_edges.to(x.device),
                             label_kind)
+    if unsigned:
+        weights = weights.abs()
     # One weight row per batch row: each row's first edge decides its class; edges that
     # would need another class for the same row are skipped (they cannot share one g).
     row_weights = torch.zeros_like(targets, dtype=logits.dtype)
@@ -115,7 +117,7 @@ def pair_sign_edges(drawn: torch.Tensor, pairs: torch.Tensor, n: int) -> tuple:
     return drawn, pairs[first[drawn[:, 0]]]
 
 
-RANDOM_SIGNS = ("partner", "pair")  # the random-relations variants (cftrain.methods)
+RANDOM_SIGNS = ("partner", "pair", "none")  # the random-relations variants (cftrain.methods)
 
 
 def data_difference(values: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
@@ -147,20 +149,21 @@ def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partne
     Rows whose g or t has a near-zero norm, or with no differing class, are skipped.
     `random`: each row related to a random other row r of the batch instead of its partner; with
     `random_sign` "partner", class and sign come from r's label (sign(y_r - y_i), same-label r
-    skipped), with "pair", from the row's own pair (t = x_r - x_i signed as the pair's would be).
+    skipped), with "pair", from the row's own pair (t = x_r - x_i signed as the pair's would be),
+    with "none", the class from the row's own pair and no sign (t = x_r - x_i for every row).
     `reduce_counts` (data-parallel training) sums the per-member edge counts across processes,
     so that each process's share is normalised by the global count. `input_layer`: see edge_cosines.
     """
     edges, sign_edges = as_edges(partner).long(), None
     if random:
         drawn = random_edges(len(x), generator)
-        if random_sign == "pair":
+        if random_sign in ("pair", "none"):
             edges, sign_edges = pair_sign_edges(drawn, edges.cpu(), len(x))
         else:
             edges = drawn
     cos, valid = edge_cosines(x, logits, targets, edges, label_kind, members=members,
                               constant_direction=constant_direction, sign_edges=sign_edges,
-                              input_layer=input_layer)
+                              input_layer=input_layer, unsigned=random and random_sign == "none")
     counts = valid.sum(0)
     if reduce_counts is not None:
         counts = reduce_counts(counts.clone())

@@ -77,7 +77,8 @@ def training_options(func):
                           "default) into a learned encoder."),
         click.option("--random-sign", type=click.Choice(RANDOM_SIGNS),
                      help="gs-random: class and sign of each random relation from the random partner's label "
-                          "(partner, the default; same-label partners skipped) or from the row's own pair."),
+                          "(partner, the default; same-label partners skipped), from the row's own pair (pair), "
+                          "or the pair's class with no sign (none)."),
     ]
     for option in reversed(options):
         func = option(func)

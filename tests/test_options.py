@@ -181,3 +181,17 @@ def test_another_optimizer_drops_the_presets_adadelta_settings():
     config = resolve("imdb", "text", optimizer="adam", lr=0.01)
     assert (config.rho, config.eps) == (0.9, 1e-6)  # the dataclass defaults, which Adam never reads
     assert resolve("imdb", "text").eps == 1e-4  # the IMDb preset's own, under AdaDelta
+
+
+def test_unsigned_variant_uses_the_random_direction_as_is():
+    w = torch.tensor([[0.3, -0.2, 0.9]])
+    data = torch.tensor([[1.0, 2.0, 0.5], [0.0, -1.0, 2.0], [2.0, 0.0, 1.0], [-1.0, 1.0, 0.0]])
+    targets = torch.tensor([[1.0], [0.0], [1.0], [0.0]])
+    pairs = torch.tensor([[0, 1], [1, 0], [2, 3], [3, 2]])
+    drawn = random_edges(4, torch.Generator().manual_seed(4))
+    x = data.clone().requires_grad_(True)
+    loss, stats = gs_loss(x, x @ w.T, targets, pairs, "binary", random=True,
+                          generator=torch.Generator().manual_seed(4), random_sign="none")
+    expected = [1 - float(torch.nn.functional.cosine_similarity(w[0], data[r] - data[i], dim=0))
+                for i, r in drawn.tolist()]
+    assert stats["rows"] == 4 and loss.item() == pytest.approx(np.mean(expected), abs=1e-6)
