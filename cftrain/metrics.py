@@ -50,10 +50,11 @@ def split_metrics(logits: torch.Tensor, data: SplitTensors, kind: str) -> dict:
     return out
 
 
-def mean_se(values) -> dict:
-    """{mean, stderr, n} of the defined values: standard error = sample std / sqrt(n) (0 for one)."""
+def mean_se(values, digits: int = 2) -> dict:
+    """{mean, stderr, n} of the defined values, rounded to `digits`: standard error = sample std /
+    sqrt(n) (0 for one)."""
     defined = np.array([v for v in values if v is not None], float)
     if not len(defined):
         return {"mean": None, "stderr": None, "n": 0}
     se = float(defined.std(ddof=1) / math.sqrt(len(defined))) if len(defined) > 1 else 0.0
-    return {"mean": round(float(defined.mean()), 2), "stderr": round(se, 2), "n": len(defined)}
+    return {"mean": round(float(defined.mean()), digits), "stderr": round(se, digits), "n": len(defined)}

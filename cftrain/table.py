@@ -69,8 +69,8 @@ def table_row(name: str, input_kind: str, metric: str, results: list, seeds: lis
             summary = mean_se(r["splits"][split][group][metric] for r in results)
             splits[split][group] = {"n": values["n"], metric: summary["mean"], "stderr": summary["stderr"],
                                     "seeds": summary["n"]}
-    alignment = {split: {"cosine": mean_se(r.get("alignment", {}).get(split, {}).get("cosine")
-                                           for r in results)["mean"]}
+    alignment = {split: {"cosine": mean_se((r.get("alignment", {}).get(split, {}).get("cosine") for r in results),
+                                           digits=4)["mean"]}
                  for split in results[0].get("alignment", {})}
     return {**row, "best_epoch": [r["best_epoch"] for r in results], "splits": splits, "alignment": alignment,
             "runs": [{"seed": seed, "splits": r["splits"]} for seed, r in zip(seeds, results)]}

@@ -32,6 +32,9 @@ def test_table_seeds_rows_are_mean_and_stderr_of_each_seeds_run(stores, tmp_path
         assert cell["accuracy"] == pytest.approx(np.mean(values), abs=0.005)
         assert cell["stderr"] == pytest.approx(np.std(values, ddof=1) / math.sqrt(3), abs=0.005)
         assert [r["seed"] for r in row["runs"]] == [0, 1, 2]
+        cosines = [json.loads((tmp_path / "t" / row["mode"] / f"seed-{s}" / "metrics.json").read_text())
+                   ["alignment"]["val"]["cosine"] for s in (0, 1, 2)]
+        assert row["alignment"]["val"]["cosine"] == pytest.approx(np.mean(cosines), abs=1e-4)
     md = (tmp_path / "t" / "table.md").read_text()
     assert "mean ± standard error over seeds 0, 1, 2" in md
     gs = table["rows"][1]["splits"]["val"]["all"]
