@@ -62,15 +62,17 @@ class LazyAdadelta(torch.optim.Optimizer):
         if "last_step" not in state:
             state["last_step"] = torch.zeros(param.shape[0], dtype=torch.long, device=param.device)
         step, last = state["step"], state["last_step"]
-        # untouched steps since each row's last touch: decay both accumulators by rho^k at once
+        # untouched steps since each row's last touch: both accumulators decay by rho^k at once,
+        # folded into this step's own rho (rho^(k+1)); rows are unique after coalesce, so they are
+        # read with index_select and written with index_copy_ / index_add_ (no advanced indexing)
         idle = (step - 1 - last.index_select(0, rows)).to(values.dtype)
         decay = torch.pow(torch.full_like(idle, rho), idle)[:, None]
-        # index_select / index_copy_ (not advanced indexing): the rows are unique after coalesce
-        square_avg = state["square_avg"].index_select(0, rows).mul_(decay)
+        square_avg = state["square_avg"].index_select(0, rows).mul_(decay * rho).addcmul_(values, values,
+                                                                                           value=1 - rho)
         acc_delta = state["acc_delta"].index_select(0, rows).mul_(decay)
-        row_param = param.index_select(0, rows)
-        self._dense_update(row_param, values, square_avg, acc_delta, lr, rho, eps)
-        param.index_copy_(0, rows, row_param)
+        delta = acc_delta.add(eps).sqrt_().div_(square_avg.add(eps).sqrt_()).mul_(values)
+        acc_delta.mul_(rho).addcmul_(delta, delta, value=1 - rho)
+        param.index_add_(0, rows, delta, alpha=-lr)
         state["square_avg"].index_copy_(0, rows, square_avg)
         state["acc_delta"].index_copy_(0, rows, acc_delta)
         last.index_fill_(0, rows, step)
