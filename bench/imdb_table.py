@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 def main(argv: list) -> None:
-    cad, rest = Path(argv[0]), argv[1:]
+    cad, rest = Path(argv[0]).resolve(), argv[1:]  # the commands run in a temporary folder
     code = Path(__file__).resolve().parents[1]
     if rest[:1] == ["--code"]:
         code, rest = Path(rest[1]).resolve(), rest[2:]

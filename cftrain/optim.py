@@ -39,8 +39,9 @@ class LazyAdadelta(torch.optim.Optimizer):
                 state = self.state[param]
                 if not state:
                     state["step"] = 0
-                    state["square_avg"] = torch.zeros_like(param)
-                    state["acc_delta"] = torch.zeros_like(param)
+                    # both accumulators in one tensor (a sparse step reads and writes their rows once)
+                    state["accumulators"] = torch.zeros((2, *param.shape), dtype=param.dtype, device=param.device)
+                    state["square_avg"], state["acc_delta"] = state["accumulators"].unbind(0)
                 state["step"] += 1
                 if param.grad.is_sparse:
                     self._sparse_update(param, state, lr, rho, eps)
@@ -67,14 +68,14 @@ class LazyAdadelta(torch.optim.Optimizer):
         # read with index_select and written with index_copy_ / index_add_ (no advanced indexing)
         idle = (step - 1 - last.index_select(0, rows)).to(values.dtype)
         decay = torch.pow(torch.full_like(idle, rho), idle)[:, None]
-        square_avg = state["square_avg"].index_select(0, rows).mul_(decay * rho).addcmul_(values, values,
-                                                                                           value=1 - rho)
-        acc_delta = state["acc_delta"].index_select(0, rows).mul_(decay)
+        both = state["accumulators"].index_select(1, rows)  # (2, rows, ...): E[g^2] and E[dx^2]
+        square_avg, acc_delta = both.unbind(0)
+        square_avg.mul_(decay * rho).addcmul_(values, values, value=1 - rho)
+        acc_delta.mul_(decay)
         delta = acc_delta.add(eps).sqrt_().div_(square_avg.add(eps).sqrt_()).mul_(values)
         acc_delta.mul_(rho).addcmul_(delta, delta, value=1 - rho)
         param.index_add_(0, rows, delta, alpha=-lr)
-        state["square_avg"].index_copy_(0, rows, square_avg)
-        state["acc_delta"].index_copy_(0, rows, acc_delta)
+        state["accumulators"].index_copy_(1, rows, both)
         last.index_fill_(0, rows, step)
 
     def settle(self) -> None:

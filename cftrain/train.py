@@ -182,16 +182,16 @@ def fit(config: RunConfig, store: Store, splits: dict, log=None, device="cpu") -
     loader = PairBatches(train, config.batch_size, config.seed, shard)  # one batch order for every member
     generator = torch.Generator().manual_seed(config.seed)
     best, best_epoch, best_states, history = -math.inf, 0, None, []
-    metric = label_kind(store.label_kind).metric
+    kind = store.label_kind  # an HDF5 attribute: read once, not per step
+    metric = label_kind(kind).metric
     bar = Progress(config.epochs, f"{store.task} {config.mode}", unit="epochs", every_update=True)
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
         steps = []
         for batch in loader.loader(config.workers):
             batch = to_device(batch, device)
-            steps += [train_step(m, o, batch, config, store.label_kind, generator) for m, o in zip(trained, optimizers)]
-        val = split_metrics(ensemble_logits(trained, splits["val"], device), splits["val"],
-                            store.label_kind)["all"][metric]
+            steps += [train_step(m, o, batch, config, kind, generator) for m, o in zip(trained, optimizers)]
+        val = split_metrics(ensemble_logits(trained, splits["val"], device), splits["val"], kind)["all"][metric]
         if val is None:
             raise UserError(f"{store.path}: the val {metric} is undefined (e.g. no positive label in val), "
                             "so no epoch can be selected")
