@@ -36,7 +36,7 @@ from cftrain.train import open_store, run_into
 # (inclusive), {"log_scale": [a, b]} (the preset's value times a log-uniform factor in [a, b])
 GENERIC_SPACE = {"lr": {"log_scale": [0.3, 3.0]}, "gs_weight": {"log_scale": [0.1, 10.0]}}
 DEFAULT_SPACES = {
-    "imdb": {"lr": {"log_uniform": [0.3, 3.0]}, "gs_weight": {"log_uniform": [2.0, 100.0]},
+    "imdb": {"lr": {"log_uniform": [2.0, 15.0]}, "eps": [1e-5, 1e-4], "gs_weight": {"log_uniform": [5.0, 50.0]},
              "embed_init": ["normal", "uniform"], "rho": [0.9, 0.95], "batch_size": [16, 32, 64]},
     "snli": {"lr": {"log_uniform": [0.3, 3.0]}, "gs_weight": {"log_uniform": [0.001, 1.0]},
              "rho": [0.9, 0.95], "batch_size": [128, 256, 512]},
