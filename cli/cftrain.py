@@ -225,7 +225,9 @@ def curve_command(store, out, fractions, modes, seeds, split, force, **options):
 @click.option("--jobs", type=click.IntRange(min=1),
               help="Runs in parallel processes, each single-threaded [default: the cores available].")
 @training_options
-@FORCE
+@click.option("--force", is_flag=True,
+              help="Erase an existing sweep in --out and start again (a sweep directory is resumable, so it "
+                   "is written in place, not renamed when complete).")
 @VERIFY
 def sweep_command(store, out, trials, seeds, space, modes, sweep_seed, top, jobs, force, verify, **options):
     """Random search over run options, selected on val, mean ± standard error over seeds.
