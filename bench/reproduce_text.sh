@@ -27,3 +27,5 @@ $BIN/cftrain sweep "$OUT/imdb.h5" --out "$OUT/imdb-sweep-3" --space bench/sweeps
     --modes gs --trials 8 --seeds 0 --ensemble 1 --lr 1.0 --eps 1e-6 --rho 0.95 --embed-init uniform
 $BIN/cftrain sweep "$OUT/snli.h5" --out "$OUT/snli-sweep-1" --space bench/sweeps/snli-1.json \
     --modes augmented,gs --trials 8 --seeds 0 --ensemble 1 --embeddings glove-6b-50d --epochs 150 --patience 25
+# the learning curve (README: Reproduction): single models, nested subsets of the pairs
+$BIN/cftrain curve "$OUT/imdb.h5" --out "$OUT/imdb-curve" --fractions 1/8,1/4,1/2,1/1 --seeds 0,1,2 --ensemble 1
