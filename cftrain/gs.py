@@ -50,6 +50,12 @@ def class_weights(targets: torch.Tensor, edges: torch.Tensor, kind: str) -> torc
     return label_kind(kind).gs_weights(targets, edges)
 
 
+def first_edge_of_rows(edges: torch.Tensor, n: int) -> torch.Tensor:
+    """(n,) index of each row's first edge in `edges` (len(edges) for a row with none)."""
+    first = torch.full((n,), len(edges), dtype=torch.long, device=edges.device)
+    return first.scatter_reduce_(0, edges[:, 0], torch.arange(len(edges), device=edges.device), reduce="amin")
+
+
 def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, edges: torch.Tensor,
                  label_kind: str, create_graph: bool = True, members: bool = False,
                  constant_direction: bool = False, sign_edges: torch.Tensor | None = None,
@@ -78,8 +84,7 @@ def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, e
     # One weight row per batch row: each row's first edge decides its class; edges that
     # would need another class for the same row are skipped (they cannot share one g).
     row_weights = torch.zeros_like(targets, dtype=logits.dtype)
-    first_edge = torch.full((len(x),), len(edges), dtype=torch.long, device=x.device)
-    first_edge.scatter_reduce_(0, edges[:, 0], torch.arange(len(edges), device=x.device), reduce="amin")
+    first_edge = first_edge_of_rows(edges, len(x))
     has_edge = first_edge < len(edges)
     row_weights[has_edge] = weights[first_edge[has_edge]]
     first = (row_weights[edges[:, 0]] == weights).all(1) & (weights != 0).any(1)
@@ -111,8 +116,7 @@ def pair_sign_edges(drawn: torch.Tensor, pairs: torch.Tensor, n: int) -> tuple:
     """The drawn random edges (i, r) whose row i has a pair, and for each the pair's own edge
     (i, p(i)): the random-relations variant that keeps each row's class and sign, with a random
     direction. `n`: rows in the batch."""
-    first = torch.full((n,), len(pairs), dtype=torch.long)  # each row's first pair edge
-    first.scatter_reduce_(0, pairs[:, 0], torch.arange(len(pairs)), reduce="amin")
+    first = first_edge_of_rows(pairs, n)
     drawn = drawn[first[drawn[:, 0]] < len(pairs)]
     return drawn, pairs[first[drawn[:, 0]]]
 

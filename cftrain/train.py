@@ -45,15 +45,17 @@ def train_step(model, optimizer, batch: dict, config: RunConfig, kind: str,
     double = trainer.needs_input_gradient(config)
     model.set_double_backward(double)
     x = model.encode(batch)
-    split = model.input_layer() if double and not x.requires_grad else None
-    if split is not None:  # GS on data inputs, computed in the first linear layer's output space
+    split, input_layer = None, None
+    if double and not x.requires_grad:  # the GS space is data (the raw input)
+        split = model.input_layer()
+        if split is None:
+            x = x.detach().requires_grad_(True)
+    if split is not None:  # ... computed in the first linear layer's output space
         layer, rest = split
         raw, x = x, layer(x)
         logits, input_layer = rest(x, batch), (layer.weight, raw)
     else:
-        if double and not x.requires_grad:  # the GS space is the raw input
-            x = x.detach().requires_grad_(True)
-        logits, input_layer = model.head(x, batch), None
+        logits = model.head(x, batch)
     targets = batch["targets"]
     if logits.dim() == 3:  # a fused ensemble (B, N, C): the sum of each member's own mean loss
         per_member = F.binary_cross_entropy_with_logits(logits, targets[:, None, :].expand_as(logits),
