@@ -1,5 +1,5 @@
 """Time of one GS training step over one plain (augmented) step on the same batch, per model:
-`mlp` (COCO shape: batch 512, 2048 -> 64 -> 64 -> 64 -> 80), `bow` (IMDb: batch 32 of whole
+`mlp` (COCO shape: batch 512, 2048 -> 64 -> 64 -> 64 -> 80, the batch as the data loader makes it), `bow` (IMDb: batch 32 of whole
 reviews, 20,002 x 50 embeddings), `butd` (batch 128, 36 x 2048 regions, width 1024).
 
 Usage: python bench/gs_step.py [--repeat R]      Prints key=value lines, ends with ratio=<max>.
@@ -12,8 +12,10 @@ from __future__ import annotations
 import sys
 import time
 
+import numpy as np
 import torch
 
+from cftrain.data import PairBatches, SplitTensors
 from cftrain.models import make_model
 from cftrain.presets import resolve
 from cftrain.train import train_step
@@ -32,6 +34,15 @@ def pairs_batch(n: int, targets: torch.Tensor, **inputs) -> dict:
     return {**inputs, "targets": targets, "edges": torch.cat([edges, edges.flip(1)])}
 
 
+def loader_batch(targets: torch.Tensor, **inputs) -> dict:
+    """All rows as one batch the way training makes it (the data loader's own extras included),
+    rows 2k and 2k+1 a pair."""
+    n = len(targets)
+    split = SplitTensors("train", inputs, targets, targets[:, 0].long(), torch.arange(n) % 2 == 1,
+                         np.arange(n).reshape(-1, 2), {})
+    return PairBatches(split, n, seed=0).make_batch(list(range(n // 2)))
+
+
 def cases() -> dict:
     g = torch.Generator().manual_seed(0)
     n = 512
@@ -39,7 +50,7 @@ def cases() -> dict:
     multi[1::2, :] = multi[0::2, :]
     multi[1::2, 0] = 1 - multi[0::2, 0]  # each pair differs in one class
     coco = ("mlp", dict(input_dim=2048, n_outputs=80, hidden=[64, 64, 64]), "multilabel", "coco",
-            pairs_batch(n, multi, x=torch.randn(n, 2048, generator=g)))
+            loader_batch(multi, x=torch.randn(n, 2048, generator=g)))
     binary = torch.tensor([[1.0], [0.0]] * 16)
     imdb = ("bow", dict(vocab_size=20002, n_outputs=1), "binary", "imdb",
             pairs_batch(32, binary, tokens=torch.randint(2, 20002, (32, 700), generator=g),

@@ -87,7 +87,7 @@ class LabelKind:
 
 def _edge_diff(targets, edges):
     import torch  # noqa: PLC0415  (see module docstring)
-    return torch.sign(targets[edges[:, 1]] - targets[edges[:, 0]])
+    return torch.sign(targets.index_select(0, edges[:, 1]) - targets.index_select(0, edges[:, 0]))
 
 
 def predictions(logits):

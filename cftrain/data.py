@@ -11,6 +11,7 @@ from cfbuild.arrays import concat_ranges, group_roots
 from cfbuild.label_kinds import SoftTargets, label_kind
 from cfbuild.store import RegionFeatureReader, Store
 from cfbuild.store_schema import model_input_fields
+from cftrain.gs import edge_distances
 
 
 def dense(targets) -> torch.Tensor:
@@ -129,6 +130,9 @@ class PairBatches:
         by_group = owner_of[both[:, 0]] if len(both) else np.zeros(0, np.int64)
         order = np.argsort(by_group, kind="stable")
         self.edges_local = local[both[order]].reshape(-1, 2)
+        self.edge_distance = None  # |x_j - x_i| of every edge over a data vector input, once per split
+        if isinstance(data.inputs.get("x"), torch.Tensor) and data.inputs["x"].is_floating_point():
+            self.edge_distance = edge_distances(data.inputs["x"].flatten(1), torch.as_tensor(both[order]))
         self.edge_len = np.bincount(by_group, minlength=len(self.groups)).astype(np.int64)
         self.edge_start = np.cumsum(self.edge_len) - self.edge_len
 
@@ -170,9 +174,13 @@ class PairBatches:
         sizes, n_edges = self.group_len[groups], self.edge_len[groups]
         rows = self.group_rows[concat_ranges(self.group_start[groups], sizes)]
         offsets = np.repeat(np.cumsum(sizes) - sizes, n_edges)
-        edges = self.edges_local[concat_ranges(self.edge_start[groups], n_edges)] + offsets[:, None]
-        return {**self.data.batch(rows), "targets": dense(self.data.targets[torch.as_tensor(rows)]),
-                "edges": torch.as_tensor(edges, dtype=torch.long)}
+        edge_rows = concat_ranges(self.edge_start[groups], n_edges)
+        edges = self.edges_local[edge_rows] + offsets[:, None]
+        batch = {**self.data.batch(rows), "targets": dense(self.data.targets[torch.as_tensor(rows)]),
+                 "edges": torch.as_tensor(edges, dtype=torch.long)}
+        if self.edge_distance is not None:
+            batch["edge_distances"] = self.edge_distance[torch.as_tensor(edge_rows)]
+        return batch
 
     def loader(self, workers: int = 0):
         """This epoch's batches, built in `workers` processes (each opens the store itself) when > 0."""

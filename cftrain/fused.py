@@ -231,7 +231,7 @@ class FusedMLP(FusedEnsemble):
         return self._rest(self.first(x))
 
     def input_layer(self):
-        return self.first, self._rest
+        return self.first.linear, self.n, self._rest
 
     def unfuse(self) -> list:
         linears = [[layer for layer in m.net if isinstance(layer, nn.Linear)] for m in self.members]

@@ -17,6 +17,7 @@ gradient of the summed selected logits w.r.t. `x` is exactly each row's own g.
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from cfbuild.label_kinds import label_kind
 
@@ -56,6 +57,20 @@ def first_edge_of_rows(edges: torch.Tensor, n: int) -> torch.Tensor:
     return first.scatter_reduce_(0, edges[:, 0], torch.arange(len(edges), device=edges.device), reduce="amin")
 
 
+def rows_classes(weights: torch.Tensor, edges: torch.Tensor, n: int) -> tuple:
+    """(row_weights (n, C), kept (E,)): one weight row per batch row, its first edge's (which
+    decides its class); an edge is kept when it has a class and its row's weights are its own
+    (an edge that would need another class for the same row cannot share that row's one g)."""
+    is_first = first_edge_of_rows(edges, n).index_select(0, edges[:, 0]) == \
+        torch.arange(len(edges), device=edges.device)
+    row_weights = weights.new_zeros((n, weights.shape[1])).index_copy_(0, edges[is_first, 0], weights[is_first])
+    kept = weights.abs().sum(1) > 0
+    later = torch.nonzero(~is_first).squeeze(1)
+    if len(later):  # rows with several edges (pair groups): only those can disagree with their row
+        kept[later] &= (row_weights.index_select(0, edges[later, 0]) == weights.index_select(0, later)).all(1)
+    return row_weights, kept
+
+
 def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, edges: torch.Tensor,
                  label_kind: str, create_graph: bool = True, members: bool = False,
                  constant_direction: bool = False, sign_edges: torch.Tensor | None = None,
@@ -68,10 +83,12 @@ def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, e
     parameters' gradients are the same, without the backward work through t).
     `sign_edges`: (E, 2) edges whose labels give each edge's class and sign (default: `edges`
     themselves); the direction t always comes from `edges`; `unsigned`: their class, sign dropped.
-    `input_layer`: (W, raw) when x = raw W^T + b is the output of the model's first linear layer
-    on data inputs `raw` (with `members`, W is (N, h, D) and x (B, N, h)), the GS space: with d = d logit / d x, the input gradient is g = W^T d,
-    never formed: g . t = d . (x_j - x_i) (the bias cancels), |g|^2 = d^T (W W^T) d, |t| from raw.
-    Exact, and cheaper than differentiating back to the inputs when W has fewer rows than columns."""
+    `input_layer`: (gram, raw, distances) when x = raw W^T + b is the output of the model's first linear
+    layer on data inputs `raw` (see `first_layer`; gram = W W^T, (N, h, h), one per member; with
+    `members`, x is (B, N, h)): with d = d logit / d x, the input gradient is g = W^T d, never
+    formed: g . t = d . (x_j - x_i) (the bias cancels), |g|^2 = d^T (W W^T) d. Exact, and cheaper
+    than differentiating back to the inputs when W has fewer rows than columns. `distances`: |t|
+    of each edge known in advance (data inputs, the batch's own edges), or None: from raw."""
     if not members:
         x_members, logits = x.unsqueeze(1), (logits[:, None] if logits.dim() == 1 else logits).unsqueeze(1)
     else:
@@ -81,13 +98,7 @@ def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, e
                             label_kind)
     if unsigned:
         weights = weights.abs()
-    # One weight row per batch row: each row's first edge decides its class; edges that
-    # would need another class for the same row are skipped (they cannot share one g).
-    row_weights = torch.zeros_like(targets, dtype=logits.dtype)
-    first_edge = first_edge_of_rows(edges, len(x))
-    has_edge = first_edge < len(edges)
-    row_weights[has_edge] = weights[first_edge[has_edge]]
-    first = (row_weights[edges[:, 0]] == weights).all(1) & (weights != 0).any(1)
+    row_weights, first = rows_classes(weights, edges, len(x))
     selected = (logits * row_weights[:, None, :]).sum()
     n_members = logits.shape[1]
     if not selected.requires_grad or len(edges) == 0:
@@ -96,20 +107,52 @@ def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, e
     grad = torch.autograd.grad(selected, x, create_graph=create_graph)[0]
     grad = (grad.unsqueeze(1) if not members else grad).flatten(2)
     flat = x_members.flatten(2)
-    g = grad[edges[:, 0]]
+    g = grad.index_select(0, edges[:, 0])
     if input_layer is not None:
-        weight, raw = input_layer
-        dot = (g * (flat[edges[:, 1]] - flat[edges[:, 0]])).sum(2)
-        gram = weight @ weight.transpose(-1, -2)  # (h, h), or (N, h, h): one per fused member
-        g_gram = torch.einsum("enh,nhk->enk", g, gram) if gram.dim() == 3 else g @ gram
+        gram, raw, distances = input_layer
+        dot = (g * (flat.index_select(0, edges[:, 1]) - flat.index_select(0, edges[:, 0]))).sum(2)
+        g_gram = g @ gram[0] if len(gram) == 1 else torch.einsum("enh,nhk->enk", g, gram)
         g_norm = (g_gram * g).sum(2).clamp(min=EPS ** 2).sqrt()
-        t_norm = edge_distances(raw.flatten(1), edges)[:, None]
+        t_norm = (edge_distances(raw.flatten(1), edges) if distances is None else distances)[:, None]
     else:
-        t = data_difference(flat, edges) if constant_direction else flat[edges[:, 1]] - flat[edges[:, 0]]
+        t = data_difference(flat, edges) if constant_direction else \
+            flat.index_select(0, edges[:, 1]) - flat.index_select(0, edges[:, 0])
         dot, g_norm, t_norm = (g * t).sum(2), g.norm(dim=2), t.norm(dim=2)
     valid = first[:, None] & (g_norm > EPS) & (t_norm > EPS)
     cos = dot / (g_norm * t_norm).clamp(min=EPS)
     return cos, valid
+
+
+class _LinearAndGram(torch.autograd.Function):
+    """(raw W^T + b, W_k W_k^T for each member's block W_k of rows): both gradients of W, from the
+    layer and from the Gram matrices, summed into one buffer (no second product, no extra add)."""
+
+    @staticmethod
+    def forward(ctx, raw, weight, bias, members: int):
+        ctx.save_for_backward(raw, weight)
+        ctx.members = members
+        blocks = weight.view(members, -1, weight.shape[1])
+        return torch.addmm(bias, raw, weight.t()), torch.bmm(blocks, blocks.transpose(1, 2))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, grad_gram):
+        raw, weight = ctx.saved_tensors
+        grad_out = raw.new_zeros(len(raw), len(weight)) if grad_out is None else grad_out
+        grad_weight = grad_out.t() @ raw
+        if grad_gram is not None:  # d(W_k W_k^T) = (G + G^T) W_k for an upstream gradient G
+            blocks = weight.view(ctx.members, -1, weight.shape[1])
+            grad_weight.view_as(blocks).baddbmm_(grad_gram + grad_gram.transpose(1, 2), blocks)
+        grad_raw = grad_out @ weight if ctx.needs_input_grad[0] else None
+        return grad_raw, grad_weight, grad_out.sum(0), None
+
+
+def first_layer(raw: torch.Tensor, linear: torch.nn.Linear, members: int = 1) -> tuple:
+    """(x, gram): the first linear layer's output on data inputs `raw` (B, D) -> (B, h), or
+    (B, N, h) for `members` N > 1 whose layers are the N blocks of `linear`'s rows, and the
+    (N, h, h) Gram matrices `edge_cosines` needs for |g| in that output space."""
+    out, gram = _LinearAndGram.apply(raw, linear.weight, linear.bias, members)
+    return (out if members == 1 else out.view(len(raw), members, -1)), gram
 
 
 def pair_sign_edges(drawn: torch.Tensor, pairs: torch.Tensor, n: int) -> tuple:
@@ -156,7 +199,8 @@ def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partne
     skipped), with "pair", from the row's own pair (t = x_r - x_i signed as the pair's would be),
     with "none", the class from the row's own pair and no sign (t = x_r - x_i for every row).
     `reduce_counts` (data-parallel training) sums the per-member edge counts across processes,
-    so that each process's share is normalised by the global count. `input_layer`: see edge_cosines.
+    so that each process's share is normalised by the global count. `input_layer`: see edge_cosines
+    (its distances, those of `partner`'s edges, are not used for random relations).
     """
     edges, sign_edges = as_edges(partner).long(), None
     if random:
@@ -165,6 +209,8 @@ def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partne
             edges, sign_edges = pair_sign_edges(drawn, edges.cpu(), len(x))
         else:
             edges = drawn
+        if input_layer is not None:
+            input_layer = (*input_layer[:2], None)
     cos, valid = edge_cosines(x, logits, targets, edges, label_kind, members=members,
                               constant_direction=constant_direction, sign_edges=sign_edges,
                               input_layer=input_layer, unsigned=random and random_sign == "none")

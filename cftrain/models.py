@@ -47,9 +47,10 @@ class PairModel(nn.Module):
         layers cannot (cuDNN's RNN) switch to an implementation that can."""
 
     def input_layer(self) -> tuple | None:
-        """(linear, rest) when x = encode(batch) is data and head(x, batch) = rest(linear(x), batch)
-        with `linear` applied row by row: GS is then computed in that layer's output space
-        (cftrain.gs, `input_layer`), exactly and without differentiating back to the inputs."""
+        """(linear, members, rest) when x = encode(batch) is data and head(x, batch) = rest(h, batch)
+        with h = `linear`(x) row by row (viewed (B, members, h) when members > 1): GS is then
+        computed in that layer's output space (cftrain.gs, `first_layer` and `input_layer`),
+        exactly and without differentiating back to the inputs."""
         return None
 
     def frozen_vectors(self) -> torch.Tensor | None:
@@ -170,7 +171,7 @@ class MLP(PairModel):
         return self.net(x)
 
     def input_layer(self):
-        return self.net[0], lambda h, batch: self.net[1:](h)
+        return self.net[0], 1, lambda h, batch: self.net[1:](h)
 
 
 from cftrain import butd  # noqa: E402,F401  (registers "butd"; imports this module's registry)

@@ -25,6 +25,7 @@ from cftrain.data import PairBatches, SplitTensors, group_subset, load_split, to
 from cftrain import distributed, optim
 from cftrain.alignment import split_alignment
 from cftrain.fused import fuse
+from cftrain.gs import first_layer
 from cftrain.methods import Method, method
 from cftrain.metrics import ensemble_logits, split_metrics
 from cftrain.models import make_model
@@ -51,9 +52,10 @@ def train_step(model, optimizer, batch: dict, config: RunConfig, kind: str,
         if split is None:
             x = x.detach().requires_grad_(True)
     if split is not None:  # ... computed in the first linear layer's output space
-        layer, rest = split
-        raw, x = x, layer(x)
-        logits, input_layer = rest(x, batch), (layer.weight, raw)
+        linear, members, rest = split
+        raw, (x, gram) = x, first_layer(x, linear, members)
+        distances = batch.get("edge_distances") if raw is batch.get("x") else None  # from the loader
+        logits, input_layer = rest(x, batch), (gram, raw, distances)
     else:
         logits = model.head(x, batch)
     targets = batch["targets"]

@@ -6,6 +6,7 @@ import torch
 
 from cftrain import gs
 from cftrain.gs import gs_loss
+from cftrain.models import make_model
 
 
 def cos(a, b):
@@ -156,8 +157,6 @@ def test_constant_direction_gives_the_same_parameter_gradients_for_data_inputs()
 def test_gs_in_the_first_layers_output_space_equals_gs_on_the_inputs(hidden, kind, classes):
     """mlp on data inputs: g = W^T d is never formed (g . t = d . (z_j - z_i), |g|^2 = d^T W W^T d);
     the loss and every parameter's gradient equal differentiating back to the inputs."""
-    from cftrain.models import make_model
-
     torch.manual_seed(0)
     model = make_model("mlp", input_dim=7, n_outputs=classes, hidden=hidden)
     data = torch.randn(8, 7)
@@ -174,9 +173,9 @@ def test_gs_in_the_first_layers_output_space_equals_gs_on_the_inputs(hidden, kin
     for projected in (False, True):
         model.zero_grad()
         if projected:
-            layer, rest = model.input_layer()
-            z = layer(data)
-            loss, stats = gs_loss(z, rest(z, {}), targets, partner, kind, input_layer=(layer.weight, data))
+            linear, members, rest = model.input_layer()
+            z, gram = gs.first_layer(data, linear, members)
+            loss, stats = gs_loss(z, rest(z, {}), targets, partner, kind, input_layer=(gram, data, None))
         else:
             x = data.clone().requires_grad_(True)
             loss, stats = gs_loss(x, model.head(x, {}), targets, partner, kind, constant_direction=True)
@@ -194,3 +193,46 @@ def test_edge_distances_in_chunks_equal_the_direct_norms():
     edges = torch.randint(0, 300, (200, 2), generator=torch.Generator().manual_seed(1))
     direct = (values[edges[:, 1]] - values[edges[:, 0]]).norm(dim=1)
     assert torch.allclose(gs.edge_distances(values, edges, chunk=7), direct, atol=1e-6)
+
+
+@pytest.mark.parametrize("members", [1, 3])
+def test_first_layer_and_gram_gradients_equal_autograd_on_the_plain_formulas(members):
+    g = torch.Generator().manual_seed(2)
+    raw, linear = torch.randn(5, 7, generator=g), torch.nn.Linear(7, 4 * members)
+    out, gram = gs.first_layer(raw, linear, members)
+    up_out, up_gram = torch.randn(out.shape, generator=g), torch.randn(gram.shape, generator=g)
+    ((out * up_out).sum() + (gram * up_gram).sum()).backward()
+    fused = linear.weight.grad.clone(), linear.bias.grad.clone()
+    weight, bias = linear.weight.detach().clone().requires_grad_(), linear.bias.detach().clone().requires_grad_()
+    plain_out = (raw @ weight.T + bias).view(out.shape)
+    blocks = weight.view(members, 4, 7)
+    plain_gram = blocks @ blocks.transpose(1, 2)
+    assert torch.allclose(out, plain_out, atol=1e-6) and torch.allclose(gram, plain_gram, atol=1e-6)
+    ((plain_out * up_out).sum() + (plain_gram * up_gram).sum()).backward()
+    assert torch.allclose(fused[0], weight.grad, atol=1e-5) and torch.allclose(fused[1], bias.grad, atol=1e-6)
+
+
+def test_each_row_keeps_its_first_edges_class_and_drops_edges_needing_another():
+    # row 0 has three edges: to 1 (class 0, sign +1), to 2 (same class and sign), to 3 (class 1)
+    weights = torch.tensor([[1.0, 0], [-1, 0], [1, 0], [0, 1], [0, 0]])
+    edges = torch.tensor([[0, 1], [1, 0], [0, 2], [0, 3], [2, 0]])
+    row_weights, kept = gs.rows_classes(weights, edges, 4)
+    assert row_weights.tolist() == [[1, 0], [-1, 0], [0, 0], [0, 0]]  # row 2's only edge has no class
+    assert kept.tolist() == [True, True, True, False, False]
+
+
+def test_distances_known_in_advance_give_the_same_term_and_are_ignored_for_random_relations():
+    torch.manual_seed(0)
+    model = make_model("mlp", input_dim=6, n_outputs=1, hidden=[5])
+    data, targets = torch.randn(6, 6), torch.tensor([[1.0], [0.0]] * 3)
+    partner = torch.tensor([1, 0, 3, 2, 5, 4])
+    edges = gs.as_edges(partner)
+    known = (data[edges[:, 1]] - data[edges[:, 0]]).norm(dim=1)
+    terms = []
+    for random, distances in ((False, None), (False, known), (True, None), (True, known * 7)):
+        linear, members, rest = model.input_layer()
+        z, gram = gs.first_layer(data, linear, members)
+        terms.append(gs_loss(z, rest(z, {}), targets, partner, "binary", random=random,
+                             generator=torch.Generator().manual_seed(1), input_layer=(gram, data, distances))[0])
+    assert terms[0].item() == pytest.approx(terms[1].item(), abs=1e-6)
+    assert terms[2].item() == pytest.approx(terms[3].item(), abs=1e-6)

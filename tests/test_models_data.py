@@ -64,3 +64,17 @@ def test_batches_hold_whole_pairs_and_both_edge_directions():
         assert all(rows[a] ^ 1 == rows[b] for a, b in edges)
         seen += rows
     assert sorted(seen) == list(range(n))
+
+
+def test_batches_carry_each_edges_distance_over_the_vector_input():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(9, 5, generator=g)
+    pairs = np.array([[0, 1], [0, 2], [3, 4], [5, 6], [5, 7], [5, 8]])  # groups of 3, 2 and 4 rows
+    data = SplitTensors("train", {"x": x}, torch.zeros(9, 1), torch.zeros(9, dtype=torch.long),
+                        torch.zeros(9, dtype=torch.bool), pairs, {})
+    for batch in PairBatches(data, batch_size=4, seed=1):
+        a, b = batch["edges"].T
+        assert torch.allclose(batch["edge_distances"], (batch["x"][b] - batch["x"][a]).norm(dim=1), atol=1e-6)
+    tokens = SplitTensors("train", {"tokens": torch.ones(9, 3, dtype=torch.long)}, torch.zeros(9, 1),
+                          torch.zeros(9, dtype=torch.long), torch.zeros(9, dtype=torch.bool), pairs, {})
+    assert all("edge_distances" not in batch for batch in PairBatches(tokens, batch_size=4, seed=1))
