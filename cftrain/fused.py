@@ -7,7 +7,7 @@ gradient it would get alone, and with an element-wise optimizer (AdaDelta, Adam,
 member's step is its step alone. `fuse(members)` copies the members' weights in, `unfuse()`
 copies them back out (model.pt keeps ordinary members). `mlp` reads one shared input: its
 members' first layers are one wide linear layer, and GS runs in that layer's output space
-(`input_layer`), where each member's slice is its own. `butd` has no fused form: its members
+(`data_head`), where each member's slice is its own. `butd` has no fused form: its members
 train one after another on the same batches.
 Adding a fused form = one class here, registered in FUSED under the model's name.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cftrain.gs_space import FirstLayerSpace, first_layer
 from cftrain.models import mean_embedding
 
 FUSED: dict[str, type] = {}
@@ -50,6 +51,9 @@ class FusedEnsemble(nn.Module):
 
     def set_double_backward(self, enabled: bool) -> None:
         pass
+
+    def data_head(self, raw, batch):
+        return None  # see PairModel.data_head
 
     @staticmethod
     def _stack(tensors) -> nn.Parameter:
@@ -230,8 +234,9 @@ class FusedMLP(FusedEnsemble):
     def head(self, x, batch):
         return self._rest(self.first(x))
 
-    def input_layer(self):
-        return self.first.linear, self.n, self._rest
+    def data_head(self, raw, batch):
+        y, gram = first_layer(raw, self.first.linear, self.n)
+        return self._rest(y), FirstLayerSpace(raw, y, gram)
 
     def unfuse(self) -> list:
         linears = [[layer for layer in m.net if isinstance(layer, nn.Linear)] for m in self.members]

@@ -17,7 +17,6 @@ gradient of the summed selected logits w.r.t. `x` is exactly each row's own g.
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from cfbuild.label_kinds import label_kind
 
@@ -74,7 +73,7 @@ def rows_classes(weights: torch.Tensor, edges: torch.Tensor, n: int) -> tuple:
 def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, edges: torch.Tensor,
                  label_kind: str, create_graph: bool = True, members: bool = False,
                  constant_direction: bool = False, sign_edges: torch.Tensor | None = None,
-                 input_layer: tuple | None = None, unsigned: bool = False) -> tuple:
+                 space=None, unsigned: bool = False) -> tuple:
     """(cos, valid): cos(g_i, t_i) of every edge (i, j) of a batch, (E, N), and which edges are
     supervised (rows skipped as gs_loss says), with one `torch.autograd.grad` over the batch;
     differentiable when `create_graph`. `members`: x is (B, N, ...) and logits (B, N, C), N
@@ -83,12 +82,8 @@ def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, e
     parameters' gradients are the same, without the backward work through t).
     `sign_edges`: (E, 2) edges whose labels give each edge's class and sign (default: `edges`
     themselves); the direction t always comes from `edges`; `unsigned`: their class, sign dropped.
-    `input_layer`: (gram, raw, distances) when x = raw W^T + b is the output of the model's first linear
-    layer on data inputs `raw` (see `first_layer`; gram = W W^T, (N, h, h), one per member; with
-    `members`, x is (B, N, h)): with d = d logit / d x, the input gradient is g = W^T d, never
-    formed: g . t = d . (x_j - x_i) (the bias cancels), |g|^2 = d^T (W W^T) d. Exact, and cheaper
-    than differentiating back to the inputs when W has fewer rows than columns. `distances`: |t|
-    of each edge known in advance (data inputs, the batch's own edges), or None: from raw."""
+    `space`: a `cftrain.gs_space.DataSpace` when x is data read through maps linear in it: g is
+    never formed, the logits are differentiated w.r.t. `space.outputs` instead."""
     if not members:
         x_members, logits = x.unsqueeze(1), (logits[:, None] if logits.dim() == 1 else logits).unsqueeze(1)
     else:
@@ -104,55 +99,19 @@ def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, e
     if not selected.requires_grad or len(edges) == 0:
         empty = logits.new_zeros((len(edges), n_members))
         return empty, empty.bool()
-    grad = torch.autograd.grad(selected, x, create_graph=create_graph)[0]
-    grad = (grad.unsqueeze(1) if not members else grad).flatten(2)
-    flat = x_members.flatten(2)
-    g = grad.index_select(0, edges[:, 0])
-    if input_layer is not None:
-        gram, raw, distances = input_layer
-        dot = (g * (flat.index_select(0, edges[:, 1]) - flat.index_select(0, edges[:, 0]))).sum(2)
-        g_gram = g @ gram[0] if len(gram) == 1 else torch.einsum("enh,nhk->enk", g, gram)
-        g_norm = (g_gram * g).sum(2).clamp(min=EPS ** 2).sqrt()
-        t_norm = (edge_distances(raw.flatten(1), edges) if distances is None else distances)[:, None]
+    if space is not None:
+        dot, g_sq = space.products(torch.autograd.grad(selected, space.outputs, create_graph=create_graph), edges)
+        g_norm, t_norm = g_sq.clamp(min=EPS ** 2).sqrt(), space.distances(edges)[:, None]
     else:
+        grad = torch.autograd.grad(selected, x, create_graph=create_graph)[0]
+        g = (grad.unsqueeze(1) if not members else grad).flatten(2).index_select(0, edges[:, 0])
+        flat = x_members.flatten(2)
         t = data_difference(flat, edges) if constant_direction else \
             flat.index_select(0, edges[:, 1]) - flat.index_select(0, edges[:, 0])
         dot, g_norm, t_norm = (g * t).sum(2), g.norm(dim=2), t.norm(dim=2)
     valid = first[:, None] & (g_norm > EPS) & (t_norm > EPS)
     cos = dot / (g_norm * t_norm).clamp(min=EPS)
     return cos, valid
-
-
-class _LinearAndGram(torch.autograd.Function):
-    """(raw W^T + b, W_k W_k^T for each member's block W_k of rows): both gradients of W, from the
-    layer and from the Gram matrices, summed into one buffer (no second product, no extra add)."""
-
-    @staticmethod
-    def forward(ctx, raw, weight, bias, members: int):
-        ctx.save_for_backward(raw, weight)
-        ctx.members = members
-        blocks = weight.view(members, -1, weight.shape[1])
-        return torch.addmm(bias, raw, weight.t()), torch.bmm(blocks, blocks.transpose(1, 2))
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out, grad_gram):
-        raw, weight = ctx.saved_tensors
-        grad_out = raw.new_zeros(len(raw), len(weight)) if grad_out is None else grad_out
-        grad_weight = grad_out.t() @ raw
-        if grad_gram is not None:  # d(W_k W_k^T) = (G + G^T) W_k for an upstream gradient G
-            blocks = weight.view(ctx.members, -1, weight.shape[1])
-            grad_weight.view_as(blocks).baddbmm_(grad_gram + grad_gram.transpose(1, 2), blocks)
-        grad_raw = grad_out @ weight if ctx.needs_input_grad[0] else None
-        return grad_raw, grad_weight, grad_out.sum(0), None
-
-
-def first_layer(raw: torch.Tensor, linear: torch.nn.Linear, members: int = 1) -> tuple:
-    """(x, gram): the first linear layer's output on data inputs `raw` (B, D) -> (B, h), or
-    (B, N, h) for `members` N > 1 whose layers are the N blocks of `linear`'s rows, and the
-    (N, h, h) Gram matrices `edge_cosines` needs for |g| in that output space."""
-    out, gram = _LinearAndGram.apply(raw, linear.weight, linear.bias, members)
-    return (out if members == 1 else out.view(len(raw), members, -1)), gram
 
 
 def pair_sign_edges(drawn: torch.Tensor, pairs: torch.Tensor, n: int) -> tuple:
@@ -186,7 +145,7 @@ def edge_distances(values: torch.Tensor, edges: torch.Tensor, chunk: int = 64) -
 def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor,
             label_kind: str, random: bool = False, generator: torch.Generator | None = None,
             members: bool = False, reduce_counts=None, constant_direction: bool = False,
-            random_sign: str = "partner", input_layer: tuple | None = None) -> tuple[torch.Tensor, dict]:
+            random_sign: str = "partner", space=None) -> tuple[torch.Tensor, dict]:
     """The GS term of a batch, and stats (rows supervised, mean cosine).
 
     x: (B, ...) GS-space inputs, part of the graph that produced `logits` (B, C); with `members`,
@@ -199,8 +158,8 @@ def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partne
     skipped), with "pair", from the row's own pair (t = x_r - x_i signed as the pair's would be),
     with "none", the class from the row's own pair and no sign (t = x_r - x_i for every row).
     `reduce_counts` (data-parallel training) sums the per-member edge counts across processes,
-    so that each process's share is normalised by the global count. `input_layer`: see edge_cosines
-    (its distances, those of `partner`'s edges, are not used for random relations).
+    so that each process's share is normalised by the global count. `space`: see edge_cosines
+    (its known distances, those of `partner`'s edges, are not used for random relations).
     """
     edges, sign_edges = as_edges(partner).long(), None
     if random:
@@ -209,11 +168,11 @@ def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partne
             edges, sign_edges = pair_sign_edges(drawn, edges.cpu(), len(x))
         else:
             edges = drawn
-        if input_layer is not None:
-            input_layer = (*input_layer[:2], None)
+        if space is not None:
+            space.known = None
     cos, valid = edge_cosines(x, logits, targets, edges, label_kind, members=members,
                               constant_direction=constant_direction, sign_edges=sign_edges,
-                              input_layer=input_layer, unsigned=random and random_sign == "none")
+                              space=space, unsigned=random and random_sign == "none")
     counts = valid.sum(0)
     if reduce_counts is not None:
         counts = reduce_counts(counts.clone())

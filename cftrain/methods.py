@@ -50,9 +50,9 @@ class Method:
         x must require grad, and models avoid cuDNN's RNN, which cannot do it)."""
         return False
 
-    def extra_loss(self, x, logits, batch: dict, config, kind: str, generator, input_layer=None) -> tuple:
-        """(term already weighted, stats) added to the task loss; (None, {}) for none. `input_layer`:
-        (W, raw inputs) when x is the output of the model's first linear layer (cftrain.gs)."""
+    def extra_loss(self, x, logits, batch: dict, config, kind: str, generator, space=None) -> tuple:
+        """(term already weighted, stats) added to the task loss; (None, {}) for none. `space`: a
+        `cftrain.gs_space.DataSpace` when x is data the model reads through linear maps."""
         return None, {}
 
 
@@ -104,7 +104,7 @@ class GradientSupervision(Method):
     def needs_input_gradient(self, config):
         return config.gs_weight > 0
 
-    def extra_loss(self, x, logits, batch, config, kind, generator, input_layer=None):
+    def extra_loss(self, x, logits, batch, config, kind, generator, space=None):
         if config.gs_weight <= 0:
             return None, {}
         members = logits.dim() == 3  # a fused ensemble: (B, N, C)
@@ -114,7 +114,7 @@ class GradientSupervision(Method):
                               reduce_counts=context.sum_ if context else None,
                               constant_direction=x.grad_fn is None or config.gs_detach_target,
                               random_sign=config.random_sign,  # grad_fn None: raw input, data
-                              input_layer=input_layer)
+                              space=space)
         n = logits.shape[1] if members else 1
         return config.gs_weight * term, {"gs": float(term.detach()) / n, "gs_rows": stats["rows"]}
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cfbuild.errors import UserError
+from cftrain.gs_space import FirstLayerSpace, first_layer
 
 MODELS: dict[str, type] = {}
 
@@ -46,11 +47,10 @@ class PairModel(nn.Module):
         """Told whether training will differentiate the input gradient again (GS); models whose
         layers cannot (cuDNN's RNN) switch to an implementation that can."""
 
-    def input_layer(self) -> tuple | None:
-        """(linear, members, rest) when x = encode(batch) is data and head(x, batch) = rest(h, batch)
-        with h = `linear`(x) row by row (viewed (B, members, h) when members > 1): GS is then
-        computed in that layer's output space (cftrain.gs, `first_layer` and `input_layer`),
-        exactly and without differentiating back to the inputs."""
+    def data_head(self, raw: torch.Tensor, batch: dict) -> tuple | None:
+        """(logits, space) when x = encode(batch) is data that head reads only through maps linear
+        in it: `space` (a `cftrain.gs_space.DataSpace`) lets GS work in their output space, exactly
+        and without differentiating back to the inputs. None: GS differentiates back to x."""
         return None
 
     def frozen_vectors(self) -> torch.Tensor | None:
@@ -170,8 +170,9 @@ class MLP(PairModel):
     def head(self, x, batch):
         return self.net(x)
 
-    def input_layer(self):
-        return self.net[0], 1, lambda h, batch: self.net[1:](h)
+    def data_head(self, raw, batch):
+        y, gram = first_layer(raw, self.net[0])
+        return self.net[1:](y), FirstLayerSpace(raw, y, gram)
 
 
 from cftrain import butd  # noqa: E402,F401  (registers "butd"; imports this module's registry)

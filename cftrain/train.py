@@ -25,7 +25,6 @@ from cftrain.data import PairBatches, SplitTensors, group_subset, load_split, to
 from cftrain import distributed, optim
 from cftrain.alignment import split_alignment
 from cftrain.fused import fuse
-from cftrain.gs import first_layer
 from cftrain.methods import Method, method
 from cftrain.metrics import ensemble_logits, split_metrics
 from cftrain.models import make_model
@@ -46,17 +45,15 @@ def train_step(model, optimizer, batch: dict, config: RunConfig, kind: str,
     double = trainer.needs_input_gradient(config)
     model.set_double_backward(double)
     x = model.encode(batch)
-    split, input_layer = None, None
-    if double and not x.requires_grad:  # the GS space is data (the raw input)
-        split = model.input_layer()
-        if split is None:
-            x = x.detach().requires_grad_(True)
-    if split is not None:  # ... computed in the first linear layer's output space
-        linear, members, rest = split
-        raw, (x, gram) = x, first_layer(x, linear, members)
-        distances = batch.get("edge_distances") if raw is batch.get("x") else None  # from the loader
-        logits, input_layer = rest(x, batch), (gram, raw, distances)
+    found = model.data_head(x, batch) if double and not x.requires_grad else None  # GS space is data
+    if found is not None:  # ... read through linear maps: GS computed in their output space
+        logits, space = found
+        if x is batch.get("x"):
+            space.known = batch.get("edge_distances")  # |x_j - x_i| of the batch's edges, from the loader
     else:
+        space = None
+        if double and not x.requires_grad:
+            x = x.detach().requires_grad_(True)
         logits = model.head(x, batch)
     targets = batch["targets"]
     if logits.dim() == 3:  # a fused ensemble (B, N, C): the sum of each member's own mean loss
@@ -67,8 +64,8 @@ def train_step(model, optimizer, batch: dict, config: RunConfig, kind: str,
         task_loss = F.binary_cross_entropy_with_logits(logits, targets)
         reported = float(task_loss.detach())
     task_loss = task_loss * batch.get("share", 1.0)  # torchrun: this process's share of the global batch
-    layer_arg = {} if input_layer is None else {"input_layer": input_layer}  # methods needing g take it
-    extra, stats = trainer.extra_loss(x, logits, batch, config, kind, generator, **layer_arg)
+    extra, stats = trainer.extra_loss(x, logits, batch, config, kind, generator, **({} if space is None else
+                                                                                     {"space": space}))
     loss = task_loss if extra is None else task_loss + extra
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

@@ -6,6 +6,7 @@ import torch
 
 from cftrain import gs
 from cftrain.gs import gs_loss
+from cftrain.gs_space import first_layer
 from cftrain.models import make_model
 
 
@@ -173,9 +174,8 @@ def test_gs_in_the_first_layers_output_space_equals_gs_on_the_inputs(hidden, kin
     for projected in (False, True):
         model.zero_grad()
         if projected:
-            linear, members, rest = model.input_layer()
-            z, gram = gs.first_layer(data, linear, members)
-            loss, stats = gs_loss(z, rest(z, {}), targets, partner, kind, input_layer=(gram, data, None))
+            logits, space = model.data_head(data, {})
+            loss, stats = gs_loss(data, logits, targets, partner, kind, space=space)
         else:
             x = data.clone().requires_grad_(True)
             loss, stats = gs_loss(x, model.head(x, {}), targets, partner, kind, constant_direction=True)
@@ -199,7 +199,7 @@ def test_edge_distances_in_chunks_equal_the_direct_norms():
 def test_first_layer_and_gram_gradients_equal_autograd_on_the_plain_formulas(members):
     g = torch.Generator().manual_seed(2)
     raw, linear = torch.randn(5, 7, generator=g), torch.nn.Linear(7, 4 * members)
-    out, gram = gs.first_layer(raw, linear, members)
+    out, gram = first_layer(raw, linear, members)
     up_out, up_gram = torch.randn(out.shape, generator=g), torch.randn(gram.shape, generator=g)
     ((out * up_out).sum() + (gram * up_gram).sum()).backward()
     fused = linear.weight.grad.clone(), linear.bias.grad.clone()
@@ -230,9 +230,9 @@ def test_distances_known_in_advance_give_the_same_term_and_are_ignored_for_rando
     known = (data[edges[:, 1]] - data[edges[:, 0]]).norm(dim=1)
     terms = []
     for random, distances in ((False, None), (False, known), (True, None), (True, known * 7)):
-        linear, members, rest = model.input_layer()
-        z, gram = gs.first_layer(data, linear, members)
-        terms.append(gs_loss(z, rest(z, {}), targets, partner, "binary", random=random,
-                             generator=torch.Generator().manual_seed(1), input_layer=(gram, data, distances))[0])
+        logits, space = model.data_head(data, {})
+        space.known = distances
+        terms.append(gs_loss(data, logits, targets, partner, "binary", random=random,
+                             generator=torch.Generator().manual_seed(1), space=space)[0])
     assert terms[0].item() == pytest.approx(terms[1].item(), abs=1e-6)
     assert terms[2].item() == pytest.approx(terms[3].item(), abs=1e-6)
