@@ -16,6 +16,7 @@ import contextlib
 import torch
 from torch import nn
 
+from cftrain.gs_space import DataSpace, first_layer, rows_of
 from cftrain.models import PairModel, register
 
 
@@ -61,15 +62,53 @@ class BottomUpTopDown(PairModel):
         last = (length.clamp(min=1) - 1).long()
         return states[torch.arange(len(tokens), device=tokens.device), last]
 
-    def attention(self, features: torch.Tensor, q: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        joint = torch.relu(self.att_v(features)) * torch.relu(self.att_q(q))[:, None, :]
+    def attention(self, projected: torch.Tensor, q: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Weights (B, R) over the regions from their projections att_v(V) (B, R, H)."""
+        joint = torch.relu(projected) * torch.relu(self.att_q(q))[:, None, :]
         return masked_softmax(self.att_out(self.dropout(joint)).squeeze(-1), mask)
 
     def encode(self, batch):
         return batch["features"]
 
     def head(self, x, batch):
+        return self._answer(x, self.att_v(x), batch)[0]
+
+    def _answer(self, x, projected, batch) -> tuple:
+        """(logits, attention weights, pooled v) from the features and their projections."""
         q = self.question(batch["tokens"], batch["length"])
-        weights = self.attention(x, q, batch["region_mask"])
-        v = (weights[..., None] * x).sum(dim=1)
-        return self.classifier(torch.relu(self.q_net(q)) * torch.relu(self.v_net(v)))
+        weights = self.attention(projected, q, batch["region_mask"])
+        v = torch.bmm(weights[:, None, :], x).squeeze(1)
+        return self.classifier(torch.relu(self.q_net(q)) * torch.relu(self.v_net(v))), weights, v
+
+    def data_head(self, raw, batch):
+        """The features reach the logits only through y = att_v(V) and v = sum_r a_r V_r."""
+        projected, gram = first_layer(raw, self.att_v)
+        logits, weights, v = self._answer(raw, projected, batch)
+        return logits, RegionSpace(raw, projected, v, weights, gram, self.att_v.weight)
+
+
+class RegionSpace(DataSpace):
+    """GS on region features V through y_r = W V_r + b and v = sum_r a_r V_r: with d_r = ds/dy_r
+    and u = ds/dv, g_r = W^T d_r + a_r u, so
+
+        g . t = sum_r d_r . (y_j,r - y_i,r) + u . sum_r a_r t_r
+        |g|^2 = sum_r d_r^T (W W^T) d_r + 2 a_r d_r . (W u) + a_r^2 |u|^2
+
+    never forming g (B, R, D), whose second differentiation cost three (B R x H x D) products."""
+
+    def __init__(self, raw, projected, pooled, weights, gram, weight):
+        super().__init__(raw)
+        self.outputs = (projected, pooled)
+        self.weights, self.gram, self.weight = weights, gram, weight
+
+    def products(self, grads, edges):
+        (y, v), (d, u), a = self.outputs, grads, self.weights
+        rows, partners = edges[:, 0], edges[:, 1]
+        a_i = rows_of(a, rows)
+        pooled_t = torch.bmm(a_i[:, None, :], self.raw.index_select(0, partners)).squeeze(1) - rows_of(v, rows)
+        dot = (rows_of(d, rows) * (y.index_select(0, partners) - rows_of(y, rows))).sum((1, 2)) + \
+            (rows_of(u, rows) * pooled_t).sum(1)
+        quadratic = ((d.flatten(0, 1) @ self.gram[0]).view_as(d) * d).sum((1, 2))
+        cross = (a * torch.bmm(d, (u @ self.weight.T)[:, :, None]).squeeze(2)).sum(1)  # sum_r a_r d_r . W u
+        g_sq = quadratic + 2 * cross + (u * u).sum(1) * (a * a).sum(1)
+        return dot[:, None], rows_of(g_sq, rows)[:, None]

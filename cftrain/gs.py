@@ -133,9 +133,11 @@ def data_difference(values: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
     return values.index_select(0, edges[:, 1]).sub_(values.index_select(0, edges[:, 0]))
 
 
-def edge_distances(values: torch.Tensor, edges: torch.Tensor, chunk: int = 64) -> torch.Tensor:
-    """|values[j] - values[i]| for every edge, a few edges at a time: small buffers are reused by
-    the allocator, where edge-sized ones were fresh pages on every step (bench/gs_step.py)."""
+def edge_distances(values: torch.Tensor, edges: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+    """|values[j] - values[i]| for every edge, a few edges (`chunk`; default about 2^17 values) at a
+    time: small buffers are reused by the allocator, where edge-sized ones were fresh pages on every
+    step (bench/gs_step.py)."""
+    chunk = chunk or max(4, (1 << 17) // max(1, values.shape[1]))
     out = values.new_empty(len(edges))
     for start in range(0, len(edges), chunk):
         out[start:start + chunk] = torch.linalg.vector_norm(data_difference(values, edges[start:start + chunk]), dim=1)

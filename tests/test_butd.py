@@ -43,7 +43,7 @@ def test_masked_regions_get_exactly_zero_attention():
     assert scores.grad[0, 1] == 0 and torch.isfinite(scores.grad).all()
     model, b = small_model(), batch()
     q = model.question(b["tokens"], b["length"])
-    att = model.attention(b["features"], q, b["region_mask"])
+    att = model.attention(model.att_v(b["features"]), q, b["region_mask"])
     assert att[1, 0] == 0 and torch.allclose(att.sum(1), torch.ones(4, dtype=att.dtype))
 
 
@@ -105,3 +105,29 @@ def test_without_the_switch_cudnn_refuses_the_gs_step():
     config = resolve("toy-vqa", "regions", mode="gs", gs_weight=50.0)
     with pytest.raises(RuntimeError):
         train_step(model, torch.optim.SGD(model.parameters(), lr=0.1), b, config, "soft")
+
+
+@pytest.mark.parametrize("edges", [[[0, 1], [1, 0], [2, 3], [3, 2]], [[1, 0], [0, 1], [0, 2], [3, 1]]])
+def test_gs_in_the_projections_space_equals_gs_on_the_features(edges):
+    """data_head's RegionSpace (g = W^T d_r + a_r u never formed) gives the loss and every
+    parameter's gradient of differentiating back to the features, for pairs in row order and for
+    edges in any order (rows with several edges, partners outside their own pair)."""
+    model, b = small_model(), batch()
+    b["targets"][2:] = torch.tensor([[0, 0.6, 0], [0, 0, 0]], dtype=torch.float64)
+    edges = torch.tensor(edges)
+    results = []
+    for in_space in (False, True):
+        model.zero_grad()
+        if in_space:
+            logits, space = model.data_head(b["features"], b)
+            term, stats = gs_loss(b["features"], logits, b["targets"], edges, "soft", space=space)
+        else:
+            v = b["features"].clone().requires_grad_(True)
+            term, stats = gs_loss(v, model.head(v, b), b["targets"], edges, "soft", constant_direction=True)
+        term.backward()
+        results.append((term.item(), stats["rows"], [torch.zeros_like(p) if p.grad is None else p.grad.clone()
+                                                     for p in model.parameters()]))
+    (term_a, rows_a, grads_a), (term_b, rows_b, grads_b) = results
+    assert rows_a == rows_b > 0 and term_a == pytest.approx(term_b, abs=1e-10)
+    for a, b_ in zip(grads_a, grads_b):
+        assert torch.allclose(a, b_, atol=1e-10)
