@@ -3,7 +3,8 @@
 2048 -> 64 -> 64 -> 64 -> 80, 80 classes).
 
 Usage: python bench/ensemble.py IMDB_STORE [--epochs E]   Prints key=value lines; ends with
-ratio=<the larger of the two> (not part of CI). Before/after: PYTHONPATH=OLD_CHECKOUT runs an
+ratio=<the larger of the two> (not part of CI); `mlp_floor_ratio` is the least the mlp ratio could be
+here if only its first layers' arithmetic grew with the members. Before/after: PYTHONPATH=OLD_CHECKOUT runs an
 older checkout's code.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +48,18 @@ def epoch_seconds(store_path, ensemble: int, epochs: int) -> float:
     return min(h["seconds"] for h in history)
 
 
+def first_layers_seconds(members: int, batch: int = 512, dim: int = 2048, width: int = 64, repeat: int = 30) -> float:
+    """Best time of the mlp's first layers alone, forward and weight gradient, for `members` side by side."""
+    x, weight = torch.randn(batch, dim), torch.randn(members * width, dim)
+    bias, upstream = torch.zeros(members * width), torch.randn(batch, members * width)
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        torch.addmm(bias, x, weight.t()), upstream.t() @ x
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def main(imdb: str, epochs: int) -> None:
     torch.set_num_threads(1)
     ratios = []
@@ -54,6 +68,10 @@ def main(imdb: str, epochs: int) -> None:
             one, six = epoch_seconds(path, 1, epochs), epoch_seconds(path, 6, epochs)
             ratios.append(six / one)
             print(f"model={label} epoch_s_1={one:.2f} epoch_s_6={six:.2f} ratio={six / one:.2f}")
+    # The floor of the mlp ratio on this machine: one member's epoch plus only the extra arithmetic
+    # of five more first layers (16 batches of 512), as if everything else were shared for free.
+    extra = 16 * (first_layers_seconds(6) - first_layers_seconds(1))
+    print(f"mlp_first_layers_extra_s={extra:.2f} mlp_floor_ratio={(one + extra) / one:.2f}")
     print(f"ratio={max(ratios):.2f}")
 
 
