@@ -37,6 +37,7 @@ class Method:
     regions_row_name = None     # the row of the paper's Table 1 (VQA), when it differs
     trains = True               # False: predictions are drawn, no model is trained
     reads = ()                  # options only this method reads (a sweep varies them for it alone)
+    cost = 1.0                  # expected training time relative to augmentation's (orders a table's runs)
 
     def table_row_name(self, input_kind: str) -> str:
         return (self.regions_row_name if input_kind == "regions" else None) or self.row_name
@@ -60,6 +61,7 @@ class Method:
 class Chance(Method):
     name, row_name = "chance", "Chance (uniform random)"
     trains = False
+    cost = 0.0
 
     def predict(self, splits: dict, seed: int, kind: str) -> dict:
         """Random scores per split (a uniformly drawn class, or random scores for mAP)."""
@@ -70,6 +72,7 @@ class Chance(Method):
 @register
 class Shuffled(Method):
     name, row_name = "shuffled", "Trained on shuffled labels"
+    cost = 0.8  # its val metric stops improving early
 
     def training_rows(self, train, seed):
         perm = torch.as_tensor(np.random.default_rng(seed).permutation(len(train)))
@@ -81,6 +84,7 @@ class Shuffled(Method):
 @register
 class Original(Method):
     name, row_name = "original", "Trained without edited data"
+    cost = 0.5  # half the rows
     regions_row_name = "Baseline (BUTD)"
 
     def training_rows(self, train, seed):
@@ -100,6 +104,7 @@ class GradientSupervision(Method):
     regions_row_name = "+ CF data + GS"
     random_relations = False
     reads = ("gs_weight", "gs_detach_target")
+    cost = 1.5  # the GS term's double backward
 
     def needs_input_gradient(self, config):
         return config.gs_weight > 0

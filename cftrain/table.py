@@ -45,13 +45,20 @@ def run_table(store_path, out_dir, modes=tuple(METHODS), force: bool = False, ve
         folders = {key: tmp / key[0] / ("" if key[1] is None else f"seed-{key[1]}") for key in plan}
         for folder in folders.values():
             folder.mkdir(parents=True)
-        results = dict(zip(plan, run_rows([(folders[key], store_path, configs[key]) for key in plan], jobs, task)))
+        order = submission_order(plan)
+        results = dict(zip(order, run_rows([(folders[key], store_path, configs[key]) for key in order], jobs, task)))
         rows = [table_row(name, input_kind, metric, [results[key] for key in plan if key[0] == name], seeds)
                 for name in names]
         table = {"task": task, "store": str(store_path), "metric": metric, "seeds": seeds, "rows": rows}
         write_json_atomic(tmp / "table.json", table)
         (tmp / "table.md").write_text(format_table(table) + "\n")
     return table
+
+
+def submission_order(plan: list) -> list:
+    """The (mode, seed) runs, most expensive mode first (`Method.cost`; stable otherwise): with
+    fewer processes than runs, long runs started last would leave the other processes idle."""
+    return sorted(plan, key=lambda key: -method(key[0]).cost)
 
 
 def table_row(name: str, input_kind: str, metric: str, results: list, seeds: list | None) -> dict:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cftrain.presets import resolve
-from cftrain.table import evaluate_run, run_table
+from cftrain.table import evaluate_run, run_table, submission_order
 from cftrain.train import run
 from tests.helpers import run_cli
 
@@ -118,3 +118,13 @@ def test_table_rows_in_parallel_processes_equal_one_process(toy, tmp_path):
     assert [r["splits"] for r in one["rows"]] == [r["splits"] for r in two["rows"]]
     assert [r["alignment"] for r in one["rows"]] == [r["alignment"] for r in two["rows"]]
     assert (tmp_path / "one" / "table.md").read_text() == (tmp_path / "two" / "table.md").read_text()
+    for row in two["rows"][1:]:  # runs start most expensive first; each row still holds its own run
+        assert row["splits"] == json.loads((tmp_path / "two" / row["mode"] / "metrics.json").read_text())["splits"]
+
+
+def test_a_table_starts_its_most_expensive_runs_first():
+    plan = [(mode, seed) for mode in ["chance", "shuffled", "original", "augmented", "gs", "gs-random"]
+            for seed in (0, 1)]
+    assert [key[0] for key in submission_order(plan)[::2]] == ["gs", "gs-random", "augmented", "shuffled",
+                                                               "original", "chance"]
+    assert [key[1] for key in submission_order(plan)] == [0, 1] * 6
