@@ -89,3 +89,28 @@ def flip_first_chunk_byte(path: Path, dataset: str) -> None:
         byte = fh.read(1)
         fh.seek(offset + 3)
         fh.write(bytes([byte[0] ^ 0xFF]))
+
+
+def assert_space_gs_equals_input_gs(model, raw, batch: dict, targets, edges, kind: str, atol: float) -> None:
+    """GS through `model.data_head`'s space and GS differentiated back to the inputs `raw` give the
+    same term, the same supervised rows and the same gradient for every parameter."""
+    import pytest  # noqa: PLC0415  (test-only imports: this module also serves store fixtures)
+    import torch  # noqa: PLC0415
+
+    from cftrain.gs import gs_loss  # noqa: PLC0415
+    results = []
+    for in_space in (False, True):
+        model.zero_grad()
+        if in_space:
+            logits, space = model.data_head(raw, batch)
+            term, stats = gs_loss(raw, logits, targets, edges, kind, space=space)
+        else:
+            x = raw.clone().requires_grad_(True)
+            term, stats = gs_loss(x, model.head(x, batch), targets, edges, kind, constant_direction=True)
+        term.backward()
+        results.append((term.item(), stats["rows"], [torch.zeros_like(p) if p.grad is None else p.grad.clone()
+                                                     for p in model.parameters()]))
+    (term_a, rows_a, grads_a), (term_b, rows_b, grads_b) = results
+    assert rows_a == rows_b > 0 and term_a == pytest.approx(term_b, abs=atol)
+    for a, b in zip(grads_a, grads_b):
+        assert torch.allclose(a, b, atol=atol)

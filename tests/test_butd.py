@@ -12,6 +12,7 @@ from cftrain.data import to_device
 from cftrain.gs import gs_loss
 from cftrain.presets import resolve
 from cftrain.train import train_step
+from tests.helpers import assert_space_gs_equals_input_gs
 
 
 def small_model(dtype=torch.float64) -> BottomUpTopDown:
@@ -115,19 +116,4 @@ def test_gs_in_the_projections_space_equals_gs_on_the_features(edges):
     model, b = small_model(), batch()
     b["targets"][2:] = torch.tensor([[0, 0.6, 0], [0, 0, 0]], dtype=torch.float64)
     edges = torch.tensor(edges)
-    results = []
-    for in_space in (False, True):
-        model.zero_grad()
-        if in_space:
-            logits, space = model.data_head(b["features"], b)
-            term, stats = gs_loss(b["features"], logits, b["targets"], edges, "soft", space=space)
-        else:
-            v = b["features"].clone().requires_grad_(True)
-            term, stats = gs_loss(v, model.head(v, b), b["targets"], edges, "soft", constant_direction=True)
-        term.backward()
-        results.append((term.item(), stats["rows"], [torch.zeros_like(p) if p.grad is None else p.grad.clone()
-                                                     for p in model.parameters()]))
-    (term_a, rows_a, grads_a), (term_b, rows_b, grads_b) = results
-    assert rows_a == rows_b > 0 and term_a == pytest.approx(term_b, abs=1e-10)
-    for a, b_ in zip(grads_a, grads_b):
-        assert torch.allclose(a, b_, atol=1e-10)
+    assert_space_gs_equals_input_gs(model, b["features"], b, b["targets"], edges, "soft", atol=1e-10)

@@ -8,6 +8,7 @@ from cftrain import gs
 from cftrain.gs import gs_loss
 from cftrain.gs_space import first_layer
 from cftrain.models import make_model
+from tests.helpers import assert_space_gs_equals_input_gs
 
 
 def cos(a, b):
@@ -170,22 +171,7 @@ def test_gs_in_the_first_layers_output_space_equals_gs_on_the_inputs(hidden, kin
     else:
         targets = torch.eye(classes)[torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])]
     partner = torch.tensor([1, 0, 3, 2, 5, 4, 7, 6])
-    results = []
-    for projected in (False, True):
-        model.zero_grad()
-        if projected:
-            logits, space = model.data_head(data, {})
-            loss, stats = gs_loss(data, logits, targets, partner, kind, space=space)
-        else:
-            x = data.clone().requires_grad_(True)
-            loss, stats = gs_loss(x, model.head(x, {}), targets, partner, kind, constant_direction=True)
-        loss.backward()
-        results.append((loss.item(), stats["rows"], [torch.zeros_like(p) if p.grad is None else p.grad.clone()
-                                                     for p in model.parameters()]))
-    (loss_a, rows_a, grads_a), (loss_b, rows_b, grads_b) = results
-    assert rows_a == rows_b > 0 and loss_a == pytest.approx(loss_b, abs=1e-6)
-    for a, b in zip(grads_a, grads_b):
-        assert torch.allclose(a, b, atol=1e-6)
+    assert_space_gs_equals_input_gs(model, data, {}, targets, partner, kind, atol=1e-6)
 
 
 def test_edge_distances_in_chunks_equal_the_direct_norms():
