@@ -58,7 +58,7 @@ class LazyAdadelta(torch.optim.Optimizer):
         param.add_(delta, alpha=-lr)
 
     def _sparse_update(self, param, state, lr, rho, eps):
-        grad = param.grad.coalesce()
+        grad = _coalesced(param.grad)
         rows, values = grad.indices()[0], grad.values()
         if "last_step" not in state:
             state["last_step"] = torch.zeros(param.shape[0], dtype=torch.long, device=param.device)
@@ -89,6 +89,18 @@ class LazyAdadelta(torch.optim.Optimizer):
                     state["square_avg"].mul_(decay)
                     state["acc_delta"].mul_(decay)
                     state["last_step"].fill_(state["step"])
+
+
+def _coalesced(grad: torch.Tensor) -> torch.Tensor:
+    """`grad.coalesce()`, without its sort when the rows are already strictly increasing: autograd
+    drops the flag when it stores a gradient, even one built coalesced (the bags' `RowGather`)."""
+    if grad.is_coalesced() or grad.sparse_dim() != 1:
+        return grad.coalesce()
+    rows = grad._indices()[0]
+    if not bool((rows[1:] > rows[:-1]).all()):
+        return grad.coalesce()
+    return torch.sparse_coo_tensor(grad._indices(), grad._values(), grad.shape, is_coalesced=True,
+                                   check_invariants=False)
 
 
 OPTIMIZERS = {"adadelta": LazyAdadelta, "adam": torch.optim.Adam, "adamax": torch.optim.Adamax}

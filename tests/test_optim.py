@@ -86,3 +86,24 @@ def test_sparse_embeddings_only_where_exact_and_worth_it(optimizer, ensemble, vo
         train = load_splits(store, config)["train"]
     assert float(train.inputs["length"].float().mean()) == 3.0  # "good film i" / "bad film i"
     assert sparse_pays(config, train, vocab) is sparse
+
+
+def test_sparse_gradients_sorted_or_not_give_the_coalesced_update():
+    """Rows already strictly increasing skip the sort; unsorted or repeated rows are still summed."""
+    torch.manual_seed(3)
+    cases = {"sorted": (torch.tensor([1, 4, 7]), torch.randn(3, 2)),
+             "repeated, unsorted": (torch.tensor([7, 1, 7, 4]), torch.randn(4, 2))}
+    for label, (rows, values) in cases.items():
+        grad = torch.sparse_coo_tensor(rows[None], values, (10, 2))
+        assert not grad.is_coalesced()
+        params = [torch.nn.Parameter(torch.ones(10, 2)) for _ in range(2)]
+        optimizers = [LazyAdadelta([p], lr=1.0) for p in params]
+        for _ in range(3):
+            params[0].grad, params[1].grad = grad.clone(), grad.to_dense()
+            for opt in optimizers:
+                opt.step()
+        # the sparse one against its dense twin (LazyAdadelta's dense path is torch's AdaDelta)
+        assert torch.allclose(params[0], params[1], atol=1e-7), label
+        dense_sum = torch.zeros(10, 2).index_add_(0, rows, values)
+        touched = dense_sum.abs().sum(1) > 0
+        assert (params[0][touched] != 1).all() and (params[0][~touched] == 1).all(), label
