@@ -4,9 +4,9 @@
 
 Usage: python bench/ensemble.py IMDB_STORE [--epochs E] [--rounds R]   Prints key=value lines; ends
 with ratio=<the larger of the two> (not part of CI). The 1- and 6-member trainings alternate R times
-(default 2) and each keeps its best epoch, so a slow phase of the machine does not land on one side only; `mlp_floor_ratio` is the least the mlp ratio could be
-here if only its first layers' arithmetic grew with the members. Before/after: PYTHONPATH=OLD_CHECKOUT runs an
-older checkout's code.
+(default 2) and each keeps its best epoch, so a slow phase of the machine does not land on one side
+only. `mlp_floor_ratio` is the least the mlp ratio could be here if only its first layers'
+arithmetic grew with the members. Before/after: PYTHONPATH=OLD_CHECKOUT runs an older checkout's code.
 """
 
 from __future__ import annotations

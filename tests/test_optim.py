@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from cftrain.models import make_model
-from cftrain.optim import LazyAdadelta
+from cftrain.optim import LazyAdadelta, _coalesced
 from cftrain.presets import resolve
 from cftrain.train import train_step
 
@@ -94,8 +94,11 @@ def test_sparse_gradients_sorted_or_not_give_the_coalesced_update():
     cases = {"sorted": (torch.tensor([1, 4, 7]), torch.randn(3, 2)),
              "repeated, unsorted": (torch.tensor([7, 1, 7, 4]), torch.randn(4, 2))}
     for label, (rows, values) in cases.items():
-        grad = torch.sparse_coo_tensor(rows[None], values, (10, 2))
+        grad = torch.sparse_coo_tensor(rows[None], values, (10, 2), check_invariants=True)
         assert not grad.is_coalesced()
+        # increasing rows are taken as they are (no sorted copy of the values)
+        shared = _coalesced(grad)._values().data_ptr() == grad._values().data_ptr()
+        assert shared is (label == "sorted"), label
         params = [torch.nn.Parameter(torch.ones(10, 2)) for _ in range(2)]
         optimizers = [LazyAdadelta([p], lr=1.0) for p in params]
         for _ in range(3):
