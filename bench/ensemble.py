@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cfbuild.store import Store, StoreWriter
+from cfpairs.store import Store, StoreWriter
 from cftrain.presets import RunConfig, resolve
 from cftrain.train import fit, load_splits
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from cfbuild.store import LinkedFeatures, Store, StoreWriter
+from cfpairs.store import LinkedFeatures, Store, StoreWriter
 from cftrain.data import PairBatches, load_split
 
 BOXES = 36

@@ -1,3 +1,3 @@
 """cfbuild: counterfactual pair stores from existing datasets."""
 
-__version__ = "0.1.0"
+from cfpairs import __version__  # noqa: F401  (one version for the whole distribution)

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cfbuild.api import PairStore, SplitView
-from cfbuild.errors import UserError
-from cfbuild.label_kinds import label_kind
-from cfbuild.staging import staged_dir
-from cfbuild.store_schema import TOKEN_FIELDS
+from cfpairs.api import PairStore, SplitView
+from cfpairs.errors import UserError
+from cfpairs.label_kinds import label_kind
+from cfpairs.staging import staged_dir
+from cfpairs.schema import TOKEN_FIELDS
 
 FORMATS = ("hf", "parquet")
 

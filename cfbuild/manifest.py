@@ -6,8 +6,8 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from cfbuild.errors import UserError
-from cfbuild.store import describe_source
+from cfpairs.errors import UserError
+from cfpairs.store import describe_source
 
 
 def load_manifest(manifest_id: str) -> dict:

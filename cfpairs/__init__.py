@@ -1,12 +1,14 @@
-"""cfpairs: counterfactual pair stores from Python, without the trainer.
+"""cfpairs: counterfactual pair stores, the format core (h5py and numpy only).
 
     import cfpairs
-    store = cfpairs.open_store("imdb.h5")
+    with cfpairs.open_store("imdb.h5") as store:
+        store["train"].pairs
 
 See README ("Using stores from Python") and docs/STORE.md for the format itself.
 """
 
-from cfbuild import __version__
-from cfbuild.api import PairStore, SplitView, open_store
+__version__ = "0.2.0"
+
+from cfpairs.api import PairStore, SplitView, open_store  # noqa: E402
 
 __all__ = ["PairStore", "SplitView", "open_store", "__version__"]

@@ -9,12 +9,12 @@ from fractions import Fraction
 from pathlib import Path
 
 
-from cfbuild.check import check_store
-from cfbuild.errors import UserError
-from cfbuild.label_kinds import label_kind
-from cfbuild.progress import Progress
-from cfbuild.staging import staged_dir
-from cfbuild.store import Store
+from cfpairs.check import check_store
+from cfpairs.errors import UserError
+from cfpairs.label_kinds import label_kind
+from cfpairs.progress import Progress
+from cfpairs.staging import staged_dir
+from cfpairs.store import Store
 from cftrain.metrics import mean_se
 from cftrain.plots import curve_png
 from cftrain.presets import resolve

@@ -7,10 +7,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from cfbuild.arrays import concat_ranges, group_roots
-from cfbuild.label_kinds import SoftTargets, label_kind
-from cfbuild.store import RegionFeatureReader, Store
-from cfbuild.store_schema import model_input_fields
+from cfpairs.arrays import concat_ranges, group_roots
+from cfpairs.label_kinds import SoftTargets, label_kind
+from cfpairs.store import RegionFeatureReader, Store
+from cfpairs.schema import model_input_fields
 from cftrain.gs import edge_distances
 
 

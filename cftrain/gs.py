@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from cfbuild.label_kinds import label_kind
+from cfpairs.label_kinds import label_kind
 
 EPS = 1e-8
 
@@ -45,7 +45,7 @@ def class_weights(targets: torch.Tensor, edges: torch.Tensor, kind: str) -> torc
 
     `targets` is dense (B, C): one column of 0/1 for binary single-logit models,
     one-hot for multiclass, multi-hot for multilabel, soft scores for soft; the
-    class choice belongs to the label kind (`cfbuild.label_kinds`).
+    class choice belongs to the label kind (`cfpairs.label_kinds`).
     """
     return label_kind(kind).gs_weights(targets, edges)
 

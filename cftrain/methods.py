@@ -13,7 +13,7 @@ import copy
 import numpy as np
 import torch
 
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 from cftrain import distributed
 from cftrain.gs import gs_loss
 

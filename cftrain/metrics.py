@@ -1,6 +1,6 @@
 """Evaluation: ensemble logits (mean over members) and per-split metrics in percent.
 
-The metric follows the store's label kind (`cfbuild.label_kinds`): accuracy (binary,
+The metric follows the store's label kind (`cfpairs.label_kinds`): accuracy (binary,
 multiclass), mean average precision over classes (multilabel), VQA accuracy = the soft
 score of the predicted answer (soft). Groups: all rows, originals, edited rows, and every
 named subset. Each group is `{"n": rows, <metric name>: value}` (value null, with `undefined`
@@ -15,7 +15,7 @@ import math
 import numpy as np
 import torch
 
-from cfbuild.label_kinds import label_kind
+from cfpairs.label_kinds import label_kind
 from cftrain.data import SplitTensors, to_device
 
 EVAL_BATCH = 2048

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 from cftrain.gs_space import FirstLayerSpace, first_layer
 
 MODELS: dict[str, type] = {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 
 
 class LazyAdadelta(torch.optim.Optimizer):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 from cftrain.gs import RANDOM_SIGNS
 from cftrain.methods import method
 from cftrain.vectors import check_embeddings

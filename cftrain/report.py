@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from cfbuild.staging import check_output_file, part_prefix, public_mode
+from cfpairs.staging import check_output_file, part_prefix, public_mode
 from cftrain.rundir import RunDir
 
 SKIPPED_OPTIONS = ("store_signature",)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from cfbuild.errors import UserError
-from cfbuild.staging import part_prefix, public_mode
+from cfpairs.errors import UserError
+from cfpairs.staging import part_prefix, public_mode
 from cftrain.models import make_model
 
 CONFIG, HISTORY, METRICS, MODEL = "config.json", "history.jsonl", "metrics.json", "model.pt"

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cfbuild.errors import UserError
-from cfbuild.label_kinds import label_kind
-from cfbuild.staging import check_output_dir, staged_dir
-from cfbuild.store import Store
+from cfpairs.errors import UserError
+from cfpairs.label_kinds import label_kind
+from cfpairs.staging import check_output_dir, staged_dir
+from cfpairs.store import Store
 from cftrain.methods import METHODS, method
 from cftrain.metrics import mean_se
 from cftrain.presets import RunConfig, resolve

@@ -7,12 +7,12 @@ import os
 import signal
 from pathlib import Path
 
-from cfbuild.check import check_store
-from cfbuild.errors import UserError
-from cfbuild.label_kinds import label_kind
-from cfbuild.progress import Progress, set_quiet
-from cfbuild.staging import check_output_file, staged_dir
-from cfbuild.store import Store
+from cfpairs.check import check_store
+from cfpairs.errors import UserError
+from cfpairs.label_kinds import label_kind
+from cfpairs.progress import Progress, set_quiet
+from cfpairs.staging import check_output_file, staged_dir
+from cfpairs.store import Store
 from cftrain.methods import METHODS, method
 from cftrain.metrics import mean_se
 from cftrain.presets import RunConfig, resolve

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cfbuild.errors import UserError
-from cfbuild.check import check_store
-from cfbuild.label_kinds import label_kind
-from cfbuild.progress import Progress
-from cfbuild.staging import staged_dir
-from cfbuild.store import Store
+from cfpairs.errors import UserError
+from cfpairs.check import check_store
+from cfpairs.label_kinds import label_kind
+from cfpairs.progress import Progress
+from cfpairs.staging import staged_dir
+from cfpairs.store import Store
 from cftrain.data import PairBatches, SplitTensors, group_subset, load_split, to_device
 from cftrain import distributed, optim
 from cftrain.alignment import split_alignment

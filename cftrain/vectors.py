@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,8 @@ def inspect(store, as_json):
 
     Example: cfbuild inspect toy.h5 --json
     """
-    from cfbuild.check import format_summary, summarize
-    from cfbuild.store import Store
+    from cfpairs.check import format_summary, summarize
+    from cfpairs.store import Store
 
     with Store(store) as opened:
         summary = summarize(opened)
@@ -76,7 +76,7 @@ def verify(store):
 
     Example: cfbuild verify toy.h5
     """
-    from cfbuild.check import verify_store
+    from cfpairs.check import verify_store
 
     problem = verify_store(store)
     if problem:

@@ -110,8 +110,8 @@ def run_command(store, out, mode, force, verify, **options):
 
     Example: cftrain run imdb.h5 --out runs/imdb-gs --mode gs
     """
-    from cfbuild.staging import check_output_dir
-    from cfbuild.store import Store
+    from cfpairs.staging import check_output_dir
+    from cfpairs.store import Store
     from cftrain.presets import resolve
     from cftrain.train import run
 
@@ -146,7 +146,7 @@ def table_command(store, out, modes, jobs, seeds, force, verify, **options):
       cftrain table toy.h5 --out runs/toy
       cftrain table imdb.h5 --out runs/imdb --seeds 0,1,2
     """
-    from cfbuild.staging import check_output_dir
+    from cfpairs.staging import check_output_dir
     from cftrain.table import format_table, run_table
 
     check_output_dir(out, force)
@@ -191,7 +191,7 @@ def curve_command(store, out, fractions, modes, seeds, split, force, **options):
     Example:
       cftrain curve toy.h5 --out runs/toy-curve --fractions 1/8,1/4,1/2,1/1 --seeds 0,1,2
     """
-    from cfbuild.staging import check_output_dir
+    from cfpairs.staging import check_output_dir
     from cftrain.curve import format_curve, parse_fractions, run_curve
 
     check_output_dir(out, force)

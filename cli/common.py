@@ -10,8 +10,8 @@ import sys
 import click
 
 from cfbuild import __version__
-from cfbuild.errors import UserError
-from cfbuild.progress import set_quiet
+from cfpairs.errors import UserError
+from cfpairs.progress import set_quiet
 
 GLOBAL_FLAGS = ("--debug", "--quiet")  # accepted before or after the subcommand
 

@@ -11,7 +11,7 @@ import pytest
 from cfbuild.builders.table import build_table
 from cfbuild.builders.toy import build_toy
 from cfbuild.builders.toy_regions import build_toy_regions
-from cfbuild.store import StoreWriter
+from cfpairs.store import StoreWriter
 from cftrain.presets import resolve
 from cftrain.train import run
 

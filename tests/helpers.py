@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from cfbuild.store import LinkedFeatures, StoreWriter
+from cfpairs.store import LinkedFeatures, StoreWriter
 
 VOCAB = ["<pad>", "<unk>", "good", "bad", "film", "a", "man"]
 REPO = Path(__file__).resolve().parents[1]

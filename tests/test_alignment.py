@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cfbuild.store import Store, StoreWriter
+from cfpairs.store import Store, StoreWriter
 from cftrain.alignment import split_alignment
 from cftrain.data import group_subset, load_split, pair_groups
 from cftrain.models import make_model

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from cfbuild.arrays import concat_ranges, index_of
+from cfpairs.arrays import concat_ranges, index_of
 
 
 def test_index_of_matches_a_dict_lookup():
@@ -21,7 +21,7 @@ def test_concat_ranges_matches_a_loop():
 
 
 def test_group_roots_match_a_brute_force_union_find():
-    from cfbuild.arrays import group_roots
+    from cfpairs.arrays import group_roots
 
     rng = np.random.default_rng(0)
     for _ in range(20):

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from cfbuild.builders.table import build_table
-from cfbuild.store import StoreWriter
+from cfpairs.store import StoreWriter
 from cftrain.presets import resolve
 from cftrain.train import run
 from cli.cfbuild import main as cfbuild_main
@@ -115,7 +115,7 @@ def test_table_refuses_unknown_modes(work, tmp_path):
 
 
 def test_python_api_checks_options_too():
-    from cfbuild.errors import UserError
+    from cfpairs.errors import UserError
     with pytest.raises(UserError, match="--lr nan: must be a finite number > 0"):
         resolve("toy", "vector", lr=float("nan"))
     with pytest.raises(UserError, match="--hidden 64,0: must be layer widths >= 1"):
@@ -173,7 +173,7 @@ def test_out_is_a_file(work, tmp_path):
 
 def test_force_replaces_only_with_a_complete_run(work, tmp_path, monkeypatch):
     import cftrain.train as train
-    from cfbuild.errors import UserError
+    from cfpairs.errors import UserError
 
     shutil.copytree(work / "toy-run", tmp_path / "r")
 

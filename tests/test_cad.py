@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from cfbuild.builders.cad import build_imdb, build_snli
-from cfbuild.check import verify_store
-from cfbuild.store import Store
+from cfpairs.check import verify_store
+from cfpairs.store import Store
 from tests.cad_fixtures import HYPO, PREMISE, SENT, mini_imdb, mini_snli
 from tests.helpers import run_cli
 

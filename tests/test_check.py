@@ -4,8 +4,8 @@ import json
 
 import h5py
 
-from cfbuild.check import summarize, verify_store
-from cfbuild.store import Store, content_digest
+from cfpairs.check import summarize, verify_store
+from cfpairs.store import Store, content_digest
 from tests.helpers import run_cli, write_store
 
 

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from cfbuild.store import Store
+from cfpairs.store import Store
 from tests.helpers import REPO, run_cli
 
 

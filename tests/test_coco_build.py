@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cfbuild.check import verify_store
-from cfbuild.store import Store
+from cfpairs.check import verify_store
+from cfpairs.store import Store
 from cli.cfbuild import main
 from tests import coco_fixtures as fx
 from tests.vqa_fixtures import tsv_line

@@ -15,7 +15,7 @@ from tests.helpers import run_cli
 
 def test_parse_fractions():
     assert parse_fractions("1/2, 1/8,1/1,0.25") == [0.125, 0.25, 0.5, 1.0]
-    from cfbuild.errors import UserError
+    from cfpairs.errors import UserError
     for bad in ("0,1", "3/2", "a/b", ""):
         with pytest.raises(UserError):
             parse_fractions(bad)

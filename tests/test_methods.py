@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import cftrain.train as train_module
-from cfbuild.label_kinds import label_kind
-from cfbuild.store import Store
+from cfpairs.label_kinds import label_kind
+from cfpairs.store import Store
 from cftrain.methods import METHODS, Augmented, method, register
 from cftrain.presets import resolve
 from cftrain.table import evaluate_run, run_table

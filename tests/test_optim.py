@@ -78,7 +78,7 @@ def test_gs_step_through_a_sparse_embedding_equals_the_dense_one():
     ("adadelta", 6, 1, True),      # six fused tables: 6 <= 6
     ("adam", 1, 600, False), ("adamax", 1, 600, False)])  # untouched rows move under these
 def test_sparse_embeddings_only_where_exact_and_worth_it(optimizer, ensemble, vocab, sparse, stores):
-    from cfbuild.store import Store
+    from cfpairs.store import Store
     from cftrain.train import load_splits, sparse_pays
     with Store(stores["text"]) as store:
         config = resolve(store.task, store.input_kind, optimizer=optimizer, lr=0.01, batch_size=2,

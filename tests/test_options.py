@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 from cftrain import vectors
 from cftrain.gs import gs_loss, pair_sign_edges, random_edges
 from cftrain.models import make_model

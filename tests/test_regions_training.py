@@ -10,8 +10,8 @@ import torch
 from click.testing import CliRunner
 
 from cfbuild.builders.toy_regions import build_toy_regions
-from cfbuild.errors import UserError
-from cfbuild.store import Store
+from cfpairs.errors import UserError
+from cfpairs.store import Store
 from cftrain.data import PairBatches, load_split
 from cftrain.presets import resolve
 from cftrain.train import load_splits, run

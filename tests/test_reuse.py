@@ -12,7 +12,7 @@ import torch
 
 import cfpairs
 from cfbuild.export import reconstructed_pairs
-from cfbuild.store import Store
+from cfpairs.store import Store
 from tests.conftest import STORE_KINDS
 from tests.helpers import REPO, run_cli
 

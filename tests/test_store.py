@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from cfbuild.errors import StoreError, UserError
-from cfbuild.store import Store, StoreWriter, content_digest
+from cfpairs.errors import StoreError, UserError
+from cfpairs.store import Store, StoreWriter, content_digest
 from tests.helpers import PAIRS, VOCAB, examples_for, write_features_file, write_store
 
 KINDS = ["text", "text_pair", "vector", "regions"]

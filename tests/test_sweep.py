@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 from cftrain import sweep
 from cftrain.presets import resolve
 from cftrain.sweep import draw, load_space, run_sweep, summarise

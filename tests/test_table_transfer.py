@@ -6,8 +6,8 @@ import pytest
 
 from cfbuild.builders.table import build_table
 from cfbuild.builders.transfer import build_transfer
-from cfbuild.errors import UserError
-from cfbuild.store import Store
+from cfpairs.errors import UserError
+from cfpairs.store import Store
 from tests.helpers import run_cli
 from tests.cad_fixtures import mini_imdb, mini_snli
 from cfbuild.builders.cad import build_imdb, build_snli

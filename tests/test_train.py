@@ -81,7 +81,7 @@ def test_table_writes_json_and_markdown(toy, tmp_path):
 def test_cli_usage_errors(toy, tmp_path):
     result = run_cli("cli.cftrain", "run", str(toy), "--out", str(tmp_path / "r"), "--mode", "nope")
     assert result.returncode == 2 and "--mode" in result.stderr
-    from cfbuild.store import StoreWriter
+    from cfpairs.store import StoreWriter
     with StoreWriter(tmp_path / "noval.h5", task="toy", input_kind="vector", label_kind="binary",
                      class_names=["n", "p"], build={}, sources=[]) as writer:
         writer.write_split("train", {"id": ["a"], "is_counterfactual": [False], "label": [0],

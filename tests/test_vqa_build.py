@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from cfbuild.check import verify_store
-from cfbuild.store import Store
+from cfpairs.check import verify_store
+from cfpairs.store import Store
 from tests import vqa_fixtures as fx
 from tests.vqa_fixtures import build, cfbuild
 

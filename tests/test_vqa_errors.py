@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cfbuild.store import Store
+from cfpairs.store import Store
 from cli.cfbuild import main
 from tests import vqa_fixtures as fx
 

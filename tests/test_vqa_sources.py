@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import cfbuild.sources.jsonlist as jsonlist
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 from cfbuild.sources.attention import box_scores, hat_maps, hat_scores
 from cfbuild.sources.bottomup_tsv import iter_tsv
 from cfbuild.sources.safe_pickle import load_pickle

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 from click.testing import CliRunner
 
-from cfbuild.check import verify_store
+from cfpairs.check import verify_store
 from cli.cfbuild import main
 
 WIDTH, HEIGHT, R, D = 100, 80, 4, 3

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from cfbuild.builders.textpairs import PairedSplit
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 from cfbuild.manifest import SourceLedger
 from cfbuild.sources.tables import read_table
-from cfbuild.staging import check_output_file
+from cfpairs.staging import check_output_file
 from cfbuild.text import jaccard, tokenize
 
 SPLIT_FILES = {"train": "train", "val": "dev", "test": "test"}

@@ -13,11 +13,11 @@ import numpy as np
 
 from cfbuild import __version__
 from cfbuild.builders.pooled import pooled_vectors
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 from cfbuild.sources.coco_instances import CocoInstances, load_instances
 from cfbuild.sources.edited_coco import EditedImages, list_edited
-from cfbuild.staging import check_output_file
-from cfbuild.store import StoreWriter, describe_source
+from cfpairs.staging import check_output_file
+from cfpairs.store import StoreWriter, describe_source
 
 COCO_SPLITS = {"train": "train2014", "test": "val2014"}
 PAIR_KIND = "inpainted"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cfbuild.errors import UserError
-from cfbuild.progress import Progress
+from cfpairs.errors import UserError
+from cfpairs.progress import Progress
 from cfbuild.sources.features import open_feature_files
 
 

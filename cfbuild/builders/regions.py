@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfbuild.arrays import index_of
-from cfbuild.errors import UserError
-from cfbuild.progress import Progress
+from cfpairs.arrays import index_of
+from cfpairs.errors import UserError
+from cfpairs.progress import Progress
 from cfbuild.sources.features import BLOCK, FeatureFile, claim
-from cfbuild.store import LinkedFeatures, StoreWriter
+from cfpairs.store import LinkedFeatures, StoreWriter
 
 
 @dataclass

@@ -8,10 +8,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cfbuild.builders.textpairs import PairedSplit, write_text_store
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 from cfbuild.sources.tables import Table, read_table
-from cfbuild.store import describe_source
-from cfbuild.staging import check_output_file
+from cfpairs.store import describe_source
+from cfpairs.staging import check_output_file
 
 TRUE_WORDS = {"1", "true", "yes", "y", "original"}
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cfbuild import __version__
-from cfbuild.errors import UserError
-from cfbuild.progress import Progress
-from cfbuild.store import StoreWriter
+from cfpairs.errors import UserError
+from cfpairs.progress import Progress
+from cfpairs.store import StoreWriter
 from cfbuild.text import build_vocab, encode, jaccard, tokenize
 
 LOW_OVERLAP = 0.2

@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from cfbuild import __version__
-from cfbuild.store import StoreWriter
-from cfbuild.progress import Progress
-from cfbuild.staging import check_output_file
+from cfpairs.store import StoreWriter
+from cfpairs.progress import Progress
+from cfpairs.staging import check_output_file
 
 CAUSAL_RANGE = (0.0, 1.0)      # |causal| of originals
 EDIT_RANGE = (0.02, 0.1)       # |causal| after the minimal edit

@@ -15,8 +15,8 @@ import numpy as np
 from cfbuild import __version__
 from cfbuild.builders.vqa import CF_KIND, focused, with_counterfactuals
 from cfbuild.builders.vqa_attention import Attention
-from cfbuild.store import StoreWriter
-from cfbuild.staging import check_output_file
+from cfpairs.store import StoreWriter
+from cfpairs.staging import check_output_file
 
 COLOURS = ["red", "green", "blue", "yellow"]
 OBJECTS = ["ball", "cup", "hat", "box"]

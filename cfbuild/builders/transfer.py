@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from cfbuild.builders.textpairs import PairedSplit, write_text_store
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 from cfbuild.sources.tables import load_with_datasets, read_table
-from cfbuild.store import Store, describe_source
-from cfbuild.staging import check_output_file
+from cfpairs.store import Store, describe_source
+from cfpairs.staging import check_output_file
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ import numpy as np
 from cfbuild import __version__
 from cfbuild.builders.regions import RegionTable, write_linked, write_materialized
 from cfbuild.builders.vqa_attention import Attention, AttentionSource
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 from cfbuild.sources.features import format_of, open_feature_files
 from cfbuild.sources.vqacp import AnswerIndex, VqaSplit, read_split, split_files, tokenize_question
-from cfbuild.store import StoreWriter
+from cfpairs.store import StoreWriter
 from cfbuild.text import build_vocab, encode
-from cfbuild.staging import check_output_file
+from cfpairs.staging import check_output_file
 
 CF_KIND = "masked_relevant"
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from cfbuild.builders.regions import RegionTable
-from cfbuild.errors import UserError
-from cfbuild.progress import Progress
+from cfpairs.errors import UserError
+from cfpairs.progress import Progress
 from cfbuild.sources.attention import hat_maps, hat_scores, load_hints
-from cfbuild.store import describe_source
+from cfpairs.store import describe_source
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 from cfbuild.sources.safe_pickle import load_pickle
 
 HAT_NAME = re.compile(r"^(\d+)_(\d+)\.png$", re.IGNORECASE)

@@ -11,7 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 from cfbuild.sources.safe_pickle import load_pickle
 
 FEATURES, BOXES, SPATIAL = "image_features", "image_bb", "spatial_features"

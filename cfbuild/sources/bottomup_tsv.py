@@ -12,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 
 FIELDS = ("image_id", "image_w", "image_h", "num_boxes", "boxes", "features")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cfbuild.arrays import index_of as _lookup
-from cfbuild.errors import UserError
+from cfpairs.arrays import index_of as _lookup
+from cfpairs.errors import UserError
 
 
 @dataclass

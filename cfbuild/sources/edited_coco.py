@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 
 NAME = re.compile(r"^COCO_(?P<split>[a-z]+\d{4})_(?P<image>\d{12})_(?P<target>\d{12})\.(jpg|jpeg|png)$", re.IGNORECASE)
 

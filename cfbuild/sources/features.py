@@ -20,11 +20,11 @@ from typing import Iterator
 
 import numpy as np
 
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 from cfbuild.sources.bottomup_h5 import FEATURES, H5Features
 from cfbuild.sources.bottomup_tsv import iter_tsv
 from cfbuild.sources.pooled_npz import NpzVectors
-from cfbuild.store import describe_source, describe_source_stat
+from cfpairs.store import describe_source, describe_source_stat
 
 MANIFEST = "bottom_up_features"  # data_manifests/bottom_up_features.json
 BLOCK = 256  # images per read

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Callable, Iterator
 
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 
 _CHUNK = 1 << 22
 _DECODER = json.JSONDecoder()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 
 
 class NpzVectors:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 
 _ALLOWED = {
     ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex"),

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cfbuild.arrays import concat_ranges, index_of
-from cfbuild.errors import UserError
-from cfbuild.progress import Progress
+from cfpairs.arrays import concat_ranges, index_of
+from cfpairs.errors import UserError
+from cfpairs.progress import Progress
 from cfbuild.sources.jsonlist import iter_json_list
 
 SPLIT_FILES = ("vqacp_v2_{split}_questions.json", "vqacp_v2_{split}_annotations.json")

@@ -1,5 +1,5 @@
 """A small public Python API over pair stores (`import cfpairs`), for projects that want pairs
-without our trainer. Reads through `cfbuild.store`; region features are read per item, never
+without our trainer. Reads through `cfpairs.store`; region features are read per item, never
 the whole file.
 
     import cfpairs
@@ -16,9 +16,9 @@ from functools import cached_property
 
 import numpy as np
 
-from cfbuild.arrays import group_roots
-from cfbuild.check import check_store
-from cfbuild.store import RegionFeatureReader, Store, is_string_dtype
+from cfpairs.arrays import group_roots
+from cfpairs.check import check_store
+from cfpairs.store import RegionFeatureReader, Store, is_string_dtype
 
 
 class SplitView:
@@ -108,7 +108,7 @@ class PairStore:
         """A torch Dataset: item i is pair i as (original, counterfactual) example dicts, or with
         `pairs=False` example i. Numbers come as tensors, texts as str; region stores add
         `features` (R, D), read for that item only, masked regions zeroed."""
-        from cfbuild.torch_data import PairDataset  # torch only when asked for
+        from cfpairs.torch_data import PairDataset  # torch only when asked for
 
         features = RegionFeatureReader(self.path) if self._store.regions is not None else None
         return PairDataset(self[split], pairs, features)

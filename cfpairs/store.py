@@ -18,10 +18,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from cfbuild.errors import StoreError, UserError
-from cfbuild.staging import check_output_file, part_prefix, public_mode, remove_stale_parts
-from cfbuild.store_rules import validate_split
-from cfbuild.store_schema import FORMAT, FORMAT_VERSION, INPUT_KINDS, LABEL_KINDS, RESERVED_GROUPS, STR
+from cfpairs.errors import StoreError, UserError
+from cfpairs.staging import check_output_file, part_prefix, public_mode, remove_stale_parts
+from cfpairs.rules import validate_split
+from cfpairs.schema import FORMAT, FORMAT_VERSION, INPUT_KINDS, LABEL_KINDS, RESERVED_GROUPS, STR
 
 def _as_column(name: str, values) -> np.ndarray:
     arr = np.asarray(values)

@@ -15,7 +15,7 @@ from collections import Counter
 
 import numpy as np
 
-from cfbuild.errors import StoreError
+from cfpairs.errors import StoreError
 
 LABEL_KINDS: dict[str, "LabelKind"] = {}
 

@@ -1,4 +1,4 @@
-"""Names and shapes of the pair store, format version 1 (README: "The pair store"): part of `cfbuild.store`."""
+"""Names and shapes of the pair store, format version 1 (README: "The pair store"): part of `cfpairs.store`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 import h5py
 
-from cfbuild.label_kinds import LABEL_KINDS as _LABEL_KINDS
+from cfpairs.label_kinds import LABEL_KINDS as _LABEL_KINDS
 
 FORMAT = "cfpairs"
 FORMAT_VERSION = 1

@@ -1,16 +1,16 @@
 """Validation rules of the pair store, format version 1 (README: "The pair store").
 
-Kept apart from `cfbuild.store` only for length. Label rules live with each label kind
-(`cfbuild.label_kinds`).
+Kept apart from `cfpairs.store` only for length. Label rules live with each label kind
+(`cfpairs.label_kinds`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cfbuild.errors import StoreError
-from cfbuild.label_kinds import label_kind as get_label_kind
-from cfbuild.store_schema import RESERVED_GROUPS, SPLIT_NAME, TOKEN_FIELDS, required_fields
+from cfpairs.errors import StoreError
+from cfpairs.label_kinds import label_kind as get_label_kind
+from cfpairs.schema import RESERVED_GROUPS, SPLIT_NAME, TOKEN_FIELDS, required_fields
 
 
 def _check_inputs(ex: dict, input_kind: str, vocab_size: int | None, n_images: int | None, where: str) -> None:

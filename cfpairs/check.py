@@ -1,4 +1,4 @@
-"""`verify` and `inspect` over a store, through the reader in `cfbuild.store`."""
+"""`verify` and `inspect` over a store, through the reader in `cfpairs.store`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from collections import Counter
 import h5py
 import numpy as np
 
-from cfbuild.errors import StoreError
-from cfbuild.label_kinds import label_kind
-from cfbuild.store import Store, content_digest, is_string_dtype
-from cfbuild.store_rules import validate_split
+from cfpairs.errors import StoreError
+from cfpairs.label_kinds import label_kind
+from cfpairs.store import Store, content_digest, is_string_dtype
+from cfpairs.rules import validate_split
 
 ROOT_ATTRS = ("task", "input_kind", "label_kind", "class_names", "build", "sources", "content_digest")
 

@@ -10,7 +10,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from cfbuild.errors import UserError
+from cfpairs.errors import UserError
 
 
 def _umask() -> int:
