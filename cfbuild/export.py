@@ -19,7 +19,8 @@ import numpy as np
 from cfpairs.api import PairStore, SplitView
 from cfpairs.errors import UserError
 from cfpairs.label_kinds import label_kind
-from cfpairs.staging import staged_dir
+from cfpairs.outputs import staged
+from cfpairs.progress import Progress
 from cfpairs.schema import TOKEN_FIELDS
 
 FORMATS = ("hf", "parquet")
@@ -120,11 +121,13 @@ def export_store(store_path, out_dir, to: str = "hf", force: bool = False) -> di
     if to not in FORMATS:
         raise UserError(f"--to {to}: choose from {', '.join(FORMATS)}")
     datasets.disable_progress_bars()
-    with staged_dir(out_dir, force) as tmp, PairStore(store_path) as store:
+    with staged(out_dir, "export", force, inputs=[store_path]) as tmp, PairStore(store_path) as store:
         tables = {}
-        for name in store.splits:
-            cols, feats = split_table(store, store[name])
-            tables[name] = datasets.Dataset.from_dict(cols, features=datasets.Features(feats))
+        with Progress(len(store.splits), f"export {Path(store_path).name}", unit="splits") as bar:
+            for name in store.splits:
+                cols, feats = split_table(store, store[name])
+                tables[name] = datasets.Dataset.from_dict(cols, features=datasets.Features(feats))
+                bar.update()
         if to == "hf":
             datasets.DatasetDict(tables).save_to_disk(str(tmp))
         else:

@@ -18,7 +18,7 @@ import numpy as np
 
 from cfpairs.arrays import group_roots
 from cfpairs.check import check_store
-from cfpairs.store import RegionFeatureReader, Store, is_string_dtype
+from cfpairs.store import RegionFeatureReader, Store, read_dataset
 
 
 class SplitView:
@@ -27,29 +27,33 @@ class SplitView:
 
     def __init__(self, store: Store, name: str):
         self.name = name
+        self._store = store
         self._split = store.split(name)
 
     def __len__(self) -> int:
         return len(self._split)
 
+    def _read(self, ds) -> np.ndarray:
+        self._store._open_file()  # a closed store says so
+        data = read_dataset(self._store.path, ds)
+        return np.asarray(data, dtype=object) if data.dtype.kind == "O" else data
+
     @cached_property
     def examples(self) -> dict:
-        out = {}
-        for field, ds in self._split.examples.items():
-            out[field] = np.asarray(ds.asstr()[()], dtype=object) if is_string_dtype(ds.dtype) else ds[()]
-        return out
+        self._store._open_file()
+        return {field: self._read(ds) for field, ds in self._split.examples.items()}
 
     @cached_property
     def pairs(self) -> np.ndarray:
-        return self._split.pairs_index[()].astype(np.int64).reshape(-1, 2)
+        return self._read(self._split.pairs_index).astype(np.int64).reshape(-1, 2)
 
     @cached_property
     def pair_kinds(self) -> np.ndarray:
-        return np.asarray(self._split.pairs_kind.asstr()[()], dtype=object)
+        return self._read(self._split.pairs_kind)
 
     @cached_property
     def subsets(self) -> dict:
-        return {name: ds[()] for name, ds in self._split.subsets.items()}
+        return {name: self._read(ds) for name, ds in self._split.subsets.items()}
 
     @cached_property
     def pair_ids(self) -> np.ndarray:
@@ -97,9 +101,10 @@ class PairStore:
     def image_ids(self) -> np.ndarray | None:
         """/regions image id of each image row (regions stores), else None."""
         regions = self._store.regions
-        return None if regions is None else regions["image_id"][()]
+        return None if regions is None else read_dataset(self.path, regions["image_id"])
 
     def __getitem__(self, name: str) -> SplitView:
+        self._store._open_file()  # a closed store says so
         if name not in self._views:
             self._views[name] = SplitView(self._store, name)
         return self._views[name]

@@ -10,7 +10,7 @@ import numpy as np
 
 from cfpairs.errors import StoreError
 from cfpairs.label_kinds import label_kind
-from cfpairs.store import Store, content_digest, is_string_dtype
+from cfpairs.store import Store, content_digest, read_dataset
 from cfpairs.rules import validate_split
 
 ROOT_ATTRS = ("task", "input_kind", "label_kind", "class_names", "build", "sources", "content_digest")
@@ -43,13 +43,9 @@ def _check_root(store: Store) -> None:
     for name in ROOT_ATTRS:
         if store.attr(name) is None:
             raise StoreError(f"{store.path}: root attribute {name!r} is missing")
-    for name in ("class_names", "build", "sources"):
-        try:
-            store.json_attr(name)
-        except json.JSONDecodeError:
-            raise StoreError(f"{store.path}: root attribute {name!r} is not valid JSON") from None
-    if not isinstance(store.sources, list):
-        raise StoreError(f"{store.path}: root attribute 'sources' must be a JSON list")
+    if not isinstance(store.digest, str):
+        raise StoreError(f"{store.path}: root attribute 'content_digest' must be a string")
+    # class_names, build, sources, kinds and version: checked by Store when it opens the file
 
 
 def _check_splits(store: Store) -> None:
@@ -63,11 +59,8 @@ def _check_splits(store: Store) -> None:
     if not store.splits:
         raise StoreError(f"{store.path}: no splits")
     for name in store.splits:
-        try:
-            split = store.split(name)
-            index, kinds = split.pairs_index, split.pairs_kind
-        except KeyError as exc:
-            raise StoreError(f"{store.path}: split {name!r} is incomplete ({exc})") from None
+        split = store.split(name)
+        index, kinds = split.pairs_index, split.pairs_kind
         examples = {f: _read(store, ds) for f, ds in split.examples.items()}
         index, kinds = _read(store, index), _read(store, kinds)
         subsets = {k: _read(store, v) for k, v in split.subsets.items()}
@@ -82,10 +75,7 @@ def _check_splits(store: Store) -> None:
 
 def _read(store: Store, ds: h5py.Dataset) -> np.ndarray:
     """A whole dataset, strings as an object array; a read failure names the dataset."""
-    try:
-        data = ds.asstr()[()] if is_string_dtype(ds.dtype) else ds[()]
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise StoreError(f"{store.path}: dataset {ds.name} cannot be read back ({exc})") from None
+    data = read_dataset(store.path, ds)
     return np.asarray(data, dtype=object) if data.dtype.kind == "O" else data
 
 
@@ -95,7 +85,7 @@ def summarize(store: Store) -> dict:
     for name in store.splits:
         split = store.split(name)
         is_cf = split.read("is_counterfactual")
-        kinds = Counter(split.pairs_kind.asstr()[()].tolist())
+        kinds = Counter(_read(store, split.pairs_kind).tolist())
         splits[name] = {
             "examples": len(split), "originals": int((~is_cf).sum()), "counterfactuals": int(is_cf.sum()),
             "pairs": dict(sorted(kinds.items())),

@@ -7,3 +7,8 @@ class UserError(Exception):
 
 class StoreError(UserError):
     """A store (being written or read) breaks the format contract."""
+
+
+class OutputWriteError(Exception):
+    """An output could not be written (a full disk, a file-size limit): the CLI prints the message
+    and exits 1. Nothing is left under the output's name."""

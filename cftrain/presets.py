@@ -44,6 +44,15 @@ class RunConfig:
         return asdict(self)
 
 
+NOT_IDENTITY = ("device", "threads", "workers")  # where and how fast a run goes, not what it computes
+
+
+def identity(config: dict) -> dict:
+    """The options of a run's config.json that change its results, and the store's content digest."""
+    keys = [f.name for f in fields(RunConfig) if f.name not in NOT_IDENTITY] + ["store_digest"]
+    return {k: config.get(k) for k in keys}
+
+
 # The paper's values where it gives them (README: Presets); epochs/patience chosen on val.
 PRESETS = {
     # IMDb: AdaDelta's steps made larger (lr 6.5, eps 1e-4, rho 0.95) and Keras' uniform embeddings,

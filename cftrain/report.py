@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from cfpairs.staging import check_output_file, part_prefix, public_mode
+from cfpairs.outputs import check_output, markdown_signature, write_page
 from cftrain.rundir import RunDir
 
 SKIPPED_OPTIONS = ("store_signature",)
@@ -26,7 +26,7 @@ def report_markdown(run_dirs: list, out: Path) -> str:
     keys = sorted({k for _, config, _ in runs for k in config} - set(SKIPPED_OPTIONS))
     differing = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for _, c, _ in runs}) > 1]
     shared = [k for k in keys if k not in differing]
-    lines = [f"# Runs compared ({len(runs)})", ""]
+    lines = [markdown_signature() + f"# Runs compared ({len(runs)})", ""]
     lines += ["## Options that differ", ""]
     if differing:
         lines += ["| run | " + " | ".join(differing) + " |", "|---|" + "---|" * len(differing)]
@@ -70,12 +70,9 @@ def _metric(metrics: dict, split: str, group: str) -> str:
 
 def write_report(run_dirs: list, out, force: bool = False) -> str:
     out = Path(out)
-    check_output_file(out, force)
+    check_output(out, "markdown", force, inputs=run_dirs)
     for d in run_dirs:
         RunDir(d).read_metrics()  # a directory without metrics.json is refused, naming it
     text = report_markdown(run_dirs, out)
-    tmp = out.with_name(f"{part_prefix(out)}md.part")
-    tmp.write_text(text)
-    public_mode(tmp)
-    os.replace(tmp, out)
+    write_page(out, "markdown", text, force, inputs=run_dirs)
     return text

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from cfpairs.errors import UserError
-from cfpairs.staging import part_prefix, public_mode
+from cfpairs.outputs import write_text_atomic
 from cftrain.models import make_model
 
 CONFIG, HISTORY, METRICS, MODEL = "config.json", "history.jsonl", "metrics.json", "model.pt"
@@ -34,12 +32,7 @@ def strict_json(value) -> str:
 
 
 def write_json_atomic(path: Path, value) -> None:
-    text = strict_json(value)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=part_prefix(path), suffix=".part")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text + "\n")
-    public_mode(Path(tmp))  # mkstemp's 0600: the run's files all get the same permissions
-    os.replace(tmp, path)
+    write_text_atomic(Path(path), strict_json(value) + "\n")
 
 
 def tensor_sha256(tensor: torch.Tensor) -> str:

@@ -19,7 +19,7 @@ from cfpairs.errors import UserError
 from cfpairs.check import check_store
 from cfpairs.label_kinds import label_kind
 from cfpairs.progress import Progress
-from cfpairs.staging import staged_dir
+from cfpairs.outputs import staged
 from cfpairs.store import Store
 from cftrain.data import PairBatches, SplitTensors, group_subset, load_split, to_device
 from cftrain import distributed, optim
@@ -269,15 +269,17 @@ def run(store_path, out_dir, config: RunConfig, force: bool = False, verify: boo
         if context is not None and not context.is_main:  # rank 0 alone writes the run directory
             with tempfile.TemporaryDirectory() as tmp:
                 return run_into(tmp, store_path, config, verify)
-        with staged_dir(out_dir, force) as tmp:
+        with staged(out_dir, "run", force, inputs=[store_path]) as tmp:
             return run_into(tmp, store_path, config, verify)
     finally:
         distributed.stop()
 
 
-def run_into(out_dir, store_path, config: RunConfig, verify: bool = False, check: bool = True) -> dict:
+def run_into(out_dir, store_path, config: RunConfig, verify: bool = False, check: bool = True,
+             job: dict | None = None) -> dict:
     """The run directory's files written into `out_dir` (an existing, empty folder). `check=False`:
-    the caller checked the store already (a table or a curve checks it once for all its runs)."""
+    the caller checked the store already (a table or a curve checks it once for all its runs).
+    `job`: what a campaign (table, sweep, curve) knows this run as, kept in config.json."""
     torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     rundir = RunDir(out_dir)
@@ -288,7 +290,8 @@ def run_into(out_dir, store_path, config: RunConfig, verify: bool = False, check
         metric = label_kind(store.label_kind).metric
         metrics = {"task": store.task, "mode": config.mode, "model": config.model, "ensemble": config.ensemble,
                    "seed": config.seed, "store": str(store_path), "store_digest": store.digest, "metric": metric}
-        rundir.write_config({**config.to_dict(), "store": str(store_path), "store_signature": signature(store),
+        rundir.write_config({**config.to_dict(), "store": str(store_path), "store_digest": store.digest,
+                             "store_signature": signature(store), "job": job or {},
                              "embeddings_source": describe(config.embeddings) if config.embeddings else None})
         if not trainer.trains:
             scores = trainer.predict(splits, config.seed, store.label_kind)

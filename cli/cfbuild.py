@@ -17,7 +17,10 @@ from cfbuild.builders.toy import build_toy
 from cfbuild.builders.toy_regions import build_toy_regions
 from cfbuild.builders.transfer import build_transfer
 from cfbuild.builders.vqa import VqaOptions, build_vqa
-from cli.common import FiniteFloat, Group, group_options
+from cli.common import FiniteFloat, Group, InputPath, group_options
+
+SEED = click.IntRange(0, 2 ** 32 - 1)
+INPUT_DIR = InputPath(file_okay=False, dir_okay=True)
 
 
 def default_of(builder, name: str):
@@ -35,8 +38,8 @@ def builder_option(builder, flag: str, **kwargs):
 
 OUT = click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
                    help="The store to write (.h5). Written to a temporary file, renamed when complete.")
-FORCE = click.option("--force", is_flag=True, help="Replace an existing store at --out.")
-STORE = click.argument("store", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+FORCE = click.option("--force", is_flag=True, help="Replace an existing output written by cfbuild (never another file).")
+STORE = click.argument("store", type=InputPath())
 
 
 @click.group(name="cfbuild", cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,7 +115,7 @@ def export(store, out_dir, to, force):
 @OUT
 @builder_option(build_toy, "--n", type=click.IntRange(min=1),
               help="Training originals (val gets n/4, test and test_shifted n/2 each).")
-@builder_option(build_toy, "--seed", type=int)
+@builder_option(build_toy, "--seed", type=SEED)
 @builder_option(build_toy, "--spurious", type=FiniteFloat(0, 1),
               help="P(spurious coordinate agrees with the label) in train and val.")
 @builder_option(build_toy, "--dim", type=click.IntRange(min=2),
@@ -132,7 +135,7 @@ def toy(out, n, seed, spurious, dim, force):
 @OUT
 @builder_option(build_toy_regions, "--n", type=click.IntRange(min=4),
               help="Training questions (val gets n/4, test n/2); one image each.")
-@builder_option(build_toy_regions, "--seed", type=int)
+@builder_option(build_toy_regions, "--seed", type=SEED)
 @builder_option(build_toy_regions, "--spurious", type=FiniteFloat(0, 1),
               help="P(the question's hint word names the answer) in train and val; random in test.")
 @builder_option(build_toy_regions, "--cf-rate", type=FiniteFloat(0, 1),
@@ -147,7 +150,7 @@ def toy_vqa(out, n, seed, spurious, cf_rate, force):
     click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 
-CAD_DIR = click.option("--cad-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+CAD_DIR = click.option("--cad-dir", required=True, type=INPUT_DIR,
                        help="Root of the CAD release (holds sentiment/ and NLI/).")
 
 
@@ -221,10 +224,10 @@ def snli(cad_dir, out, max_tokens, vocab_size, splits, allow_unverified_sources,
 
 
 @main.command()
-@click.option("--file", "train_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--file", "train_file", required=True, type=InputPath(),
               help="Training rows (.csv, .tsv, .jsonl).")
-@click.option("--file-val", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--file-test", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--file-val", type=InputPath())
+@click.option("--file-test", type=InputPath())
 @click.option("--text-col", required=True, help="The text column (the premise for text pairs).")
 @click.option("--text2-col", help="A second text column (the hypothesis): makes a text_pair store.")
 @click.option("--label-col", required=True)
@@ -250,7 +253,7 @@ def table(train_file, file_val, file_test, text_col, text2_col, label_col, pair_
 
 
 @main.command("import")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("folder", type=INPUT_DIR)
 @OUT
 @max_tokens_option(build_import)
 @vocab_size_option(build_import)
@@ -275,11 +278,11 @@ def import_command(folder, out, max_tokens, vocab_size, force):
 @click.option("--preset", required=True, type=click.Choice(["amazon", "yelp", "semeval", "multinli"]))
 @click.option("--source", required=True, help="A local csv/tsv/jsonl/parquet file in the preset's layout, "
                                              "or the hub name (amazon_polarity, yelp_polarity, tweet_eval, multi_nli).")
-@click.option("--vocab-from", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--vocab-from", required=True, type=InputPath(),
               help="The store whose vocabulary (and max tokens) the transfer set uses.")
 @OUT
 @builder_option(build_transfer, "--sample", type=click.IntRange(min=1))
-@builder_option(build_transfer, "--seed", type=int)
+@builder_option(build_transfer, "--seed", type=SEED)
 @FORCE
 def transfer(preset, source, vocab_from, out, sample, seed, force):
     """A zero-shot test store (single split `test`) for a trained text model.
@@ -290,7 +293,7 @@ def transfer(preset, source, vocab_from, out, sample, seed, force):
     click.echo(f"wrote {out}")
 
 
-EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+EXISTING_FILE = InputPath()
 
 
 def feature_options(what: str, key: str):
@@ -304,11 +307,11 @@ def feature_options(what: str, key: str):
 
 
 @main.command()
-@click.option("--vqacp-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--vqacp-dir", required=True, type=INPUT_DIR,
               help="Holds vqacp_v2_{train,test}_{questions,annotations}.json.")
 @feature_options("Bottom-up features: .tsv, or HDF5 (image_features, image_bb).", "image_id")
 @click.option("--hints", type=EXISTING_FILE, help="Per-question per-box attention scores (.json or pickle).")
-@click.option("--hat-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--hat-dir", type=INPUT_DIR,
               help="Raw VQA-HAT maps <question_id>_<k>.png (instead of --hints).")
 @OUT
 @builder_option(VqaOptions, "--threshold", type=FiniteFloat(0, 1),
@@ -317,7 +320,7 @@ def feature_options(what: str, key: str):
               help="test_focused keeps only boxes scored at least this.")
 @builder_option(VqaOptions, "--val-size", type=click.IntRange(min=1),
               help="Training questions held out as val.")
-@builder_option(VqaOptions, "--seed", type=int, help="Seed of the val draw.")
+@builder_option(VqaOptions, "--seed", type=SEED, help="Seed of the val draw.")
 @builder_option(VqaOptions, "--min-answer-count", type=click.IntRange(min=1),
               help="Answer vocabulary: training multiple-choice answers seen at least this often.")
 @builder_option(VqaOptions, "--max-tokens", type=click.IntRange(min=1),
@@ -350,15 +353,15 @@ def vqa(vqacp_dir, features, imgid2idx, hints, hat_dir, out, threshold, focused_
 
 
 @main.command()
-@click.option("--instances-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--instances-dir", required=True, type=INPUT_DIR,
               help="Holds instances_train2014.json (and instances_val2014.json for test).")
-@click.option("--edited-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--edited-dir", required=True, type=INPUT_DIR,
               help="Holds train2014/ and val2014/ with COCO_<split>_<image_id>_<target>.jpg (names only are read).")
 @feature_options("Vectors keyed by image id (originals) and file stem (edits): .tsv, HDF5 or .npz.", "key")
 @OUT
 @builder_option(build_coco, "--val-size", type=click.IntRange(min=1),
               help="train2014 originals held out (with their edits) as val.")
-@builder_option(build_coco, "--seed", type=int, help="Seed of the val draw.")
+@builder_option(build_coco, "--seed", type=SEED, help="Seed of the val draw.")
 @builder_option(build_coco, "--edit-kind", type=click.Choice(["iv", "cv"]),
               help="iv: the name's target is the removed category id; cv: the removed annotation id.")
 @FORCE

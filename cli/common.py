@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import math
+import os
 import signal
 import sys
+from pathlib import Path
 
 import click
 
-from cfbuild import __version__
-from cfpairs.errors import UserError
+from cfpairs import __version__
+from cfpairs.errors import OutputWriteError, UserError
+from cfpairs.outputs import command_inputs, special_kind
 from cfpairs.progress import set_quiet
 
 GLOBAL_FLAGS = ("--debug", "--quiet")  # accepted before or after the subcommand
@@ -24,9 +27,44 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+class InputPath(click.Path):
+    """An existing input: a regular file (or a folder, where allowed), never a FIFO, a device or a
+    socket (reading one would block or never end). Its values are the command's inputs, which no
+    output may be, contain or lie inside (`cfpairs.outputs`)."""
+
+    def __init__(self, file_okay: bool = True, dir_okay: bool = False):
+        super().__init__(exists=True, file_okay=file_okay, dir_okay=dir_okay, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        path = super().convert(value, param, ctx)
+        what = special_kind(os.stat(path).st_mode)
+        if what:
+            self.fail(f"{value}: is a {what}, not a regular file", param, ctx)
+        return path
+
+
+def _input_values(ctx: click.Context) -> list:
+    values = []
+    for param in ctx.command.params:
+        if isinstance(param.type, InputPath) and ctx.params.get(param.name) is not None:
+            value = ctx.params[param.name]
+            values += list(value) if isinstance(value, (list, tuple)) else [value]
+    return values
+
+
+class Command(click.Command):
+    """A command whose InputPath parameters are declared as the run's inputs."""
+
+    def invoke(self, ctx):
+        with command_inputs(_input_values(ctx)):
+            return super().invoke(ctx)
+
+
 class Group(click.Group):
     """A click group whose errors are one line: exit 2 for usage and input errors, 130 for
-    Ctrl-C, 143 for SIGTERM, 1 for an internal error. Tracebacks only with `--debug`."""
+    Ctrl-C, 143 for SIGTERM, 1 for an output that could not be written (a full disk) and for an
+    internal error. Tracebacks only with `--debug`."""
+    command_class = Command
 
     def main(self, args=None, prog_name=None, **kwargs):
         args = list(sys.argv[1:] if args is None else args)
@@ -53,8 +91,15 @@ class Group(click.Group):
                 raise
             click.echo(f"{prog}: error: {one_line(exc)}", err=True)
             sys.exit(2)
+        except OutputWriteError as exc:
+            if debug:
+                raise
+            click.echo(f"{prog}: error: {one_line(exc)}", err=True)
+            sys.exit(1)
         except Exception as exc:  # a bug: still one line, with the way to the traceback
             if debug:
+                if getattr(exc, "details", ""):  # a worker process's own traceback
+                    click.echo(exc.details, err=True)
                 raise
             click.echo(f"{prog}: internal error: {type(exc).__name__}: {one_line(exc)[:300]} "
                        f"(rerun with --debug for the traceback)", err=True)
@@ -65,8 +110,9 @@ class Group(click.Group):
 
 
 def one_line(exc) -> str:
+    """The message on one line; an OS error gives its reason first, so a long name cannot hide it."""
     if isinstance(exc, OSError) and exc.filename:
-        return f"{exc.filename}: {exc.strerror}"
+        return f"{exc.strerror}: {exc.filename}"
     return " ".join(str(exc).split())
 
 

@@ -22,11 +22,14 @@ SENT = [("Negative", "A dull, boring film.<br /><br />Skip it.", "1"),
         ("Positive", "Same <br />words here", "3")]
 
 
-def mini_imdb(root: Path, rows=SENT, orig_texts=None):
+def mini_imdb(root: Path, rows=SENT, orig_texts=None) -> Path:
+    """A release under root/cad (returned): outputs go beside it, never inside an input folder."""
+    root = root / "cad"
     write_tsv(root / "sentiment/combined/paired/train_paired.tsv", ["Sentiment", "Text", "batch_id"], rows)
     write_tsv(root / "sentiment/combined/paired/dev_paired.tsv", ["Sentiment", "Text", "batch_id"], rows[:4])
     originals = orig_texts or [SENT[0][1], SENT[3][1], SENT[4][1]]
     write_tsv(root / "sentiment/orig/train.tsv", ["Sentiment", "Text"], [("x", t) for t in originals])
+    return root
 
 
 NLI_HEADER = ["sentence1", "sentence2", "gold_label"]
@@ -37,7 +40,9 @@ HYPO = [("A man plays a guitar.", "A man is silent.", "contradiction"),
         ("A man plays a guitar.", "A man plays jazz.", "neutral")]
 
 
-def mini_snli(root: Path, orig=ORIG, premise=PREMISE, hypo=HYPO):
+def mini_snli(root: Path, orig=ORIG, premise=PREMISE, hypo=HYPO) -> Path:
+    root = root / "cad"
     write_tsv(root / "NLI/original/train.tsv", NLI_HEADER, orig)
     write_tsv(root / "NLI/revised_premise/train.tsv", NLI_HEADER, premise)
     write_tsv(root / "NLI/revised_hypothesis/train.tsv", NLI_HEADER, hypo)
+    return root

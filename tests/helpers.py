@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,16 @@ def write_features_file(path, n_images: int = 2, regions: int = 3, dim: int = 5)
     with h5py.File(path, "w") as h5:
         h5["image_features"] = features
     return features
+
+
+def snapshot(path: Path):
+    """Bytes of a file, or {relative path: sha256} of a folder's files; None when absent."""
+    if not path.exists():
+        return None
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*")) if p.is_file()}
 
 
 def run_cli(*args, **kw) -> subprocess.CompletedProcess:

@@ -22,20 +22,10 @@ from cftrain.presets import resolve
 from cftrain.train import run
 from cli.cfbuild import main as cfbuild_main
 from cli.cftrain import main as cftrain_main
-from tests.helpers import flip_first_chunk_byte
+from tests.helpers import flip_first_chunk_byte, snapshot
 from tests.vqa_fixtures import build as build_vqa_fixture
 
 PROGRAMS = {"cfbuild": cfbuild_main, "cftrain": cftrain_main}
-
-
-def snapshot(path: Path):
-    """Bytes of a file, or {relative path: sha256} of a folder's files; None when absent."""
-    if not path.exists():
-        return None
-    if path.is_file():
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(path.rglob("*")) if p.is_file()}
 
 
 def refused(program: str, args: list, *fragments: str, out: Path | None = None, code: int = 2) -> str:
@@ -187,13 +177,19 @@ def test_force_replaces_only_with_a_complete_run(work, tmp_path, monkeypatch):
 
 def test_force_replaces_a_run_when_complete(work, tmp_path):
     shutil.copytree(work / "toy-run", tmp_path / "r")
-    (tmp_path / "r" / "stale.txt").write_text("from before")
     result = CliRunner().invoke(cftrain_main, ["run", str(work / "toy.h5"), "--out", str(tmp_path / "r"),
                                                "--force", "--epochs", "1", "--mode", "gs"])
     assert result.exit_code == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["config.json", "history.jsonl", "history.png",
-                                                                  "metrics.json", "model.pt"]
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [".cfpairs", "config.json", "history.jsonl",
+                                                                  "history.png", "metrics.json", "model.pt"]
     assert json.loads((tmp_path / "r" / "config.json").read_text())["mode"] == "gs"
+
+
+def test_force_keeps_a_run_holding_a_file_of_the_user(work, tmp_path):
+    shutil.copytree(work / "toy-run", tmp_path / "r")
+    (tmp_path / "r" / "notes.txt").write_text("mine")
+    refused("cftrain", ["run", work / "toy.h5", "--out", tmp_path / "r", "--force", "--epochs", "1"],
+            "holds files cfpairs did not write (notes.txt)", out=tmp_path / "r")
 
 
 def test_run_files_share_one_permission(work):

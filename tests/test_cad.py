@@ -72,8 +72,8 @@ def test_real_builds_are_deterministic(real_stores, tmp_path):
 
 
 def test_mini_imdb_picks_originals_and_drops_same_token_pairs(tmp_path):
-    mini_imdb(tmp_path)
-    report = build_imdb(tmp_path, tmp_path / "s.h5", allow_unverified=True)
+    cad = mini_imdb(tmp_path)
+    report = build_imdb(cad, tmp_path / "s.h5", allow_unverified=True)
     with Store(tmp_path / "s.h5") as store:
         train = store.split("train")
         assert train.read("id").tolist() == ["1:original", "1:edited", "2:original", "2:edited",
@@ -90,8 +90,8 @@ def test_mini_imdb_picks_originals_and_drops_same_token_pairs(tmp_path):
 
 
 def test_manifest_mismatch_refused_without_flag(tmp_path):
-    mini_imdb(tmp_path)
-    result = run_cli("cli.cfbuild", "imdb", "--cad-dir", str(tmp_path), "--out", str(tmp_path / "s.h5"))
+    cad = mini_imdb(tmp_path)
+    result = run_cli("cli.cfbuild", "imdb", "--cad-dir", str(cad), "--out", str(tmp_path / "s.h5"))
     assert result.returncode == 2 and "--allow-unverified-sources" in result.stderr
     assert not (tmp_path / "s.h5").exists()
 
@@ -106,37 +106,37 @@ BAD_IMDB = {
 @pytest.mark.parametrize("case", sorted(BAD_IMDB))
 def test_bad_imdb_input_exits_2_naming_the_problem(tmp_path, case):
     rows, message = BAD_IMDB[case]
-    mini_imdb(tmp_path, rows)
-    result = run_cli("cli.cfbuild", "imdb", "--cad-dir", str(tmp_path), "--out", str(tmp_path / "s.h5"),
+    cad = mini_imdb(tmp_path, rows)
+    result = run_cli("cli.cfbuild", "imdb", "--cad-dir", str(cad), "--out", str(tmp_path / "s.h5"),
                      "--allow-unverified-sources")
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "s.h5").exists()
 
 
 def test_bad_files_exit_2(tmp_path):
-    mini_imdb(tmp_path)
-    paired = tmp_path / "sentiment/combined/paired/train_paired.tsv"
+    cad = mini_imdb(tmp_path)
+    paired = cad / "sentiment/combined/paired/train_paired.tsv"
     cases = [(b"Sentiment\tWords\tbatch_id\nNegative\tx\t1\n", "missing column(s) 'Text'"),
              (b"", "empty file"),
              (b"Sentiment\tText\tbatch_id\nNegative\tcaf\xe9\t1\n", "line 2: not UTF-8")]
     for content, message in cases:
         paired.write_bytes(content)
-        result = run_cli("cli.cfbuild", "imdb", "--cad-dir", str(tmp_path), "--out", str(tmp_path / "s.h5"),
+        result = run_cli("cli.cfbuild", "imdb", "--cad-dir", str(cad), "--out", str(tmp_path / "s.h5"),
                          "--allow-unverified-sources")
         assert result.returncode == 2 and message in result.stderr and str(paired) in result.stderr, result.stderr
         assert not (tmp_path / "s.h5").exists()
 
 
 def test_asked_for_split_missing_exits_2(tmp_path):
-    mini_imdb(tmp_path)
-    result = run_cli("cli.cfbuild", "imdb", "--cad-dir", str(tmp_path), "--out", str(tmp_path / "s.h5"),
+    cad = mini_imdb(tmp_path)
+    result = run_cli("cli.cfbuild", "imdb", "--cad-dir", str(cad), "--out", str(tmp_path / "s.h5"),
                      "--allow-unverified-sources", "--splits", "train,test")
     assert result.returncode == 2 and "test_paired.tsv does not exist" in result.stderr
 
 
 def test_mini_snli_pairs_by_position(tmp_path):
-    mini_snli(tmp_path)
-    build_snli(tmp_path, tmp_path / "s.h5", allow_unverified=True)
+    cad = mini_snli(tmp_path)
+    build_snli(cad, tmp_path / "s.h5", allow_unverified=True)
     with Store(tmp_path / "s.h5") as store:
         train = store.split("train")
         assert store.input_kind == "text_pair" and store.class_names == ["entailment", "neutral", "contradiction"]
@@ -153,16 +153,16 @@ def test_snli_structure_errors(tmp_path):
         (dict(hypo=[("Dogs run in a park.", "Cats sleep on sofas.", "neutral"), HYPO[1]]), "look misaligned"),
     ]
     for kwargs, message in cases:
-        mini_snli(tmp_path, **kwargs)
-        result = run_cli("cli.cfbuild", "snli", "--cad-dir", str(tmp_path), "--out", str(tmp_path / "s.h5"),
+        cad = mini_snli(tmp_path, **kwargs)
+        result = run_cli("cli.cfbuild", "snli", "--cad-dir", str(cad), "--out", str(tmp_path / "s.h5"),
                          "--allow-unverified-sources")
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert not (tmp_path / "s.h5").exists()
 
 
 def test_cli_build_prints_report_and_inspect_shows_it(tmp_path):
-    mini_imdb(tmp_path)
-    result = run_cli("cli.cfbuild", "imdb", "--cad-dir", str(tmp_path), "--out", str(tmp_path / "s.h5"),
+    cad = mini_imdb(tmp_path)
+    result = run_cli("cli.cfbuild", "imdb", "--cad-dir", str(cad), "--out", str(tmp_path / "s.h5"),
                      "--allow-unverified-sources")
     assert result.returncode == 0 and "batch_id 3" in result.stdout and "skipped" in result.stdout
     inspect = json.loads(run_cli("cli.cfbuild", "inspect", str(tmp_path / "s.h5"), "--json").stdout)

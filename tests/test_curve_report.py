@@ -58,7 +58,7 @@ def test_curve_subsets_are_the_same_for_every_mode(stores, tmp_path, monkeypatch
 
     monkeypatch.setattr(train, "fit", spy)
     from cftrain.curve import run_curve
-    run_curve(stores["vector"], tmp_path / "c", [0.25, 1.0], ["original", "augmented"], [3], epochs=1)
+    run_curve(stores["vector"], tmp_path / "c", [0.25, 1.0], ["original", "augmented"], [3], epochs=1, jobs=1)
     assert seen[("original", 0.25)] == seen[("augmented", 0.25)]
     assert set(seen[("original", 0.25)]) < set(seen[("original", 1.0)])
 

@@ -33,7 +33,7 @@ def test_every_method_on_every_store_kind(stores, kind, name, tmp_path):
     path, out = stores[kind], tmp_path / "run"
     metrics = run(path, out, config_for(path, mode=name))
     trains = METHODS[name].trains
-    files = {"config.json", "metrics.json"} | ({"history.jsonl", "model.pt", "history.png"} if trains else set())
+    files = {".cfpairs", "config.json", "metrics.json"} | ({"history.jsonl", "model.pt", "history.png"} if trains else set())
     assert {p.name for p in out.iterdir()} == files
     with Store(path) as store:
         metric, splits = label_kind(store.label_kind).metric, store.splits

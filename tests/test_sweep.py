@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from cftrain.presets import resolve
 from cftrain.sweep import draw, load_space, run_sweep, summarise
 from cftrain.table import run_table
 from cftrain.train import run
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, run_cli, snapshot
 
 
 def test_table_seeds_rows_are_mean_and_stderr_of_each_seeds_run(stores, tmp_path):
@@ -93,9 +94,10 @@ def test_selection_uses_val_only():
 def test_sweep_drops_options_a_mode_does_not_read_and_resumes(stores, tmp_path, monkeypatch):
     space = tmp_path / "space.json"
     space.write_text(json.dumps({"lr": {"log_uniform": [0.5, 2.0]}, "gs_weight": {"log_uniform": [0.1, 10]}}))
+    import cftrain.train as train
     calls = []
-    real = sweep.run_into
-    monkeypatch.setattr(sweep, "run_into", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    real = train.run_into
+    monkeypatch.setattr(train, "run_into", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
     args = dict(modes=["augmented", "gs"], seeds=[0], space_path=space, jobs=1, epochs=1)
     summary = run_sweep(stores["vector"], tmp_path / "sw", trials=2, **args)
     assert len(calls) == 4
@@ -108,21 +110,22 @@ def test_sweep_drops_options_a_mode_does_not_read_and_resumes(stores, tmp_path, 
     assert len(calls) == 4
     run_sweep(stores["vector"], tmp_path / "sw", trials=3, **args)
     assert len(calls) == 6 and {c.lr for c in calls[4:]} == {draw(json.loads(space.read_text()), 2, 0, None)["lr"]}
-    # a line half written when the process was killed: that run is done again, the others kept
-    path = tmp_path / "sw" / "results.jsonl"
-    text = path.read_text().splitlines()
-    path.write_text("\n".join(text[:-1]) + "\n" + text[-1][:40])
+    # a run directory removed: that run is done again, the others kept; results.jsonl lists every run
+    shutil.rmtree(tmp_path / "sw" / "gs" / "trial-2" / "seed-0")
     run_sweep(stores["vector"], tmp_path / "sw", trials=3, **args)
-    assert len(calls) == 7 and len(path.read_text().splitlines()) == 6
+    assert len(calls) == 7 and len((tmp_path / "sw" / "results.jsonl").read_text().splitlines()) == 6
 
 
 def test_resuming_with_another_space_is_refused(stores, tmp_path):
     space = tmp_path / "space.json"
     space.write_text('{"lr": [1.0]}')
-    run_sweep(stores["vector"], tmp_path / "sw", ["augmented"], 1, [0], space_path=space, jobs=1, epochs=1)
-    space.write_text('{"lr": [0.5]}')
-    with pytest.raises(UserError, match="a sweep with other space is there"):
-        run_sweep(stores["vector"], tmp_path / "sw", ["augmented"], 1, [0], space_path=space, jobs=1, epochs=1)
+    run_sweep(stores["vector"], tmp_path / "sw", ["augmented"], 2, [0], space_path=space, jobs=1, epochs=1)
+    before = snapshot(tmp_path / "sw")
+    space.write_text('{"lr": [0.5]}')  # trial 1 now means other options
+    with pytest.raises(UserError, match=r"holds a sweep made with other settings \(--lr was 1.0 for "
+                                        r"augmented/trial-1/seed-0, now 0.5\)"):
+        run_sweep(stores["vector"], tmp_path / "sw", ["augmented"], 2, [0], space_path=space, jobs=1, epochs=1)
+    assert snapshot(tmp_path / "sw") == before
 
 
 @pytest.mark.slow
@@ -132,21 +135,19 @@ def test_a_killed_sweep_restarts_where_it_stopped(stores, tmp_path):
                "--modes", "augmented", "--trials", "4", "--seeds", "0", "--epochs", "40", "--patience", "40",
                "--jobs", "1"]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    results = out / "results.jsonl"
+    first_run = out / "augmented" / "trial-0" / "seed-0" / "metrics.json"
     deadline = time.time() + 120
-    while time.time() < deadline and not (results.exists() and results.read_text().count("\n") >= 1):
+    while time.time() < deadline and not first_run.exists():
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    finished = results.read_text().splitlines()
-    assert 1 <= len(finished) < 4
-    first_run = out / "augmented" / "trial-0" / "seed-0" / "metrics.json"
-    stamp = first_run.stat().st_mtime_ns
+    finished = sorted(p.parent for p in out.rglob("metrics.json"))
+    assert 1 <= len(finished) < 4 and not (out / "results.jsonl").exists()
+    stamps = {p: (p / "metrics.json").stat().st_mtime_ns for p in finished}
     again = run_cli("cli.cftrain", "--quiet", "sweep", *command[5:])
     assert again.returncode == 0, again.stderr
-    lines = results.read_text().splitlines()
-    assert lines[:len(finished)] == finished and len(lines) == 4
-    assert first_run.stat().st_mtime_ns == stamp  # not trained again
+    assert len((out / "results.jsonl").read_text().splitlines()) == 4
+    assert {p: (p / "metrics.json").stat().st_mtime_ns for p in finished} == stamps  # not trained again
     assert not [p for p in out.rglob("*.part")]
     assert "trials ranked by mean val accuracy" in again.stdout
 

@@ -62,8 +62,8 @@ def test_table_bad_input(tmp_path):
 
 def test_imdb_and_table_presets_agree(tmp_path):
     """`imdb` is a preset over the table machinery: the same rows give the same tokens."""
-    mini_imdb(tmp_path)
-    build_imdb(tmp_path, tmp_path / "imdb.h5", allow_unverified=True, splits=["train"])
+    cad = mini_imdb(tmp_path)
+    build_imdb(cad, tmp_path / "imdb.h5", allow_unverified=True, splits=["train"])
     (tmp_path / "flat.tsv").write_text("Sentiment\tText\tbatch_id\n" + "".join(
         f"{s}\t{t}\t{b}\n" for s, t, b in [("Negative", "A dull, boring film.<br /><br />Skip it.", "1"),
                                            ("Positive", "A bright, gripping film.<br /><br />See it.", "1")]))
@@ -83,8 +83,8 @@ LAYOUTS = {
 
 @pytest.mark.parametrize("preset", sorted(LAYOUTS))
 def test_transfer_presets_on_local_files(tmp_path, preset):
-    mini_imdb(tmp_path)
-    build_imdb(tmp_path, tmp_path / "imdb.h5", allow_unverified=True, splits=["train"])
+    cad = mini_imdb(tmp_path)
+    build_imdb(cad, tmp_path / "imdb.h5", allow_unverified=True, splits=["train"])
     suffix, content = LAYOUTS[preset]
     (tmp_path / f"src.{suffix}").write_text(content)
     report = build_transfer(preset, str(tmp_path / f"src.{suffix}"), tmp_path / "imdb.h5", tmp_path / "x.h5",
@@ -106,8 +106,8 @@ def test_transfer_presets_on_local_files(tmp_path, preset):
 
 
 def test_transfer_multinli_uses_text_pairs(tmp_path):
-    mini_snli(tmp_path)
-    build_snli(tmp_path, tmp_path / "snli.h5", allow_unverified=True)
+    cad = mini_snli(tmp_path)
+    build_snli(cad, tmp_path / "snli.h5", allow_unverified=True)
     (tmp_path / "mnli.jsonl").write_text("".join(
         json.dumps({"premise": f"a man {i}", "hypothesis": "a person", "label": i % 3}) + "\n" for i in range(9)))
     build_transfer("multinli", str(tmp_path / "mnli.jsonl"), tmp_path / "snli.h5", tmp_path / "m.h5", sample=100)
@@ -118,8 +118,8 @@ def test_transfer_multinli_uses_text_pairs(tmp_path):
 
 
 def test_transfer_hub_name_offline_is_a_clear_error(tmp_path):
-    mini_imdb(tmp_path)
-    build_imdb(tmp_path, tmp_path / "imdb.h5", allow_unverified=True, splits=["train"])
+    cad = mini_imdb(tmp_path)
+    build_imdb(cad, tmp_path / "imdb.h5", allow_unverified=True, splits=["train"])
     with pytest.raises(UserError, match="yelp_polarity|not the preset"):
         build_transfer("yelp", "not_a_hub_name", tmp_path / "imdb.h5", tmp_path / "x.h5")
 
@@ -136,8 +136,8 @@ def test_transfer_hub_path_calls_load_dataset_with_the_preset(tmp_path, monkeypa
         return datasets.Dataset.from_dict({"text": ["good", "bad", "ok"], "label": [0, 1, 2]})
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
-    mini_imdb(tmp_path)
-    build_imdb(tmp_path, tmp_path / "imdb.h5", allow_unverified=True, splits=["train"])
+    cad = mini_imdb(tmp_path)
+    build_imdb(cad, tmp_path / "imdb.h5", allow_unverified=True, splits=["train"])
     build_transfer("semeval", "tweet_eval", tmp_path / "imdb.h5", tmp_path / "x.h5")
     assert calls == [(("tweet_eval", "sentiment"), {"split": "test"})]
     with Store(tmp_path / "x.h5") as store:
@@ -174,8 +174,8 @@ def test_a_run_evaluates_on_a_transfer_set_in_its_vocabulary(tmp_path):
     from cftrain.table import evaluate_run
     from cftrain.train import run
 
-    mini_imdb(tmp_path)
-    build_imdb(tmp_path, tmp_path / "imdb.h5", allow_unverified=True)
+    cad = mini_imdb(tmp_path)
+    build_imdb(cad, tmp_path / "imdb.h5", allow_unverified=True)
     run(tmp_path / "imdb.h5", tmp_path / "run", resolve("imdb", "text", mode="gs", epochs=2, ensemble=2))
     suffix, content = LAYOUTS["yelp"]
     (tmp_path / f"src.{suffix}").write_text(content)

@@ -15,8 +15,10 @@ from tests.helpers import run_cli
 
 def test_run_directory_contract(toy, tmp_path):
     metrics = run(toy, tmp_path / "r", resolve("toy", mode="gs", epochs=4, ensemble=2))
-    assert {p.name for p in (tmp_path / "r").iterdir()} == {"config.json", "history.jsonl", "metrics.json", "model.pt",
-                                                            "history.png"}
+    written = {"config.json", "history.jsonl", "metrics.json", "model.pt", "history.png"}
+    assert {p.name for p in (tmp_path / "r").iterdir()} == written | {".cfpairs"}
+    marker = json.loads((tmp_path / "r" / ".cfpairs").read_text())  # what --force may replace, and only that
+    assert marker["kind"] == "run" and set(marker["files"]) == written
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["mode"] == "gs" and config["ensemble"] == 2 and config["model"] == "mlp"
     history = [json.loads(line) for line in (tmp_path / "r" / "history.jsonl").read_text().splitlines()]
@@ -123,8 +125,10 @@ def test_table_rows_in_parallel_processes_equal_one_process(toy, tmp_path):
 
 
 def test_a_table_starts_its_most_expensive_runs_first():
-    plan = [(mode, seed) for mode in ["chance", "shuffled", "original", "augmented", "gs", "gs-random"]
-            for seed in (0, 1)]
-    assert [key[0] for key in submission_order(plan)[::2]] == ["gs", "gs-random", "augmented", "shuffled",
-                                                               "original", "chance"]
-    assert [key[1] for key in submission_order(plan)] == [0, 1] * 6
+    from cftrain.jobs import Job
+    plan = [Job(f"{mode}/seed-{seed}", resolve("toy", mode=mode, seed=seed), {"mode": mode, "seed": seed})
+            for mode in ["chance", "shuffled", "original", "augmented", "gs", "gs-random"] for seed in (0, 1)]
+    order = submission_order(plan)
+    assert [job.labels["mode"] for job in order[::2]] == ["gs", "gs-random", "augmented", "shuffled",
+                                                          "original", "chance"]
+    assert [job.labels["seed"] for job in order] == [0, 1] * 6

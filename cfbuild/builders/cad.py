@@ -8,7 +8,7 @@ from cfbuild.builders.textpairs import PairedSplit
 from cfpairs.errors import UserError
 from cfbuild.manifest import SourceLedger
 from cfbuild.sources.tables import read_table
-from cfpairs.staging import check_output_file
+from cfpairs.outputs import check_output
 from cfbuild.text import jaccard, tokenize
 
 SPLIT_FILES = {"train": "train", "val": "dev", "test": "test"}
@@ -127,7 +127,7 @@ def _build(kind: str, cad_dir, out, *, splits, max_tokens: int, vocab_size: int,
            allow_unverified: bool, force: bool) -> dict:
     from cfbuild.builders.textpairs import write_text_store
 
-    check_output_file(out, force)  # before any work
+    check_output(out, "store", force, inputs=[cad_dir])  # before any work
     if not Path(cad_dir).is_dir():
         raise UserError(f"{cad_dir}: --cad-dir is not a folder")
     pattern = ("sentiment/combined/paired/{}_paired.tsv" if kind == "imdb" else

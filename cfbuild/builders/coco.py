@@ -16,7 +16,7 @@ from cfbuild.builders.pooled import pooled_vectors
 from cfpairs.errors import UserError
 from cfbuild.sources.coco_instances import CocoInstances, load_instances
 from cfbuild.sources.edited_coco import EditedImages, list_edited
-from cfpairs.staging import check_output_file
+from cfpairs.outputs import check_output
 from cfpairs.store import StoreWriter, describe_source
 
 COCO_SPLITS = {"train": "train2014", "test": "val2014"}
@@ -98,7 +98,8 @@ def plan_splits(inst: dict, edits: dict, edit_kind: str, edited_dir: Path, val_s
 
 def build_coco(instances_dir, edited_dir, features: list, imgid2idx: list, out, *, val_size: int = 1000,
                seed: int = 0, edit_kind: str = "iv", force: bool = False) -> dict:
-    check_output_file(out, force)  # before any work
+    # before any work
+    check_output(out, "store", force, inputs=[instances_dir, edited_dir, *features, *imgid2idx])
     instances_dir, edited_dir = Path(instances_dir), Path(edited_dir)
     present = {s: instances_dir / f"instances_{s}.json" for s in COCO_SPLITS.values()}
     if not present["train2014"].is_file():

@@ -77,6 +77,7 @@ class _Appender:
         for i, feats in enumerate(self.pending):
             block[i, :feats.shape[0]] = feats
         self.dataset.resize((start + len(block), regions, self.dataset.shape[2]))
+        self.writer.room.ensure(block.nbytes)
         self.dataset[start:] = block
         self.pending = []
 

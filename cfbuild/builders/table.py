@@ -11,7 +11,7 @@ from cfbuild.builders.textpairs import PairedSplit, write_text_store
 from cfpairs.errors import UserError
 from cfbuild.sources.tables import Table, read_table
 from cfpairs.store import describe_source
-from cfpairs.staging import check_output_file
+from cfpairs.outputs import check_output
 
 TRUE_WORDS = {"1", "true", "yes", "y", "original"}
 
@@ -118,9 +118,9 @@ def table_split(path, layout: Layout, classes: list | None) -> tuple[PairedSplit
 
 def build_table(files: dict, out, *, text_cols: list, label_col: str, pair_col: str, original_col=None,
                 task: str = "table", max_tokens: int = 32, vocab_size: int = 20000, force: bool = False,
-                layout: Layout | None = None, command: str = "cfbuild table") -> dict:
+                layout: Layout | None = None, command: str = "cfbuild table", inputs=()) -> dict:
     """`files`: {split name: path}, `train` required (its labels define the classes)."""
-    check_output_file(out, force)  # before any work
+    check_output(out, "store", force, inputs=[*files.values(), *inputs])  # before any work
     layout = layout or Layout(tuple(text_cols), label_col, pair_col, original_col)
     if "train" not in files:
         raise UserError("--file (the train split) is required")
@@ -143,7 +143,7 @@ def build_import(folder, out, *, max_tokens: int = 0, vocab_size: int = 20000, f
     files with `text` (or `premise_text` + `hypothesis_text`), `label`, `pair_id` (-1: unpaired),
     `is_counterfactual`, optionally `id` and `pair_kind`; `store.json` (written by export) gives the
     class names (labels are then class indexes) and the task."""
-    check_output_file(out, force)  # before any work
+    check_output(out, "store", force, inputs=[folder])  # before any work
     folder = Path(folder)
     files = {}
     for split in ("train", "val", "test"):
@@ -163,4 +163,4 @@ def build_import(folder, out, *, max_tokens: int = 0, vocab_size: int = 20000, f
                     id_col="id" if "id" in header else None, kind_col="pair_kind" if "pair_kind" in header else None)
     return build_table(files, out, text_cols=list(text_cols), label_col="label", pair_col="pair_id",
                        task=meta.get("task", "import"), max_tokens=max_tokens, vocab_size=vocab_size, force=force,
-                       layout=layout, command="cfbuild import")
+                       layout=layout, command="cfbuild import", inputs=[folder])

@@ -16,7 +16,7 @@ import numpy as np
 from cfbuild import __version__
 from cfpairs.store import StoreWriter
 from cfpairs.progress import Progress
-from cfpairs.staging import check_output_file
+from cfpairs.outputs import check_output
 
 CAUSAL_RANGE = (0.0, 1.0)      # |causal| of originals
 EDIT_RANGE = (0.02, 0.1)       # |causal| after the minimal edit
@@ -52,7 +52,7 @@ def toy_split(rng: np.random.Generator, n: int, agree: float, dim: int, prefix: 
 def build_toy(out, *, n: int = 2000, seed: int = 0, spurious: float = 0.95, dim: int = 10,
               force: bool = False) -> None:
     """Write the toy store: `n` training originals, n/4 val, n/2 in each test split."""
-    check_output_file(out, force)  # before any work
+    check_output(out, "store", force)  # before any work
     params = {"n": n, "seed": seed, "spurious": spurious, "dim": dim}
     plan = [("train", n, spurious), ("val", max(1, n // 4), spurious),
             ("test", max(1, n // 2), 0.5), ("test_shifted", max(1, n // 2), 1.0 - spurious)]

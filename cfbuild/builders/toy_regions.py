@@ -16,7 +16,7 @@ from cfbuild import __version__
 from cfbuild.builders.vqa import CF_KIND, focused, with_counterfactuals
 from cfbuild.builders.vqa_attention import Attention
 from cfpairs.store import StoreWriter
-from cfpairs.staging import check_output_file
+from cfpairs.outputs import check_output
 
 COLOURS = ["red", "green", "blue", "yellow"]
 OBJECTS = ["ball", "cup", "hat", "box"]
@@ -62,7 +62,7 @@ def _attention(relevant: np.ndarray, regions: int, has: np.ndarray) -> Attention
 def build_toy_regions(out, *, n: int = 1000, seed: int = 0, spurious: float = 0.9, cf_rate: float = 1.0,
                       noise: float = 0.3, dim_noise: int = 4, force: bool = False) -> None:
     """`n` training questions, n/4 val, n/2 test (+ test_focused); one image per question."""
-    check_output_file(out, force)  # before any work
+    check_output(out, "store", force)  # before any work
     rng = np.random.default_rng(seed)
     sizes = {"train": n, "val": max(1, n // 4), "test": max(1, n // 2)}
     feats, objects, colours = _images(rng, sum(sizes.values()), noise, dim_noise)

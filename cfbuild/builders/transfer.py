@@ -11,7 +11,7 @@ from cfbuild.builders.textpairs import PairedSplit, write_text_store
 from cfpairs.errors import UserError
 from cfbuild.sources.tables import load_with_datasets, read_table
 from cfpairs.store import Store, describe_source
-from cfpairs.staging import check_output_file
+from cfpairs.outputs import check_output
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def _via_datasets(*args, **kwargs) -> dict:
 def build_transfer(preset_name: str, source: str, vocab_from, out, *, sample: int = 2000, seed: int = 0,
                    force: bool = False) -> dict:
     """A store with one `test` split: a seeded sample of `source`, tokenised with `vocab_from`'s vocabulary."""
-    check_output_file(out, force)  # before any work
+    check_output(out, "store", force, inputs=[vocab_from, source])  # before any work
     preset = PRESETS[preset_name]
     with Store(vocab_from) as trained:
         vocab, task, classes = trained.vocab, trained.task, trained.class_names

@@ -20,7 +20,7 @@ from cfbuild.sources.features import format_of, open_feature_files
 from cfbuild.sources.vqacp import AnswerIndex, VqaSplit, read_split, split_files, tokenize_question
 from cfpairs.store import StoreWriter
 from cfbuild.text import build_vocab, encode
-from cfpairs.staging import check_output_file
+from cfpairs.outputs import check_output
 
 CF_KIND = "masked_relevant"
 
@@ -135,7 +135,8 @@ def read_questions(vqacp_dir, options: VqaOptions) -> tuple[dict, AnswerIndex, l
 def build_vqa(vqacp_dir, features: list, imgid2idx: list, out, *, hints=None, hat_dir=None,
               options: VqaOptions | None = None, force: bool = False) -> dict:
     """Write the VQA-CP store at `out`; returns the build report (also stored as the `report` attribute)."""
-    check_output_file(out, force)  # before any work
+    # before any work
+    check_output(out, "store", force, inputs=[vqacp_dir, *features, *imgid2idx, hints, hat_dir])
     options = options or VqaOptions()
     attention = AttentionSource(hints, hat_dir)
     splits, answers, sources = read_questions(vqacp_dir, options)

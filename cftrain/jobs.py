@@ -1,0 +1,273 @@
+"""The one job runner behind `table`, `sweep` and `curve`: those commands only plan jobs.
+
+A campaign folder holds one ordinary run directory per job (`DIR/<job folder>/`), each staged
+and renamed when complete, so a finished job is a run directory that exists. Running the same
+command again continues: finished jobs whose options agree are kept, the others are run; a job
+whose run was made with other options (those that change results: not --device, --jobs,
+--threads, --workers; not the store's path, only its content digest) makes the folder another
+campaign, refused unless --force. Jobs run in `processes` spawned processes that die with their
+parent (a `kill -9` of the command leaves no worker behind), one progress line per finished run.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from pathlib import Path
+
+from cfpairs.check import check_store
+from cfpairs.errors import OutputWriteError, UserError
+from cfpairs.outputs import check_output, folder_in_place, remove_stale_parts, staged
+from cfpairs.progress import Progress, set_quiet
+from cfpairs.store import Store
+from cftrain.presets import RunConfig, identity
+from cftrain.rundir import CONFIG, METRICS, RunDir
+
+
+@dataclass
+class Job:
+    folder: str                 # relative to the campaign folder, e.g. "gs/seed-0"
+    config: RunConfig
+    labels: dict = field(default_factory=dict)  # what views group by: mode, seed, trial and options, fraction
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+# ---------------------------------------------------------------- worker processes
+
+
+class WorkerFailed(Exception):
+    """A job failed in a worker with an unexpected exception (its traceback travels as text)."""
+
+    def __init__(self, message: str, details: str = ""):
+        super().__init__(message)
+        self.details = details
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this process when its parent dies; elsewhere a thread watches."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch():
+        while True:
+            threading.Event().wait(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _portable(exc: BaseException):
+    if isinstance(exc, (UserError, OutputWriteError)):
+        return exc
+    return WorkerFailed(f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}", traceback.format_exc())
+
+
+def _worker_loop(conn, parent: int) -> None:
+    _die_with_parent(parent)
+    set_quiet(True)  # the parent reports each finished job
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    while True:
+        try:
+            item = conn.recv()
+        except EOFError:
+            return
+        if item is None:
+            return
+        index, function, args = item
+        try:
+            conn.send((index, True, function(*args)))
+        except BaseException as exc:  # noqa: BLE001  (reported to the parent, which stops everything)
+            conn.send((index, False, _portable(exc)))
+
+
+class WorkerPool:
+    """`processes` spawned workers fed over pipes; results come back as they finish."""
+
+    def __init__(self, processes: int):
+        context = multiprocessing.get_context("spawn")  # fork after torch started threads can hang
+        self.workers = []
+        for _ in range(processes):
+            ours, theirs = context.Pipe()
+            process = context.Process(target=_worker_loop, args=(theirs, os.getpid()), daemon=False)
+            process.start()
+            theirs.close()
+            self.workers.append((process, ours))
+
+    def run(self, function, args_list: list):
+        """Yield (index, result) as each call finishes; the first failure stops every worker."""
+        pending = list(enumerate(args_list))[::-1]
+        busy = {}
+        for process, conn in self.workers:
+            if pending:
+                index, args = pending.pop()
+                conn.send((index, function, args))
+                busy[conn] = index
+        while busy:
+            for conn in wait(list(busy)):
+                try:
+                    index, ok, value = conn.recv()
+                except EOFError:
+                    raise WorkerFailed(f"a worker process died while running job {busy[conn]}") from None
+                del busy[conn]
+                if not ok:
+                    raise value
+                if pending:
+                    next_index, args = pending.pop()
+                    conn.send((next_index, function, args))
+                    busy[conn] = next_index
+                yield index, value
+
+    def close(self) -> None:
+        for process, conn in self.workers:
+            try:
+                conn.send(None)
+            except (OSError, ValueError):
+                pass
+        for process, conn in self.workers:
+            process.join(timeout=5)
+
+    def terminate(self) -> None:
+        for process, conn in self.workers:
+            if process.is_alive():
+                process.kill()
+        for process, conn in self.workers:
+            process.join()
+            conn.close()
+
+
+def run_calls(function, args_list: list, processes: int, on_done=None) -> list:
+    """`function(*args)` for each args, in this process (processes == 1) or in a WorkerPool;
+    `on_done(index, result)` as each finishes; results in the order of `args_list`."""
+    results = [None] * len(args_list)
+    if processes <= 1 or len(args_list) <= 1:
+        for index, args in enumerate(args_list):
+            results[index] = function(*args)
+            if on_done:
+                on_done(index, results[index])
+        return results
+    pool = WorkerPool(min(processes, len(args_list)))
+    try:
+        for index, result in pool.run(function, args_list):
+            results[index] = result
+            if on_done:
+                on_done(index, result)
+        pool.close()
+    finally:
+        pool.terminate()
+    return results
+
+
+# ---------------------------------------------------------------- campaigns
+
+
+def _run_job(final: str, store_path: str, config: RunConfig, labels: dict) -> dict:
+    from cftrain.train import run_into  # noqa: PLC0415  (a worker imports the trainer itself)
+
+    with staged(final, "run") as tmp:
+        return run_into(tmp, store_path, config, check=False, job=labels)
+
+
+def _finished(folder: Path, job: Job, digest: str, out: Path, kind: str) -> bool:
+    """Whether `job` already ran in `folder` with the same options (else an error naming the difference)."""
+    run_dir = folder / job.folder
+    if not run_dir.exists():
+        return False
+    if not (run_dir / METRICS).is_file() or not (run_dir / CONFIG).is_file():
+        raise UserError(f"{out}: {job.folder} is not a finished run; use another --out, or --force to start again")
+    done = RunDir(run_dir).read_config()
+    before, now = identity(done), identity({**job.config.to_dict(), "store_digest": digest})
+    changed = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+    if changed:
+        key = changed[0]
+        what = "the store's content" if key == "store_digest" else f"--{key.replace('_', '-')}"
+        raise UserError(f"{out}: holds a {kind} made with other settings ({what} was {before.get(key)!r} for "
+                        f"{job.folder}, now {now.get(key)!r}); use another --out, or --force to start again")
+    return True
+
+
+def run_campaign(kind: str, store_path, out, jobs: list, processes: int | None = None, force: bool = False,
+                 verify: bool = False, desc: str = "", render=None) -> list:
+    """Run every job of a campaign folder not already finished there; returns every job's record
+    ({folder, labels, config, metrics}) in the order of `jobs`. `render(records)` -> {file name:
+    text or a function writing the path}: the view's files, written into the folder at the end."""
+    store_path, out = Path(store_path), Path(out)
+    check_output(out, kind, force, inputs=[store_path], resumable=not force)
+    check_store(store_path, digest=verify)  # once for every run, before the folder is made
+    with Store(store_path) as store:
+        digest = store.digest
+    with folder_in_place(out, kind, force, inputs=[store_path]) as (folder, resumed):
+        todo = [job for job in jobs if not (resumed and _finished(folder, job, digest, out, kind))]
+        for job in todo:
+            (folder / job.folder).parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_parts(folder / job.folder)
+        processes = max(1, min(processes or available_cores(), len(todo) or 1))
+        with Progress(len(todo), f"{desc or kind} ({processes} process{'es' if processes > 1 else ''})",
+                      unit="runs", every_update=True) as bar:
+            def done(index, metrics):
+                bar.set_postfix(run=todo[index].folder, **_headline(metrics))
+                bar.update()
+            try:
+                run_calls(_run_job, [(str(folder / j.folder), str(store_path), j.config, j.labels) for j in todo],
+                          processes, on_done=done)
+            except BaseException:
+                for job in todo:  # what killed workers left half-written
+                    remove_stale_parts(folder / job.folder)
+                raise
+        records = [read_record(folder / job.folder, folder) for job in jobs]
+        if render is not None:
+            write_view_files(folder, render(records))
+        return records
+
+
+def _headline(metrics: dict) -> dict:
+    value = metrics.get("splits", {}).get("val", {}).get("all", {}).get(metrics.get("metric"))
+    return {} if value is None else {f"val_{metrics['metric']}": value}
+
+
+def read_record(run_dir: Path, root: Path) -> dict:
+    run = RunDir(run_dir)
+    config = run.read_config()
+    return {"folder": str(Path(run_dir).relative_to(root)), "labels": config.get("job", {}), "config": config,
+            "metrics": run.read_metrics()}
+
+
+def collect_records(root) -> list:
+    """Every finished run directory under `root` (any depth), as records, in path order."""
+    root = Path(root)
+    found = sorted(p.parent for p in root.rglob(METRICS) if (p.parent / CONFIG).is_file()
+                   and not any(part.endswith(".part") for part in p.parent.relative_to(root).parts))
+    return [read_record(d, root) for d in found]
+
+
+def write_view_files(folder: Path, files: dict) -> None:
+    """The view's files (name -> text, or a callable writing a path) into a campaign folder, listed
+    in its marker."""
+    from cfpairs.outputs import add_to_marker, write_text_atomic  # noqa: PLC0415
+
+    for name, content in files.items():
+        if callable(content):
+            content(folder / name)
+        else:
+            write_text_atomic(folder / name, content)
+    add_to_marker(folder, *files)
+
+
+def strict(value) -> str:
+    return json.dumps(value, indent=2, allow_nan=False) + "\n"

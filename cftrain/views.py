@@ -1,0 +1,277 @@
+"""Views over run records ({folder, labels, config, metrics}: what `cftrain.jobs` reads back from
+run directories): the table (the paper's Table 3), a sweep's summary, a learning curve. Views are
+computed from records alone, so `cftrain collect` renders any of them from any folder of runs,
+results of separate invocations combined.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+
+from cfpairs.errors import UserError
+from cftrain.methods import METHODS, method
+from cftrain.metrics import mean_se
+from cftrain.presets import identity
+
+VIEWS = ("table", "sweep", "curve")
+
+
+def _common(records: list, what: str) -> dict:
+    """Task, metric and store digest shared by every record (runs of other stores never mix)."""
+    if not records:
+        raise UserError(f"{what}: no finished runs found")
+    digests = {r["config"].get("store_digest") or r["metrics"].get("store_digest") for r in records}
+    if len(digests) > 1:
+        raise UserError(f"{what}: runs of {len(digests)} different stores (content digests); collect them apart")
+    first = records[0]
+    return {"task": first["metrics"]["task"], "metric": first["metrics"]["metric"],
+            "store": first["config"].get("store"),
+            "input_kind": first["config"].get("store_signature", {}).get("input_kind")}
+
+
+def _seed_of(record: dict):
+    return record["labels"].get("seed", record["config"].get("seed"))
+
+
+# ---------------------------------------------------------------- table
+
+
+def _row_groups(records: list) -> list:
+    """Records grouped into rows: same options but the seed. Rows in the methods' order, then as found."""
+    groups = {}
+    for record in records:
+        key = json.dumps({k: v for k, v in identity(record["config"]).items() if k not in ("seed", "fraction_seed")},
+                         sort_keys=True)
+        groups.setdefault(key, []).append(record)
+    order = list(METHODS)
+    rows = sorted(groups.values(), key=lambda rs: order.index(rs[0]["config"]["mode"])
+                  if rs[0]["config"]["mode"] in order else len(order))
+    return rows
+
+
+def _distinguishing(rows: list) -> list:
+    """For each row, the options that set it apart from other rows of the same mode ("" when alone)."""
+    out = []
+    for rs in rows:
+        config = identity(rs[0]["config"])
+        twins = [identity(o[0]["config"]) for o in rows if o is not rs and o[0]["config"]["mode"] == config["mode"]]
+        keys = sorted({k for t in twins for k in config if t.get(k) != config.get(k)} - {"seed", "fraction_seed"})
+        out.append(", ".join(f"{k}={config[k]}" for k in keys))
+    return out
+
+
+def table_view(records: list, seeds: list | None = None) -> dict:
+    """table.json: one row per group of runs that differ only by seed; with `seeds` (or several
+    seeds in a row), every cell the mean and standard error over seeds."""
+    common = _common(records, "table")
+    rows = []
+    groups = _row_groups(records)
+    for group, extra in zip(groups, _distinguishing(groups)):
+        group = sorted(group, key=lambda r: (_seed_of(r) is None, _seed_of(r) or 0))
+        labels_seeds = [r["labels"].get("seed") for r in group]
+        with_seeds = seeds is not None or len(group) > 1 or labels_seeds != [None]
+        row = table_row(group[0]["config"]["mode"], common["input_kind"], common["metric"],
+                        [r["metrics"] for r in group], [_seed_of(r) for r in group] if with_seeds else None)
+        if extra:
+            row["name"] += f" ({extra})"
+        rows.append(row)
+    used = sorted({s for r in records for s in [_seed_of(r)] if s is not None}) if seeds is not None else seeds
+    return {"task": common["task"], "store": common["store"], "metric": common["metric"],
+            "seeds": seeds if seeds is not None else (used or None), "rows": rows}
+
+
+def table_row(name: str, input_kind: str, metric: str, results: list, seeds: list | None) -> dict:
+    """One row: its run's metrics, or with seeds the mean over seeds of every split, group and
+    alignment (with `stderr` beside each mean) and each seed's run under `runs`."""
+    row = {"name": method(name).table_row_name(input_kind) if name in METHODS else name, "mode": name}
+    if seeds is None:
+        only = results[0]
+        return {**row, "best_epoch": only["best_epoch"], "splits": only["splits"],
+                "alignment": only.get("alignment", {})}
+    splits = {}
+    for split, groups in results[0]["splits"].items():
+        splits[split] = {}
+        for group, values in groups.items():
+            summary = mean_se(r["splits"].get(split, {}).get(group, {}).get(metric) for r in results)
+            splits[split][group] = {"n": values["n"], metric: summary["mean"], "stderr": summary["stderr"],
+                                    "seeds": summary["n"]}
+    alignment = {split: {"cosine": mean_se((r.get("alignment", {}).get(split, {}).get("cosine") for r in results),
+                                           digits=4)["mean"]}
+                 for split in results[0].get("alignment", {})}
+    return {**row, "best_epoch": [r["best_epoch"] for r in results], "splits": splits, "alignment": alignment,
+            "runs": [{"seed": seed, "splits": r["splits"]} for seed, r in zip(seeds, results)]}
+
+
+def format_table(table: dict) -> str:
+    """Markdown: one row per method, columns split/group (metric in %, n in the header)."""
+    metric = table["metric"]
+    columns = []
+    for row in table["rows"]:
+        for split, groups in row["splits"].items():
+            if split == "train":
+                continue
+            for group, values in groups.items():
+                if (split, group) not in [c[0] for c in columns]:
+                    columns.append(((split, group), values["n"]))
+    aligned = list(dict.fromkeys(s for row in table["rows"] for s in row.get("alignment", {}) if s != "train"))
+    header = "| method | " + " | ".join([f"{s} {g} (n={n})" for (s, g), n in columns] +
+                                       [f"{s} alignment" for s in aligned]) + " |"
+    seeds = table.get("seeds")
+    over = f"mean ± standard error over seeds {', '.join(map(str, seeds))}, " if seeds else ""
+    lines = [f"Task `{table['task']}`, {metric} in %, {over}best epoch by val {metric}; alignment: mean cos(g, t) "
+             "over the split's pairs.", "", header, "|---|" + "---:|" * (len(columns) + len(aligned))]
+    for row in table["rows"]:
+        cells = []
+        for (split, group), _ in columns:
+            values = row["splits"].get(split, {}).get(group)
+            if not values or values[metric] is None:
+                cells.append("-")
+            else:
+                se = values.get("stderr")
+                cells.append(f"{values[metric]:.1f}" + (f" ± {se:.1f}" if se is not None else ""))
+        for split in aligned:
+            value = row.get("alignment", {}).get(split, {}).get("cosine")
+            cells.append("-" if value is None else f"{value:.3f}")
+        lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- sweep
+
+
+def sweep_view(records: list, top: int = 5) -> dict:
+    """summary.json: per mode, trials ranked by the mean val metric over seeds (val only)."""
+    common = _common(records, "sweep")
+    rows = [{"mode": r["config"]["mode"], "trial": r["labels"].get("trial", 0), "seed": _seed_of(r),
+             "options": r["labels"].get("options", {}), "splits": r["metrics"]["splits"]} for r in records]
+    modes = list(dict.fromkeys(r["mode"] for r in rows))
+    seeds = sorted({r["seed"] for r in rows})
+    return summarise(common["task"], common["metric"], rows, modes, seeds, top)
+
+
+def summarise(task: str, metric: str, rows: list, modes: list, seeds: list, top: int) -> dict:
+    """Per mode, its trials ranked by the mean val metric over seeds (val only: other splits are
+    reported, never used to choose), each split's mean and standard error beside it."""
+    ranked = {}
+    for mode in modes:
+        trials = sorted({r["trial"] for r in rows if r["mode"] == mode})
+        entries = []
+        for trial in trials:
+            runs = [r for r in rows if r["mode"] == mode and r["trial"] == trial]
+            splits = {s: mean_se(r["splits"][s]["all"][metric] for r in runs) for s in runs[0]["splits"]}
+            entries.append({"trial": trial, "options": runs[0]["options"], "seeds": [r["seed"] for r in runs],
+                            "splits": splits})
+        entries.sort(key=lambda e: -math.inf if e["splits"]["val"]["mean"] is None else e["splits"]["val"]["mean"],
+                     reverse=True)
+        ranked[mode] = entries[:top]
+    return {"task": task, "metric": metric, "selection": "mean val over seeds", "seeds": seeds, "modes": ranked}
+
+
+def sweep_results(records: list) -> str:
+    """results.jsonl: one line per run (options, val, every split), for pandas and friends."""
+    lines = []
+    for r in records:
+        metric = r["metrics"]["metric"]
+        lines.append(json.dumps({"mode": r["config"]["mode"], "trial": r["labels"].get("trial", 0),
+                                 "seed": _seed_of(r), "options": r["labels"].get("options", {}),
+                                 "val": r["metrics"]["splits"]["val"]["all"][metric], "metric": metric,
+                                 "best_epoch": r["metrics"]["best_epoch"], "splits": r["metrics"]["splits"],
+                                 "run": r["folder"]}, allow_nan=False))
+    return "".join(line + "\n" for line in lines)
+
+
+def format_summary(summary: dict) -> str:
+    metric = summary["metric"]
+    lines = [f"Task `{summary['task']}`: trials ranked by mean val {metric} over seeds "
+             f"{', '.join(map(str, summary['seeds']))} (selection on val only); mean ± standard error in %.", ""]
+    for mode, entries in summary["modes"].items():
+        splits = list(dict.fromkeys(s for e in entries for s in e["splits"] if s != "train"))
+        lines += [f"**{mode}**", "", "| trial | " + " | ".join(splits) + " | options |",
+                  "|---:|" + "---:|" * len(splits) + "---|"]
+        for e in entries:
+            cells = [f"{e['splits'][s]['mean']:.1f} ± {e['splits'][s]['stderr']:.1f}"
+                     if e["splits"].get(s, {}).get("mean") is not None else "-" for s in splits]
+            options = ", ".join(f"{k}={v}" for k, v in e["options"].items()) or "(preset)"
+            lines.append(f"| {e['trial']} | " + " | ".join(cells) + f" | {options} |")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+# ---------------------------------------------------------------- curve
+
+
+def curve_view(records: list, split: str | None = None) -> dict:
+    """curve.json: per mode and fraction, the split's metric over seeds."""
+    common = _common(records, "curve")
+    splits = records[0]["metrics"]["splits"]
+    split = split or ("test" if "test" in splits else "val")
+    if split not in splits:
+        raise UserError(f"--split {split}: the runs have splits {', '.join(splits)}")
+    metric = common["metric"]
+    points = [{"mode": r["config"]["mode"], "fraction": r["config"].get("fraction", 1.0), "seed": _seed_of(r),
+               "value": r["metrics"]["splits"][split]["all"][metric],
+               "alignment": (r["metrics"].get("alignment", {}).get(split) or {}).get("cosine"), "run": r["folder"]}
+              for r in records]
+    modes = list(dict.fromkeys(p["mode"] for p in points))
+    fractions = sorted({p["fraction"] for p in points})
+    seeds = sorted({p["seed"] for p in points})
+    return {"task": common["task"], "store": common["store"], "metric": metric, "split": split,
+            "fractions": fractions, "modes": modes, "seeds": seeds, "points": points,
+            "summary": summarise_curve(points, modes, fractions)}
+
+
+def summarise_curve(points: list, modes: list, fractions: list) -> dict:
+    """{mode: [{fraction, mean, stderr, n}]} over seeds (`cftrain.metrics.mean_se`)."""
+    return {mode: [{"fraction": f, **mean_se(p["value"] for p in points if p["mode"] == mode and p["fraction"] == f)}
+                   for f in fractions] for mode in modes}
+
+
+def format_curve(curve: dict) -> str:
+    modes = curve["modes"]
+    lines = [f"Task `{curve['task']}`: {curve['split']} {curve['metric']} (%), mean ± standard error over seeds "
+             f"{', '.join(map(str, curve['seeds']))}, by fraction of training pair groups.", "",
+             "| fraction | " + " | ".join(modes) + " |", "|---:|" + "---:|" * len(modes)]
+    for i, f in enumerate(curve["fractions"]):
+        cells = []
+        for mode in modes:
+            row = curve["summary"][mode][i]
+            cells.append("-" if row["mean"] is None else f"{row['mean']:.1f} ± {row['stderr']:.1f}")
+        lines.append(f"| {Fraction(f).limit_denominator(100)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def curve_picture(curve: dict):
+    """A function writing curve.png for `curve` (matplotlib imported only when drawn)."""
+    from cftrain.plots import curve_png  # noqa: PLC0415
+
+    bands = {mode: [(row["fraction"], row["mean"], row["mean"] - row["stderr"], row["mean"] + row["stderr"])
+                    for row in curve["summary"][mode] if row["mean"] is not None] for mode in curve["modes"]}
+    return lambda path: curve_png(bands, path, curve["metric"], curve["split"],
+                                  f"{curve['task']}: {curve['split']} {curve['metric']}, mean ± s.e. over seeds "
+                                  f"{','.join(map(str, curve['seeds']))}")
+
+
+# ---------------------------------------------------------------- files of each view
+
+
+def view_files(view: str, records: list, **options) -> tuple[dict, str]:
+    """({file name: text or writer}, Markdown) of a view over `records`."""
+    from cftrain.rundir import strict_json  # noqa: PLC0415
+
+    if view == "table":
+        table = table_view(records, options.get("seeds"))
+        text = format_table(table)
+        return {"table.json": strict_json(table) + "\n", "table.md": text + "\n"}, text
+    if view == "sweep":
+        summary = sweep_view(records, options.get("top", 5))
+        text = format_summary(summary)
+        return {"summary.json": strict_json(summary) + "\n", "summary.md": text + "\n",
+                "results.jsonl": sweep_results(records)}, text
+    if view == "curve":
+        curve = curve_view(records, options.get("split"))
+        text = format_curve(curve)
+        return {"curve.json": strict_json(curve) + "\n", "curve.md": text + "\n",
+                "curve.png": curve_picture(curve)}, text
+    raise UserError(f"--view {view}: choose from {', '.join(VIEWS)}")
