@@ -19,7 +19,7 @@ import numpy as np
 from cfpairs.api import PairStore, SplitView
 from cfpairs.errors import UserError
 from cfpairs.label_kinds import label_kind
-from cfpairs.outputs import staged
+from cfpairs.outputs import Room, staged
 from cfpairs.progress import Progress
 from cfpairs.schema import TOKEN_FIELDS
 
@@ -128,6 +128,9 @@ def export_store(store_path, out_dir, to: str = "hf", force: bool = False) -> di
                 cols, feats = split_table(store, store[name])
                 tables[name] = datasets.Dataset.from_dict(cols, features=datasets.Features(feats))
                 bar.update()
+        room = Room(Path(out_dir))
+        for table in tables.values():  # Arrow aborts the process on a failed write: check first
+            room.ensure(table.data.nbytes)
         if to == "hf":
             datasets.DatasetDict(tables).save_to_disk(str(tmp))
         else:

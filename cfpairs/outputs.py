@@ -24,6 +24,7 @@ import errno
 import fcntl
 import json
 import os
+import resource
 import shutil
 import stat
 import tempfile
@@ -413,6 +414,35 @@ def write_failure(exc: BaseException) -> str | None:
         return "a write failed (" + ("the disk is full" if _disk_nearly_full() else
                                      "a file-size limit or the disk") + ")"
     return None
+
+
+BLOCK_BYTES = 4 << 20    # a dataset is written in blocks of at most this many bytes (before compression)
+ROOM_MARGIN = 4 << 20    # more room wanted than a block takes: HDF5 caches up to 1 MB of chunks per dataset
+
+
+class Room:
+    """Whether the next write fits. HDF5 and Arrow must never meet a failed write (a full disk,
+    `ulimit -f`): h5py drops the error when it closes a dataset and HDF5 later crashes the process;
+    Arrow's parquet writer aborts it. So each block (at most BLOCK_BYTES) or file is checked against
+    the file-size limit and the disk's free space before it is written. `fd`: the file being grown."""
+
+    def __init__(self, path: Path, option: str = "--out", fd: int | None = None):
+        self.path, self.option, self.fd = Path(path), option, fd
+
+    def ensure(self, nbytes: int) -> None:
+        need = int(nbytes) + ROOM_MARGIN
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        size = os.fstat(self.fd).st_size if self.fd is not None else 0
+        if limit != resource.RLIM_INFINITY and size + need > limit:
+            raise OutputWriteError(f"{self.option} {self.path}: cannot be written: File too large (the file-size "
+                                   f"limit, ulimit -f, is {limit:,} bytes; the store needs more); nothing was left "
+                                   "behind")
+        info = os.statvfs(self.path.parent)
+        free = info.f_bavail * info.f_frsize
+        if need > free:
+            raise OutputWriteError(f"{self.option} {self.path}: cannot be written: No space left on device "
+                                   f"({free / 1e6:,.1f} MB free on the disk holding {self.path.parent}); nothing "
+                                   "was left behind")
 
 
 def _disk_nearly_full(folder: str = ".") -> bool:

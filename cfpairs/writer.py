@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import resource
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 
 from cfpairs.digest import content_digest
 from cfpairs.errors import OutputWriteError, StoreError
-from cfpairs.outputs import Staged, write_failure
+from cfpairs.outputs import BLOCK_BYTES, Room, Staged, write_failure
 from cfpairs.rules import validate_split
 from cfpairs.schema import FORMAT, FORMAT_VERSION, INPUT_KINDS, LABEL_KINDS, STR
 
@@ -49,34 +48,6 @@ def describe_source_stat(path, manifest_id: str | None = None) -> dict:
     """A `sources` entry whose sha256 the caller fills in (it hashed the bytes while reading them)."""
     path = Path(path)
     return {"file": path.name, "size": path.stat().st_size, "sha256": None, "manifest_id": manifest_id}
-
-
-BLOCK_BYTES = 4 << 20    # a dataset is written in blocks of at most this many bytes (before compression)
-ROOM_MARGIN = 4 << 20    # more room wanted than a block takes: HDF5 caches up to 1 MB of chunks per dataset
-
-
-class Room:
-    """Whether the next write fits: HDF5 must never meet a failed write (a full disk, `ulimit -f`):
-    h5py drops the error when it closes a dataset and HDF5 later crashes the process. So each block
-    is checked against the file-size limit and the disk's free space before it is written."""
-
-    def __init__(self, path: Path, fd: int, option: str):
-        self.path, self.fd, self.option = path, fd, option
-
-    def ensure(self, nbytes: int) -> None:
-        need = int(nbytes) + ROOM_MARGIN
-        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-        size = os.fstat(self.fd).st_size
-        if limit != resource.RLIM_INFINITY and size + need > limit:
-            raise OutputWriteError(f"{self.option} {self.path}: cannot be written: File too large (the file-size "
-                                   f"limit, ulimit -f, is {limit:,} bytes; the store needs more); nothing was left "
-                                   "behind")
-        info = os.statvfs(self.path.parent)
-        free = info.f_bavail * info.f_frsize
-        if need > free:
-            raise OutputWriteError(f"{self.option} {self.path}: cannot be written: No space left on device "
-                                   f"({free / 1e6:,.1f} MB free on the disk holding {self.path.parent}); nothing "
-                                   "was left behind")
 
 
 def _write_dataset(group: h5py.Group, name: str, arr: np.ndarray, room: Room | None = None) -> None:
@@ -120,7 +91,7 @@ class StoreWriter:
         self.tmp, self.h5 = self.output.begin(), None
         try:  # until `with` takes over, an error or a signal here must not leave the .part behind
             self.h5 = h5py.File(self.tmp, "w")
-            self.room = Room(self.path, self.h5.id.get_vfd_handle(), option)
+            self.room = Room(self.path, option, self.h5.id.get_vfd_handle())
             attrs = self.h5.attrs
             attrs["format"], attrs["format_version"] = FORMAT, FORMAT_VERSION
             attrs["task"], attrs["input_kind"], attrs["label_kind"] = task, input_kind, label_kind

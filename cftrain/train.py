@@ -129,11 +129,13 @@ def build_members(config: RunConfig, store: Store, kwargs: dict, sparse: bool = 
     if config.embeddings:
         kwargs["vectors"], _ = load_vectors(config.embeddings, store.vocab)
     members = []
-    for k in range(config.ensemble):
-        torch.manual_seed(config.seed + k)
-        member = make_model(config.model, **kwargs)
-        init_embeddings(member, config)
-        members.append(member)
+    with Progress(config.ensemble, f"{store.task} {config.mode}: building members", unit="models") as bar:
+        for k in range(config.ensemble):
+            torch.manual_seed(config.seed + k)
+            member = make_model(config.model, **kwargs)
+            init_embeddings(member, config)
+            members.append(member)
+            bar.update()
     return members
 
 

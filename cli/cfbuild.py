@@ -255,8 +255,10 @@ def table(train_file, file_val, file_test, text_col, text2_col, label_col, pair_
 @main.command("import")
 @click.argument("folder", type=INPUT_DIR)
 @OUT
-@max_tokens_option(build_import)
-@vocab_size_option(build_import)
+@click.option("--max-tokens", type=click.IntRange(min=0),
+              help="Tokens kept per text (0: all) [default: the exported store's own, else 0].")
+@click.option("--vocab-size", type=click.IntRange(min=1),
+              help="Most frequent training tokens kept [default: the exported store's own, else 20000].")
 @FORCE
 def import_command(folder, out, max_tokens, vocab_size, force):
     """A text store from tables in the layout `cfbuild export` writes (your own paired data too).

@@ -87,6 +87,28 @@ def snapshot(path: Path):
             for p in sorted(path.rglob("*")) if p.is_file()}
 
 
+def refused(program: str, args: list, *fragments: str, out: Path | None = None, code: int = 2) -> str:
+    """Run in-process; assert the refusal contract; return the error line."""
+    before = snapshot(out) if out is not None else None
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from cli.cfbuild import main as cfbuild_main  # noqa: PLC0415
+    from cli.cftrain import main as cftrain_main  # noqa: PLC0415
+    program_main = {"cfbuild": cfbuild_main, "cftrain": cftrain_main}[program]
+    result = CliRunner().invoke(program_main, [str(a) for a in args])
+    err = result.stderr
+    assert result.exit_code == code, (result.exit_code, err, result.stdout)
+    assert "Traceback" not in err and "Traceback" not in result.stdout, err
+    errors = [line for line in err.splitlines() if f"{program}" in line and "error:" in line]
+    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+    if out is not None:
+        assert snapshot(out) == before, "the output changed"
+        assert not list(out.parent.glob(f".{out.name}.*.part")), "a temporary output was left behind"
+    return errors[0]
+
+
 def run_cli(*args, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=kw.pop("cwd", REPO), **kw)
 

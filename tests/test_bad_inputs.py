@@ -5,11 +5,9 @@ test_signals_cli.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -22,27 +20,9 @@ from cftrain.presets import resolve
 from cftrain.train import run
 from cli.cfbuild import main as cfbuild_main
 from cli.cftrain import main as cftrain_main
-from tests.helpers import flip_first_chunk_byte, snapshot
+from tests.helpers import flip_first_chunk_byte, refused
 from tests.vqa_fixtures import build as build_vqa_fixture
 
-PROGRAMS = {"cfbuild": cfbuild_main, "cftrain": cftrain_main}
-
-
-def refused(program: str, args: list, *fragments: str, out: Path | None = None, code: int = 2) -> str:
-    """Run in-process; assert the refusal contract; return the error line."""
-    before = snapshot(out) if out is not None else None
-    result = CliRunner().invoke(PROGRAMS[program], [str(a) for a in args])
-    err = result.stderr
-    assert result.exit_code == code, (result.exit_code, err, result.stdout)
-    assert "Traceback" not in err and "Traceback" not in result.stdout, err
-    errors = [line for line in err.splitlines() if f"{program}" in line and "error:" in line]
-    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
-    if out is not None:
-        assert snapshot(out) == before, "the output changed"
-        assert not list(out.parent.glob(f".{out.name}.*.part")), "a temporary output was left behind"
-    return errors[0]
 
 
 # ---------------------------------------------------------------- options, before any work

@@ -27,11 +27,11 @@ def test_table_csv_groups_by_pair_id_with_original_column(tmp_path):
     with Store(tmp_path / "s.h5") as store:
         train = store.split("train")
         assert store.class_names == ["neg", "pos"] and store.input_kind == "text"
-        assert train.read("text").tolist() == ["awful film, hated it", "great film, loved it", "fine story",
-                                               "poor story", "weak story", "lonely row"]
-        assert train.read("is_counterfactual").tolist() == [False, True, False, True, True, False]
-        assert train.pairs_index[()].tolist() == [[0, 1], [2, 3], [2, 4]]
-        assert train.read("id")[0] == "t.csv:3"
+        assert train.read("text").tolist() == ["great film, loved it", "awful film, hated it", "fine story",
+                                               "poor story", "weak story", "lonely row"]  # the file's order
+        assert train.read("is_counterfactual").tolist() == [True, False, False, True, True, False]
+        assert train.pairs_index[()].tolist() == [[1, 0], [2, 3], [2, 4]]
+        assert train.read("id")[1] == "t.csv:3"
     assert "1 groups have no edit" in report["splits"]["train"]["notes"][0]
 
 

@@ -41,14 +41,24 @@ class Layout:
     kind_col: str | None = None
 
 
-def _group_rows(table: Table, layout: Layout) -> list[tuple[int, list[int]]]:
+def _is_marked(table: Table, column: str | None, row: int) -> bool:
+    return bool(column) and table.columns[column][row].strip().lower() in TRUE_WORDS
+
+
+def _group_rows(table: Table, layout: Layout) -> list[tuple[int, list[int], bool]]:
+    """(first row, its edits, whether the first row is a counterfactual) per group. A row whose pair
+    value is in `layout.unpaired` stands alone, counterfactual or not (an edit whose pair was left
+    out, e.g. identical to its original)."""
     pair_col, original_col = layout.pair_col, layout.original_col
     groups: dict[str, list[int]] = {}
+    out = []
     for row, key in enumerate(table.columns[pair_col]):
         if not key:
             raise UserError(f"{table.path}: line {table.line(row)}: empty {pair_col!r}")
-        groups.setdefault(key if key not in layout.unpaired else f"\0{row}", []).append(row)
-    out = []
+        if key in layout.unpaired:
+            out.append((row, [], _is_marked(table, layout.counterfactual_col, row)))
+        else:
+            groups.setdefault(key, []).append(row)
     for key, rows in groups.items():
         original = rows[0]
         if layout.counterfactual_col:
@@ -66,7 +76,7 @@ def _group_rows(table: Table, layout: Layout) -> list[tuple[int, list[int]]]:
                 raise UserError(f"{table.path}: {pair_col} {key!r} (lines {lines}) has {len(flagged)} rows "
                                 f"marked original in {original_col!r}; exactly 1 is needed")
             original = flagged[0]
-        out.append((original, [r for r in rows if r != original]))
+        out.append((original, [r for r in rows if r != original], False))
     return out
 
 
@@ -105,12 +115,17 @@ def table_split(path, layout: Layout, classes: list | None) -> tuple[PairedSplit
         return out.add(row_id, [table.columns[c][row] for c in text_cols],
                        index[value], is_cf, pair_id=table.columns[pair_col][row], source_line=table.line(row))
 
-    for original, edits in _group_rows(table, layout):
-        o = add(original, False)
-        unpaired += not edits
+    groups = _group_rows(table, layout)
+    original_of, is_cf = {}, {}
+    for original, edits, lone_edit in groups:
+        is_cf[original] = lone_edit
+        unpaired += not edits and not lone_edit
         for row in edits:
-            kind = table.columns[layout.kind_col][row] if layout.kind_col else "edited"
-            out.pairs.append((o, add(row, True), kind, f"{pair_col} {table.columns[pair_col][original]}"))
+            original_of[row], is_cf[row] = original, True
+    made = {row: add(row, is_cf[row]) for row in range(len(table))}  # rows in file order
+    for row, original in sorted(original_of.items()):
+        kind = table.columns[layout.kind_col][row] if layout.kind_col else "edited"
+        out.pairs.append((made[original], made[row], kind, f"{pair_col} {table.columns[pair_col][original]}"))
     if unpaired:
         out.notes.append(f"{unpaired} groups have no edit (kept as unpaired originals)")
     return out, classes
@@ -138,11 +153,26 @@ def build_table(files: dict, out, *, text_cols: list, label_col: str, pair_col: 
                             sources=[describe_source(files[n]) for n in splits], force=force)
 
 
-def build_import(folder, out, *, max_tokens: int = 0, vocab_size: int = 20000, force: bool = False) -> dict:
+def _store_json(folder: Path) -> dict:
+    path = folder / "store.json"
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not readable JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{path}: expected a JSON object (the attributes cfbuild export writes)")
+    return meta
+
+
+def build_import(folder, out, *, max_tokens: int | None = None, vocab_size: int | None = None,
+                 force: bool = False) -> dict:
     """A text store from tables in `cfbuild export`'s layout: `<split>.parquet` (or .jsonl/.csv/.tsv)
     files with `text` (or `premise_text` + `hypothesis_text`), `label`, `pair_id` (-1: unpaired),
     `is_counterfactual`, optionally `id` and `pair_kind`; `store.json` (written by export) gives the
-    class names (labels are then class indexes) and the task."""
+    class names (labels are then class indexes), the task, and the defaults of `max_tokens` and
+    `vocab_size` (the exported store's own: a round trip gives back the same tokens)."""
     check_output(out, "store", force, inputs=[folder])  # before any work
     folder = Path(folder)
     files = {}
@@ -153,7 +183,10 @@ def build_import(folder, out, *, max_tokens: int = 0, vocab_size: int = 20000, f
             files[split] = found[0]
     if "train" not in files:
         raise UserError(f"{folder}: no train.parquet (or train.jsonl/.csv/.tsv) in the exported layout")
-    meta = json.loads((folder / "store.json").read_text()) if (folder / "store.json").is_file() else {}
+    meta = _store_json(folder)
+    built = (meta.get("build") or {}).get("parameters") or {}
+    max_tokens = built.get("max_tokens", 0) if max_tokens is None else max_tokens
+    vocab_size = built.get("vocab_size", 20000) if vocab_size is None else vocab_size
     if meta.get("input_kind") not in (None, "text", "text_pair"):
         raise UserError(f"{folder}: a {meta['input_kind']} store cannot be imported (texts only)")
     header = read_table(files["train"]).columns

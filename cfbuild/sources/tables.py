@@ -8,6 +8,7 @@ and, where there is one, the line.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,16 +21,18 @@ JSON_SUFFIXES = (".jsonl", ".json")
 
 @dataclass
 class Table:
-    """Columns of strings; `line(row)` is the 1-based line of a data row in the file."""
+    """Columns of strings; `line(row)` is the 1-based line where a data row starts in the file (a
+    quoted CSV cell may hold line breaks, so rows and lines need not advance together)."""
     path: Path
     columns: dict[str, list[str]]
     first_line: int
+    lines: list | None = None  # each row's first line, where rows span lines
 
     def __len__(self) -> int:
         return len(next(iter(self.columns.values()), []))
 
     def line(self, row: int) -> int:
-        return self.first_line + row
+        return self.lines[row] if self.lines is not None else self.first_line + row
 
     def require(self, *names: str) -> None:
         missing = [n for n in names if n not in self.columns]
@@ -39,8 +42,10 @@ class Table:
 
 
 def check_utf8(path: Path) -> bytes:
-    """The file's bytes; a non-UTF-8 byte is an error naming its line."""
+    """The file's bytes (a UTF-8 byte-order mark dropped); a non-UTF-8 byte is an error naming its line."""
     data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):  # spreadsheets write one
+        data = data[3:]
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -90,44 +95,34 @@ def load_with_datasets(*args, what: str, **kwargs):
         raise UserError(f"{what} ({' '.join(str(exc).split())[:200]})") from None
 
 
-def parse_delimited(path: Path, text: str, delimiter: str) -> tuple[list, list]:
-    """(header, rows) with Python's csv module; a row with the wrong number of fields, a quote
-    left open across lines, or any other syntax error names its line."""
-    reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter, strict=True)
-    header, rows, last_line = None, [], 0
+def parse_delimited(path: Path, text: str, delimiter: str) -> tuple[list, list, list]:
+    """(header, rows, each row's first line) with Python's csv module, RFC 4180: a quoted cell may
+    hold the delimiter, quotes doubled, and line breaks. A row with the wrong number of fields, a quote
+    never closed, or any other syntax error names the line where its row starts."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    header, rows, starts, last_line = None, [], [], 0
     try:
         for fields in reader:
             first_line, last_line = last_line + 1, reader.line_num
-            if last_line > first_line:
-                raise UserError(f"{path}: line {first_line}: a quoted field runs on to line {last_line} "
-                                "(an unclosed quote?); rows must be one a line")
             if header is None:
                 header = fields
             elif fields:
                 if len(fields) != len(header):
                     raise UserError(f"{path}: line {first_line}: {len(fields)} fields, the header has {len(header)}")
                 rows.append(fields)
+                starts.append(first_line)
     except csv.Error as exc:
         hint = " (a quote opened there is never closed?)" if "end of data" in str(exc) else ""
         raise UserError(f"{path}: line {last_line + 1}: {exc}{hint}") from None
-    return header or [], rows
+    return header or [], rows, starts
 
 
 def _read_delimited(path: Path, data: bytes, delimiter: str) -> Table:
-    header, rows = parse_delimited(path, data.decode("utf-8"), delimiter)
+    header, rows, starts = parse_delimited(path, data.decode("utf-8"), delimiter)
     if len(set(header)) != len(header) or any(not h for h in header):
         raise UserError(f"{path}: line 1: header needs unique, non-empty column names (got {header})")
-    _check_line_count(path, data, len(rows) + 1)
     columns = {name: [row[i] for row in rows] for i, name in enumerate(header)}
-    return Table(path, columns, first_line=2)
-
-
-def _check_line_count(path: Path, data: bytes, expected: int) -> None:
-    """Rows must be one a line, so that reported line numbers are true."""
-    lines = data.rstrip(b"\r\n").count(b"\n") + 1
-    if lines != expected:
-        raise UserError(f"{path}: {lines} lines but {expected} parsed rows (a field spans lines or "
-                        "a row has a stray quote)")
+    return Table(path, columns, first_line=2, lines=starts)
 
 
 def _read_jsonl(path: Path, data: bytes) -> Table:
