@@ -10,8 +10,8 @@ from fractions import Fraction
 from cfpairs.errors import UserError
 from cfpairs.store import Store
 from cftrain.jobs import Job, run_campaign
-from cftrain.presets import resolve
-from cftrain.views import curve_view, format_curve, summarise_curve as summarise, view_files  # noqa: F401
+from cftrain.presets import check_some_mode_reads, resolve
+from cftrain.views import curve_view, view_files
 
 DEFAULT_FRACTIONS = "1/9,1/8,1/7,1/6,1/5,1/4,1/3,1/2,1/1"
 
@@ -44,9 +44,10 @@ def run_curve(store_path, out_dir, fractions: list, modes: list, seeds: list, sp
     split = split or ("test" if "test" in splits else "val")
     if split not in splits:
         raise UserError(f"--split {split}: {store_path} has splits {', '.join(splits)}")
+    check_some_mode_reads(task, input_kind, modes, overrides)
     planned = [Job(f"{mode}/f{fraction:.4f}-seed{seed}",
-                   resolve(task, input_kind, **{**overrides, "mode": mode, "fraction": fraction, "seed": seed,
-                                                "fraction_seed": seed}),
+                   resolve(task, input_kind, strict=False, **{**overrides, "mode": mode, "fraction": fraction,
+                                                              "seed": seed, "fraction_seed": seed}),
                    {"mode": mode, "fraction": fraction, "seed": seed})
                for mode in modes for fraction in fractions for seed in seeds]  # all checked first
     records = run_campaign("curve", store_path, out_dir, planned, jobs, force, verify, desc=f"{task} curve",

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from cfpairs.arrays import concat_ranges, group_roots
-from cfpairs.label_kinds import SoftTargets, label_kind
+from cftrain.labels import SoftTargets, training_labels
 from cfpairs.store import RegionFeatureReader, Store
 from cfpairs.schema import model_input_fields
 from cftrain.gs import edge_distances
@@ -73,14 +73,9 @@ def load_split(store: Store, name: str) -> SplitTensors:
     split = store.split(name)
     inputs = {f: torch.as_tensor(split.read(f)) for f in model_input_fields(store.input_kind)}
     inputs = {f: (v.long() if v.dtype == torch.int32 else v) for f, v in inputs.items()}
-    targets, labels = label_kind(store.label_kind).targets(split.read, len(store.class_names))
+    targets, labels = training_labels(store.label_kind).targets(split.read, len(store.class_names))
     subsets = {k: v[()] for k, v in split.subsets.items()}
-    features = None
-    if store.regions_info() is not None:
-        features = RegionFeatures(store.path)
-        if "answer_type" in split.examples:  # VQA reports accuracy per answer type
-            kinds = split.read("answer_type").astype(str)
-            subsets.update({kind: np.flatnonzero(kinds == kind) for kind in sorted(set(kinds.tolist()))})
+    features = RegionFeatures(store.path) if store.regions_info() is not None else None
     return SplitTensors(name, inputs, targets, labels, torch.as_tensor(split.read("is_counterfactual")),
                         split.pairs_index[()], subsets, features)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from cfpairs.label_kinds import label_kind
+from cftrain.labels import Labels, training_labels
 
 EPS = 1e-8
 
@@ -40,14 +40,15 @@ def random_edges(n: int, generator: torch.Generator | None = None) -> torch.Tens
     return torch.stack([rows, (rows + offset) % n], dim=1)
 
 
-def class_weights(targets: torch.Tensor, edges: torch.Tensor, kind: str) -> torch.Tensor:
+def class_weights(targets: torch.Tensor, edges: torch.Tensor, kind) -> torch.Tensor:
     """(E, C) signs sign(y_j[c] - y_i[c]) on the supervised class(es) of each edge, 0 elsewhere.
 
     `targets` is dense (B, C): one column of 0/1 for binary single-logit models,
     one-hot for multiclass, multi-hot for multilabel, soft scores for soft; the
-    class choice belongs to the label kind (`cfpairs.label_kinds`).
+    class choice belongs to the label kind (`cftrain.labels`); `kind` is its name or its `Labels`.
     """
-    return label_kind(kind).gs_weights(targets, edges)
+    labels = kind if isinstance(kind, Labels) else training_labels(kind)
+    return labels.gs_weights(targets, edges)
 
 
 def first_edge_of_rows(edges: torch.Tensor, n: int) -> torch.Tensor:
@@ -84,10 +85,11 @@ def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, e
     themselves); the direction t always comes from `edges`; `unsigned`: their class, sign dropped.
     `space`: a `cftrain.gs_space.DataSpace` when x is data read through maps linear in it: g is
     never formed, the logits are differentiated w.r.t. `space.outputs` instead."""
-    if not members:
-        x_members, logits = x.unsqueeze(1), (logits[:, None] if logits.dim() == 1 else logits).unsqueeze(1)
-    else:
-        x_members = x
+    if logits.dim() == 1:
+        logits = logits[:, None]
+    if logits.dim() == 2:
+        logits = logits.unsqueeze(1)
+    x_members = x if members else x.unsqueeze(1)
     edges = edges.to(x.device)
     weights = class_weights(targets.to(logits.dtype), edges if sign_edges is None else sign_edges.to(x.device),
                             label_kind)

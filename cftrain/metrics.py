@@ -5,7 +5,7 @@ multiclass), mean average precision over classes (multilabel), VQA accuracy = th
 score of the predicted answer (soft). Groups: all rows, originals, edited rows, and every
 named subset. Each group is `{"n": rows, <metric name>: value}` (value null, with `undefined`
 saying why, where the metric is not defined, e.g. mAP over rows without a positive); the name is
-`label_kind(...).metric`, stored beside the groups in metrics.json and table.json.
+`cftrain.labels.Labels.metric`, stored beside the groups in metrics.json and table.json.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import math
 import numpy as np
 import torch
 
-from cfpairs.label_kinds import label_kind
+from cftrain.labels import Labels, training_labels
 from cftrain.data import SplitTensors, to_device
 
 EVAL_BATCH = 2048
@@ -34,9 +34,10 @@ def ensemble_logits(models, data: SplitTensors, device: str | torch.device = "cp
     return torch.cat(chunks) if chunks else torch.zeros((0, 1))
 
 
-def split_metrics(logits: torch.Tensor, data: SplitTensors, kind: str) -> dict:
-    """{"all": {...}, "original": {...}, "edited": {...}, <subset>: {...}}, each {n, <metric>}."""
-    labels = label_kind(kind)
+def split_metrics(logits: torch.Tensor, data: SplitTensors, labels) -> dict:
+    """{"all": {...}, "original": {...}, "edited": {...}, <subset>: {...}}, each {n, <metric>};
+    `labels`: the label kind's `cftrain.labels.Labels`, or its name."""
+    labels = labels if isinstance(labels, Labels) else training_labels(labels)
     groups = {"all": np.arange(len(data)), "original": np.flatnonzero(~data.is_counterfactual.numpy()),
               "edited": np.flatnonzero(data.is_counterfactual.numpy())}
     groups.update({name: np.unique(np.asarray(rows, dtype=np.int64)) for name, rows in data.subsets.items()})

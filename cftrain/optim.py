@@ -14,9 +14,12 @@ but is not zero), so skipping rows would change the result.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from cfpairs.errors import UserError
+from cftrain.options import Option
 
 
 class LazyAdadelta(torch.optim.Optimizer):
@@ -103,13 +106,30 @@ def _coalesced(grad: torch.Tensor) -> torch.Tensor:
                                    check_invariants=False)
 
 
-OPTIMIZERS = {"adadelta": LazyAdadelta, "adam": torch.optim.Adam, "adamax": torch.optim.Adamax}
-SPARSE_OK = {"adadelta"}  # optimizers whose sparse-gradient result equals the dense one
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """An optimizer: its class, the run options it reads (passed to it by name) and whether a sparse
+    gradient gives it the dense result (an untouched row stays where it is)."""
+    cls: type
+    options: tuple = ()
+    sparse_ok: bool = False
 
 
-def make_optimizer(name: str, params, lr: float, rho: float = 0.9, eps: float = 1e-6):
-    """`rho` and `eps` are AdaDelta's (other optimizers keep torch's defaults)."""
+RHO = Option("rho", float, 0.9, "AdaDelta's decay rate (torch's default; Keras: 0.95).", low=0, high=1, low_open=True,
+             high_open=True)
+EPS = Option("eps", float, 1e-6, "AdaDelta's epsilon (torch's default; Keras: 1e-7).", low=0, high=1, low_open=True)
+OPTIMIZERS = {"adadelta": OptimizerSpec(LazyAdadelta, (RHO, EPS), sparse_ok=True),
+              "adam": OptimizerSpec(torch.optim.Adam), "adamax": OptimizerSpec(torch.optim.Adamax)}
+
+
+def optimizer_spec(name: str) -> OptimizerSpec:
     if name not in OPTIMIZERS:
-        raise UserError(f"unknown optimizer {name!r} ({', '.join(OPTIMIZERS)})")
-    extra = {"rho": rho, "eps": eps} if name == "adadelta" else {}
-    return OPTIMIZERS[name]([p for p in params if p.requires_grad], lr=lr, **extra)
+        raise UserError(f"--optimizer {name}: unknown optimizer (choose from {', '.join(OPTIMIZERS)})")
+    return OPTIMIZERS[name]
+
+
+def make_optimizer(config, params):
+    """The run's optimizer over `params` (those that require a gradient), with its own options."""
+    spec = optimizer_spec(config.optimizer)
+    own = {option.name: getattr(config, option.name) for option in spec.options}
+    return spec.cls([p for p in params if p.requires_grad], lr=config.lr, **own)

@@ -1,62 +1,62 @@
-"""Resolved run options: defaults per store task (the paper's values), then the user's overrides."""
+"""Resolved run options: the options' defaults (`cftrain.options`), a task's preset over them, the
+user's overrides over both; each value checked against its declaration, and an option the user
+gave that the run's mode, model and optimizer do not read refused, naming who reads it."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields
+import copy
+from dataclasses import asdict, field, fields, make_dataclass
 
 from cfpairs.errors import UserError
-from cftrain.gs import RANDOM_SIGNS
-from cftrain.methods import method
-from cftrain.vectors import check_embeddings
-from cftrain.models import check_model
+from cftrain.options import SHARED, all_options, readers
+
+SHARED_NAMES = tuple(o.name for o in SHARED)
 
 
-@dataclass
-class RunConfig:
-    mode: str = "gs"
-    model: str = "mlp"
-    gs_weight: float = 1.0
-    ensemble: int = 1
-    epochs: int = 50
-    patience: int = 10
-    batch_size: int = 64
-    lr: float = 1.0              # AdaDelta's own scale: 1.0 is its published default
-    optimizer: str = "adadelta"
-    seed: int = 0
-    threads: int = 1
-    embeddings: str | None = None
-    hidden: list = field(default_factory=list)
-    max_tokens: int | None = None  # truncate stored tokens further at train time
-    workers: int = 0             # DataLoader processes building batches (region stores read features)
-    answer_types: list = field(default_factory=list)  # VQA: train and evaluate on these answer types only
-    device: str = "auto"         # cpu, cuda, or auto (cuda when available)
-    fraction: float = 1.0        # train on this share of the training pair groups (learning curves)
-    fraction_seed: int | None = None  # which groups: a seeded permutation's prefix (default: seed), so nested
-    embed_init: str = "normal"   # learned word embeddings: normal (torch's N(0, 1)) or uniform (Keras')
-    embed_scale: float | None = None  # std (normal) or half-width (uniform); default 1.0 / 0.05
-    rho: float = 0.9             # AdaDelta's decay (torch's default; Keras uses 0.95)
-    eps: float = 1e-6            # AdaDelta's epsilon (torch's default; Keras uses 1e-7)
-    gs_detach_target: bool = False  # GS: t = x_j - x_i as a constant (no gradient through the inputs' encoder)
-    random_sign: str = "partner"  # gs-random: class and sign from the random partner, or from the row's own pair
+class _ConfigMethods:
+    """`RunConfig`: the shared options as fields, and `extra`, the options the run's method, model and
+    optimizer declare, readable as attributes too (`config.gs_weight` in a GS run)."""
+
+    def __getattr__(self, name):
+        extra = self.__dict__.get("extra", {})
+        if name in extra:
+            return extra[name]
+        raise AttributeError(f"{type(self).__name__} has no option {name!r} (not read by this run)")
+
+    def get(self, name: str, default=None):
+        return getattr(self, name) if name in SHARED_NAMES or name in self.extra else default
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        values = asdict(self)
+        return {**{k: v for k, v in values.items() if k != "extra"}, **values["extra"]}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunConfig":
+        """A config back from config.json: shared fields, and every other declared option as extra."""
+        known = all_options()
+        shared = {k: v for k, v in values.items() if k in SHARED_NAMES}
+        extra = {k: v for k, v in values.items() if k in known and k not in SHARED_NAMES}
+        return cls(**shared, extra=extra)
 
 
-NOT_IDENTITY = ("device", "threads", "workers")  # where and how fast a run goes, not what it computes
-
+RunConfig = make_dataclass(
+    "RunConfig",
+    [(o.name, object, field(default_factory=lambda o=o: copy.deepcopy(o.default))) for o in SHARED]
+    + [("extra", dict, field(default_factory=dict))],
+    bases=(_ConfigMethods,))
+RunConfig.__module__ = __name__
 
 def identity(config: dict) -> dict:
     """The options of a run's config.json that change its results, and the store's content digest."""
-    keys = [f.name for f in fields(RunConfig) if f.name not in NOT_IDENTITY] + ["store_digest"]
-    return {k: config.get(k) for k in keys}
+    ignore = {o.name for o in all_options().values() if not o.identity}
+    ignore |= {"store", "store_signature", "embeddings_source", "job"}
+    return {k: v for k, v in config.items() if k not in ignore}
 
 
-# The paper's values where it gives them (README: Presets); epochs/patience chosen on val.
+# The paper's values where it gives them (docs/TRAINING.md: Presets); epochs/patience chosen on val.
 PRESETS = {
     # IMDb: AdaDelta's steps made larger (lr 6.5, eps 1e-4, rho 0.95) and Keras' uniform embeddings,
-    # chosen on val by cftrain sweep (README: Reproduction); batch, GS weight and ensemble the paper's
+    # chosen on val by cftrain sweep (docs/REPRODUCTION.md); batch, GS weight and ensemble the paper's
     "imdb": dict(model="bow", batch_size=32, gs_weight=20.0, ensemble=6, epochs=100, patience=20, lr=6.5,
                  eps=1e-4, rho=0.95, embed_init="uniform"),
     "snli": dict(model="nli-bow", batch_size=512, gs_weight=0.01, ensemble=6, epochs=200, patience=30),
@@ -69,70 +69,106 @@ PRESETS = {
     "toy": dict(model="mlp", hidden=[], batch_size=64, gs_weight=1.0, ensemble=1, epochs=30, patience=10),
 }
 
-
 DEFAULT_MODEL = {"text": "bow", "text_pair": "nli-bow", "vector": "mlp", "regions": "butd"}
 
 
-def resolve(task: str, input_kind: str | None = None, **overrides) -> RunConfig:
-    """The preset of `task` (or defaults for `input_kind`) with every non-None override applied."""
-    values = dict(PRESETS.get(task, {"model": DEFAULT_MODEL.get(input_kind, "mlp")}))
-    known = {f.name for f in fields(RunConfig)}
-    for key, value in overrides.items():
-        if key not in known:
-            raise UserError(f"unknown option {key!r}")
-        if value is not None:
-            values[key] = value
-    if values.get("optimizer", RunConfig.optimizer) != "adadelta":  # the preset's AdaDelta settings lapse
-        for key in ADADELTA_ONLY:
-            if overrides.get(key) is None:
-                values.pop(key, None)
-    config = RunConfig(**values)
+def read_by(mode: str, model: str, optimizer: str) -> set:
+    """Names of the options a run of this mode, model and optimizer reads."""
+    from cftrain.methods import method  # noqa: PLC0415  (registries import the options)
+    from cftrain.models import model_class  # noqa: PLC0415
+    from cftrain.optim import optimizer_spec  # noqa: PLC0415
+    owned = [*method(mode).options, *model_class(model).options, *optimizer_spec(optimizer).options]
+    return set(SHARED_NAMES) | {o.name for o in owned}
+
+
+def not_read(name: str, value, mode: str, model: str, optimizer: str) -> str:
+    """The message for an option given to a run that does not read it."""
+    option = all_options()[name]
+    who = readers(name)
+    for kind, chosen in (("mode", mode), ("model", model), ("optimizer", optimizer)):
+        if who[kind]:
+            return (f"{option.flag} {_shown(value)}: the {kind} {chosen} does not read it "
+                    f"({kind}s that do: {', '.join(who[kind])})")
+    return f"{option.flag} {_shown(value)}: not read by this run"
+
+
+def _shown(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _values(task: str, input_kind: str | None, overrides: dict) -> tuple[dict, dict]:
+    """(every value, the user's): preset under the user's non-None overrides; the model chosen."""
+    known = all_options()
+    unknown = sorted(k for k in overrides if k not in known)
+    if unknown:
+        raise UserError(f"unknown option {unknown[0]!r}")
+    given = {k: known[k].coerce(v) for k, v in overrides.items() if v is not None}
+    values = {**PRESETS.get(task, {}), **given}
+    values["model"] = values.get("model") or DEFAULT_MODEL.get(input_kind, "mlp")
+    return values, given
+
+
+def resolve(task: str, input_kind: str | None = None, strict: bool = True, **overrides) -> RunConfig:
+    """The run's config: defaults, the task's preset, then every non-None override. `strict`: an
+    override the run does not read is an error (else it is dropped: a table gives every mode the
+    same options, and only some modes read some of them)."""
+    values, given = _values(task, input_kind, overrides)
+    known = all_options()
+    mode, model = values.get("mode", "gs"), values["model"]
+    optimizer = values.get("optimizer", known["optimizer"].default)
+    _check_named(mode, model, optimizer)
+    reads = read_by(mode, model, optimizer)
+    if strict:
+        for name, value in given.items():
+            if name not in reads:
+                raise UserError(not_read(name, value, mode, model, optimizer))
+    shared = {name: values.get(name, copy.deepcopy(known[name].default)) for name in SHARED_NAMES}
+    extra = {name: values.get(name, copy.deepcopy(known[name].default))
+             for name in sorted(reads - set(SHARED_NAMES))}
+    config = RunConfig(**shared, extra=extra)
     validate(config, input_kind)
     return config
 
 
-OPTIMIZER_NAMES = ("adadelta", "adam", "adamax")  # cftrain.optim.OPTIMIZERS builds them
-EMBED_INITS = ("normal", "uniform")
-# option: (check, what it must be); checked before any work, for the CLI and the Python API alike
-RULES = {
-    "gs_weight": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
-    "lr": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
-    "ensemble": (lambda v: v >= 1, "an integer >= 1"),
-    "epochs": (lambda v: v >= 1, "an integer >= 1"),
-    "patience": (lambda v: v >= 1, "an integer >= 1"),
-    "batch_size": (lambda v: v >= 2, "an integer >= 2"),
-    "threads": (lambda v: v >= 1, "an integer >= 1"),
-    "workers": (lambda v: v >= 0, "an integer >= 0"),
-    "max_tokens": (lambda v: v is None or v >= 1, "an integer >= 1"),
-    "hidden": (lambda v: all(int(h) >= 1 for h in v), "layer widths >= 1"),
-    "optimizer": (lambda v: v in OPTIMIZER_NAMES, f"one of {', '.join(OPTIMIZER_NAMES)}"),
-    "device": (lambda v: v in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
-    "fraction": (lambda v: math.isfinite(v) and 0 < v <= 1, "a number in (0, 1]"),
-    "embed_init": (lambda v: v in EMBED_INITS, f"one of {', '.join(EMBED_INITS)}"),
-    "embed_scale": (lambda v: v is None or (math.isfinite(v) and v > 0), "a finite number > 0"),
-    "rho": (lambda v: math.isfinite(v) and 0 < v < 1, "a number in (0, 1)"),
-    "eps": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
-    "random_sign": (lambda v: v in RANDOM_SIGNS, f"one of {', '.join(RANDOM_SIGNS)}"),
-}
-ADADELTA_ONLY = ("rho", "eps")
+def _check_named(mode: str, model: str, optimizer: str) -> None:
+    from cftrain.methods import method  # noqa: PLC0415
+    from cftrain.models import check_model  # noqa: PLC0415
+    from cftrain.optim import optimizer_spec  # noqa: PLC0415
+    method(mode)
+    check_model(model)
+    optimizer_spec(optimizer)
+
+
+def check_some_mode_reads(task: str, input_kind: str | None, modes: list, overrides: dict) -> None:
+    """For a table, sweep or curve: every option the user gave is read by at least one of its modes."""
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        runs = []
+        for mode in modes:
+            values, _ = _values(task, input_kind, {**overrides, "mode": mode})
+            runs.append((mode, values["model"], values.get("optimizer", all_options()["optimizer"].default)))
+        if not any(name in read_by(*run) for run in runs):
+            mode, model, optimizer = runs[0]
+            message = not_read(name, value, mode, model, optimizer)
+            if len(modes) > 1:
+                message = message.replace(f"the mode {mode} does", f"none of the modes {', '.join(modes)}")
+            raise UserError(message)
 
 
 def validate(config: RunConfig, input_kind: str | None = None) -> None:
-    """A one-line error naming the first option out of range, an unknown mode, or a model that
-    does not fit the store's input kind."""
-    method(config.mode)
-    for name, (ok, what) in RULES.items():
-        value = getattr(config, name)
-        try:
-            good = ok(value)
-        except (TypeError, ValueError):
-            good = False
-        if not good:
-            shown = ",".join(map(str, value)) if isinstance(value, list) else value
-            raise UserError(f"--{name.replace('_', '-')} {shown}: must be {what}")
-    for name in ADADELTA_ONLY:
-        if config.optimizer != "adadelta" and getattr(config, name) != RunConfig.__dataclass_fields__[name].default:
-            raise UserError(f"--{name} {getattr(config, name)}: AdaDelta's option, but --optimizer is "
-                            f"{config.optimizer}")
+    """A one-line error naming the first option whose value its declaration refuses, an unknown mode,
+    model or optimizer, or a model that does not fit the store's input kind."""
+    from cftrain.models import check_model  # noqa: PLC0415
+    from cftrain.vectors import check_embeddings  # noqa: PLC0415
+    known = all_options()
+    _check_named(config.mode, config.model, config.optimizer)
+    for name, value in config.to_dict().items():
+        problem = known[name].problem(value)
+        if problem:
+            raise UserError(f"{known[name].flag} {_shown(value)}: {problem}")
     check_model(config.model, input_kind)
-    check_embeddings(config.embeddings)
+    check_embeddings(config.get("embeddings"))
+
+
+__all__ = ["PRESETS", "RunConfig", "fields", "identity", "resolve", "validate"]  # fields: for callers

@@ -24,20 +24,19 @@ from cfpairs.errors import UserError
 from cfpairs.progress import Progress
 from cfpairs.store import Store
 from cftrain.jobs import Job, run_campaign
-from cftrain.methods import METHODS, method
-from cftrain.presets import RunConfig, resolve
-from cftrain.views import format_summary, summarise, sweep_view, view_files  # noqa: F401  (re-exported)
+from cftrain.options import all_options
+from cftrain.presets import RunConfig, check_some_mode_reads, read_by, resolve
+from cftrain.views import sweep_view, view_files
 
 # spec: a list (one of its values), {"uniform": [a, b]}, {"log_uniform": [a, b]}, {"int": [a, b]}
 # (inclusive), {"log_scale": [a, b]} (the preset's value times a log-uniform factor in [a, b])
-GENERIC_SPACE = {"lr": {"log_scale": [0.3, 3.0]}, "gs_weight": {"log_scale": [0.1, 10.0]}}
-DEFAULT_SPACES = {
+DEFAULT_SPACES = {  # around each task's preset; other tasks: every read option's own sweep range
     "imdb": {"lr": {"log_uniform": [2.0, 15.0]}, "eps": [1e-5, 1e-4], "gs_weight": {"log_uniform": [5.0, 50.0]},
              "embed_init": ["normal", "uniform"], "rho": [0.9, 0.95], "batch_size": [16, 32, 64]},
     "snli": {"lr": {"log_uniform": [0.3, 3.0]}, "gs_weight": {"log_uniform": [0.001, 1.0]},
              "rho": [0.9, 0.95], "batch_size": [128, 256, 512]},
 }
-NOT_SWEPT = ("mode", "seed", "fraction", "fraction_seed", "device", "threads", "workers")
+NOT_SWEPT = ("mode", "seed", "fraction", "fraction_seed", "subsets")
 KINDS = ("uniform", "log_uniform", "int", "log_scale")
 
 
@@ -46,7 +45,10 @@ def load_space(path) -> dict:
     path = Path(path)
     try:
         if path.suffix == ".toml":
-            import tomllib
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10: the same parser as a package
+                import tomli as tomllib
             space = tomllib.loads(path.read_text())
         else:
             space = json.loads(path.read_text())
@@ -60,16 +62,46 @@ def load_space(path) -> dict:
 
 
 def check_spec(key: str, spec, where) -> None:
-    if key not in RunConfig.__dataclass_fields__ or key in NOT_SWEPT:
+    """A spec checked against the option's declaration: its type (an integer option only from
+    integers), its choices, its range; null is no value."""
+    options = all_options()
+    if key not in options or key in NOT_SWEPT or not options[key].cli or not options[key].identity:
         raise UserError(f"{where}: {key!r} is not an option a sweep can vary")
+    option = options[key]
     if isinstance(spec, list) and spec:
+        for value in spec:
+            problem = "null is not a value (leave the option out)" if value is None else \
+                option.problem(option.coerce(value))
+            if problem:
+                raise UserError(f"{where}: {key}: {value!r} {problem.replace('must be', 'is not', 1)}"
+                                if value is None else f"{where}: {key}: {value!r}: {problem}")
         return
     ok = (isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in KINDS
           and isinstance(bounds := next(iter(spec.values())), list) and len(bounds) == 2
-          and all(isinstance(b, (int, float)) and math.isfinite(b) for b in bounds) and bounds[0] <= bounds[1])
+          and all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
+          and bounds[0] <= bounds[1])
     if not ok or (next(iter(spec)) in ("log_uniform", "log_scale") and bounds[0] <= 0):
         raise UserError(f"{where}: {key}: a spec is a non-empty list of values or one of "
                         f"{', '.join(KINDS)} with [low, high] (low > 0 for log ones), got {spec!r}")
+    kind = next(iter(spec))
+    numeric = {int: ("int",), float: KINDS}.get(option.kind, ())
+    if kind not in numeric:
+        allowed = f"a list, or {' or '.join(numeric)} ranges" if numeric else "a list of values"
+        raise UserError(f"{where}: {key}: a {kind} range draws {'floats' if kind != 'int' else 'integers'}; "
+                        f"{option.flag} takes {allowed}")
+    if kind != "log_scale":
+        for bound in bounds:
+            problem = option.problem(option.coerce(int(bound) if kind == "int" else float(bound)))
+            if problem:
+                raise UserError(f"{where}: {key}: bound {bound}: {problem}")
+
+
+def default_space(task: str, readers_of_modes: set) -> dict:
+    """The task's own space, else every option the modes read with a sweep range declared."""
+    if task in DEFAULT_SPACES:
+        return DEFAULT_SPACES[task]
+    return {name: option.sweep for name, option in all_options().items()
+            if option.sweep is not None and name in readers_of_modes}
 
 
 def draw(space: dict, trial: int, sweep_seed: int, preset: RunConfig) -> dict:
@@ -81,7 +113,7 @@ def draw(space: dict, trial: int, sweep_seed: int, preset: RunConfig) -> dict:
     for key in sorted(space):
         spec = space[key]
         if isinstance(spec, list):
-            values[key] = spec[int(rng.integers(len(spec)))]
+            values[key] = all_options()[key].coerce(spec[int(rng.integers(len(spec)))])
             continue
         kind, (low, high) = next(iter(spec.items()))
         if kind == "uniform":
@@ -102,12 +134,13 @@ def plan_sweep(task: str, input_kind: str, modes: list, trials: int, seeds: list
     jobs = []
     with Progress(len(modes) * trials, f"{task} sweep: planning", unit="trials") as bar:
         for mode in modes:
-            preset = resolve(task, input_kind, **{**fixed, "mode": mode})
-            unread = {k for m in METHODS.values() for k in m.reads} - set(method(mode).reads)
+            preset = resolve(task, input_kind, strict=False, **{**fixed, "mode": mode})
+            reads = read_by(mode, preset.model, preset.optimizer)
             for trial in range(trials):
-                options = {k: v for k, v in draw(space, trial, sweep_seed, preset).items() if k not in unread}
+                options = {k: v for k, v in draw(space, trial, sweep_seed, preset).items() if k in reads}
                 for seed in seeds:
-                    config = resolve(task, input_kind, **{**fixed, **options, "mode": mode, "seed": seed})
+                    config = resolve(task, input_kind, strict=False,
+                                     **{**fixed, **options, "mode": mode, "seed": seed})
                     jobs.append(Job(f"{mode}/trial-{trial}/seed-{seed}", config,
                                     {"mode": mode, "trial": trial, "seed": seed, "options": options}))
                 bar.update()
@@ -120,10 +153,17 @@ def run_sweep(store_path, out_dir, modes: list, trials: int, seeds: list, space_
     """Run every (mode, trial, seed) not yet finished in out_dir, then write the summary."""
     with Store(store_path) as store:
         task, input_kind = store.task, store.input_kind
-    space = load_space(space_path) if space_path else DEFAULT_SPACES.get(task, GENERIC_SPACE)
-    for key, spec in space.items():
-        check_spec(key, spec, "the default space")
     fixed = {k: v for k, v in fixed.items() if v is not None}
+    check_some_mode_reads(task, input_kind, modes, fixed)
+    reads = set().union(*(read_by(m, p.model, p.optimizer) for m in modes
+                          for p in [resolve(task, input_kind, strict=False, **{**fixed, "mode": m})]))
+    space = load_space(space_path) if space_path else default_space(task, reads)
+    for key, spec in space.items():
+        check_spec(key, spec, space_path or "the default space")
+    unread = sorted(set(space) - reads)
+    if unread:
+        raise UserError(f"{space_path or 'the default space'}: {unread[0]}: none of the modes "
+                        f"{', '.join(modes)} reads it")
     planned = plan_sweep(task, input_kind, modes, trials, seeds, space, sweep_seed, fixed)
     records = run_campaign("sweep", store_path, out_dir, planned, jobs, force, verify, desc=f"{task} sweep",
                            render=lambda rs: view_files("sweep", rs, top=top)[0])

@@ -1,30 +1,25 @@
-"""`cftrain table` (every mode, one table like the paper's Table 3: planned here, run by
-`cftrain.jobs`, rendered by `cftrain.views`) and `cftrain eval` (a run on another store)."""
+"""`cftrain table`: every mode, one table like the paper's Table 3; planned here, run by
+`cftrain.jobs`, rendered by `cftrain.views`."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from cfpairs.errors import UserError
-from cfpairs.label_kinds import label_kind
-from cfpairs.outputs import check_output, signed_json, write_page
 from cfpairs.store import Store
-from cftrain.jobs import Job, available_cores, run_calls, run_campaign  # noqa: F401  (re-exported)
+from cftrain.jobs import Job, run_campaign
 from cftrain.methods import METHODS, method
-from cftrain.presets import RunConfig, resolve
-from cftrain.rundir import RunDir, strict_json
-from cftrain.train import evaluate, load_splits, open_store, resolve_device, signature, signature_mismatch
-from cftrain.views import format_table, table_view, view_files  # noqa: F401  (re-exported)
+from cftrain.presets import check_some_mode_reads, resolve
+from cftrain.views import table_view, view_files
 
 
 def plan_table(task: str, input_kind: str, modes, seeds: list | None, overrides: dict) -> list:
     """One job per (mode, seed), in the registry's order, every config checked before any run;
     folders DIR/<mode>/ (one seed) or DIR/<mode>/seed-<s>/."""
     names = [m for m in METHODS if m in modes]
+    check_some_mode_reads(task, input_kind, names, overrides)
     jobs = []
     for name in names:
         for seed in (seeds or [None]):
-            config = resolve(task, input_kind, **{**overrides, "mode": name, **({} if seed is None else {"seed": seed})})
+            config = resolve(task, input_kind, strict=False,
+                             **{**overrides, "mode": name, **({} if seed is None else {"seed": seed})})
             jobs.append(Job(name if seed is None else f"{name}/seed-{seed}", config, {"mode": name, "seed": seed}))
     return jobs
 
@@ -54,33 +49,3 @@ def submission_order(plan: list) -> list:
     """Jobs, most expensive mode first (`Method.cost`; stable otherwise): with fewer processes than
     runs, long runs started last would leave the other processes idle."""
     return sorted(plan, key=lambda job: -method(job.config.mode).cost)
-
-
-def evaluate_run(run_dir, store_path, out=None, device: str = "auto", force: bool = False,
-                 verify: bool = False) -> dict:
-    """Metrics of a trained run on every split of another store (e.g. a transfer set); the store's
-    splits are loaded as the run loaded its own (token truncation, answer types)."""
-    if out is not None:
-        check_output(out, "json", force, inputs=[run_dir, store_path])
-    rundir = RunDir(run_dir)
-    rundir.check_trained()
-    config_values = rundir.read_config()
-    known = set(RunConfig.__dataclass_fields__)
-    config = RunConfig(**{k: v for k, v in config_values.items() if k in known})
-    target = resolve_device(device)
-    with open_store(store_path, verify) as store:
-        if "store_signature" not in config_values:
-            raise UserError(f"{run_dir}: config.json has no store_signature (written by an older cftrain?); "
-                            "train the run again")
-        problem = signature_mismatch(config_values["store_signature"], signature(store))
-        if problem:
-            raise UserError(f"{store_path}: does not fit the run {run_dir}: {problem}")
-        members = rundir.load_members()
-        splits = load_splits(store, config, training=False)
-        members = [m.to(target) for m in members]
-        result = {"run": str(run_dir), "store": str(store_path), "task": store.task,
-                  "metric": label_kind(store.label_kind).metric,
-                  "splits": evaluate(members, splits, store.label_kind, target)}
-    if out:
-        write_page(out, "json", strict_json(signed_json(result)) + "\n", force, inputs=[run_dir, store_path])
-    return result

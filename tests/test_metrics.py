@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cfpairs.label_kinds import SoftTargets, average_precision, mean_average_precision
+from cftrain.labels import SoftTargets, average_precision, mean_average_precision
 from cftrain.data import SplitTensors
 from cftrain.metrics import split_metrics
 

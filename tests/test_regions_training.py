@@ -49,22 +49,25 @@ def test_worker_processes_give_the_same_batches(tmp_path):
             assert torch.equal(a[key], b[key]), key
 
 
-def test_answer_types_keep_only_those_rows(tmp_path):
+def test_answer_types_are_store_subsets_that_keep_only_their_rows(tmp_path):
     out = build(tmp_path)
     with Store(out) as store:
-        splits = load_splits(store, resolve("vqa", "regions", answer_types=["yes/no"]))
+        splits = load_splits(store, resolve("vqa", "regions", subsets=["answer_yes_no"]))
         kinds = {name: store.split(name).read("answer_type").astype(str) for name in store.splits}
         for name, data in splits.items():
             assert len(data) == int((kinds[name] == "yes/no").sum())
+            written = store.split(name).subsets  # one subset per answer type the split holds
+            assert {k: v[()].tolist() for k, v in written.items() if k.startswith("answer_")} == \
+                {f"answer_{t.replace('/', '_')}": np.flatnonzero(kinds[name] == t).tolist() for t in set(kinds[name])}
         # questions 11 and 14 are yes/no: their counterfactuals share the type, so both pairs survive
         assert len(splits["train"].pairs) == 2
-        with pytest.raises(UserError, match="split val has no rows of answer type other"):
-            load_splits(store, resolve("vqa", "regions", answer_types=["other"]))
+        with pytest.raises(UserError, match="--subsets answer_other: split val of .* has no rows in them"):
+            load_splits(store, resolve("vqa", "regions", subsets=["answer_other"]))
 
 
-def test_eval_loads_splits_with_the_runs_answer_types(tmp_path):
+def test_eval_loads_splits_with_the_runs_subsets(tmp_path):
     out = build(tmp_path)
-    config = resolve("vqa", "regions", mode="gs", answer_types=["yes/no"], hidden=[8], epochs=2, batch_size=8)
+    config = resolve("vqa", "regions", mode="gs", subsets=["answer_yes_no"], hidden=[8], epochs=2, batch_size=8)
     metrics = run(out, tmp_path / "run", config)
     assert metrics["splits"]["test"]["all"]["n"] == 1  # only the yes/no test question
     result = CliRunner().invoke(cftrain, ["eval", str(tmp_path / "run"), str(out), "--device", "cpu"])
@@ -88,7 +91,7 @@ def test_table_has_the_paper_rows_and_vqa_columns(toy_vqa_table):
     assert table["metric"] == "vqa_accuracy"
     assert [r["mode"] for r in table["rows"]] == ["chance", "original", "augmented", "gs", "gs-random"]
     gs = next(r for r in table["rows"] if r["mode"] == "gs")["splits"]
-    assert set(gs) == {"train", "val", "test", "test_focused"} and "other" in gs["test"]
+    assert set(gs) == {"train", "val", "test", "test_focused"} and "answer_other" in gs["test"]
     assert [r["name"] for r in table["rows"]][1:] == ["Baseline (BUTD)", "+ CF data", "+ CF data + GS",
                                                       "+ CF data + GS, random relations"]
     assert "| + CF data + GS |" in printed and "test_focused all" in printed

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from cfpairs.errors import UserError
-from cftrain import sweep
 from cftrain.presets import resolve
-from cftrain.sweep import draw, load_space, run_sweep, summarise
+from cftrain.sweep import draw, load_space, run_sweep
+from cftrain.views import summarise
 from cftrain.table import run_table
 from cftrain.train import run
 from tests.helpers import REPO, run_cli, snapshot

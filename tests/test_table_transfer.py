@@ -171,7 +171,7 @@ def test_eval_refuses_a_damaged_or_old_checkpoint(tmp_path):
 def test_a_run_evaluates_on_a_transfer_set_in_its_vocabulary(tmp_path):
     """The store signature admits a transfer set built with --vocab-from the run's store."""
     from cftrain.presets import resolve
-    from cftrain.table import evaluate_run
+    from cftrain.evaluate import evaluate_run
     from cftrain.train import run
 
     cad = mini_imdb(tmp_path)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from cftrain.presets import resolve
-from cftrain.table import evaluate_run, run_table, submission_order
+from cftrain.evaluate import evaluate_run
+from cftrain.table import run_table, submission_order
 from cftrain.train import run
 from tests.helpers import run_cli
 
@@ -49,11 +50,11 @@ def test_accuracy_matches_an_independent_computation(toy, tmp_path):
 
 
 def test_original_mode_never_sees_counterfactuals(toy, tmp_path, monkeypatch):
-    import cftrain.train as train
+    from cftrain.methods import Method
 
     seen = []
-    real_step = train.train_step
-    monkeypatch.setattr(train, "train_step", lambda m, o, b, *a, **k: seen.append(len(b["x"])) or real_step(m, o, b, *a, **k))
+    real_step = Method.step
+    monkeypatch.setattr(Method, "step", lambda self, m, o, b, ctx: seen.append(len(b["x"])) or real_step(self, m, o, b, ctx))
     run(toy, tmp_path / "r", resolve("toy", mode="original", epochs=1))
     assert sum(seen) == 2000  # the 2000 originals of train, not the 4000 rows
 

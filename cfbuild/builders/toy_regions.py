@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from cfbuild import __version__
-from cfbuild.builders.vqa import CF_KIND, focused, with_counterfactuals
+from cfbuild.builders.vqa import CF_KIND, answer_type_subsets, focused, with_counterfactuals
 from cfbuild.builders.vqa_attention import Attention
 from cfpairs.store import StoreWriter
 from cfpairs.outputs import check_output
@@ -80,10 +80,11 @@ def build_toy_regions(out, *, n: int = 1000, seed: int = 0, spurious: float = 0.
             first += size
             real = np.ones((size, len(OBJECTS)), bool)
             if name == "test":
-                writer.write_split("test", ex)
+                writer.write_split("test", ex, subsets=answer_type_subsets(ex["answer_type"]))
                 kept, _ = focused(ex, _attention(relevant, len(OBJECTS), np.ones(size, bool)), real, 0.8)
-                writer.write_split("test_focused", kept)
+                writer.write_split("test_focused", kept, subsets=answer_type_subsets(kept["answer_type"]))
             else:
                 att = _attention(relevant, len(OBJECTS), rng.random(size) < cf_rate)
                 ex, pairs, _ = with_counterfactuals(ex, att, real, 0.2)
-                writer.write_split(name, ex, pairs, [CF_KIND] * len(pairs))
+                writer.write_split(name, ex, pairs, [CF_KIND] * len(pairs),
+                                   subsets=answer_type_subsets(ex["answer_type"]))

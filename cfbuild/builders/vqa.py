@@ -7,6 +7,7 @@ questions; then, per split, vectorised: soft targets, region masks, pairs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -176,10 +177,18 @@ def _write_split(writer, name, split, regions, attention, class_of, tokens, opti
     att = attention.for_split(split.question_id, rows, regions, real)
     stats = {"questions": len(split), "without_answer_in_vocabulary": int((labels[0] < 0).all(axis=1).sum())}
     if name == "test":
-        writer.write_split(name, ex)
+        writer.write_split(name, ex, subsets=answer_type_subsets(ex["answer_type"]))
         focused_ex, focused_stats = focused(ex, att, real, options.focused_threshold)
-        writer.write_split("test_focused", focused_ex)
+        writer.write_split("test_focused", focused_ex, subsets=answer_type_subsets(focused_ex["answer_type"]))
         return {name: {**stats, "with_attention": int(att.has.sum())}, "test_focused": focused_stats}
     ex, pairs, cf_stats = with_counterfactuals(ex, att, real, options.threshold)
-    writer.write_split(name, ex, pairs, [CF_KIND] * len(pairs))
+    writer.write_split(name, ex, pairs, [CF_KIND] * len(pairs), subsets=answer_type_subsets(ex["answer_type"]))
     return {name: {**stats, **cf_stats}}
+
+
+def answer_type_subsets(answer_types: np.ndarray) -> dict:
+    """{answer_<type>: rows}: VQA reports accuracy per answer type (yes/no -> answer_yes_no); the
+    trainer reads them as the store's generic subsets (a counterfactual shares its question's type)."""
+    kinds = np.asarray(answer_types).astype(str)
+    return {"answer_" + re.sub(r"[^a-z0-9]+", "_", kind.lower()).strip("_"): np.flatnonzero(kinds == kind)
+            for kind in sorted(set(kinds.tolist()))}

@@ -18,6 +18,7 @@ from torch import nn
 
 from cftrain.gs_space import DataSpace, first_layer, rows_of
 from cftrain.models import PairModel, register
+from cftrain.options import EMBED_INIT, EMBED_SCALE, EMBEDDINGS, HIDDEN, MAX_TOKENS
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -31,6 +32,8 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 @register("butd")
 class BottomUpTopDown(PairModel):
     input_kinds = ("regions",)
+    options = (HIDDEN, EMBEDDINGS, EMBED_INIT, EMBED_SCALE, MAX_TOKENS)
+    vmappable = False  # a GRU: its members train one after another
 
     def __init__(self, vocab_size: int, n_outputs: int, feature_dim: int, hidden=(1024,),
                  vectors: torch.Tensor | None = None, embed_dim: int = 300, dropout: float = 0.2, **_):

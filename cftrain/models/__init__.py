@@ -1,15 +1,19 @@
-"""Models as `encode(batch) -> x` (the GS space) and `head(x, batch) -> logits`, behind a registry."""
+"""Models as `encode(batch) -> x` (the GS space) and `head(x, batch) -> logits`, behind a registry.
+
+One model per module of this package (bow, nli_bow, mlp, butd), each with the options it reads
+and, where bench/ensemble.py shows it pays, its hand-fused ensemble form; every module here is
+imported with the package, so a new model is one new file (`docs/EXTENDING.md`)."""
 
 from __future__ import annotations
 
-import warnings
+import importlib
+import pkgutil
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from cfpairs.errors import UserError
-from cftrain.gs_space import FirstLayerSpace, first_layer
 
 MODELS: dict[str, type] = {}
 
@@ -26,6 +30,11 @@ def make_model(name: str, **kwargs) -> nn.Module:
     return MODELS[name](**kwargs)
 
 
+def model_class(name: str) -> type:
+    check_model(name)
+    return MODELS[name]
+
+
 def check_model(name: str, input_kind: str | None = None) -> None:
     """An unknown model, or one that does not read this input kind, is a one-line error."""
     if name not in MODELS:
@@ -39,6 +48,9 @@ def check_model(name: str, input_kind: str | None = None) -> None:
 class PairModel(nn.Module):
     """A model as `encode(batch) -> x` (the GS space) and `head(x, batch) -> logits`."""
     input_kinds: tuple = ()  # the store input kinds whose batches it reads
+    options: tuple = ()      # the run options only models read that this one reads (cftrain.options)
+    fused = None             # a hand-fused ensemble class (cftrain.ensemble), where it beats the generic one
+    vmappable = True         # False: the generic fused form cannot run it (torch.func.vmap); members in turn
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.head(self.encode(batch), batch)
@@ -95,84 +107,10 @@ def mean_embedding(embed, tokens: torch.Tensor, length: torch.Tensor) -> torch.T
     return summed / length.clamp(min=1).to(values.dtype).view(-1, *[1] * (values.dim() - 1))
 
 
-@register("bow")
-class BagOfWords(PairModel):
-    """IMDb: learned 50-d embeddings averaged over the real tokens, linear to one logit."""
-    input_kinds = ("text",)
-
-    def __init__(self, vocab_size: int, n_outputs: int = 1, dim: int = 50, sparse: bool = False, **_):
-        super().__init__()
-        # sparse: a step's gradient covers only the rows its batch uses (cftrain.optim.LazyAdadelta)
-        self.embed = nn.Embedding(vocab_size, dim, padding_idx=0, sparse=sparse)
-        self.out = nn.Linear(dim, n_outputs)
-
-    def encode(self, batch):
-        return mean_embedding(self.embed, batch["tokens"], batch["length"])
-
-    def head(self, x, batch):
-        return self.out(x)
+def _discover() -> None:
+    """Import every model module of this package (each registers its models)."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
 
 
-@register("nli-bow")
-class NliBagOfWords(PairModel):
-    """SNLI: frozen word vectors -> linear/ReLU to 50 -> mean -> batchnorm, for premise and hypothesis.
-
-    GS space: the concatenated, batch-normalised 100-d vector. Batchnorm sits in
-    `encode`, before x: the head has no batch statistics, so each row's gradient
-    d logit / d x is its own and pair members never mix into each other's g.
-    Both members of a pair are normalised with the same statistics, so t = x_j - x_i
-    is the difference of their averaged projections, rescaled per feature.
-    """
-    input_kinds = ("text_pair",)
-
-    def __init__(self, vocab_size: int, n_outputs: int = 3, vectors: torch.Tensor | None = None,
-                 width: int = 100, dim: int = 50, sparse: bool = False, **_):
-        super().__init__()
-        if vectors is None:
-            warnings.warn("nli-bow without --embeddings: learning 300-d word embeddings from scratch")
-            self.embed = nn.Embedding(vocab_size, 300, padding_idx=0, sparse=sparse)
-        else:
-            self.embed = nn.Embedding.from_pretrained(vectors, freeze=True, padding_idx=0)
-        self.project = nn.Sequential(nn.Linear(self.embed.embedding_dim, dim), nn.ReLU())
-        self.norm_premise, self.norm_hypothesis = nn.BatchNorm1d(dim), nn.BatchNorm1d(dim)
-        layers, size = [], 2 * dim
-        for _ in range(3):
-            layers += [nn.Linear(size, width), nn.ReLU()]
-            size = width
-        self.classifier = nn.Sequential(*layers, nn.Linear(size, n_outputs))
-
-    def encode(self, batch):
-        projected = lambda tokens, length: mean_embedding(lambda t: self.project(self.embed(t)), tokens, length)
-        premise = self.norm_premise(projected(batch["premise_tokens"], batch["premise_length"]))
-        hypothesis = self.norm_hypothesis(projected(batch["hypothesis_tokens"], batch["hypothesis_length"]))
-        return torch.cat([premise, hypothesis], dim=1)
-
-    def head(self, x, batch):
-        return self.classifier(x)
-
-
-@register("mlp")
-class MLP(PairModel):
-    """Vector stores (toy, COCO): ReLU layers of `hidden` widths, linear output. GS space: the input."""
-    input_kinds = ("vector",)
-
-    def __init__(self, input_dim: int, n_outputs: int = 1, hidden: tuple = (), **_):
-        super().__init__()
-        layers, width = [], input_dim
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        self.net = nn.Sequential(*layers, nn.Linear(width, n_outputs))
-
-    def encode(self, batch):
-        return batch["x"]
-
-    def head(self, x, batch):
-        return self.net(x)
-
-    def data_head(self, raw, batch):
-        y, gram = first_layer(raw, self.net[0])
-        return self.net[1:](y), FirstLayerSpace(raw, y, gram)
-
-
-from cftrain import butd  # noqa: E402,F401  (registers "butd"; imports this module's registry)
+_discover()

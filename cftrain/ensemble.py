@@ -1,0 +1,270 @@
+"""Ensembles with a member dimension, always: `encode(batch)` gives x (B, N, ...), `head(x, batch)`
+logits (B, N, C), and members never mix (member k's slice of x feeds only its logits), so the
+summed losses give every member exactly its own gradient and an element-wise optimizer (AdaDelta,
+Adam, Adamax) takes each member's own step. A single model is an ensemble of one (`Single`).
+
+Forms, chosen by `make_ensemble`:
+- a model's hand-fused form (`PairModel.fused`), kept where bench/ensemble.py shows it pays;
+- `Vmapped`, the generic fused form of any model: the members' parameters stacked
+  (`torch.func.stack_module_state`) and every call vmapped over them (`functional_call` + `vmap`),
+  so a new model trains as a fused ensemble with no code of its own;
+- `Sequential`, members one after another on the same batch, for models vmap cannot run (a GRU)
+  or whose vmapped form fails on the first batch (checked once, then it falls back).
+`unfuse()` gives back ordinary members (model.pt keeps those).
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+
+class Ensemble(nn.Module):
+    """forward(batch) is the ensemble's prediction: the mean of the members' logits (B, C)."""
+    n: int = 1
+
+    def forward(self, batch):
+        return self.head(self.encode(batch), batch).mean(1)
+
+    def set_double_backward(self, enabled: bool) -> None:
+        for member in self.members_list():
+            member.set_double_backward(enabled)
+
+    def data_head(self, raw, batch):
+        """((B, N, C) logits, space) when x is data read through linear maps (see PairModel.data_head)."""
+        return None
+
+    def members_list(self) -> list:
+        return []
+
+    def unfuse(self) -> list:
+        return self.members_list()
+
+
+def expand_members(x: torch.Tensor, n: int) -> torch.Tensor:
+    """(B, ...) -> (B, n, ...): a view, no copy (data every member reads the same)."""
+    return x.unsqueeze(1).expand(x.shape[0], n, *x.shape[1:])
+
+
+class Single(Ensemble):
+    """One model as an ensemble of one: its x and logits with a member dimension of 1."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.n = model, 1
+
+    def encode(self, batch):
+        return self.model.encode(batch).unsqueeze(1)
+
+    def head(self, x, batch):
+        return _with_classes(self.model.head(x[:, 0], batch)).unsqueeze(1)
+
+    def data_head(self, raw, batch):
+        found = self.model.data_head(raw[:, 0], batch)
+        return None if found is None else (_with_classes(found[0]).unsqueeze(1), found[1])
+
+    def members_list(self):
+        return [self.model]
+
+
+def _with_classes(logits: torch.Tensor) -> torch.Tensor:
+    return logits[:, None] if logits.dim() == 1 else logits
+
+
+class Sequential(Ensemble):
+    """Members one after another on the same batch, their outputs stacked along the member dimension."""
+
+    def __init__(self, members: list):
+        super().__init__()
+        self.members, self.n = nn.ModuleList(members), len(members)
+
+    def encode(self, batch):
+        xs = [m.encode(batch) for m in self.members]
+        if all(x is xs[0] for x in xs):  # data every member reads: a view, not N copies
+            return expand_members(xs[0], self.n)
+        return torch.stack(xs, 1)
+
+    def head(self, x, batch):
+        return torch.stack([_with_classes(m.head(x[:, k], batch)) for k, m in enumerate(self.members)], 1)
+
+    def data_head(self, raw, batch):
+        found = [m.data_head(raw[:, k], batch) for k, m in enumerate(self.members)]
+        if any(f is None for f in found):
+            return None
+        return torch.stack([_with_classes(f[0]) for f in found], 1), MemberSpaces([f[1] for f in found])
+
+    def members_list(self):
+        return list(self.members)
+
+
+class MemberSpaces:
+    """The GS data spaces of N members as one (`cftrain.gs_space.DataSpace`): each member's g . t
+    and |g|^2 from its own outputs, side by side (E, N)."""
+
+    def __init__(self, spaces: list):
+        self.spaces = spaces
+        self.outputs = tuple(o for s in spaces for o in s.outputs)
+
+    @property
+    def known(self):
+        return self.spaces[0].known
+
+    @known.setter
+    def known(self, value):
+        for space in self.spaces:
+            space.known = value
+
+    @property
+    def raw(self):
+        return self.spaces[0].raw
+
+    def distances(self, edges):
+        return self.spaces[0].distances(edges)
+
+    def products(self, grads, edges):
+        dots, squares, start = [], [], 0
+        for space in self.spaces:
+            count = len(space.outputs)
+            dot, g_sq = space.products(grads[start:start + count], edges)
+            dots.append(dot)
+            squares.append(g_sq)
+            start += count
+        return torch.cat(dots, 1), torch.cat(squares, 1)
+
+
+class _Call(nn.Module):
+    """functional_call runs `forward`: this one runs the wrapped model's method `name`."""
+
+    def __init__(self, model, name):
+        super().__init__()
+        self.model, self.name = model, name
+
+    def forward(self, *args):
+        return getattr(self.model, self.name)(*args)
+
+
+class Vmapped(Ensemble):
+    """The generic fused form: members' parameters stacked along a first dimension of size N and
+    every call of the model vmapped over them (dropout draws differently per member)."""
+
+    def __init__(self, members: list):
+        super().__init__()
+        self.n, self.members = len(members), members  # members kept outside: unfuse() writes into them
+        params, buffers = stack_module_state(members)
+        self.names = sorted(params)
+        self.stacked = nn.ParameterList(nn.Parameter(params[k].detach().clone()) for k in self.names)
+        self.buffer_names = sorted(buffers)
+        for i, name in enumerate(self.buffer_names):
+            self.register_buffer(f"buffer_{i}", buffers[name].clone())
+        base = copy.deepcopy(members[0]).to("meta")
+        self.calls = {name: _Call(base, name) for name in ("encode", "head")}
+
+    def _state(self):
+        params = {f"model.{k}": p for k, p in zip(self.names, self.stacked)}
+        buffers = {f"model.{k}": getattr(self, f"buffer_{i}") for i, k in enumerate(self.buffer_names)}
+        return params, buffers
+
+    def encode(self, batch):
+        params, buffers = self._state()
+        run = lambda p, b: functional_call(self.calls["encode"], (p, b), (batch,))  # noqa: E731
+        return vmap(run, randomness="different")(params, buffers).movedim(0, 1)
+
+    def head(self, x, batch):
+        params, buffers = self._state()
+        run = lambda p, b, xk: _with_classes(functional_call(self.calls["head"], (p, b), (xk, batch)))  # noqa: E731
+        return vmap(run, randomness="different")(params, buffers, x.movedim(1, 0)).movedim(0, 1)
+
+    def set_double_backward(self, enabled: bool) -> None:
+        self.calls["encode"].model.set_double_backward(enabled)
+        for member in self.members:
+            member.set_double_backward(enabled)
+
+    def members_list(self):
+        return self.members
+
+    def unfuse(self) -> list:
+        with torch.no_grad():
+            for k, member in enumerate(self.members):
+                state = {name: p[k] for name, p in zip(self.names, self.stacked)}
+                state.update({name: getattr(self, f"buffer_{i}")[k] for i, name in enumerate(self.buffer_names)})
+                member.load_state_dict(state, strict=False)
+        return self.members
+
+
+class FusedEnsemble(Ensemble):
+    """A model's hand-fused form: subclasses stack the members' layers and write them back in
+    `unfuse`."""
+
+    def __init__(self, members: list):
+        super().__init__()
+        self.n = len(members)
+        self.members = members  # kept outside the module's parameters: unfuse() writes into them
+
+    def set_double_backward(self, enabled: bool) -> None:
+        pass
+
+    def members_list(self):
+        return self.members
+
+    @staticmethod
+    def _stack(tensors) -> nn.Parameter:
+        return nn.Parameter(torch.stack([t.detach().clone() for t in tensors]))
+
+
+class StackedLinear(nn.Module):
+    """N linear layers: (B, N, i) -> (B, N, o), weights (N, i, o)."""
+
+    def __init__(self, linears: list):
+        super().__init__()
+        self.weight = FusedEnsemble._stack([l.weight.t() for l in linears])
+        self.bias = FusedEnsemble._stack([l.bias for l in linears])
+
+    def forward(self, h):
+        return torch.einsum("...ni,nio->...no", h, self.weight) + self.bias
+
+    def copy_to(self, linears: list) -> None:
+        with torch.no_grad():
+            for k, linear in enumerate(linears):
+                linear.weight.copy_(self.weight[k].t())
+                linear.bias.copy_(self.bias[k])
+
+
+def make_ensemble(members: list, generic: bool = True) -> Ensemble:
+    """The ensemble of `members` (one model class): Single, its hand-fused form, Vmapped, or
+    Sequential when the model says vmap cannot run it (`vmappable = False`) or `generic` is off."""
+    if len(members) == 1:
+        return Single(members[0])
+    cls = type(members[0])
+    if getattr(cls, "fused", None) is not None:
+        return cls.fused(members)
+    if generic and getattr(cls, "vmappable", True):
+        return Vmapped(members)
+    return Sequential(members)
+
+
+def checked_on(ensemble: Ensemble, batch: dict, double: bool) -> Ensemble:
+    """The ensemble, or its members as a Sequential when its vmapped form fails on this first batch
+    (a layer without a vmap rule): said once, then training goes on, exactly, one member at a time."""
+    if not isinstance(ensemble, Vmapped):
+        return ensemble
+    try:
+        with torch.enable_grad():
+            x = ensemble.encode(batch)
+            if double and not x.requires_grad:
+                x = x.detach().requires_grad_(True)
+            logits = ensemble.head(x, batch)
+            if double:
+                torch.autograd.grad(logits.sum(), x, create_graph=True)
+    except (RuntimeError, NotImplementedError, ValueError) as exc:
+        warnings.warn(f"{type(ensemble.members[0]).__name__}: vmap cannot run it ({' '.join(str(exc).split())[:120]}); "
+                      "its members train one after another")
+        return Sequential(ensemble.members)
+    return ensemble
+
+
+__all__ = ["Ensemble", "FusedEnsemble", "MemberSpaces", "StackedLinear", "Sequential", "Single", "Vmapped", "checked_on", "expand_members",
+           "make_ensemble"]

@@ -1,0 +1,81 @@
+"""Evaluating trained members: metrics and gradient alignment on every split, the signature a store
+must match for a run to be evaluated on it, and `cftrain eval` (a run on another store)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from cfpairs.errors import UserError
+from cfpairs.outputs import check_output, signed_json, write_page
+from cfpairs.store import Store
+from cftrain.alignment import split_alignment
+from cftrain.labels import training_labels
+from cftrain.metrics import ensemble_logits, split_metrics
+from cftrain.presets import RunConfig
+from cftrain.rundir import RunDir, strict_json
+
+
+def evaluate(members: list, splits: dict, labels, device="cpu") -> dict:
+    return {name: split_metrics(ensemble_logits(members, data, device), data, labels) for name, data in splits.items()}
+
+
+def alignments(members: list, splits: dict, labels, device="cpu") -> dict:
+    """Gradient alignment on every split with pairs (cftrain.alignment)."""
+    out = {name: split_alignment(members, data, labels, device) for name, data in splits.items()}
+    return {name: value for name, value in out.items() if value is not None}
+
+
+def signature(store: Store) -> dict:
+    """What a model trained on `store` needs of any store it is evaluated on."""
+    vocab = store.vocab
+    return {"input_kind": store.input_kind, "label_kind": store.label_kind, "class_names": store.class_names,
+            "vocab_size": None if vocab is None else len(vocab),
+            "vocab_sha256": None if vocab is None else hashlib.sha256("\n".join(vocab).encode()).hexdigest()}
+
+
+def signature_mismatch(trained: dict, other: dict) -> str | None:
+    """The first difference that makes a trained model meaningless on the other store, named."""
+    for key, what in (("input_kind", "input kind"), ("label_kind", "label kind"), ("class_names", "classes"),
+                      ("vocab_size", "vocabulary size"), ("vocab_sha256", "vocabulary")):
+        if trained.get(key) != other.get(key):
+            if key == "vocab_sha256":
+                return ("its vocabulary differs from the run's (same size, other words or order; build it with "
+                        "cfbuild transfer --vocab-from)")
+            return f"its {what} is {other.get(key)!r}, the run was trained on {trained.get(key)!r}"
+    return None
+
+
+def check_fits(run_dir, store_path) -> RunConfig:
+    """The run's config, after checking that the store fits the run (named difference otherwise)."""
+    from cftrain.train import open_store  # noqa: PLC0415  (train imports this module)
+    rundir = RunDir(run_dir)
+    rundir.check_trained()
+    values = rundir.read_config()
+    if "store_signature" not in values:
+        raise UserError(f"{run_dir}: config.json has no store_signature (written by an older cftrain?); "
+                        "train the run again")
+    with open_store(store_path, check=False) as store:
+        problem = signature_mismatch(values["store_signature"], signature(store))
+    if problem:
+        raise UserError(f"{store_path}: does not fit the run {run_dir}: {problem}")
+    return RunConfig.from_dict(values)
+
+
+def evaluate_run(run_dir, store_path, out=None, device: str = "auto", force: bool = False,
+                 verify: bool = False) -> dict:
+    """Metrics of a trained run on every split of another store (e.g. a transfer set); the store's
+    splits are loaded as the run loaded its own (token truncation, subsets)."""
+    from cftrain.train import load_splits, open_store, resolve_device  # noqa: PLC0415
+    if out is not None:
+        check_output(out, "json", force, inputs=[run_dir, store_path])
+    config = check_fits(run_dir, store_path)
+    target = resolve_device(device)
+    with open_store(store_path, verify) as store:
+        members = [m.to(target) for m in RunDir(run_dir).load_members()]
+        splits = load_splits(store, config, training=False)
+        labels = training_labels(store.label_kind, config.loss)
+        result = {"run": str(run_dir), "store": str(store_path), "task": store.task, "metric": labels.metric,
+                  "splits": evaluate(members, splits, labels, target)}
+    if out:
+        write_page(out, "json", strict_json(signed_json(result)) + "\n", force, inputs=[run_dir, store_path])
+    return result

@@ -1,0 +1,210 @@
+"""The training half of label kinds (the store half is `cfpairs.label_kinds`): dense targets, the
+task loss, the evaluation metric and the class gradient supervision works on, one class per
+loss behind one registry. A store's label kind trains with the loss of the same name unless
+`--loss` names another that serves it.
+
+Adding a loss = one class here (or in any module imported by `cftrain`), registered with
+`@register`: e.g. softmax cross-entropy for multiclass stores (`MulticlassSoftmax`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cfpairs.errors import UserError
+
+LOSSES: dict[str, "Labels"] = {}
+
+
+def register(cls):
+    LOSSES[cls.name] = cls()
+    return cls
+
+
+def training_labels(label_kind: str, loss: str | None = None) -> "Labels":
+    """The loss to train a store of `label_kind` with: `loss`, or the label kind's own."""
+    name = loss or label_kind
+    if name not in LOSSES:
+        raise UserError(f"--loss {name}: unknown loss (choose from {', '.join(sorted(LOSSES))})")
+    labels = LOSSES[name]
+    if label_kind not in labels.serves:
+        fitting = sorted(n for n, lab in LOSSES.items() if label_kind in lab.serves)
+        raise UserError(f"--loss {name}: does not fit the store's label kind {label_kind!r} (losses for it: "
+                        f"{', '.join(fitting)})")
+    return labels
+
+
+class Labels:
+    name: str = ""
+    serves: tuple = ()           # the store label kinds it trains
+    metric: str = "accuracy"     # the key of the metric in metrics.json, percent
+    undefined: str = "no rows"   # why `score` can be NaN (metrics.json then says so, with null)
+
+    def targets(self, read, n_classes: int) -> tuple:
+        """(targets, labels): dense (N, C) float targets (or SoftTargets) and (N,) class indices."""
+        raise NotImplementedError
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(N,) each member's mean loss over the batch; logits (B, N, C), targets (B, C). The paper's:
+        sigmoid binary cross-entropy on the logits."""
+        expanded = targets[:, None, :].expand_as(logits)
+        return F.binary_cross_entropy_with_logits(logits, expanded, reduction="none").mean(dim=(0, 2))
+
+    def score(self, logits, targets, labels) -> float:
+        """The metric in percent over these rows (NaN when undefined, e.g. no rows)."""
+        if not len(labels):
+            return float("nan")
+        return 100.0 * float((predictions(logits) == labels).float().mean())
+
+    def gs_weights(self, targets, edges):
+        """(E, C) signs sign(y_j[c] - y_i[c]) on the supervised class of each edge (i, j), 0 elsewhere.
+
+        The class: i's own class when it differs in j, else j's (so a VQA counterfactual
+        without an answer uses its original's answer)."""
+        diff = _edge_diff(targets, edges)
+        y_i, y_j = targets[edges[:, 0]], targets[edges[:, 1]]
+        own, other = y_i.argmax(1), y_j.argmax(1)
+        differs = diff.gather(1, own[:, None]).squeeze(1) != 0
+        has_own = y_i.max(1).values > 0  # an empty soft target has no class of its own
+        chosen = own.where(differs & has_own, other)
+        weights = diff.new_zeros(diff.shape)
+        weights.scatter_(1, chosen[:, None], diff.gather(1, chosen[:, None]))
+        return weights
+
+
+def _edge_diff(targets, edges):
+    return torch.sign(targets.index_select(0, edges[:, 1]) - targets.index_select(0, edges[:, 0]))
+
+
+def predictions(logits):
+    """Class index per row: the sign of a single logit, else the arg-max."""
+    if logits.shape[1] == 1:
+        return (logits[:, 0] > 0).long()
+    return logits.argmax(1)
+
+
+@register
+class Binary(Labels):
+    """One logit per row."""
+    name, serves = "binary", ("binary",)
+
+    def targets(self, read, n_classes):
+        label = torch.as_tensor(read("label"))
+        return label[:, None].float(), label
+
+    def gs_weights(self, targets, edges):
+        return _edge_diff(targets, edges)  # one logit: its sign change is the supervision
+
+
+@register
+class Multiclass(Labels):
+    """C logits against one-hot targets."""
+    name, serves = "multiclass", ("multiclass",)
+
+    def targets(self, read, n_classes):
+        label = torch.as_tensor(read("label"))
+        return F.one_hot(label, n_classes).float(), label
+
+
+@register
+class MulticlassSoftmax(Multiclass):
+    """Softmax cross-entropy instead of the paper's per-class sigmoids (`--loss multiclass-softmax`)."""
+    name = "multiclass-softmax"
+
+    def loss(self, logits, targets):
+        n = logits.shape[1]
+        flat = logits.reshape(-1, logits.shape[2])
+        classes = targets.argmax(1).repeat_interleave(n)
+        return F.cross_entropy(flat, classes, reduction="none").view(-1, n).mean(0)
+
+
+@register
+class Multilabel(Labels):
+    """Multi-hot targets; metric: mean average precision over classes."""
+    name, serves = "multilabel", ("multilabel",)
+    metric = "map"
+    undefined = "no class has a positive row here"
+
+    def targets(self, read, n_classes):
+        multi = torch.as_tensor(read("label")).float()
+        return multi, multi.argmax(1)
+
+    def score(self, logits, targets, labels):
+        if not len(labels):
+            return float("nan")
+        return mean_average_precision(logits.numpy(), targets.numpy())
+
+    def gs_weights(self, targets, edges):
+        return _edge_diff(targets, edges)  # every class that differs, folded into one signed sum
+
+
+@register
+class Soft(Labels):
+    """Soft VQA targets (label_index + label_score); metric: VQA accuracy."""
+    name, serves = "soft", ("soft",)
+    metric = "vqa_accuracy"
+
+    def targets(self, read, n_classes):
+        soft = SoftTargets(torch.as_tensor(read("label_index")).long(), torch.as_tensor(read("label_score")),
+                           n_classes)
+        return soft, soft.best()
+
+    def score(self, logits, targets, labels):
+        if not len(labels):
+            return float("nan")
+        pred = predictions(logits)
+        return 100.0 * float(((targets.index == pred[:, None]) * targets.score).sum(1).mean())
+
+
+class SoftTargets:
+    """Soft targets kept sparse, (N, K) answer index + score: a dense (N, C) matrix over a VQA
+    answer vocabulary would take gigabytes. Indexing gives SoftTargets; `dense()` a batch's matrix."""
+
+    def __init__(self, index, score, n_classes: int):
+        self.index, self.score, self.n_classes = index, score, n_classes
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self.index), self.n_classes)
+
+    def __getitem__(self, rows) -> "SoftTargets":
+        return SoftTargets(self.index[rows], self.score[rows], self.n_classes)
+
+    def dense(self):
+        out = torch.zeros(self.shape)
+        keep = self.index >= 0
+        rows = torch.arange(len(self.index))[:, None].expand_as(self.index)
+        out[rows[keep], self.index[keep].long()] = self.score[keep]
+        return out
+
+    def best(self):
+        """The top-scoring answer of each row (-1 for an empty target)."""
+        top = self.score.argmax(1)
+        best = self.index.gather(1, top[:, None])[:, 0].long()
+        return best.where(self.score.max(1).values > 0, best.new_full(best.shape, -1))
+
+
+def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Non-interpolated AP: mean over positives of the precision at their score.
+
+    Tied scores share one threshold: precision there counts every row scored at least as
+    high (what a ranking cannot tell apart is not credited in either order)."""
+    order = np.argsort(-scores, kind="stable")
+    ranked, hits = scores[order], positive[order].astype(bool)
+    true_pos = np.cumsum(hits)
+    group_last = np.r_[np.flatnonzero(ranked[1:] != ranked[:-1]), len(ranked) - 1]
+    last_of = np.repeat(group_last, np.diff(np.r_[-1, group_last]))  # each row's tie group's last index
+    return float((true_pos[last_of] / (last_of + 1))[hits].mean())
+
+
+def mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
+    """mAP in percent over the classes (columns) with at least one positive; NaN when none has."""
+    classes = np.flatnonzero(labels.sum(0) > 0)
+    if not len(classes):
+        return float("nan")
+    return 100.0 * float(np.mean([average_precision(scores[:, c], labels[:, c]) for c in classes]))

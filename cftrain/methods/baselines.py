@@ -1,0 +1,51 @@
+"""The paper's baselines: chance, shuffled labels, originals only, augmentation."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from cftrain.methods import Method, register
+
+
+@register
+class Chance(Method):
+    name, row_name = "chance", "Chance (uniform random)"
+    trains = False
+    cost, order = 0.0, 0
+
+    def predict(self, splits: dict, seed: int) -> dict:
+        """Random scores per split (a uniformly drawn class, or random scores for mAP)."""
+        generator = torch.Generator().manual_seed(seed)
+        return {name: torch.rand(data.targets.shape, generator=generator) - 0.5 for name, data in splits.items()}
+
+
+@register
+class Shuffled(Method):
+    name, row_name = "shuffled", "Trained on shuffled labels"
+    cost, order = 0.8, 1  # its val metric stops improving early
+
+    def training_rows(self, train, seed):
+        perm = torch.as_tensor(np.random.default_rng(seed).permutation(len(train)))
+        shuffled = copy.copy(train)
+        shuffled.targets, shuffled.labels = train.targets[perm], train.labels[perm]
+        return shuffled
+
+
+@register
+class Original(Method):
+    name, row_name = "original", "Trained without edited data"
+    regions_row_name = "Baseline (BUTD)"
+    cost, order = 0.5, 2  # half the rows
+
+    def training_rows(self, train, seed):
+        return train.rows(np.flatnonzero(~train.is_counterfactual.numpy()))
+
+
+@register
+class Augmented(Method):
+    name, row_name = "augmented", "With edited data (augmentation)"
+    regions_row_name = "+ CF data"
+    order = 3

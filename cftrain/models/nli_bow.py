@@ -1,0 +1,145 @@
+"""SNLI's model: frozen word vectors projected, averaged and batch-normalised for premise and
+hypothesis, then three ReLU layers; its hand-fused ensemble looks the vectors up once for every
+member (batch norm keeps running statistics, which vmap cannot update in place)."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from cftrain.ensemble import FusedEnsemble, StackedLinear
+from cftrain.models import PairModel, mean_embedding, register
+from cftrain.options import EMBED_INIT, EMBED_SCALE, EMBEDDINGS, MAX_TOKENS
+
+
+@register("nli-bow")
+class NliBagOfWords(PairModel):
+    """SNLI: frozen word vectors -> linear/ReLU to 50 -> mean -> batchnorm, for premise and hypothesis.
+
+    GS space: the concatenated, batch-normalised 100-d vector. Batchnorm sits in
+    `encode`, before x: the head has no batch statistics, so each row's gradient
+    d logit / d x is its own and pair members never mix into each other's g.
+    Both members of a pair are normalised with the same statistics, so t = x_j - x_i
+    is the difference of their averaged projections, rescaled per feature.
+    """
+    input_kinds = ("text_pair",)
+    options = (EMBEDDINGS, EMBED_INIT, EMBED_SCALE, MAX_TOKENS)
+    vmappable = False  # batch norm's running statistics
+
+    def __init__(self, vocab_size: int, n_outputs: int = 3, vectors: torch.Tensor | None = None,
+                 width: int = 100, dim: int = 50, sparse: bool = False, **_):
+        super().__init__()
+        if vectors is None:
+            warnings.warn("nli-bow without --embeddings: learning 300-d word embeddings from scratch")
+            self.embed = nn.Embedding(vocab_size, 300, padding_idx=0, sparse=sparse)
+        else:
+            self.embed = nn.Embedding.from_pretrained(vectors, freeze=True, padding_idx=0)
+        self.project = nn.Sequential(nn.Linear(self.embed.embedding_dim, dim), nn.ReLU())
+        self.norm_premise, self.norm_hypothesis = nn.BatchNorm1d(dim), nn.BatchNorm1d(dim)
+        layers, size = [], 2 * dim
+        for _ in range(3):
+            layers += [nn.Linear(size, width), nn.ReLU()]
+            size = width
+        self.classifier = nn.Sequential(*layers, nn.Linear(size, n_outputs))
+
+    def encode(self, batch):
+        projected = lambda tokens, length: mean_embedding(lambda t: self.project(self.embed(t)), tokens, length)
+        premise = self.norm_premise(projected(batch["premise_tokens"], batch["premise_length"]))
+        hypothesis = self.norm_hypothesis(projected(batch["hypothesis_tokens"], batch["hypothesis_length"]))
+        return torch.cat([premise, hypothesis], dim=1)
+
+    def head(self, x, batch):
+        return self.classifier(x)
+
+
+
+def _stacked_norm(norms: list) -> nn.BatchNorm1d:
+    """N batch norms of width d as one of width N x d: per-feature statistics are per member."""
+    fused = nn.BatchNorm1d(len(norms) * norms[0].num_features, eps=norms[0].eps, momentum=norms[0].momentum)
+    with torch.no_grad():
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            getattr(fused, name).copy_(torch.cat([getattr(n, name) for n in norms]))
+        fused.num_batches_tracked.copy_(norms[0].num_batches_tracked)
+    return fused
+
+
+def _norm_to(fused: nn.BatchNorm1d, norms: list) -> None:
+    d = norms[0].num_features
+    with torch.no_grad():
+        for k, norm in enumerate(norms):
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(norm, name).copy_(getattr(fused, name)[k * d:(k + 1) * d])
+            norm.num_batches_tracked.copy_(fused.num_batches_tracked)
+
+
+
+class FusedNliBagOfWords(FusedEnsemble):
+    """Frozen word vectors looked up once for all members (learned ones: a table of width N x E);
+    projections, batch norms and classifiers stacked per member."""
+
+    def __init__(self, members: list):
+        super().__init__(members)
+        first = members[0].embed
+        self.frozen = not first.weight.requires_grad
+        self.embed_dim = first.embedding_dim
+        if self.frozen:
+            self.embed = nn.Embedding.from_pretrained(first.weight.detach(), freeze=True, padding_idx=0)
+        else:
+            self.embed = nn.Embedding(first.num_embeddings, self.n * self.embed_dim, padding_idx=0, sparse=first.sparse)
+            with torch.no_grad():
+                self.embed.weight.copy_(torch.cat([m.embed.weight for m in members], dim=1))
+        self.project = StackedLinear([m.project[0] for m in members])
+        self.norm_premise = _stacked_norm([m.norm_premise for m in members])
+        self.norm_hypothesis = _stacked_norm([m.norm_hypothesis for m in members])
+        self.layers = nn.ModuleList(StackedLinear([m.classifier[i] for m in members])
+                                    for i in range(len(members[0].classifier))
+                                    if isinstance(members[0].classifier[i], nn.Linear))
+
+    def _projected(self, tokens, length):
+        """(B, N, dim): each member's projection, ReLU, mean over the real tokens."""
+        return mean_embedding(self._project_tokens, tokens, length)
+
+    def _project_tokens(self, tokens):
+        """(T, N, dim) for a flat tensor of T real tokens."""
+        e = self.embed(tokens)
+        if not self.frozen:
+            return torch.relu(self.project(e.view(len(tokens), self.n, self.embed_dim)))
+        # one lookup serves every member: one matrix product with every member's weights side by side
+        weight = self.project.weight.permute(1, 0, 2).reshape(self.embed_dim, -1)
+        return torch.relu((e @ weight).view(len(tokens), self.n, -1) + self.project.bias)
+
+    def _normed(self, norm, h):
+        return norm(h.reshape(h.shape[0], -1)).view_as(h)
+
+    def encode(self, batch):
+        premise = self._normed(self.norm_premise, self._projected(batch["premise_tokens"], batch["premise_length"]))
+        hypothesis = self._normed(self.norm_hypothesis,
+                                  self._projected(batch["hypothesis_tokens"], batch["hypothesis_length"]))
+        return torch.cat([premise, hypothesis], dim=2)
+
+    def head(self, x, batch):
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = torch.relu(x)
+        return x
+
+    def unfuse(self) -> list:
+        if not self.frozen:
+            with torch.no_grad():
+                for k, m in enumerate(self.members):
+                    m.embed.weight.copy_(self.embed.weight[:, k * self.embed_dim:(k + 1) * self.embed_dim])
+        self.project.copy_to([m.project[0] for m in self.members])
+        _norm_to(self.norm_premise, [m.norm_premise for m in self.members])
+        _norm_to(self.norm_hypothesis, [m.norm_hypothesis for m in self.members])
+        linears = [[layer for layer in m.classifier if isinstance(layer, nn.Linear)] for m in self.members]
+        for i, layer in enumerate(self.layers):
+            layer.copy_to([ls[i] for ls in linears])
+        return self.members
+
+
+
+
+NliBagOfWords.fused = FusedNliBagOfWords

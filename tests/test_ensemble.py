@@ -1,0 +1,125 @@
+"""Every ensemble form (a model's hand-fused form, the generic vmapped form, members in turn) equals
+N separately built members fed the same batches: weights and logits after several steps, GS on;
+and a model no code knows trains as a fused ensemble through the generic form."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from torch import nn
+
+from cftrain.ensemble import FusedEnsemble, Sequential, Vmapped, make_ensemble
+from cftrain.models import PairModel, make_model
+from cftrain.presets import resolve
+from cftrain.train import make_optimizer, train_step
+
+N = 3
+
+
+def batches(name: str, steps: int = 6):
+    g = torch.Generator().manual_seed(0)
+    edges = torch.tensor([[0, 1], [1, 0], [2, 3], [3, 2], [4, 5], [5, 4]])
+    for _ in range(steps):
+        targets = torch.tensor([[1.0], [0.0]] * 3)
+        if name == "nli-bow":
+            yield {"premise_tokens": torch.randint(1, 40, (6, 5), generator=g),
+                   "premise_length": torch.tensor([5, 4, 3, 5, 2, 5]),
+                   "hypothesis_tokens": torch.randint(1, 40, (6, 4), generator=g),
+                   "hypothesis_length": torch.tensor([4, 4, 2, 3, 4, 1]),
+                   "targets": torch.eye(3)[[0, 1, 2, 0, 1, 2]], "edges": edges}
+        elif name == "mlp":
+            labels = (torch.rand(6, 4, generator=g) < 0.5).float()
+            labels[1::2] = labels[0::2]
+            labels[1::2, 0] = 1 - labels[0::2, 0]  # each pair differs in class 0
+            yield {"x": torch.randn(6, 9, generator=g), "targets": labels, "edges": edges}
+        else:
+            yield {"tokens": torch.randint(1, 40, (6, 7), generator=g), "length": torch.tensor([7, 5, 6, 7, 3, 4]),
+                   "targets": targets, "edges": edges}
+
+
+VECTORS = torch.randn(40, 6, generator=torch.Generator().manual_seed(3))
+KWARGS = {"bow": dict(vocab_size=40, n_outputs=1, sparse=True),
+          "nli-bow": dict(vocab_size=40, n_outputs=3, vectors=VECTORS, width=7, dim=4),
+          "nli-bow-learned": dict(vocab_size=40, n_outputs=3, width=7, dim=4, sparse=True),
+          "mlp": dict(input_dim=9, n_outputs=4, hidden=[5, 3]), "mlp-linear": dict(input_dim=9, n_outputs=4)}
+KIND = {"bow": "binary", "nli-bow": "multiclass", "mlp": "multilabel"}
+TASK = {"bow": "imdb", "nli-bow": "snli", "mlp": "coco"}
+
+
+FORMS = {"hand": lambda members: make_ensemble(members), "vmap": Vmapped, "sequential": Sequential}
+CASES = [(v, "hand") for v in sorted(KWARGS)] + [("mlp", "vmap"), ("mlp-linear", "vmap"), ("bow-dense", "vmap"),
+                                                  ("mlp", "sequential"), ("nli-bow", "sequential")]
+KWARGS["bow-dense"] = dict(vocab_size=40, n_outputs=1)
+
+
+def check_equal_to_separate_members(name: str, members: list, ensemble, mode: str) -> None:
+    alone = copy.deepcopy(members)
+    config = resolve(TASK.get(name, "coco"), mode=mode, gs_weight=5.0, strict=False)
+    ensemble_opt = make_optimizer(config, ensemble.parameters())
+    alone_opts = [make_optimizer(config, m.parameters()) for m in alone]
+    # random relations: every member sees the same random partners, drawn from one generator each step
+    g_ensemble, g_alone = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    for batch in batches(name):
+        stats = train_step(ensemble, ensemble_opt, batch, config, KIND.get(name, "multilabel"), g_ensemble)
+        state = g_alone.get_state()
+        alone_stats = []
+        for model, opt in zip(alone, alone_opts):
+            g_alone.set_state(state)
+            alone_stats.append(train_step(model, opt, batch, config, KIND.get(name, "multilabel"), g_alone))
+        assert stats["task_loss"] == pytest.approx(sum(s["task_loss"] for s in alone_stats) / N, rel=1e-5)
+        assert stats.get("gs_rows", 0) == sum(s.get("gs_rows", 0) for s in alone_stats)
+        assert (stats.get("gs_rows", 0) > 0) == (mode != "augmented")
+    for a, b in zip(ensemble.unfuse(), alone):
+        for (key, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.allclose(p, q, atol=1e-5), key
+    batch = next(batches(name, 1))
+    ensemble.eval()
+    for m in alone:
+        m.eval()
+    with torch.no_grad():
+        expected = torch.stack([m(batch) for m in alone]).mean(0)
+        assert torch.allclose(ensemble(batch), expected.view_as(ensemble(batch)), atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:nli-bow without --embeddings")
+@pytest.mark.parametrize("variant,form", CASES)
+@pytest.mark.parametrize("mode", ["gs", "gs-random", "augmented"])
+def test_every_ensemble_form_equals_separate_members(variant, form, mode):
+    name = variant.replace("-learned", "").replace("-linear", "").replace("-dense", "")
+    members = []
+    for k in range(N):
+        torch.manual_seed(10 + k)
+        members.append(make_model(name, **KWARGS[variant]))
+    ensemble = FORMS[form](members)
+    if form == "hand":
+        assert isinstance(ensemble, FusedEnsemble)  # bow, nli-bow and mlp keep their hand-fused forms
+    check_equal_to_separate_members(name, members, ensemble, mode)
+
+
+class Bilinear(PairModel):
+    """A model no module of cftrain knows (not registered): x -> tanh(W x) * x -> linear."""
+    input_kinds = ("vector",)
+
+    def __init__(self, input_dim=9, n_outputs=4):
+        super().__init__()
+        self.w, self.out = nn.Linear(input_dim, input_dim), nn.Linear(input_dim, n_outputs)
+
+    def encode(self, batch):
+        return batch["x"]
+
+    def head(self, x, batch):
+        return self.out(torch.tanh(self.w(x)) * x)
+
+
+@pytest.mark.parametrize("mode", ["gs", "augmented"])
+def test_a_new_model_trains_as_a_fused_ensemble_without_code_of_its_own(mode):
+    members = []
+    for k in range(N):
+        torch.manual_seed(20 + k)
+        members.append(Bilinear())
+    ensemble = make_ensemble(members)
+    assert isinstance(ensemble, Vmapped)
+    check_equal_to_separate_members("mlp", members, ensemble, mode)

@@ -1,0 +1,61 @@
+"""The trainer core's step (`Method.step` over an ensemble with a member dimension) gives exactly the
+weights of the step before it: a single model's step written out by hand below (the 0.1 trainer's
+`train_step`, without distributed training), for every trained mode on the toy store, bit for bit."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cfpairs.store import Store
+from cftrain.data import PairBatches, load_split
+from cftrain.gs import gs_loss
+from cftrain.methods import TRAINED, method
+from cftrain.models import make_model
+from cftrain.presets import resolve
+from cftrain.train import make_optimizer, train_step
+
+
+def reference_step(model, optimizer, batch, config, generator) -> None:
+    """The step as it was: plain logits (B, C), the mean BCE, GS without a member dimension."""
+    model.train()
+    gs_on = config.mode.startswith("gs") and config.gs_weight > 0
+    x = model.encode(batch)
+    found = model.data_head(x, batch) if gs_on and not x.requires_grad else None
+    space = None
+    if found is not None:
+        logits, space = found
+        space.known = batch.get("edge_distances")
+    else:
+        if gs_on and not x.requires_grad:
+            x = x.detach().requires_grad_(True)
+        logits = model.head(x, batch)
+    loss = F.binary_cross_entropy_with_logits(logits, batch["targets"])
+    if gs_on:
+        term, _ = gs_loss(x, logits, batch["targets"], batch["edges"], "binary", random=config.mode == "gs-random",
+                          generator=generator, constant_direction=x.grad_fn is None or config.gs_detach_target,
+                          random_sign=config.get("random_sign", "partner"), space=space)
+        loss = loss + config.gs_weight * term
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+@pytest.mark.parametrize("mode", TRAINED)
+def test_the_step_equals_the_step_before_the_ensemble_path(toy, mode):
+    with Store(toy) as store:
+        train = method(mode).training_rows(load_split(store, "train"), seed=0)
+    config = resolve("toy", "vector", mode=mode, hidden=[8], strict=False)
+    torch.manual_seed(0)
+    model = make_model("mlp", input_dim=10, n_outputs=1, hidden=[8])
+    before = copy.deepcopy(model)
+    new_opt, old_opt = make_optimizer(config, model.parameters()), make_optimizer(config, before.parameters())
+    g_new, g_old = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    for batch in list(PairBatches(train, 64, seed=0))[:12]:
+        train_step(model, new_opt, batch, config, "binary", g_new)
+        reference_step(before, old_opt, batch, config, g_old)
+    for (name, a), b in zip(model.state_dict().items(), before.state_dict().values()):
+        assert torch.equal(a, b), name
