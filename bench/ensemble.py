@@ -1,11 +1,13 @@
 """Epoch time of a 6-member ensemble over that of 1 member (the fused ensemble at work), for
 `bow` on the IMDb store and `mlp` on a COCO-shaped synthetic store (batch 512,
-2048 -> 64 -> 64 -> 64 -> 80, 80 classes).
+2048 -> 64 -> 64 -> 64 -> 80, 80 classes); and the same 6 members in the generic fused form
+(`cftrain.ensemble.Vmapped`: torch.func over the stacked members), which decides where a model keeps
+its hand-fused form (`generic_over_hand` above 1: the hand-fused form pays).
 
-Usage: python bench/ensemble.py IMDB_STORE [--epochs E] [--rounds R]   Prints key=value lines; ends
-with ratio=<the larger of the two> (not part of CI). The 1- and 6-member trainings alternate R times
-(default 2) and each keeps its best epoch, so a slow phase of the machine does not land on one side
-only. `mlp_floor_ratio` is the least the mlp ratio could be here if only its first layers'
+Usage: python bench/ensemble.py IMDB_STORE [--epochs E] [--rounds R] [--smoke]   Prints key=value lines;
+ends with ratio=<the larger of the two hand-fused ratios> (not part of CI). The trainings alternate R
+times (default 2) and each keeps its best epoch, so a slow phase of the machine does not land on one
+side only. `mlp_floor_ratio` is the least the mlp ratio could be here if only its first layers'
 arithmetic grew with the members. Before/after: PYTHONPATH=OLD_CHECKOUT runs an older checkout's code.
 """
 
@@ -39,7 +41,18 @@ def coco_shaped(path: Path, n: int = 4096, dim: int = 2048, classes: int = 80) -
     return path
 
 
-def epoch_seconds(store_path, ensemble: int, epochs: int) -> float:
+def epoch_seconds(store_path, ensemble: int, epochs: int, generic: bool = False) -> float:
+    """Best epoch time; `generic`: the model's hand-fused form set aside (the generic Vmapped form)."""
+    if generic:
+        from cftrain.models import MODELS  # noqa: PLC0415  (a checkout without it never asks)
+        saved = {name: cls.fused for name, cls in MODELS.items()}
+        for cls in MODELS.values():
+            cls.fused = None
+        try:
+            return epoch_seconds(store_path, ensemble, epochs)
+        finally:
+            for name, cls in MODELS.items():
+                cls.fused = saved[name]
     with Store(store_path) as store:
         cpu = {"device": "cpu"} if "device" in RunConfig.__dataclass_fields__ else {}  # older checkouts: none
         config = resolve(store.task, store.input_kind, mode="gs", ensemble=ensemble, epochs=epochs,
@@ -61,16 +74,21 @@ def first_layers_seconds(members: int, batch: int = 512, dim: int = 2048, width:
     return best
 
 
-def main(imdb: str, epochs: int, rounds: int) -> None:
+def main(imdb: str, epochs: int, rounds: int, generic: bool) -> None:
     torch.set_num_threads(1)
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, path in (("bow_imdb", Path(imdb)), ("mlp_coco", coco_shaped(Path(tmp) / "coco.h5"))):
-            one = six = float("inf")
+            one = six = vmapped = float("inf")
             for _ in range(rounds):
                 one, six = min(one, epoch_seconds(path, 1, epochs)), min(six, epoch_seconds(path, 6, epochs))
+                if generic:
+                    vmapped = min(vmapped, epoch_seconds(path, 6, epochs, generic=True))
             ratios.append(six / one)
             print(f"model={label} epoch_s_1={one:.2f} epoch_s_6={six:.2f} ratio={six / one:.2f}")
+            if generic:
+                print(f"model={label} epoch_s_6_generic={vmapped:.2f} generic_ratio={vmapped / one:.2f} "
+                      f"generic_over_hand={vmapped / six:.2f}")
     # The floor of the mlp ratio on this machine: one member's epoch plus only the extra arithmetic
     # of five more first layers (16 batches of 512), as if everything else were shared for free.
     extra = 16 * (first_layers_seconds(6) - first_layers_seconds(1))
@@ -81,4 +99,9 @@ def main(imdb: str, epochs: int, rounds: int) -> None:
 if __name__ == "__main__":
     def option(name: str, default: int) -> int:
         return int(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
-    main(sys.argv[1], option("--epochs", 2), option("--rounds", 2))
+    try:
+        import cftrain.ensemble  # noqa: F401  (older checkouts have no generic form to compare)
+        has_generic = "--no-generic" not in sys.argv
+    except ImportError:
+        has_generic = False
+    main(sys.argv[1], option("--epochs", 2), option("--rounds", 2), has_generic)

@@ -18,15 +18,7 @@ import torch
 from cftrain.data import PairBatches, SplitTensors
 from cftrain.models import make_model
 from cftrain.presets import resolve
-from cftrain.train import train_step
-
-try:
-    from cftrain.optim import make_optimizer
-except ImportError:  # an older checkout (PYTHONPATH=OLD python bench/gs_step.py): its own optimizers
-    from cftrain.train import make_optimizer as _old
-
-    def make_optimizer(name, params, lr):
-        return _old(resolve("toy", optimizer=name, lr=lr), params)
+from cftrain.train import make_optimizer, train_step
 
 
 def pairs_batch(n: int, targets: torch.Tensor, **inputs) -> dict:
@@ -71,7 +63,7 @@ def trainer(name, kwargs, task, mode):
     torch.manual_seed(0)
     model = make_model(name, **kwargs)
     config = resolve(task, mode=mode)
-    return model, make_optimizer(config.optimizer, model.parameters(), config.lr), config
+    return model, make_optimizer(config, model.parameters()), config
 
 
 def step_times(name, kwargs, kind, task, batch, repeat) -> tuple:

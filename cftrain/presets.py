@@ -161,6 +161,8 @@ def validate(config: RunConfig, input_kind: str | None = None) -> None:
     model or optimizer, or a model that does not fit the store's input kind."""
     from cftrain.models import check_model  # noqa: PLC0415
     from cftrain.vectors import check_embeddings  # noqa: PLC0415
+    from cftrain.methods import method  # noqa: PLC0415
+    from cftrain.models import model_class  # noqa: PLC0415
     known = all_options()
     _check_named(config.mode, config.model, config.optimizer)
     for name, value in config.to_dict().items():
@@ -168,6 +170,7 @@ def validate(config: RunConfig, input_kind: str | None = None) -> None:
         if problem:
             raise UserError(f"{known[name].flag} {_shown(value)}: {problem}")
     check_model(config.model, input_kind)
+    method(config.mode).check(config, model_class(config.model))
     check_embeddings(config.get("embeddings"))
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from cfpairs.errors import UserError
 from cfpairs.store import Store
 from cftrain.jobs import Job, run_campaign
 from cftrain.methods import METHODS, method
@@ -10,10 +11,22 @@ from cftrain.presets import check_some_mode_reads, resolve
 from cftrain.views import table_view, view_files
 
 
+def fitting_modes(task: str, input_kind: str, overrides: dict) -> list:
+    """Every registered mode that can train this store's model (a table's default rows)."""
+    fitting = []
+    for name in METHODS:
+        try:
+            resolve(task, input_kind, strict=False, **{**overrides, "mode": name})
+        except UserError:
+            continue
+        fitting.append(name)
+    return fitting
+
+
 def plan_table(task: str, input_kind: str, modes, seeds: list | None, overrides: dict) -> list:
     """One job per (mode, seed), in the registry's order, every config checked before any run;
-    folders DIR/<mode>/ (one seed) or DIR/<mode>/seed-<s>/."""
-    names = [m for m in METHODS if m in modes]
+    folders DIR/<mode>/ (one seed) or DIR/<mode>/seed-<s>/. `modes` None: every mode that fits."""
+    names = [m for m in METHODS if m in modes] if modes is not None else fitting_modes(task, input_kind, overrides)
     check_some_mode_reads(task, input_kind, names, overrides)
     jobs = []
     for name in names:
@@ -24,7 +37,7 @@ def plan_table(task: str, input_kind: str, modes, seeds: list | None, overrides:
     return jobs
 
 
-def run_table(store_path, out_dir, modes=tuple(METHODS), force: bool = False, verify: bool = False,
+def run_table(store_path, out_dir, modes=None, force: bool = False, verify: bool = False,
               jobs: int | None = None, seeds: list | None = None, **overrides) -> dict:
     """Every mode (in the registry's order) into out_dir/<mode>/, then table.json and table.md.
     `seeds`: every mode once per seed, in out_dir/<mode>/seed-<s>/, each row the mean and standard

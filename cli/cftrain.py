@@ -73,8 +73,8 @@ def run_command(store, out, mode, force, verify, **options):
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Table directory: one run directory per mode (and seed), table.json, table.md. Run the "
                    "same command again to continue: finished runs are kept.")
-@click.option("--modes", default=",".join(METHODS), show_default=True,
-              help="Comma-separated modes to run (rows in the paper's order).")
+@click.option("--modes", help="Comma-separated modes to run, rows in the paper's order [default: every mode that "
+                              "fits the store's model: " + ", ".join(METHODS) + "].")
 @JOBS
 @click.option("--seeds", help="Comma-separated seeds: every row is the mean ± standard error over them "
                               "(each seed a whole ensemble), e.g. 0,1,2.")
@@ -94,9 +94,9 @@ def table_command(store, out, modes, jobs, seeds, force, verify, **options):
     from cftrain.views import format_table
 
     check_output(out, "table", force, resumable=not force)
-    chosen = [m.strip() for m in modes.split(",") if m.strip()]
-    unknown = [m for m in chosen if m not in METHODS]
-    if unknown or not chosen:
+    chosen = None if modes is None else [m.strip() for m in modes.split(",") if m.strip()]
+    unknown = [m for m in chosen or [] if m not in METHODS]
+    if unknown or chosen == []:
         raise click.BadParameter(f"unknown mode(s) {unknown} (known: {', '.join(METHODS)})", param_hint="--modes")
     if seeds is not None:
         if options.pop("seed") is not None:

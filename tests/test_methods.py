@@ -31,8 +31,14 @@ def config_for(path, **overrides):
 @pytest.mark.parametrize("kind", STORE_KINDS)
 @pytest.mark.parametrize("name", list(METHODS))
 def test_every_method_on_every_store_kind(stores, kind, name, tmp_path):
+    from cfpairs.errors import UserError
     path, out = stores[kind], tmp_path / "run"
-    metrics = run(path, out, config_for(path, mode=name))
+    try:
+        config = config_for(path, mode=name)
+    except UserError as exc:  # a method may refuse a model, by name, before any work
+        assert name == "pair-contrastive" and kind in ("vector", "multilabel", "regions"), exc
+        return
+    metrics = run(path, out, config)
     trains = METHODS[name].trains
     files = {".cfpairs", "config.json", "metrics.json"} | ({"history.jsonl", "model.pt", "history.png"} if trains else set())
     assert {p.name for p in out.iterdir()} == files

@@ -61,6 +61,9 @@ class Method:
     def table_row_name(self, input_kind: str) -> str:
         return (self.regions_row_name if input_kind == "regions" else None) or self.row_name
 
+    def check(self, config, model_class) -> None:
+        """Refuse, before any work, a config this method cannot train (a UserError naming why)."""
+
     def training_rows(self, train, seed: int):
         """The training split this method learns from (default: every row, pairs kept)."""
         return train

@@ -51,6 +51,7 @@ class PairModel(nn.Module):
     options: tuple = ()      # the run options only models read that this one reads (cftrain.options)
     fused = None             # a hand-fused ensemble class (cftrain.ensemble), where it beats the generic one
     vmappable = True         # False: the generic fused form cannot run it (torch.func.vmap); members in turn
+    learned_encoding = True  # False: `encode` returns input data as it is (no parameters before x)
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.head(self.encode(batch), batch)

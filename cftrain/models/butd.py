@@ -34,6 +34,7 @@ class BottomUpTopDown(PairModel):
     input_kinds = ("regions",)
     options = (HIDDEN, EMBEDDINGS, EMBED_INIT, EMBED_SCALE, MAX_TOKENS)
     vmappable = False  # a GRU: its members train one after another
+    learned_encoding = False  # x: the region features themselves
 
     def __init__(self, vocab_size: int, n_outputs: int, feature_dim: int, hidden=(1024,),
                  vectors: torch.Tensor | None = None, embed_dim: int = 300, dropout: float = 0.2, **_):

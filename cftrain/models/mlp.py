@@ -18,6 +18,7 @@ class MLP(PairModel):
     """Vector stores (toy, COCO): ReLU layers of `hidden` widths, linear output. GS space: the input."""
     input_kinds = ("vector",)
     options = (HIDDEN,)
+    learned_encoding = False
 
     def __init__(self, input_dim: int, n_outputs: int = 1, hidden: tuple = (), **_):
         super().__init__()
