@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cfpairs.store import Store, StoreWriter
+from cfpairs import open_store
+from cfpairs.store import StoreWriter
 from cftrain.presets import RunConfig, resolve
 from cftrain.train import fit, load_splits
 
@@ -53,7 +54,7 @@ def epoch_seconds(store_path, ensemble: int, epochs: int, generic: bool = False)
         finally:
             for name, cls in MODELS.items():
                 cls.fused = saved[name]
-    with Store(store_path) as store:
+    with open_store(store_path) as store:
         cpu = {"device": "cpu"} if "device" in RunConfig.__dataclass_fields__ else {}  # older checkouts: none
         config = resolve(store.task, store.input_kind, mode="gs", ensemble=ensemble, epochs=epochs,
                          patience=epochs, **cpu)

@@ -21,7 +21,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from cfpairs.store import LinkedFeatures, Store, StoreWriter
+from cfpairs import open_store
+from cfpairs.store import LinkedFeatures, StoreWriter
 from cftrain.data import PairBatches, load_split
 
 BOXES = 36
@@ -50,7 +51,7 @@ def write_store(path: Path, features, n_images: int, rng) -> None:
 
 def measure(store_path: Path, repeats: int = 3) -> tuple[float, float]:
     """Best of `repeats` epochs for each reader, alternating (both see the same warm page cache)."""
-    with Store(store_path) as store:
+    with open_store(store_path) as store:
         data = load_split(store, "train")
     batches = PairBatches(data, 512, seed=0)
     plan = batches.plan()

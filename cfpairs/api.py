@@ -12,6 +12,7 @@ the whole file.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
 
 import numpy as np
@@ -21,9 +22,34 @@ from cfpairs.check import check_store
 from cfpairs.store import RegionFeatureReader, Store, read_dataset
 
 
+class Columns(Mapping):
+    """A split's example datasets as numpy columns, each read on first access (reading the labels
+    does not read the texts); `shape(field)` without reading."""
+
+    def __init__(self, view: "SplitView"):
+        self._view, self._cache = view, {}
+
+    def __getitem__(self, field: str) -> np.ndarray:
+        if field not in self._cache:
+            if field not in self._view._split.examples:
+                raise KeyError(field)
+            self._cache[field] = self._view._read(self._view._split.examples[field])
+        return self._cache[field]
+
+    def __iter__(self):
+        self._view._store._open_file()
+        return iter(self._view._split.examples)
+
+    def __len__(self) -> int:
+        return len(self._view._split.examples)
+
+    def shape(self, field: str) -> tuple:
+        return tuple(self._view._split.examples[field].shape)
+
+
 class SplitView:
-    """One split: `examples` (every example dataset as a numpy column), `pairs` (P, 2) rows of
-    (original, counterfactual), `pair_kinds` (P,), `subsets` {name: rows}, `pair_ids` (N,)."""
+    """One split: `examples` (every example dataset as a numpy column, read when first used), `pairs`
+    (P, 2) rows of (original, counterfactual), `pair_kinds` (P,), `subsets` {name: rows}, `pair_ids` (N,)."""
 
     def __init__(self, store: Store, name: str):
         self.name = name
@@ -39,9 +65,9 @@ class SplitView:
         return np.asarray(data, dtype=object) if data.dtype.kind == "O" else data
 
     @cached_property
-    def examples(self) -> dict:
+    def examples(self) -> Columns:
         self._store._open_file()
-        return {field: self._read(ds) for field, ds in self._split.examples.items()}
+        return Columns(self)
 
     @cached_property
     def pairs(self) -> np.ndarray:
@@ -96,6 +122,10 @@ class PairStore:
     sources = property(lambda self: self._store.sources)
     digest = property(lambda self: self._store.digest)
     splits = property(lambda self: self._store.splits)
+
+    def regions_info(self):
+        """What /regions holds (`cfpairs.store.RegionsInfo`), without reading features; None without."""
+        return self._store.regions_info()
 
     @cached_property
     def image_ids(self) -> np.ndarray | None:

@@ -1,4 +1,6 @@
-"""Splits of a pair store as tensors, and mini-batches that keep whole pair groups together."""
+"""Splits of a pair store as tensors (read through the public reader, `cfpairs.open_store`), and
+mini-batches that keep whole pair groups together, served by torch's DataLoader: a sampler
+(`PairGroupSampler`) draws each epoch's groups, the dataset (`PairBatches`) gathers a batch of them."""
 
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ import numpy as np
 import torch
 
 from cfpairs.arrays import concat_ranges, group_roots
-from cftrain.labels import SoftTargets, training_labels
-from cfpairs.store import RegionFeatureReader, Store
+from cfpairs.api import PairStore
 from cfpairs.schema import model_input_fields
+from cfpairs.store import RegionFeatureReader
+from cftrain.labels import SoftTargets, training_labels
 from cftrain.gs import edge_distances
 
 
@@ -69,15 +72,16 @@ class SplitTensors:
         return out
 
 
-def load_split(store: Store, name: str) -> SplitTensors:
-    split = store.split(name)
-    inputs = {f: torch.as_tensor(split.read(f)) for f in model_input_fields(store.input_kind)}
+def load_split(store: PairStore, name: str) -> SplitTensors:
+    """One split of an open store (`cfpairs.open_store`): the model's inputs, targets, pairs, subsets."""
+    view = store[name]
+    columns = view.examples
+    inputs = {f: torch.as_tensor(columns[f]) for f in model_input_fields(store.input_kind)}
     inputs = {f: (v.long() if v.dtype == torch.int32 else v) for f, v in inputs.items()}
-    targets, labels = training_labels(store.label_kind).targets(split.read, len(store.class_names))
-    subsets = {k: v[()] for k, v in split.subsets.items()}
+    targets, labels = training_labels(store.label_kind).targets(columns.__getitem__, len(store.class_names))
     features = RegionFeatures(store.path) if store.regions_info() is not None else None
-    return SplitTensors(name, inputs, targets, labels, torch.as_tensor(split.read("is_counterfactual")),
-                        split.pairs_index[()], subsets, features)
+    return SplitTensors(name, inputs, targets, labels, torch.as_tensor(columns["is_counterfactual"]), view.pairs,
+                        dict(view.subsets), features)
 
 
 def pair_groups(n: int, pairs: np.ndarray) -> list[np.ndarray]:
@@ -100,7 +104,7 @@ def group_subset(data: SplitTensors, fraction: float, seed: int) -> SplitTensors
     return data.rows(np.sort(np.concatenate([groups[g] for g in kept])))
 
 
-class PairBatches:
+class PairBatches(torch.utils.data.Dataset):
     """Shuffled mini-batches of whole pair groups, about `batch_size` examples each.
 
     Groups and their edges (in each group's local row order) are laid out flat once, so a
@@ -110,7 +114,7 @@ class PairBatches:
     def __init__(self, data: SplitTensors, batch_size: int, seed: int, shard: tuple = (0, 1)):
         self.data, self.shard = data, shard  # shard: (rank, world) under torchrun
         self.groups = pair_groups(len(data), data.pairs)
-        self.batch_size = batch_size
+        self.batch_size, self.seed = batch_size, seed
         self.rng = np.random.default_rng(seed)
         self.group_len = np.array([len(rows) for rows in self.groups], np.int64)
         self.group_start = np.cumsum(self.group_len) - self.group_len
@@ -149,13 +153,12 @@ class PairBatches:
         rank, world = self.shard
         return [(groups[rank::world], int(self.group_len[groups].sum())) for groups in self.plan()]
 
-    def __iter__(self):
-        if self.shard[1] > 1:
-            return (self.make_batch(groups, global_rows) for groups, global_rows in self.local_plan())
-        return (self.make_batch(groups) for groups in self.plan())
-
     def __len__(self) -> int:
         return max(1, int(np.ceil(len(self.data) / self.batch_size)))
+
+    def __getitem__(self, item) -> dict:
+        """The batch of a sampler's item: a list of groups, or (groups, global rows) under torchrun."""
+        return self.make_batch(*item) if isinstance(item, tuple) else self.make_batch(item)
 
     def make_batch(self, groups: list, global_rows: int | None = None) -> dict:
         """The batch of these groups; with `global_rows` (torchrun), also `share`: this rank's
@@ -177,22 +180,29 @@ class PairBatches:
             batch["edge_distances"] = self.edge_distance[torch.as_tensor(edge_rows)]
         return batch
 
-    def loader(self, workers: int = 0):
-        """This epoch's batches, built in `workers` processes (each opens the store itself) when > 0."""
-        if workers <= 0:
-            return iter(self)
-        epoch = _PlannedBatches(self, self.local_plan() if self.shard[1] > 1 else [(g, None) for g in self.plan()])
-        return iter(torch.utils.data.DataLoader(epoch, batch_size=None, shuffle=False, num_workers=workers))
+    def __iter__(self):
+        return iter(self.loader())
+
+    def loader(self, workers: int = 0) -> torch.utils.data.DataLoader:
+        """This epoch's batches from a DataLoader: the sampler draws the groups (one epoch's plan per
+        iteration), this dataset gathers them, in `workers` processes (each opens the store itself)."""
+        # its own generator: a DataLoader draws its workers' base seed at every epoch, which from the
+        # global generator would shift the model's dropout masks
+        return torch.utils.data.DataLoader(self, sampler=PairGroupSampler(self), batch_size=None, num_workers=workers,
+                                           generator=torch.Generator().manual_seed(self.seed))
 
 
-class _PlannedBatches(torch.utils.data.Dataset):
-    """A torch Dataset whose item i is batch i of one epoch's plan (whole pair groups)."""
+class PairGroupSampler(torch.utils.data.Sampler):
+    """Each epoch's batches as lists of whole pair groups (about `batch_size` rows each), shuffled by
+    the batches' seeded generator; under torchrun, this rank's share of each global batch."""
 
-    def __init__(self, batches: PairBatches, plan: list):
-        self.batches, self.plan = batches, plan
+    def __init__(self, batches: PairBatches):
+        self.batches = batches
+
+    def __iter__(self):
+        # a generator: the plan is drawn when iteration starts (a DataLoader with workers calls
+        # iter() twice and uses the second; drawing at iter() would advance the seeded order twice)
+        yield from (self.batches.local_plan() if self.batches.shard[1] > 1 else self.batches.plan())
 
     def __len__(self) -> int:
-        return len(self.plan)
-
-    def __getitem__(self, i: int) -> dict:
-        return self.batches.make_batch(*self.plan[i])
+        return len(self.batches)

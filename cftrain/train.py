@@ -18,7 +18,7 @@ from cfpairs.check import check_store
 from cfpairs.errors import UserError
 from cfpairs.outputs import staged
 from cfpairs.progress import Progress
-from cfpairs.store import Store
+from cfpairs.api import PairStore
 from cftrain import distributed, optim
 from cftrain.data import PairBatches, SplitTensors, group_subset, load_split, to_device
 from cftrain.ensemble import Ensemble, Single, checked_on, make_ensemble
@@ -59,14 +59,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def model_kwargs(config: RunConfig, store: Store) -> dict:
+def model_kwargs(config: RunConfig, store: PairStore) -> dict:
     """Constructor arguments of the run's models, from the store's shapes (saved in model.pt)."""
     kwargs = {"vocab_size": len(store.vocab or []),
               "n_outputs": 1 if store.label_kind == "binary" else len(store.class_names),
               "hidden": list(config.get("hidden", []))}
-    train = store.split(store.splits[0])
-    if "x" in train.examples:
-        kwargs["input_dim"] = int(train.examples["x"].shape[1])
+    columns = store[store.splits[0]].examples
+    if "x" in columns:
+        kwargs["input_dim"] = int(columns.shape("x")[1])
     regions = store.regions_info()
     if regions is not None and regions.features_shape is not None:
         kwargs["feature_dim"] = int(regions.features_shape[2])
@@ -91,7 +91,7 @@ def memory_available(device: torch.device) -> int:
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def check_memory(config: RunConfig, store: Store, device: torch.device) -> None:
+def check_memory(config: RunConfig, store: PairStore, device: torch.device) -> None:
     """Refused before any work when the ensemble could not fit in memory, with the estimate."""
     need, have = memory_needed(config, model_kwargs(config, store)), memory_available(device)
     if need > have:
@@ -122,7 +122,7 @@ def sparse_pays(config: RunConfig, train: SplitTensors, vocab_size: int) -> bool
     return bool(lengths) and config.batch_size * float(sum(lengths)) <= vocab_size * config.ensemble
 
 
-def build_members(config: RunConfig, store: Store, kwargs: dict, sparse: bool = False) -> list:
+def build_members(config: RunConfig, store: PairStore, kwargs: dict, sparse: bool = False) -> list:
     """`config.ensemble` models, member k seeded with seed + k."""
     kwargs = dict(kwargs, sparse=sparse)  # not saved in model.pt: the state is the same either way
     if config.get("embeddings"):
@@ -168,7 +168,7 @@ def truncate(data: SplitTensors, max_tokens: int | None) -> SplitTensors:
     return replace(data, inputs=inputs)
 
 
-def fit(config: RunConfig, store: Store, splits: dict, log=None, device="cpu") -> tuple[list, int, list]:
+def fit(config: RunConfig, store: PairStore, splits: dict, log=None, device="cpu") -> tuple[list, int, list]:
     """Train the ensemble in lockstep; select the epoch by the ensemble's val metric."""
     trainer = method(config.mode)
     subset = group_subset(splits["train"], config.fraction,
@@ -211,7 +211,7 @@ def fit(config: RunConfig, store: Store, splits: dict, log=None, device="cpu") -
     return ensemble.unfuse(), best_epoch, history
 
 
-def epoch_line(epoch: int, steps: list, metric: str, val, start: float, store: Store) -> dict:
+def epoch_line(epoch: int, steps: list, metric: str, val, start: float, store: PairStore) -> dict:
     """One history.jsonl line; a diverged loss or an undefined val metric stops training by name."""
     if val is None:
         raise UserError(f"{store.path}: the val {metric} is undefined (e.g. no positive label in val), "
@@ -228,7 +228,7 @@ def epoch_line(epoch: int, steps: list, metric: str, val, start: float, store: S
     return line
 
 
-def load_splits(store: Store, config: RunConfig, training: bool = True) -> dict:
+def load_splits(store: PairStore, config: RunConfig, training: bool = True) -> dict:
     """Every split of the store, truncated and filtered as the run's options say (run and eval alike)."""
     missing = [s for s in ("train", "val") if s not in store.splits]
     if training and missing:
@@ -250,12 +250,13 @@ def only_subsets(data: SplitTensors, names: list, path, training: bool = True) -
     return data.rows(rows)
 
 
-def open_store(store_path, verify: bool = False, check: bool = True) -> Store:
-    """The store, after the checks of `cfbuild verify` that read no features (with `verify`, the
-    content digest too): a damaged store is a one-line error before training, never mid-run."""
+def open_store(store_path, verify: bool = False, check: bool = True) -> PairStore:
+    """The store through the public reader, after the checks of `cfbuild verify` that read no
+    features (with `verify`, the content digest too): a damaged store is a one-line error before
+    training, never mid-run."""
     if check or verify:
         check_store(store_path, digest=verify)
-    return Store(store_path)
+    return PairStore(store_path, check=False)
 
 
 def run(store_path, out_dir, config: RunConfig, force: bool = False, verify: bool = False) -> dict:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from cfpairs import open_store
 from cfpairs.store import Store, StoreWriter
 from cftrain.alignment import split_alignment
 from cftrain.data import group_subset, load_split, pair_groups
@@ -28,7 +29,7 @@ def small_store(path, n=6, dim=3, seed=0):
 
 def test_alignment_of_a_linear_model_by_hand(tmp_path):
     x, y, n = small_store(tmp_path / "s.h5")
-    with Store(tmp_path / "s.h5") as store:
+    with open_store(tmp_path / "s.h5") as store:
         data = load_split(store, "val")
     models = []
     for k, w in enumerate(([1.0, -2.0, 0.5], [0.0, 1.0, 3.0])):
@@ -53,7 +54,7 @@ def test_alignment_of_a_linear_model_by_hand(tmp_path):
 
 def test_group_subsets_are_nested_and_keep_whole_groups(tmp_path):
     small_store(tmp_path / "s.h5", n=20)
-    with Store(tmp_path / "s.h5") as store:
+    with open_store(tmp_path / "s.h5") as store:
         data = load_split(store, "train")
     previous = set()
     for fraction in (1 / 8, 1 / 4, 1 / 2, 1.0):

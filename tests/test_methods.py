@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cfpairs.store import Store
+from cfpairs import open_store
 from cftrain.labels import training_labels
 from cftrain.methods import METHODS, Method, method, register
 from cftrain.methods.baselines import Augmented
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:nli-bow without --embeddings")
 
 
 def config_for(path, **overrides):
-    with Store(path) as store:
+    with open_store(path) as store:
         return resolve(store.task, store.input_kind, **{"epochs": 2, "patience": 2, "batch_size": 16, **overrides})
 
 
@@ -42,7 +42,7 @@ def test_every_method_on_every_store_kind(stores, kind, name, tmp_path):
     trains = METHODS[name].trains
     files = {".cfpairs", "config.json", "metrics.json"} | ({"history.jsonl", "model.pt", "history.png"} if trains else set())
     assert {p.name for p in out.iterdir()} == files
-    with Store(path) as store:
+    with open_store(path) as store:
         metric, splits = training_labels(store.label_kind).metric, store.splits
     assert metrics["metric"] == metric and json.loads((out / "metrics.json").read_text()) == metrics
     assert list(metrics["splits"]) == splits
@@ -62,7 +62,7 @@ def test_every_method_on_every_store_kind(stores, kind, name, tmp_path):
 
 def test_shuffled_permutes_training_labels_only(stores):
     path = stores["vector"]
-    with Store(path) as store:
+    with open_store(path) as store:
         splits = load_splits(store, config_for(path))
     train = splits["train"]
     shuffled = method("shuffled").training_rows(train, seed=0)

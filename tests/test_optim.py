@@ -78,9 +78,9 @@ def test_gs_step_through_a_sparse_embedding_equals_the_dense_one():
     ("adadelta", 6, 1, True),      # six fused tables: 6 <= 6
     ("adam", 1, 600, False), ("adamax", 1, 600, False)])  # untouched rows move under these
 def test_sparse_embeddings_only_where_exact_and_worth_it(optimizer, ensemble, vocab, sparse, stores):
-    from cfpairs.store import Store
+    from cfpairs import open_store
     from cftrain.train import load_splits, sparse_pays
-    with Store(stores["text"]) as store:
+    with open_store(stores["text"]) as store:
         config = resolve(store.task, store.input_kind, optimizer=optimizer, lr=0.01, batch_size=2,
                          ensemble=ensemble)
         train = load_splits(store, config)["train"]

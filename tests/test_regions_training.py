@@ -10,8 +10,8 @@ import torch
 from click.testing import CliRunner
 
 from cfbuild.builders.toy_regions import build_toy_regions
+from cfpairs import open_store
 from cfpairs.errors import UserError
-from cfpairs.store import Store
 from cftrain.data import PairBatches, load_split
 from cftrain.presets import resolve
 from cftrain.train import load_splits, run
@@ -22,9 +22,9 @@ from tests.vqa_fixtures import build
 
 def test_batches_read_linked_features_and_zero_masked_regions(tmp_path):
     out = build(tmp_path)  # the VQA fixture store, features linked to feats.h5
-    with Store(out) as store:
+    with open_store(out) as store:
         train = load_split(store, "train")
-        image_id = store.regions["image_id"][()]
+        image_id = store.image_ids
     rows = np.array([0, 5, 0, 2])
     got = train.batch(rows)["features"].numpy()
     feats = fx.features()  # row m of feats.h5 = /regions row m
@@ -38,7 +38,7 @@ def test_batches_read_linked_features_and_zero_masked_regions(tmp_path):
 
 def test_worker_processes_give_the_same_batches(tmp_path):
     out = build(tmp_path)
-    with Store(out) as store:
+    with open_store(out) as store:
         train = load_split(store, "train")
     in_process = list(PairBatches(train, 4, seed=3).loader(workers=0))
     with_workers = list(PairBatches(train, 4, seed=3).loader(workers=2))
@@ -51,13 +51,13 @@ def test_worker_processes_give_the_same_batches(tmp_path):
 
 def test_answer_types_are_store_subsets_that_keep_only_their_rows(tmp_path):
     out = build(tmp_path)
-    with Store(out) as store:
+    with open_store(out) as store:
         splits = load_splits(store, resolve("vqa", "regions", subsets=["answer_yes_no"]))
-        kinds = {name: store.split(name).read("answer_type").astype(str) for name in store.splits}
+        kinds = {name: store[name].examples["answer_type"].astype(str) for name in store.splits}
         for name, data in splits.items():
             assert len(data) == int((kinds[name] == "yes/no").sum())
-            written = store.split(name).subsets  # one subset per answer type the split holds
-            assert {k: v[()].tolist() for k, v in written.items() if k.startswith("answer_")} == \
+            written = store[name].subsets  # one subset per answer type the split holds
+            assert {k: v.tolist() for k, v in written.items() if k.startswith("answer_")} == \
                 {f"answer_{t.replace('/', '_')}": np.flatnonzero(kinds[name] == t).tolist() for t in set(kinds[name])}
         # questions 11 and 14 are yes/no: their counterfactuals share the type, so both pairs survive
         assert len(splits["train"].pairs) == 2

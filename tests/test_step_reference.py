@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cfpairs.store import Store
+from cfpairs import open_store
 from cftrain.data import PairBatches, load_split
 from cftrain.gs import gs_loss
 from cftrain.methods import TRAINED, method
@@ -46,7 +46,7 @@ def reference_step(model, optimizer, batch, config, generator) -> None:
 
 @pytest.mark.parametrize("mode", [m for m in TRAINED if m != "pair-contrastive"])  # it has no earlier step
 def test_the_step_equals_the_step_before_the_ensemble_path(toy, mode):
-    with Store(toy) as store:
+    with open_store(toy) as store:
         train = method(mode).training_rows(load_split(store, "train"), seed=0)
     config = resolve("toy", "vector", mode=mode, hidden=[8], strict=False)
     torch.manual_seed(0)
@@ -59,3 +59,15 @@ def test_the_step_equals_the_step_before_the_ensemble_path(toy, mode):
         reference_step(before, old_opt, batch, config, g_old)
     for (name, a), b in zip(model.state_dict().items(), before.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_batches_leave_the_global_generator_alone(toy, workers):
+    """Dropout draws from torch's global generator: a DataLoader that drew its workers' seed from it
+    every epoch would change a model's masks (and results) between versions."""
+    with open_store(toy) as store:
+        train = load_split(store, "val")
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    batches = list(PairBatches(train, 64, seed=0).loader(workers))
+    assert len(batches) > 1 and torch.equal(torch.get_rng_state(), state)
