@@ -12,6 +12,7 @@ that its mode, model and optimizer do not read, naming who does.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -220,7 +221,7 @@ def markdown() -> str:
         who = readers(option.name)
         read_by = "; ".join(f"{k} {', '.join(v)}" for k, v in who.items() if v) or "every run"
         kind = option.kind if isinstance(option.kind, str) else option.kind.__name__
-        sweep = "" if option.sweep is None else f"`{option.sweep}`"
+        sweep = "" if option.sweep is None else f"`{json.dumps(option.sweep)}`"
         lines.append(f"| `{option.flag}` | {read_by} | {kind} | {_shown(option.default)} | "
                      f"{option.must().removeprefix('must be ')} | {sweep} | {'yes' if option.identity else 'no'} | "
                      f"{option.help} |")
@@ -228,7 +229,7 @@ def markdown() -> str:
 
 
 def _shown(value) -> str:
-    if value is None:
+    if value is None or value == []:
         return "-"
     if isinstance(value, list):
         return ",".join(map(str, value))

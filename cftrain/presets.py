@@ -151,8 +151,9 @@ def check_some_mode_reads(task: str, input_kind: str | None, modes: list, overri
         if not any(name in read_by(*run) for run in runs):
             mode, model, optimizer = runs[0]
             message = not_read(name, value, mode, model, optimizer)
-            if len(modes) > 1:
-                message = message.replace(f"the mode {mode} does", f"none of the modes {', '.join(modes)}")
+            if len(modes) > 1 and readers(name)["mode"]:
+                message = message.replace(f"the mode {mode} does not read it",
+                                          f"none of the modes {', '.join(modes)} reads it")
             raise UserError(message)
 
 

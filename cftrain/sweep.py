@@ -70,11 +70,11 @@ def check_spec(key: str, spec, where) -> None:
     option = options[key]
     if isinstance(spec, list) and spec:
         for value in spec:
-            problem = "null is not a value (leave the option out)" if value is None else \
-                option.problem(option.coerce(value))
+            if value is None:
+                raise UserError(f"{where}: {key}: null is not a value (leave the option out)")
+            problem = option.problem(option.coerce(value))
             if problem:
-                raise UserError(f"{where}: {key}: {value!r} {problem.replace('must be', 'is not', 1)}"
-                                if value is None else f"{where}: {key}: {value!r}: {problem}")
+                raise UserError(f"{where}: {key}: {value!r}: {problem}")
         return
     ok = (isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in KINDS
           and isinstance(bounds := next(iter(spec.values())), list) and len(bounds) == 2

@@ -95,9 +95,10 @@ def check_memory(config: RunConfig, store: PairStore, device: torch.device) -> N
     """Refused before any work when the ensemble could not fit in memory, with the estimate."""
     need, have = memory_needed(config, model_kwargs(config, store)), memory_available(device)
     if need > have:
-        sizes = ", ".join(f"{k} {v}" for k, v in (("--ensemble", config.ensemble), ("--batch-size", config.batch_size),
+        sizes = ", ".join(f"{k} {v}" for k, v in (("--ensemble", config.ensemble if config.ensemble > 1 else ""),
+                                                   ("--batch-size", config.batch_size if config.batch_size > 1024 else ""),
                                                    ("--hidden", ",".join(map(str, config.get("hidden", [])))))
-                          if v not in ("", 1))
+                          if v != "") or f"--model {config.model}"
         raise UserError(f"{sizes}: model {config.model} would need about {_bytes(need)} of memory to train "
                         f"(weights, gradients, optimizer state, a batch's activations); {device.type} has {_bytes(have)}")
 

@@ -77,9 +77,10 @@ def table_view(records: list, seeds: list | None = None) -> dict:
         if extra:
             row["name"] += f" ({extra})"
         rows.append(row)
-    used = sorted({s for r in records for s in [_seed_of(r)] if s is not None}) if seeds is not None else seeds
+    with_seeds = seeds is not None or any(r["labels"].get("seed") is not None for r in records)
+    used = sorted({_seed_of(r) for r in records if _seed_of(r) is not None}) if with_seeds else None
     return {"task": common["task"], "store": common["store"], "metric": common["metric"],
-            "seeds": seeds if seeds is not None else (used or None), "rows": rows}
+            "seeds": seeds if seeds is not None else used, "rows": rows}
 
 
 def table_row(name: str, input_kind: str, metric: str, results: list, seeds: list | None) -> dict:

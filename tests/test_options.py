@@ -195,3 +195,27 @@ def test_unsigned_variant_uses_the_random_direction_as_is():
     expected = [1 - float(torch.nn.functional.cosine_similarity(w[0], data[r] - data[i], dim=0))
                 for i, r in drawn.tolist()]
     assert stats["rows"] == 4 and loss.item() == pytest.approx(np.mean(expected), abs=1e-6)
+
+
+def test_the_options_page_is_generated_from_the_declarations():
+    from cftrain.options import markdown
+    from tests.helpers import REPO
+    page = (REPO / "docs" / "OPTIONS.md").read_text()
+    assert page == markdown(), "docs/OPTIONS.md is stale: python -m cftrain.options > docs/OPTIONS.md"
+
+
+def test_every_declared_option_is_a_flag_with_its_own_check(tmp_path):
+    """One declaration gives the flag, its type and its check: a value its declaration refuses is
+    refused by the command line and by resolve alike, naming the option."""
+    from click.testing import CliRunner
+
+    from cftrain.options import all_options
+    from cli.cftrain import main
+    flags = {p.opts[0] for p in main.commands["run"].params if p.opts}
+    for option in all_options().values():
+        if option.cli:
+            assert option.flag in flags, option.flag
+    result = CliRunner().invoke(main, ["run", "x.h5", "--out", str(tmp_path / "r"), "--temperature", "0"])
+    assert result.exit_code == 2 and "'--temperature': 0.0 must be >= 0.001" in result.stderr
+    with pytest.raises(UserError, match="--temperature 0.0: must be a finite number >= 0.001"):
+        resolve("imdb", "text", mode="pair-contrastive", temperature=0.0)

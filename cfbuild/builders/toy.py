@@ -11,11 +11,14 @@ near-boundary points; GS also sees their direction, which is the causal axis.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from cfbuild import __version__
 from cfpairs.store import StoreWriter
 from cfpairs.progress import Progress
+from cfpairs.errors import UserError
 from cfpairs.outputs import check_output
 
 CAUSAL_RANGE = (0.0, 1.0)      # |causal| of originals
@@ -49,10 +52,20 @@ def toy_split(rng: np.random.Generator, n: int, agree: float, dim: int, prefix: 
     return {"examples": examples, "pairs_index": pairs, "pairs_kind": np.full(n, "edited", dtype=object)}
 
 
+def check_toy_memory(n: int, dim: int) -> None:
+    """The largest split's arrays (originals, edits and both interleaved, float32) must fit in memory."""
+    need = 3 * 2 * max(1, n) * dim * 4
+    have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if need > have:
+        raise UserError(f"--n {n} --dim {dim}: the training split alone would need about {need / 1e9:,.1f} GB of "
+                        f"memory to build; this machine has {have / 1e9:,.1f} GB")
+
+
 def build_toy(out, *, n: int = 2000, seed: int = 0, spurious: float = 0.95, dim: int = 10,
               force: bool = False) -> None:
     """Write the toy store: `n` training originals, n/4 val, n/2 in each test split."""
     check_output(out, "store", force)  # before any work
+    check_toy_memory(n, dim)
     params = {"n": n, "seed": seed, "spurious": spurious, "dim": dim}
     plan = [("train", n, spurious), ("val", max(1, n // 4), spurious),
             ("test", max(1, n // 2), 0.5), ("test_shifted", max(1, n // 2), 1.0 - spurious)]
