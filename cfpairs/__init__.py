@@ -4,7 +4,7 @@
     with cfpairs.open_store("imdb.h5") as store:
         store["train"].pairs
 
-See README ("Using stores from Python") and docs/STORE.md for the format itself.
+See docs/READING.md for the reader and docs/STORE.md for the format itself.
 """
 
 __version__ = "0.2.0"

@@ -81,6 +81,15 @@ class SplitView:
     def subsets(self) -> dict:
         return {name: self._read(ds) for name, ds in self._split.subsets.items()}
 
+    def row(self, index: int) -> dict:
+        """Example `index` as {field: numpy value} (every example dataset)."""
+        return {field: self.examples[field][index] for field in self.examples}
+
+    def iter_pairs(self):
+        """(original, counterfactual, kind) for every pair, each example a dict of its fields."""
+        for (a, b), kind in zip(self.pairs, self.pair_kinds):
+            yield self.row(int(a)), self.row(int(b)), str(kind)
+
     @cached_property
     def pair_ids(self) -> np.ndarray:
         """(N,) one id per pair group (an original with all its counterfactuals), numbered from 0

@@ -1,14 +1,12 @@
 """Progress where users look: a tqdm bar on a terminal; elsewhere (log files, nohup, CI) plain
 lines on stderr, one per training epoch, and one per 10% of a build step once the step has run
 for QUIET_SECONDS (short steps stay silent), so a log is never silent for minutes. The command
-line's `--quiet` turns both off."""
+line's `--quiet` turns both off. tqdm is the programs' (the reader alone prints plain lines)."""
 
 from __future__ import annotations
 
 import sys
 import time
-
-from tqdm import tqdm
 
 _settings = {"quiet": False}
 QUIET_SECONDS = 2.0
@@ -16,6 +14,14 @@ QUIET_SECONDS = 2.0
 
 def set_quiet(quiet: bool) -> None:
     _settings["quiet"] = bool(quiet)
+
+
+def _tqdm():
+    try:
+        from tqdm import tqdm  # noqa: PLC0415
+    except ImportError:
+        return None
+    return tqdm
 
 
 class Progress:
@@ -31,7 +37,8 @@ class Progress:
         self.plain = False
         self.start = time.monotonic()
         if not _settings["quiet"]:
-            if sys.stderr.isatty():
+            tqdm = _tqdm() if sys.stderr.isatty() else None
+            if tqdm is not None:
                 self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=unit_scale, leave=False)
             else:
                 self.plain = True

@@ -1,4 +1,4 @@
-"""Validation rules of the pair store, format version 1 (README: "The pair store").
+"""Validation rules of the pair store, format version 1 (docs/STORE.md).
 
 Kept apart from `cfpairs.store` only for length. Label rules live with each label kind
 (`cfpairs.label_kinds`).

@@ -1,4 +1,4 @@
-"""Names and shapes of the pair store, format version 1 (README: "The pair store"): part of `cfpairs.store`."""
+"""Names and shapes of the pair store, format version 1 (docs/STORE.md): part of `cfpairs.store`."""
 
 from __future__ import annotations
 

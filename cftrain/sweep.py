@@ -97,11 +97,12 @@ def check_spec(key: str, spec, where) -> None:
 
 
 def default_space(task: str, readers_of_modes: set) -> dict:
-    """The task's own space, else every option the modes read with a sweep range declared."""
-    if task in DEFAULT_SPACES:
-        return DEFAULT_SPACES[task]
-    return {name: option.sweep for name, option in all_options().items()
-            if option.sweep is not None and name in readers_of_modes}
+    """The task's own space (the options the modes read), and every other option the modes read
+    with a sweep range declared (a new method's own options are swept without a space file)."""
+    declared = {name: option.sweep for name, option in all_options().items()
+                if option.sweep is not None and name in readers_of_modes}
+    own = {name: spec for name, spec in DEFAULT_SPACES.get(task, {}).items() if name in readers_of_modes}
+    return {**declared, **own} if own else declared
 
 
 def draw(space: dict, trial: int, sweep_seed: int, preset: RunConfig) -> dict:

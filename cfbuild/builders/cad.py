@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from cfbuild.builders.textpairs import PairedSplit
-from cfpairs.errors import UserError
 from cfbuild.manifest import SourceLedger
+from cfbuild.protocol import Builder, option, register, run_builder
 from cfbuild.sources.tables import read_table
-from cfpairs.outputs import check_output
 from cfbuild.text import jaccard, tokenize
+from cfpairs.errors import UserError
 
 SPLIT_FILES = {"train": "train", "val": "dev", "test": "test"}
 SENTIMENT = {"Negative": 0, "Positive": 1}
@@ -123,44 +124,79 @@ def _check_aligned(table, r: int, original, k: int, texts: tuple, edit: tuple) -
                         f"({original.path} line {original.line(k)}): the files look misaligned")
 
 
-def _build(kind: str, cad_dir, out, *, splits, max_tokens: int, vocab_size: int,
-           allow_unverified: bool, force: bool) -> dict:
-    from cfbuild.builders.textpairs import write_text_store
-
-    check_output(out, "store", force, inputs=[cad_dir])  # before any work
-    if not Path(cad_dir).is_dir():
-        raise UserError(f"{cad_dir}: --cad-dir is not a folder")
-    pattern = ("sentiment/combined/paired/{}_paired.tsv" if kind == "imdb" else
-               "NLI/original/{0}.tsv,NLI/revised_premise/{0}.tsv,NLI/revised_hypothesis/{0}.tsv")
-    present, missing = available_splits(cad_dir, pattern, splits)
-    if "train" not in present:
-        expected = ", ".join(p.format(SPLIT_FILES["train"]) for p in pattern.split(","))
-        raise UserError(f"--cad-dir {cad_dir}: no {kind} training files; expected {expected} under it "
-                        "(give the release's root folder, which holds sentiment/ and NLI/)")
-    ledger = SourceLedger("cad", cad_dir, allow_unverified)
-    reader = imdb_split if kind == "imdb" else snli_split
-    paired = {name: reader(ledger, name) for name in present}
-    params = {"max_tokens": max_tokens, "vocab_size": vocab_size, "splits": present,
-              "allow_unverified_sources": allow_unverified}
-    return write_text_store(out, task=kind, class_names=SENTIMENT_CLASSES if kind == "imdb" else NLI_CLASSES,
-                            splits=paired, max_tokens=max_tokens, vocab_size=vocab_size,
-                            command=f"cfbuild {kind}", parameters=params, sources=ledger.entries, force=force,
-                            report={"missing_splits": missing})
+def _split_names(text):
+    """'train,val' -> ['train', 'val'] (the command line's --splits)."""
+    names = [s.strip() for s in text.split(",") if s.strip()] if isinstance(text, str) else text
+    bad = [s for s in names or [] if s not in SPLIT_FILES]
+    if bad:
+        raise UserError(f"--splits: unknown split(s) {bad}; choose from {', '.join(SPLIT_FILES)}")
+    return names
 
 
-def build_imdb(cad_dir, out, *, splits=None, max_tokens: int = 0, vocab_size: int = 20000,
-               allow_unverified: bool = False, force: bool = False) -> dict:
-    """The IMDb sentiment store from `sentiment/combined/paired` (pairs by batch_id).
+@dataclass
+class CadOptions:
+    cad_dir: Path = option(help="Root of the CAD release (holds sentiment/ and NLI/).", inputs="dir")
+    max_tokens: int = option(0, help="Tokens kept per text (0: keep all, padded to the longest).", low=0)
+    vocab_size: int = option(20000, help="Most frequent training tokens kept (plus padding and unknown).", low=1)
+    splits: list | None = option(None, help="Comma-separated splits that must be built (default: those whose files "
+                                            "exist).", parse=_split_names)
+    allow_unverified_sources: bool = option(False, help="Build even when a file differs from data_manifests/cad.json "
+                                                        "(recorded in sources).")
 
-    `max_tokens` defaults to 0 (whole reviews): trimmed to 32 tokens, 357 of the 1,703
-    training pairs become identical and val accuracy stays far below the paper's (README).
-    """
-    return _build("imdb", cad_dir, out, splits=splits, max_tokens=max_tokens, vocab_size=vocab_size,
-                  allow_unverified=allow_unverified, force=force)
+
+@dataclass
+class SnliOptions(CadOptions):
+    max_tokens: int = option(32, help="Tokens kept per text (0: keep all, padded to the longest).", low=0)
 
 
-def build_snli(cad_dir, out, *, splits=None, max_tokens: int = 32, vocab_size: int = 20000,
-               allow_unverified: bool = False, force: bool = False) -> dict:
-    """The SNLI store: each original with its two premise and two hypothesis edits."""
-    return _build("snli", cad_dir, out, splits=splits, max_tokens=max_tokens, vocab_size=vocab_size,
-                  allow_unverified=allow_unverified, force=force)
+class CadBuilder(Builder):
+    """A preset over `textpairs` for one task of the CAD release."""
+    manifest = "cad"
+    splits = ("train", "val", "test")
+    pattern = ""
+    classes: list = []
+
+    def build(self, o, driver):
+        from cfbuild.builders.textpairs import write_text_store  # noqa: PLC0415
+
+        present, missing = available_splits(o.cad_dir, self.pattern, _split_names(o.splits))
+        if "train" not in present:
+            expected = ", ".join(p.format(SPLIT_FILES["train"]) for p in self.pattern.split(","))
+            raise UserError(f"--cad-dir {o.cad_dir}: no {self.name} training files; expected {expected} under it "
+                            "(give the release's root folder, which holds sentiment/ and NLI/)")
+        ledger = driver.ledger(o.cad_dir, o.allow_unverified_sources)
+        paired = {name: self.read_split(ledger, name) for name in present}
+        write_text_store(driver, task=self.name, class_names=self.classes, splits=paired, max_tokens=o.max_tokens,
+                         vocab_size=o.vocab_size, extra_report={"missing_splits": missing})
+
+
+@register
+class Imdb(CadBuilder):
+    """Whole reviews by default: trimmed to 32 tokens, 357 of the 1,703 training pairs become
+    identical and val accuracy stays far below the paper's (docs/REPRODUCTION.md)."""
+    name, Options = "imdb", CadOptions
+    summary = "IMDb sentiment pairs from CAD's sentiment/combined/paired (pairs by batch_id)."
+    example = "cfbuild imdb --cad-dir counterfactually-augmented-data --out imdb.h5"
+    pattern, classes = "sentiment/combined/paired/{}_paired.tsv", SENTIMENT_CLASSES
+    read_split = staticmethod(lambda ledger, name: imdb_split(ledger, name))
+
+
+@register
+class Snli(CadBuilder):
+    """Row k of NLI/original is the original of rows 2k and 2k+1 of each revised file."""
+    name, Options = "snli", SnliOptions
+    summary = "SNLI pairs from CAD's NLI/original and NLI/revised_{premise,hypothesis}."
+    example = "cfbuild snli --cad-dir counterfactually-augmented-data --out snli.h5"
+    pattern = "NLI/original/{0}.tsv,NLI/revised_premise/{0}.tsv,NLI/revised_hypothesis/{0}.tsv"
+    classes = NLI_CLASSES
+    read_split = staticmethod(lambda ledger, name: snli_split(ledger, name))
+
+
+def build_imdb(cad_dir, out, force: bool = False, allow_unverified: bool = False, **options) -> dict:
+    """The IMDb sentiment store (`CadOptions`); returns the build report."""
+    return run_builder("imdb", out, force, cad_dir=Path(cad_dir), allow_unverified_sources=allow_unverified, **options)
+
+
+def build_snli(cad_dir, out, force: bool = False, allow_unverified: bool = False, **options) -> dict:
+    """The SNLI store (`SnliOptions`): each original with its two premise and two hypothesis edits."""
+    return run_builder("snli", out, force, cad_dir=Path(cad_dir), allow_unverified_sources=allow_unverified, **options)

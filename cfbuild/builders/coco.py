@@ -7,17 +7,17 @@ subset `hard_edited` = edited test rows whose label vector never occurs in train
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cfbuild import __version__
 from cfbuild.builders.pooled import pooled_vectors
-from cfpairs.errors import UserError
+from cfbuild.protocol import SEED_MAX, Builder, option, register, run_builder
 from cfbuild.sources.coco_instances import CocoInstances, load_instances
 from cfbuild.sources.edited_coco import EditedImages, list_edited
-from cfpairs.outputs import check_output
-from cfpairs.store import StoreWriter, describe_source
+from cfpairs.errors import UserError
+from cfpairs.store import describe_source
 
 COCO_SPLITS = {"train": "train2014", "test": "val2014"}
 PAIR_KIND = "inpainted"
@@ -96,38 +96,61 @@ def plan_splits(inst: dict, edits: dict, edit_kind: str, edited_dir: Path, val_s
     return out
 
 
-def build_coco(instances_dir, edited_dir, features: list, imgid2idx: list, out, *, val_size: int = 1000,
-               seed: int = 0, edit_kind: str = "iv", force: bool = False) -> dict:
-    # before any work
-    check_output(out, "store", force, inputs=[instances_dir, edited_dir, *features, *imgid2idx])
-    instances_dir, edited_dir = Path(instances_dir), Path(edited_dir)
-    present = {s: instances_dir / f"instances_{s}.json" for s in COCO_SPLITS.values()}
-    if not present["train2014"].is_file():
-        raise UserError(f"{present['train2014']}: not found (the train split is required)")
-    inst = {s: load_instances(p) for s, p in present.items() if p.is_file()}
-    if "val2014" in inst and list(inst["val2014"].category_ids) != list(inst["train2014"].category_ids):
-        raise UserError(f"{present['val2014']}: its categories differ from {present['train2014'].name}'s")
-    edits = {s: list_edited(edited_dir, s) for s in inst}
-    splits = plan_splits(inst, edits, edit_kind, edited_dir, val_size, seed)
-    keys = [k for s in splits.values() for k in s["ids"]]
-    vectors, feature_sources = pooled_vectors(features, imgid2idx, keys)
-    train = inst["train2014"]
-    build = {"command": "cfbuild coco", "version": __version__,
-             "parameters": {"val_size": val_size, "seed": seed, "edit_kind": edit_kind, "pool": "mean",
-                            "features": [Path(p).name for p in features]}}
-    sources = [describe_source(p, "coco") for p in present.values() if p.is_file()] + feature_sources
-    report = {"missing_splits": [] if "test" in splits else ["test"], "splits": {}}
-    start = 0
-    with StoreWriter(out, task="coco", input_kind="vector", label_kind="multilabel", class_names=train.class_names,
-                     build=build, sources=sources, force=force) as writer:
-        for name, s in splits.items():
-            x = vectors[start:start + len(s["ids"])]
-            start += len(s["ids"])
-            examples = {"id": s["ids"], "is_counterfactual": s["is_cf"], "label": s["labels"], "x": x}
-            writer.write_split(name, examples, s["pairs"], [PAIR_KIND] * len(s["pairs"]), s.get("subsets"))
-            report["splits"][name] = {"originals": int((~s["is_cf"]).sum()), "edits": int(s["is_cf"].sum()),
-                                      "pairs": len(s["pairs"]), "unchanged_label_edits": len(s["unchanged"]),
-                                      "unchanged_first": s["unchanged"][:10],
-                                      **{k: len(v) for k, v in s.get("subsets", {}).items()}}
-        writer.set_json_attr("report", report)
-    return report
+@dataclass
+class CocoOptions:
+    instances_dir: Path = option(help="Holds instances_train2014.json (and instances_val2014.json for test).",
+                                 inputs="dir")
+    edited_dir: Path = option(help="Holds train2014/ and val2014/ with COCO_<split>_<image_id>_<target>.jpg (names "
+                                   "only are read).", inputs="dir")
+    features: list = option(help="Vectors keyed by image id (originals) and file stem (edits): .tsv, HDF5 or .npz. "
+                                 "Repeat for several files.", inputs="file", multiple=True)
+    imgid2idx: list = option([], help="The {key: row} pickle of each HDF5 --features file, in the same order.",
+                             inputs="file", multiple=True)
+    val_size: int = option(1000, help="train2014 originals held out (with their edits) as val.", low=1)
+    seed: int = option(0, help="Seed of the val draw.", low=0, high=SEED_MAX)
+    edit_kind: str = option("iv", help="iv: the name's target is the removed category id; cv: the removed annotation "
+                                       "id.", choices=("iv", "cv"))
+
+
+@register
+class Coco(Builder):
+    name, Options = "coco", CocoOptions
+    summary = "COCO multi-label store: originals and their inpainted edits (Agarwal et al.)."
+    example = "cfbuild coco --instances-dir annotations --edited-dir edited --features coco_pooled.npz --out coco.h5"
+    manifest = "coco"
+    splits = ("train", "val", "test")
+
+    def build(self, o, driver):
+        instances_dir, edited_dir = Path(o.instances_dir), Path(o.edited_dir)
+        present = {s: instances_dir / f"instances_{s}.json" for s in COCO_SPLITS.values()}
+        if not present["train2014"].is_file():
+            raise UserError(f"{present['train2014']}: not found (the train split is required)")
+        inst = {s: load_instances(p) for s, p in present.items() if p.is_file()}
+        if "val2014" in inst and list(inst["val2014"].category_ids) != list(inst["train2014"].category_ids):
+            raise UserError(f"{present['val2014']}: its categories differ from {present['train2014'].name}'s")
+        edits = {s: list_edited(edited_dir, s) for s in inst}
+        splits = plan_splits(inst, edits, o.edit_kind, edited_dir, o.val_size, o.seed)
+        keys = [k for s in splits.values() for k in s["ids"]]
+        vectors, feature_sources = pooled_vectors(o.features, o.imgid2idx, keys)
+        driver.sources.extend([describe_source(p, "coco") for p in present.values() if p.is_file()] + feature_sources)
+        report = driver.report
+        report.update(missing_splits=[] if "test" in splits else ["test"], splits={})
+        start = 0
+        with driver.writer(task="coco", input_kind="vector", label_kind="multilabel",
+                           class_names=inst["train2014"].class_names) as writer:
+            for name, s in splits.items():
+                x = vectors[start:start + len(s["ids"])]
+                start += len(s["ids"])
+                examples = {"id": s["ids"], "is_counterfactual": s["is_cf"], "label": s["labels"], "x": x}
+                writer.write_split(name, examples, s["pairs"], [PAIR_KIND] * len(s["pairs"]), s.get("subsets"))
+                report["splits"][name] = {"originals": int((~s["is_cf"]).sum()), "edits": int(s["is_cf"].sum()),
+                                          "pairs": len(s["pairs"]), "unchanged_label_edits": len(s["unchanged"]),
+                                          "unchanged_first": s["unchanged"][:10],
+                                          **{k: len(v) for k, v in s.get("subsets", {}).items()}}
+
+
+def build_coco(instances_dir, edited_dir, features: list, imgid2idx: list, out, force: bool = False,
+               **options) -> dict:
+    """The COCO store (`CocoOptions`) from Python; returns the build report."""
+    return run_builder("coco", out, force, instances_dir=Path(instances_dir), edited_dir=Path(edited_dir),
+                       features=[Path(p) for p in features], imgid2idx=[Path(p) for p in imgid2idx], **options)

@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from cfbuild.builders.textpairs import PairedSplit, write_text_store
-from cfpairs.errors import UserError
+from cfbuild.protocol import Builder, option, register, run_builder
 from cfbuild.sources.tables import Table, read_table
+from cfpairs.errors import UserError
 from cfpairs.store import describe_source
-from cfpairs.outputs import check_output
 
 TRUE_WORDS = {"1", "true", "yes", "y", "original"}
 
@@ -131,12 +131,8 @@ def table_split(path, layout: Layout, classes: list | None) -> tuple[PairedSplit
     return out, classes
 
 
-def build_table(files: dict, out, *, text_cols: list, label_col: str, pair_col: str, original_col=None,
-                task: str = "table", max_tokens: int = 32, vocab_size: int = 20000, force: bool = False,
-                layout: Layout | None = None, command: str = "cfbuild table", inputs=()) -> dict:
+def write_table_store(driver, files: dict, layout: Layout, task: str, max_tokens: int, vocab_size: int) -> dict:
     """`files`: {split name: path}, `train` required (its labels define the classes)."""
-    check_output(out, "store", force, inputs=[*files.values(), *inputs])  # before any work
-    layout = layout or Layout(tuple(text_cols), label_col, pair_col, original_col)
     if "train" not in files:
         raise UserError("--file (the train split) is required")
     split, classes = table_split(files["train"], layout, classes=None)
@@ -146,11 +142,48 @@ def build_table(files: dict, out, *, text_cols: list, label_col: str, pair_col: 
     for name in ("val", "test"):
         if files.get(name):
             splits[name], _ = table_split(files[name], layout, classes=classes)
-    params = {**{k: v for k, v in asdict(layout).items() if v}, "max_tokens": max_tokens, "vocab_size": vocab_size,
-              "files": {k: str(v) for k, v in files.items()}}
-    return write_text_store(out, task=task, class_names=classes, splits=splits, max_tokens=max_tokens,
-                            vocab_size=vocab_size, command=command, parameters=params,
-                            sources=[describe_source(files[n]) for n in splits], force=force)
+    driver.sources.extend(describe_source(files[n]) for n in splits)
+    return write_text_store(driver, task=task, class_names=classes, splits=splits, max_tokens=max_tokens,
+                            vocab_size=vocab_size)
+
+
+@dataclass
+class TableOptions:
+    file: Path = option(help="Training rows (.csv, .tsv, .jsonl, .parquet).", inputs="file")
+    text_col: str = option(help="The text column (the premise for text pairs).")
+    label_col: str = option(help="The label column.")
+    pair_col: str = option(help="Rows sharing this value form a group: an original and its edits.")
+    file_val: Path | None = option(None, help="Val rows, in the same layout.", inputs="file")
+    file_test: Path | None = option(None, help="Test rows, in the same layout.", inputs="file")
+    text2_col: str | None = option(None, help="A second text column (the hypothesis): makes a text_pair store.")
+    original_col: str | None = option(None, help="A column marking the original of each group (1/true/yes/original); "
+                                                 "default: the group's first row.")
+    task: str = option("table", help="The store's task name.")
+    max_tokens: int = option(32, help="Tokens kept per text (0: keep all, padded to the longest).", low=0)
+    vocab_size: int = option(20000, help="Most frequent training tokens kept (plus padding and unknown).", low=1)
+
+
+@register
+class TableBuilder(Builder):
+    name, Options = "table", TableOptions
+    summary = "A text store from your own counterfactual table (CSV/TSV/JSONL/parquet, rows grouped by --pair-col)."
+    example = "cfbuild table --file pairs.csv --text-col text --label-col label --pair-col pair_id --out mine.h5"
+    splits = ("train", "val", "test")
+
+    def build(self, o, driver):
+        files = {"train": o.file, "val": o.file_val, "test": o.file_test}
+        layout = Layout(tuple(c for c in (o.text_col, o.text2_col) if c), o.label_col, o.pair_col, o.original_col)
+        write_table_store(driver, {k: v for k, v in files.items() if v}, layout, o.task, o.max_tokens, o.vocab_size)
+
+
+def build_table(files: dict, out, *, text_cols: list, label_col: str, pair_col: str, original_col=None,
+                task: str = "table", max_tokens: int = 32, vocab_size: int = 20000, force: bool = False) -> dict:
+    """The `table` builder from Python: `files` {split name: path}, `train` required."""
+    return run_builder("table", out, force, file=files.get("train"), file_val=files.get("val"),
+                       file_test=files.get("test"), text_col=text_cols[0],
+                       text2_col=text_cols[1] if len(text_cols) > 1 else None, label_col=label_col,
+                       pair_col=pair_col, original_col=original_col, task=task, max_tokens=max_tokens,
+                       vocab_size=vocab_size)
 
 
 def _store_json(folder: Path) -> dict:
@@ -166,34 +199,53 @@ def _store_json(folder: Path) -> dict:
     return meta
 
 
+@dataclass
+class ImportOptions:
+    folder: Path = option(help="Holds train.parquet (or .jsonl/.csv/.tsv), optionally val and test, in the export "
+                               "layout.", inputs="dir", argument=True)
+    max_tokens: int | None = option(None, help="Tokens kept per text (0: all) [default: the exported store's own, "
+                                               "else 0].", low=0)
+    vocab_size: int | None = option(None, help="Most frequent training tokens kept [default: the exported store's "
+                                               "own, else 20000].", low=1)
+
+
+@register
+class ImportBuilder(Builder):
+    """Columns text (or premise_text and hypothesis_text), label, pair_id (-1: unpaired), is_counterfactual,
+    and optionally id and pair_kind; store.json, when there, gives the class names (labels are then
+    class indexes), the task, and the defaults of --max-tokens and --vocab-size (a round trip gives
+    back the same tokens)."""
+    name, Options = "import", ImportOptions
+    summary = "A text store from tables in the layout `cfbuild export` writes (your own paired data too)."
+    example = "cfbuild export imdb.h5 --to parquet imdb-parquet && cfbuild import imdb-parquet --out imdb-again.h5"
+    splits = ("train", "val", "test")
+
+    def build(self, o, driver):
+        folder = Path(o.folder)
+        files = {}
+        for split in ("train", "val", "test"):
+            found = [p for p in (folder / f"{split}{ext}" for ext in (".parquet", ".jsonl", ".csv", ".tsv"))
+                     if p.is_file()]
+            if found:
+                files[split] = found[0]
+        if "train" not in files:
+            raise UserError(f"{folder}: no train.parquet (or train.jsonl/.csv/.tsv) in the exported layout")
+        meta = _store_json(folder)
+        built = (meta.get("build") or {}).get("parameters") or {}
+        max_tokens = built.get("max_tokens", 0) if o.max_tokens is None else o.max_tokens
+        vocab_size = built.get("vocab_size", 20000) if o.vocab_size is None else o.vocab_size
+        if meta.get("input_kind") not in (None, "text", "text_pair"):
+            raise UserError(f"{folder}: a {meta['input_kind']} store cannot be imported (texts only)")
+        header = read_table(files["train"]).columns
+        text_cols = ("premise_text", "hypothesis_text") if "premise_text" in header else ("text",)
+        layout = Layout(text_cols, "label", "pair_id", counterfactual_col="is_counterfactual", unpaired=("-1",),
+                        label_names=tuple(meta["class_names"]) if meta.get("class_names") else None,
+                        id_col="id" if "id" in header else None,
+                        kind_col="pair_kind" if "pair_kind" in header else None)
+        write_table_store(driver, files, layout, meta.get("task", "import"), max_tokens, vocab_size)
+
+
 def build_import(folder, out, *, max_tokens: int | None = None, vocab_size: int | None = None,
                  force: bool = False) -> dict:
-    """A text store from tables in `cfbuild export`'s layout: `<split>.parquet` (or .jsonl/.csv/.tsv)
-    files with `text` (or `premise_text` + `hypothesis_text`), `label`, `pair_id` (-1: unpaired),
-    `is_counterfactual`, optionally `id` and `pair_kind`; `store.json` (written by export) gives the
-    class names (labels are then class indexes), the task, and the defaults of `max_tokens` and
-    `vocab_size` (the exported store's own: a round trip gives back the same tokens)."""
-    check_output(out, "store", force, inputs=[folder])  # before any work
-    folder = Path(folder)
-    files = {}
-    for split in ("train", "val", "test"):
-        found = [folder / f"{split}{ext}" for ext in (".parquet", ".jsonl", ".csv", ".tsv")]
-        found = [p for p in found if p.is_file()]
-        if found:
-            files[split] = found[0]
-    if "train" not in files:
-        raise UserError(f"{folder}: no train.parquet (or train.jsonl/.csv/.tsv) in the exported layout")
-    meta = _store_json(folder)
-    built = (meta.get("build") or {}).get("parameters") or {}
-    max_tokens = built.get("max_tokens", 0) if max_tokens is None else max_tokens
-    vocab_size = built.get("vocab_size", 20000) if vocab_size is None else vocab_size
-    if meta.get("input_kind") not in (None, "text", "text_pair"):
-        raise UserError(f"{folder}: a {meta['input_kind']} store cannot be imported (texts only)")
-    header = read_table(files["train"]).columns
-    text_cols = ("premise_text", "hypothesis_text") if "premise_text" in header else ("text",)
-    layout = Layout(text_cols, "label", "pair_id", counterfactual_col="is_counterfactual", unpaired=("-1",),
-                    label_names=tuple(meta["class_names"]) if meta.get("class_names") else None,
-                    id_col="id" if "id" in header else None, kind_col="pair_kind" if "pair_kind" in header else None)
-    return build_table(files, out, text_cols=list(text_cols), label_col="label", pair_col="pair_id",
-                       task=meta.get("task", "import"), max_tokens=max_tokens, vocab_size=vocab_size, force=force,
-                       layout=layout, command="cfbuild import", inputs=[folder])
+    """The `import` builder from Python."""
+    return run_builder("import", out, force, folder=Path(folder), max_tokens=max_tokens, vocab_size=vocab_size)

@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cfbuild import __version__
 from cfpairs.errors import UserError
 from cfpairs.progress import Progress
-from cfpairs.store import StoreWriter
 from cfbuild.text import build_vocab, encode, jaccard, tokenize
 
 LOW_OVERLAP = 0.2
@@ -76,10 +74,10 @@ def empty_texts(split: PairedSplit) -> list:
     return [i for i, texts in zip(split.ids, split.texts) if not any(t.strip() for t in texts)]
 
 
-def write_text_store(out, *, task: str, class_names: list, splits: dict, max_tokens: int,
-                     vocab_size: int, command: str, parameters: dict, sources: list, force: bool,
-                     vocab: list | None = None, report: dict | None = None) -> dict:
-    """Tokenise, pair, validate and write `splits` ({name: PairedSplit}); returns the report."""
+def write_text_store(driver, *, task: str, class_names: list, splits: dict, max_tokens: int,
+                     vocab_size: int, vocab: list | None = None, extra_report: dict | None = None) -> dict:
+    """Tokenise, pair, validate and write `splits` ({name: PairedSplit}) through the builder's
+    driver (`cfbuild.protocol.Driver`); the report goes to the driver (and is returned)."""
     n_fields = len(next(iter(splits.values())).texts[0])
     prefixes = FIELD_PREFIXES[n_fields]
     for split in splits.values():
@@ -93,11 +91,11 @@ def write_text_store(out, *, task: str, class_names: list, splits: dict, max_tok
         if "train" not in splits:
             raise UserError("the vocabulary comes from the train split, which is missing")
         vocab = build_vocab([t for field_tokens in tokens["train"] for t in field_tokens], vocab_size)
-    report = dict(report or {}, vocab_size=len(vocab), splits={})
-    build = {"command": command, "parameters": parameters, "version": __version__}
-    with StoreWriter(out, task=task, input_kind="text_pair" if n_fields == 2 else "text",
-                     label_kind="binary" if len(class_names) == 2 else "multiclass",
-                     class_names=class_names, build=build, sources=sources, force=force) as writer:
+    report = driver.report
+    report.update(extra_report or {}, vocab_size=len(vocab), splits={})
+    with driver.writer(task=task, input_kind="text_pair" if n_fields == 2 else "text",
+                       label_kind="binary" if len(class_names) == 2 else "multiclass",
+                       class_names=class_names) as writer:
         writer.write_vocab(vocab)
         for name, split in splits.items():
             kept, report["splits"][name] = _pair_report(split, tokens[name])
@@ -112,5 +110,4 @@ def write_text_store(out, *, task: str, class_names: list, splits: dict, max_tok
                 ids, lengths = encode(field_tokens, vocab, max_tokens)
                 examples.update({f"{prefix}text": list(field_texts), f"{prefix}tokens": ids, f"{prefix}length": lengths})
             writer.write_split(name, examples, [(a, b) for a, b, _ in kept], [k for _, _, k in kept])
-        writer.set_json_attr("report", report)
     return report

@@ -12,14 +12,13 @@ near-boundary points; GS also sees their direction, which is the causal axis.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
-from cfbuild import __version__
-from cfpairs.store import StoreWriter
-from cfpairs.progress import Progress
+from cfbuild.protocol import SEED_MAX, Builder, option, register, run_builder
 from cfpairs.errors import UserError
-from cfpairs.outputs import check_output
+from cfpairs.progress import Progress
 
 CAUSAL_RANGE = (0.0, 1.0)      # |causal| of originals
 EDIT_RANGE = (0.02, 0.1)       # |causal| after the minimal edit
@@ -61,19 +60,37 @@ def check_toy_memory(n: int, dim: int) -> None:
                         f"memory to build; this machine has {have / 1e9:,.1f} GB")
 
 
-def build_toy(out, *, n: int = 2000, seed: int = 0, spurious: float = 0.95, dim: int = 10,
-              force: bool = False) -> None:
-    """Write the toy store: `n` training originals, n/4 val, n/2 in each test split."""
-    check_output(out, "store", force)  # before any work
-    check_toy_memory(n, dim)
-    params = {"n": n, "seed": seed, "spurious": spurious, "dim": dim}
-    plan = [("train", n, spurious), ("val", max(1, n // 4), spurious),
-            ("test", max(1, n // 2), 0.5), ("test_shifted", max(1, n // 2), 1.0 - spurious)]
-    build = {"command": "cfbuild toy", "parameters": params, "version": __version__}
-    with StoreWriter(out, task="toy", input_kind="vector", label_kind="binary",
-                     class_names=["negative", "positive"], build=build, sources=[], force=force) as writer, \
-            Progress(sum(size for _, size, _ in plan), "toy rows", unit="originals") as bar:
-        for stream, (name, size, agree) in enumerate(plan):
-            rng = np.random.default_rng([seed, stream])
-            writer.write_split(name, **toy_split(rng, size, agree, dim, name))
-            bar.update(size)
+@dataclass
+class ToyOptions:
+    n: int = option(2000, help="Training originals (val gets n/4, test and test_shifted n/2 each).", low=1)
+    seed: int = option(0, help="Seed of every draw.", low=0, high=SEED_MAX)
+    spurious: float = option(0.95, help="P(spurious coordinate agrees with the label) in train and val.", low=0, high=1)
+    dim: int = option(10, help="Vector width: causal, spurious and dim-2 noise coordinates.", low=2)
+
+
+@register
+class Toy(Builder):
+    name, Options = "toy", ToyOptions
+    summary = "The built-in toy store (an analogue of the paper's Fig. 3)."
+    example = "cfbuild toy --out toy.h5 --n 2000 --seed 0 --spurious 0.95"
+    splits = ("train", "val", "test", "test_shifted")
+
+    def check(self, options):
+        super().check(options)
+        check_toy_memory(options.n, options.dim)
+
+    def build(self, o, driver):
+        plan = [("train", o.n, o.spurious), ("val", max(1, o.n // 4), o.spurious),
+                ("test", max(1, o.n // 2), 0.5), ("test_shifted", max(1, o.n // 2), 1.0 - o.spurious)]
+        with driver.writer(task="toy", input_kind="vector", label_kind="binary",
+                           class_names=["negative", "positive"]) as writer, \
+                Progress(sum(size for _, size, _ in plan), "toy rows", unit="originals") as bar:
+            for stream, (name, size, agree) in enumerate(plan):
+                rng = np.random.default_rng([o.seed, stream])
+                writer.write_split(name, **toy_split(rng, size, agree, o.dim, name))
+                bar.update(size)
+
+
+def build_toy(out, force: bool = False, **options) -> dict:
+    """Write the toy store (`ToyOptions`): `n` training originals, n/4 val, n/2 in each test split."""
+    return run_builder("toy", out, force, **options)

@@ -10,13 +10,13 @@ keeps only the relevant region.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from cfbuild import __version__
 from cfbuild.builders.vqa import CF_KIND, answer_type_subsets, focused, with_counterfactuals
 from cfbuild.builders.vqa_attention import Attention
-from cfpairs.store import StoreWriter
-from cfpairs.outputs import check_output
+from cfbuild.protocol import SEED_MAX, Builder, option, register, run_builder
 
 COLOURS = ["red", "green", "blue", "yellow"]
 OBJECTS = ["ball", "cup", "hat", "box"]
@@ -59,18 +59,36 @@ def _attention(relevant: np.ndarray, regions: int, has: np.ndarray) -> Attention
     return Attention(np.eye(regions, dtype=np.float32)[relevant], has)
 
 
-def build_toy_regions(out, *, n: int = 1000, seed: int = 0, spurious: float = 0.9, cf_rate: float = 1.0,
-                      noise: float = 0.3, dim_noise: int = 4, force: bool = False) -> None:
-    """`n` training questions, n/4 val, n/2 test (+ test_focused); one image per question."""
-    check_output(out, "store", force)  # before any work
-    rng = np.random.default_rng(seed)
-    sizes = {"train": n, "val": max(1, n // 4), "test": max(1, n // 2)}
-    feats, objects, colours = _images(rng, sum(sizes.values()), noise, dim_noise)
-    boxes = np.tile(np.array([[0, 0, 1, 1]], np.float32), (len(feats), len(OBJECTS), 1))
-    params = {"n": n, "seed": seed, "spurious": spurious, "cf_rate": cf_rate, "noise": noise, "dim_noise": dim_noise}
-    with StoreWriter(out, task="toy-vqa", input_kind="regions", label_kind="soft", class_names=COLOURS,
-                     build={"command": "cfbuild toy-vqa", "parameters": params, "version": __version__},
-                     sources=[], force=force) as writer:
+@dataclass
+class ToyVqaOptions:
+    n: int = option(1000, help="Training questions (val gets n/4, test n/2); one image each.", low=4)
+    seed: int = option(0, help="Seed of every draw.", low=0, high=SEED_MAX)
+    spurious: float = option(0.9, help="P(the question's hint word names the answer) in train and val; random in "
+                                       "test.", low=0, high=1)
+    cf_rate: float = option(1.0, help="Share of train/val questions given a masked counterfactual.", low=0, high=1)
+    noise: float = option(0.3, help="Feature noise.", low=0, cli=False)
+    dim_noise: int = option(4, help="Noise dimensions of each region's features.", low=0, cli=False)
+
+
+@register
+class ToyVqa(Builder):
+    name, Options = "toy-vqa", ToyVqaOptions
+    summary = "A toy VQA store (regions, soft labels) where a question word is a shortcut."
+    example = "cfbuild toy-vqa --out toy-vqa.h5 && cftrain table toy-vqa.h5 --out runs/toy-vqa"
+    splits = ("train", "val", "test", "test_focused")
+
+    def build(self, o, driver):
+        """`n` training questions, n/4 val, n/2 test (+ test_focused); one image per question."""
+        n, spurious = o.n, o.spurious
+        rng = np.random.default_rng(o.seed)
+        sizes = {"train": n, "val": max(1, n // 4), "test": max(1, n // 2)}
+        feats, objects, colours = _images(rng, sum(sizes.values()), o.noise, o.dim_noise)
+        boxes = np.tile(np.array([[0, 0, 1, 1]], np.float32), (len(feats), len(OBJECTS), 1))
+        with driver.writer(task="toy-vqa", input_kind="regions", label_kind="soft", class_names=COLOURS) as writer:
+            self.write(writer, rng, feats, boxes, objects, colours, sizes, spurious, o.cf_rate)
+
+    @staticmethod
+    def write(writer, rng, feats, boxes, objects, colours, sizes, spurious, cf_rate) -> None:
         writer.write_vocab(VOCAB)
         writer.write_regions(np.arange(len(feats)), boxes, feats)
         first = 0
@@ -88,3 +106,8 @@ def build_toy_regions(out, *, n: int = 1000, seed: int = 0, spurious: float = 0.
                 ex, pairs, _ = with_counterfactuals(ex, att, real, 0.2)
                 writer.write_split(name, ex, pairs, [CF_KIND] * len(pairs),
                                    subsets=answer_type_subsets(ex["answer_type"]))
+
+
+def build_toy_regions(out, force: bool = False, **options) -> dict:
+    """Write the toy VQA store (`ToyVqaOptions`)."""
+    return run_builder("toy-vqa", out, force, **options)

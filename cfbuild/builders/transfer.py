@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from cfbuild.builders.textpairs import PairedSplit, write_text_store
-from cfpairs.errors import UserError
+from cfbuild.protocol import SEED_MAX, Builder, option, register, run_builder
 from cfbuild.sources.tables import load_with_datasets, read_table
+from cfpairs.errors import UserError
 from cfpairs.store import Store, describe_source
-from cfpairs.outputs import check_output
 
 
 @dataclass(frozen=True)
@@ -47,35 +47,56 @@ def _via_datasets(*args, **kwargs) -> dict:
     return {c: [str(v) for v in table[c]] for c in table.column_names}
 
 
-def build_transfer(preset_name: str, source: str, vocab_from, out, *, sample: int = 2000, seed: int = 0,
-                   force: bool = False) -> dict:
-    """A store with one `test` split: a seeded sample of `source`, tokenised with `vocab_from`'s vocabulary."""
-    check_output(out, "store", force, inputs=[vocab_from, source])  # before any work
-    preset = PRESETS[preset_name]
-    with Store(vocab_from) as trained:
-        vocab, task, classes = trained.vocab, trained.task, trained.class_names
-        max_tokens = trained.build.get("parameters", {}).get("max_tokens", 32)
-        input_kind = trained.input_kind
-    if vocab is None or input_kind != ("text_pair" if preset.pair_kind else "text"):
-        raise UserError(f"{vocab_from}: a {input_kind} store cannot give the vocabulary for preset {preset_name!r}")
-    columns, source_entry = load_rows(source, preset)
-    missing = [c for c in (*preset.text_cols, "label") if c not in columns]
-    if missing:
-        raise UserError(f"{source}: missing column(s) {missing} for preset {preset_name!r}")
-    keep = np.array([i for i, v in enumerate(columns["label"]) if v in preset.labels], dtype=np.int64)
-    if not len(keep):
-        raise UserError(f"{source}: no rows with a label the preset {preset_name!r} keeps ({sorted(preset.labels)})")
-    rng = np.random.default_rng(seed)
-    chosen = np.sort(rng.choice(keep, size=min(sample, len(keep)), replace=False))
-    split = PairedSplit()
-    for i in chosen.tolist():
-        texts = [columns[c][i] for c in preset.text_cols]
-        texts = texts if preset.pair_kind else [" ".join(t for t in texts if t)]
-        split.add(f"{preset_name}:{i}", texts, preset.labels[columns["label"][i]], False)
-    params = {"preset": preset_name, "source": source, "vocab_from": str(vocab_from), "sample": sample,
-              "seed": seed, "max_tokens": max_tokens}
-    report = {"rows_in_source": len(columns["label"]), "rows_with_kept_labels": int(len(keep)),
-              "dropped_labels": len(columns["label"]) - int(len(keep)), "sampled": int(len(chosen))}
-    return write_text_store(out, task=task, class_names=classes, splits={"test": split}, max_tokens=max_tokens,
-                            vocab_size=len(vocab), command="cfbuild transfer", parameters=params,
-                            sources=[source_entry], force=force, vocab=vocab, report=report)
+@dataclass
+class TransferOptions:
+    preset: str = option(help="The transfer set's layout and labels.", choices=tuple(PRESETS))
+    source: str = option(help="A local csv/tsv/jsonl/parquet file in the preset's layout, or the hub name "
+                              "(amazon_polarity, yelp_polarity, tweet_eval, multi_nli).")
+    vocab_from: Path = option(help="The store whose vocabulary (and max tokens) the transfer set uses.", inputs="file")
+    sample: int = option(2000, help="Rows sampled from the source (seeded).", low=1)
+    seed: int = option(0, help="Seed of the sample.", low=0, high=SEED_MAX)
+
+
+@register
+class Transfer(Builder):
+    name, Options = "transfer", TransferOptions
+    summary = "A zero-shot test store (single split `test`) in a trained store's vocabulary."
+    example = "cfbuild transfer --preset yelp --source yelp_test.csv --vocab-from imdb.h5 --out yelp.h5"
+    splits = ("test",)
+
+    def extra_inputs(self, options):
+        return [options.source] if Path(options.source).exists() else []
+
+    def build(self, o, driver):
+        """One `test` split: a seeded sample of `source`, tokenised with `vocab_from`'s vocabulary."""
+        preset = PRESETS[o.preset]
+        with Store(o.vocab_from) as trained:
+            vocab, task, classes = trained.vocab, trained.task, trained.class_names
+            max_tokens = trained.build.get("parameters", {}).get("max_tokens", 32)
+            input_kind = trained.input_kind
+        if vocab is None or input_kind != ("text_pair" if preset.pair_kind else "text"):
+            raise UserError(f"{o.vocab_from}: a {input_kind} store cannot give the vocabulary for preset {o.preset!r}")
+        columns, source_entry = load_rows(o.source, preset)
+        missing = [c for c in (*preset.text_cols, "label") if c not in columns]
+        if missing:
+            raise UserError(f"{o.source}: missing column(s) {missing} for preset {o.preset!r}")
+        keep = np.array([i for i, v in enumerate(columns["label"]) if v in preset.labels], dtype=np.int64)
+        if not len(keep):
+            raise UserError(f"{o.source}: no rows with a label the preset {o.preset!r} keeps ({sorted(preset.labels)})")
+        chosen = np.sort(np.random.default_rng(o.seed).choice(keep, size=min(o.sample, len(keep)), replace=False))
+        split = PairedSplit()
+        for i in chosen.tolist():
+            texts = [columns[c][i] for c in preset.text_cols]
+            texts = texts if preset.pair_kind else [" ".join(t for t in texts if t)]
+            split.add(f"{o.preset}:{i}", texts, preset.labels[columns["label"][i]], False)
+        report = {"rows_in_source": len(columns["label"]), "rows_with_kept_labels": int(len(keep)),
+                  "dropped_labels": len(columns["label"]) - int(len(keep)), "sampled": int(len(chosen))}
+        driver.sources.append(source_entry)
+        write_text_store(driver, task=task, class_names=classes, splits={"test": split}, max_tokens=max_tokens,
+                         vocab_size=len(vocab), vocab=vocab, extra_report=report)
+
+
+def build_transfer(preset: str, source: str, vocab_from, out, force: bool = False, **options) -> dict:
+    """A transfer store (`TransferOptions`) from Python."""
+    return run_builder("transfer", out, force, preset=preset, source=str(source), vocab_from=Path(vocab_from),
+                       **options)

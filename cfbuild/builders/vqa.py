@@ -1,4 +1,4 @@
-"""VQA-CP v2 regions store (README: "VQA-CP stores"): counterfactuals mask the boxes humans looked at.
+"""VQA-CP v2 regions store (docs/BUILDING.md: "VQA-CP stores"): counterfactuals mask the boxes humans looked at.
 
 Flow: stream questions and annotations into compact tables; hold `val` out of
 train; write /regions (linked or materialised); align human-attention scores with
@@ -8,35 +8,42 @@ questions; then, per split, vectorised: soft targets, region masks, pairs.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cfbuild import __version__
 from cfbuild.builders.regions import RegionTable, write_linked, write_materialized
 from cfbuild.builders.vqa_attention import Attention, AttentionSource
-from cfpairs.errors import UserError
+from cfbuild.protocol import SEED_MAX, Builder, option, register, run_builder
 from cfbuild.sources.features import format_of, open_feature_files
 from cfbuild.sources.vqacp import AnswerIndex, VqaSplit, read_split, split_files, tokenize_question
-from cfpairs.store import StoreWriter
 from cfbuild.text import build_vocab, encode
-from cfpairs.outputs import check_output
+from cfpairs.errors import UserError
 
 CF_KIND = "masked_relevant"
 
 
 @dataclass
 class VqaOptions:
-    threshold: float = 0.2
-    focused_threshold: float = 0.8
-    val_size: int = 8000
-    seed: int = 0
-    min_answer_count: int = 9
-    materialize: bool = False
-    float16: bool = False
-    skip_missing_images: bool = False
-    max_tokens: int = 14
+    vqacp_dir: Path = option(help="Holds vqacp_v2_{train,test}_{questions,annotations}.json.", inputs="dir")
+    features: list = option(help="Bottom-up features: .tsv, or HDF5 (image_features, image_bb). Repeat for several "
+                                 "files.", inputs="file", multiple=True)
+    imgid2idx: list = option([], help="The {image_id: row} pickle of each HDF5 --features file, in the same order.",
+                             inputs="file", multiple=True)
+    hints: Path | None = option(None, help="Per-question per-box attention scores (.json or pickle).", inputs="file")
+    hat_dir: Path | None = option(None, help="Raw VQA-HAT maps <question_id>_<k>.png (instead of --hints).",
+                                  inputs="dir")
+    threshold: float = option(0.2, help="Counterfactuals mask every box scored above this.", low=0, high=1)
+    focused_threshold: float = option(0.8, help="test_focused keeps only boxes scored at least this.", low=0, high=1)
+    val_size: int = option(8000, help="Training questions held out as val.", low=1)
+    seed: int = option(0, help="Seed of the val draw.", low=0, high=SEED_MAX)
+    min_answer_count: int = option(9, help="Answer vocabulary: training multiple-choice answers seen at least this "
+                                           "often.", low=1)
+    max_tokens: int = option(14, help="Question tokens kept.", low=1)
+    materialize: bool = option(False, help="Copy the used images' features into the store (else: link).")
+    float16: bool = option(False, help="With --materialize: store features as float16.")
+    skip_missing_images: bool = option(False, help="Leave out (and report) questions whose image has no features.")
 
 
 def answer_vocabulary(train: VqaSplit, answers: AnswerIndex, min_count: int) -> tuple[list, np.ndarray]:
@@ -133,40 +140,56 @@ def read_questions(vqacp_dir, options: VqaOptions) -> tuple[dict, AnswerIndex, l
     return splits, answers, sources
 
 
-def build_vqa(vqacp_dir, features: list, imgid2idx: list, out, *, hints=None, hat_dir=None,
-              options: VqaOptions | None = None, force: bool = False) -> dict:
-    """Write the VQA-CP store at `out`; returns the build report (also stored as the `report` attribute)."""
-    # before any work
-    check_output(out, "store", force, inputs=[vqacp_dir, *features, *imgid2idx, hints, hat_dir])
-    options = options or VqaOptions()
-    attention = AttentionSource(hints, hat_dir)
-    splits, answers, sources = read_questions(vqacp_dir, options)
-    classes, class_of = answer_vocabulary(splits["train"], answers, options.min_answer_count)
-    if not classes:
-        raise UserError(f"no training answer occurs {options.min_answer_count} times (--min-answer-count)")
-    linked = not options.materialize and all(format_of(p).linkable for p in features)
-    build = {"command": "cfbuild vqa", "version": __version__,
-             "parameters": {**asdict(options), "features": [Path(p).name for p in features],
-                            "attention": "hints" if hints else "hat", "linked": linked}}
-    report = {"missing_splits": [] if "test" in splits else ["test", "test_focused"],
-              "answers": len(classes), "features": "linked" if linked else "materialized"}
-    with open_feature_files(features, imgid2idx) as files, \
-            StoreWriter(out, task="vqa", input_kind="regions", label_kind="soft", class_names=classes,
-                        build=build, sources=sources, force=force) as writer:
-        needed = np.unique(np.concatenate([s.image_id for s in splits.values()]))
-        regions = write_linked(writer, files) if linked else write_materialized(writer, files, needed, options.float16)
-        splits, report["images_missing"] = _drop_missing(splits, regions, options.skip_missing_images)
-        words = {name: [tokenize_question(q) for q in split.question] for name, split in splits.items()}
-        vocab = build_vocab(words["train"], size=10 ** 9)
-        writer.write_vocab(vocab)
-        report["splits"] = {}
-        for name, split in splits.items():
-            tokens = encode(words[name], vocab, options.max_tokens)
-            report["splits"].update(_write_split(writer, name, split, regions, attention, class_of, tokens, options))
-        report["attention_unused"] = len(attention.question_ids - attention.used)
-        writer.set_json_attr("sources", sources + regions.sources + [attention.source_entry()])
-        writer.set_json_attr("report", report)
-    return report
+@register
+class Vqa(Builder):
+    name, Options = "vqa", VqaOptions
+    summary = "VQA-CP v2 store: counterfactuals mask the boxes human attention marks as relevant."
+    example = ("cfbuild vqa --vqacp-dir vqacp2 --features trainval_36.h5 --imgid2idx trainval36_imgid2idx.pkl "
+               "--hints hints.pkl --threshold 0.2 --out vqacp.h5")
+    manifest = "vqacp"
+    splits = ("train", "val", "test", "test_focused")
+
+    def check(self, o):
+        super().check(o)
+        if (o.hints is None) == (o.hat_dir is None):
+            raise UserError("give exactly one of --hints and --hat-dir")
+        if o.float16 and not o.materialize and any(format_of(p).linkable for p in o.features):
+            raise UserError("--float16 needs --materialize (linked features are left as they are)")
+
+    def build(self, o, driver):
+        """Write the VQA-CP store; the report is the driver's (stored as the `report` attribute)."""
+        attention = AttentionSource(o.hints, o.hat_dir)
+        splits, answers, sources = read_questions(o.vqacp_dir, o)
+        driver.sources.extend(sources)
+        classes, class_of = answer_vocabulary(splits["train"], answers, o.min_answer_count)
+        if not classes:
+            raise UserError(f"no training answer occurs {o.min_answer_count} times (--min-answer-count)")
+        linked = not o.materialize and all(format_of(p).linkable for p in o.features)
+        report = driver.report
+        report.update(missing_splits=[] if "test" in splits else ["test", "test_focused"], answers=len(classes),
+                      features="linked" if linked else "materialized")
+        with open_feature_files(o.features, o.imgid2idx) as files, \
+                driver.writer(task="vqa", input_kind="regions", label_kind="soft", class_names=classes) as writer:
+            needed = np.unique(np.concatenate([s.image_id for s in splits.values()]))
+            regions = write_linked(writer, files) if linked else write_materialized(writer, files, needed, o.float16)
+            splits, report["images_missing"] = _drop_missing(splits, regions, o.skip_missing_images)
+            words = {name: [tokenize_question(q) for q in split.question] for name, split in splits.items()}
+            vocab = build_vocab(words["train"], size=10 ** 9)
+            writer.write_vocab(vocab)
+            report["splits"] = {}
+            for name, split in splits.items():
+                tokens = encode(words[name], vocab, o.max_tokens)
+                report["splits"].update(_write_split(writer, name, split, regions, attention, class_of, tokens, o))
+            report["attention_unused"] = len(attention.question_ids - attention.used)
+            driver.sources.extend(regions.sources + [attention.source_entry()])
+
+
+def build_vqa(vqacp_dir, features: list, imgid2idx: list, out, *, hints=None, hat_dir=None, force: bool = False,
+              **options) -> dict:
+    """The VQA-CP store (`VqaOptions`) from Python; returns the build report."""
+    return run_builder("vqa", out, force, vqacp_dir=Path(vqacp_dir), features=[Path(p) for p in features],
+                       imgid2idx=[Path(p) for p in imgid2idx], hints=None if hints is None else Path(hints),
+                       hat_dir=None if hat_dir is None else Path(hat_dir), **options)
 
 
 def _write_split(writer, name, split, regions, attention, class_of, tokens, options) -> dict:

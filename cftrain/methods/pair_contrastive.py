@@ -20,9 +20,9 @@ from cfpairs.errors import UserError
 from cftrain.methods import Method, register
 from cftrain.options import Option
 
-CONTRASTIVE_WEIGHT = Option("contrastive_weight", float, 0.5, "Weight of the pair-contrastive term.", low=0,
+CONTRASTIVE_WEIGHT = Option("contrastive_weight", float, 3.0, "Weight of the pair-contrastive term.", low=0,
                             high=1e3, sweep={"log_uniform": [0.05, 5.0]})
-TEMPERATURE = Option("temperature", float, 0.3, "Temperature of the pair-contrastive term's softmax.", low=1e-3,
+TEMPERATURE = Option("temperature", float, 0.15, "Temperature of the pair-contrastive term's softmax.", low=1e-3,
                      high=10, sweep={"log_uniform": [0.05, 1.0]})
 
 
