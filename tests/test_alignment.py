@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cfpairs import open_store
-from cfpairs.store import Store, StoreWriter
+from cfpairs.store import StoreWriter
 from cftrain.alignment import split_alignment
 from cftrain.data import group_subset, load_split, pair_groups
 from cftrain.models import make_model

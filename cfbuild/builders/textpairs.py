@@ -75,7 +75,8 @@ def empty_texts(split: PairedSplit) -> list:
 
 
 def write_text_store(driver, *, task: str, class_names: list, splits: dict, max_tokens: int,
-                     vocab_size: int, vocab: list | None = None, extra_report: dict | None = None) -> dict:
+                     vocab_size: int, vocab: list | None = None, extra_report: dict | None = None,
+                     vocab_split: str = "train") -> dict:
     """Tokenise, pair, validate and write `splits` ({name: PairedSplit}) through the builder's
     driver (`cfbuild.protocol.Driver`); the report goes to the driver (and is returned)."""
     n_fields = len(next(iter(splits.values())).texts[0])
@@ -88,9 +89,9 @@ def write_text_store(driver, *, task: str, class_names: list, splits: dict, max_
             tokens[name] = [tokenize(t[f] for t in s.texts) for f in range(n_fields)]
             bar.update()
     if vocab is None:
-        if "train" not in splits:
-            raise UserError("the vocabulary comes from the train split, which is missing")
-        vocab = build_vocab([t for field_tokens in tokens["train"] for t in field_tokens], vocab_size)
+        if vocab_split not in splits:
+            raise UserError(f"the vocabulary comes from the {vocab_split} split, which is missing")
+        vocab = build_vocab([t for field_tokens in tokens[vocab_split] for t in field_tokens], vocab_size)
     report = driver.report
     report.update(extra_report or {}, vocab_size=len(vocab), splits={})
     with driver.writer(task=task, input_kind="text_pair" if n_fields == 2 else "text",

@@ -56,6 +56,14 @@ def check_utf8(path: Path) -> bytes:
     return data
 
 
+def read_headerless(path, names: list) -> Table:
+    """A .tsv/.csv without a header row (any other suffix: tab-separated), its columns named `names`."""
+    path = Path(path)
+    delimiter = DELIMITERS.get(path.suffix.lower(), "\t")
+    header, rows, starts = parse_delimited(path, check_utf8(path).decode("utf-8"), delimiter, names)
+    return Table(path, {name: [row[i] for row in rows] for i, name in enumerate(header)}, first_line=1, lines=starts)
+
+
 def read_table(path) -> Table:
     """Read a .tsv/.csv (with a header row) or .jsonl/.json (one object a line)."""
     path = Path(path)
@@ -95,12 +103,13 @@ def load_with_datasets(*args, what: str, **kwargs):
         raise UserError(f"{what} ({' '.join(str(exc).split())[:200]})") from None
 
 
-def parse_delimited(path: Path, text: str, delimiter: str) -> tuple[list, list, list]:
+def parse_delimited(path: Path, text: str, delimiter: str, names: list | None = None) -> tuple[list, list, list]:
     """(header, rows, each row's first line) with Python's csv module, RFC 4180: a quoted cell may
     hold the delimiter, quotes doubled, and line breaks. A row with the wrong number of fields, a quote
-    never closed, or any other syntax error names the line where its row starts."""
+    never closed, or any other syntax error names the line where its row starts. `names`: the
+    columns of a file without a header (its first line is a row)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    header, rows, starts, last_line = None, [], [], 0
+    header, rows, starts, last_line = (list(names) if names else None), [], [], 0
     try:
         for fields in reader:
             first_line, last_line = last_line + 1, reader.line_num
