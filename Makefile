@@ -1,11 +1,11 @@
-# Each target sets itself up on a fresh machine: a virtual environment in .venv,
-# torch 2.13.0 (CPU build) installed explicitly, then this package in editable mode.
+# Each target sets itself up on a fresh machine: a virtual environment in .venv, torch 2.13.0 (the
+# CPU build) installed explicitly, then this package with every extra, in editable mode.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cfpairs-installed
 DEMO_DIR ?= demo_out
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench bench-smoke clean
 
 install: $(STAMP)
 
@@ -23,18 +23,21 @@ demo: $(STAMP)
 	$(VENV)/bin/cfbuild verify $(DEMO_DIR)/toy.h5
 	$(VENV)/bin/cftrain table $(DEMO_DIR)/toy.h5 --out $(DEMO_DIR)/toy-table --force
 
-test: $(STAMP)  # everything (CI runs this)
+test: $(STAMP)  # everything CI runs: unit, end-to-end (signals, torchrun, benches' --smoke), statistical
 	$(PY) -m pytest -q
 
-test-fast: $(STAMP)  # the quick local loop: statistical and end-to-end training checks left out
-	$(PY) -m pytest -q -m "not slow"
+test-fast: $(STAMP)  # the quick loop (under a minute on 2 cores): in-process unit tests, both cores
+	$(PY) -m pytest -q -m "not slow and not e2e" -n 2
 
-bench: $(STAMP)  # performance ratios (minutes; not part of CI)
+bench: $(STAMP)  # performance figures (minutes; docs/PERFORMANCE.md)
 	$(PY) bench/toy_build.py
 	$(PY) bench/vqa_build.py
 	$(PY) bench/coco_build.py
 	$(PY) bench/regions_loader.py
 	$(PY) bench/gs_step.py
+
+bench-smoke: $(STAMP)  # every bench script at tiny sizes (make test runs these too)
+	$(PY) -m pytest -q tests/test_bench.py
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache

@@ -6,7 +6,7 @@ Writes instances_{train,val}2014.json shaped like the real ones (82,783 + 40,504
 (N, 8) + key pickle); then times, each in its own process, the build and loading both
 instances files with pycocotools. Goal: ratio <= 3.
 
-Usage: python bench/coco_build.py [--scale 1.0] [--workdir DIR]      (not part of CI)
+Usage: python bench/coco_build.py [--scale 1.0] [--workdir DIR] [--smoke]  (CI runs --smoke only)
 Last line: ratio=<float> peak_rss_mb=<int>
 """
 
@@ -92,7 +92,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of COCO 2014's image counts")
     parser.add_argument("--workdir", type=Path, help="where to write the inputs (default: a temporary folder)")
+    parser.add_argument("--smoke", action="store_true", help="tiny inputs, seconds (CI runs it)")
     args = parser.parse_args()
+    if args.smoke:
+        args.scale = 0.002
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         root = Path(tmp)
         start = time.perf_counter()

@@ -4,7 +4,7 @@
 (`cftrain.ensemble.Vmapped`: torch.func over the stacked members), which decides where a model keeps
 its hand-fused form (`generic_over_hand` above 1: the hand-fused form pays).
 
-Usage: python bench/ensemble.py IMDB_STORE [--epochs E] [--rounds R] [--smoke]   Prints key=value lines;
+Usage: python bench/ensemble.py IMDB_STORE [--epochs E] [--rounds R] | --smoke   Prints key=value lines;
 ends with ratio=<the larger of the two hand-fused ratios> (not part of CI). The trainings alternate R
 times (default 2) and each keeps its best epoch, so a slow phase of the machine does not land on one
 side only. `mlp_floor_ratio` is the least the mlp ratio could be here if only its first layers'
@@ -75,11 +75,24 @@ def first_layers_seconds(members: int, batch: int = 512, dim: int = 2048, width:
     return best
 
 
-def main(imdb: str, epochs: int, rounds: int, generic: bool) -> None:
+def tiny_imdb(path: Path) -> Path:
+    """A small text store with the IMDb task's preset (smoke runs: no CAD release needed)."""
+    from cfbuild.builders.table import build_table  # noqa: PLC0415
+
+    rows = path.with_suffix(".jsonl")
+    rows.write_text("".join(f'{{"g": {i}, "t": "{w} film {i} with words {i % 7}", "y": {y}}}\n'
+                            for i in range(40) for w, y in (("good", 1), ("bad", 0))))
+    build_table({"train": rows, "val": rows}, path, text_cols=["t"], label_col="y", pair_col="g", task="imdb")
+    return path
+
+
+def main(imdb: str | None, epochs: int, rounds: int, generic: bool) -> None:
     torch.set_num_threads(1)
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, path in (("bow_imdb", Path(imdb)), ("mlp_coco", coco_shaped(Path(tmp) / "coco.h5"))):
+        imdb = Path(imdb) if imdb else tiny_imdb(Path(tmp) / "imdb.h5")
+        coco = coco_shaped(Path(tmp) / "coco.h5", *((64, 32) if imdb.parent == Path(tmp) else ()))
+        for label, path in (("bow_imdb", imdb), ("mlp_coco", coco)):
             one = six = vmapped = float("inf")
             for _ in range(rounds):
                 one, six = min(one, epoch_seconds(path, 1, epochs)), min(six, epoch_seconds(path, 6, epochs))
@@ -105,4 +118,7 @@ if __name__ == "__main__":
         has_generic = "--no-generic" not in sys.argv
     except ImportError:
         has_generic = False
-    main(sys.argv[1], option("--epochs", 2), option("--rounds", 2), has_generic)
+    if "--smoke" in sys.argv:
+        main(None, 1, 1, has_generic)
+    else:
+        main(sys.argv[1], option("--epochs", 2), option("--rounds", 2), has_generic)

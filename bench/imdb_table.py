@@ -1,7 +1,8 @@
 """Wall time of the whole IMDb reproduction: `cfbuild imdb` plus `cftrain table` with the IMDb
 preset (all six rows, ensembles of 6), as a user runs them on this machine.
 
-Usage: python bench/imdb_table.py CAD_DIR [--code DIR] [-- extra cftrain table options]
+Usage: python bench/imdb_table.py CAD_DIR [--code DIR] [--smoke] [-- extra cftrain table options]
+  --smoke: one epoch, single models, three rows (CI runs it; CAD_DIR may be $CFPAIRS_CAD_DIR)
   --code DIR: run another checkout's code (e.g. a worktree of an older commit) for a before/after
 Prints key=value lines and ends with `seconds=<float>` (not part of CI).
 """
@@ -17,11 +18,21 @@ from pathlib import Path
 
 
 def main(argv: list) -> None:
+    smoke = "--smoke" in argv
+    argv = [a for a in argv if a != "--smoke"]
+    if not argv or argv[0].startswith("-"):
+        argv = [os.environ.get("CFPAIRS_CAD_DIR", "../shared/data/cad"), *argv]
     cad, rest = Path(argv[0]).resolve(), argv[1:]  # the commands run in a temporary folder
+    if smoke and not (cad / "sentiment").is_dir():
+        print(f"skipped={cad} has no CAD release")
+        print("seconds=0")
+        return
     code = Path(__file__).resolve().parents[1]
     if rest[:1] == ["--code"]:
         code, rest = Path(rest[1]).resolve(), rest[2:]
     extra = rest[1:] if rest[:1] == ["--"] else rest
+    if smoke:
+        extra += ["--epochs", "1", "--ensemble", "1", "--modes", "chance,augmented,gs"]
     env = dict(os.environ, PYTHONPATH=str(code))
     with tempfile.TemporaryDirectory() as tmp:
         store, runs = Path(tmp) / "imdb.h5", Path(tmp) / "runs"

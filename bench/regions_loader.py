@@ -7,7 +7,7 @@ pair-preserving batches it times (a) `PairBatches` (features read per batch, mas
 tokens and targets gathered) and (b) h5py alone reading each batch's image rows, in the same
 order. Goal: ratio (a)/(b) >= 0.8.
 
-Usage: python bench/regions_loader.py [--images 6000] [--dim 512]      (not part of CI)
+Usage: python bench/regions_loader.py [--images 6000] [--dim 512] [--smoke]  (CI runs --smoke only)
 Last line: ratio=<float>   (the lower of the two storage modes)
 """
 
@@ -78,7 +78,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=6000)
     parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--smoke", action="store_true", help="tiny inputs, seconds (CI runs it)")
     args = parser.parse_args()
+    if args.smoke:
+        args.images, args.dim = 60, 8
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(args.images, BOXES, args.dim)).astype(np.float32)
     ratios = []

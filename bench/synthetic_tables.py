@@ -5,7 +5,7 @@
 - VQA-like (`cfbuild toy-vqa`): the answer is the colour of the region the question names; a
   question word names the answer 90% of the time in train/val, never reliably in test.
 
-Usage: python bench/synthetic_tables.py [--seed 0] [--out runs/synthetic]
+Usage: python bench/synthetic_tables.py [--seed 0] [--out runs/synthetic] [--smoke]   (CI: --smoke, 1 epoch)
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/synthetic"))
+    parser.add_argument("--smoke", action="store_true", help="one epoch, toy-vqa of 40 questions (CI runs it)")
     args = parser.parse_args()
+    quick = ["--epochs", 1] if args.smoke else []
     coco = args.out / "coco-sources"
     coco.mkdir(parents=True, exist_ok=True)
     write_spurious_coco(coco, seed=args.seed)
@@ -35,10 +37,11 @@ def main() -> None:
         "--features", coco / "features.npz", "--val-size", 100, "--seed", args.seed, "--out", args.out / "coco.h5",
         "--force")
     cli("cftrain", "table", args.out / "coco.h5", "--out", args.out / "coco-table", "--seed", args.seed,
-        "--modes", "chance,original,augmented,gs,gs-random")
-    cli("cfbuild", "toy-vqa", "--out", args.out / "toy-vqa.h5", "--seed", args.seed, "--force")
+        "--modes", "chance,original,augmented,gs,gs-random", *quick)
+    cli("cfbuild", "toy-vqa", "--out", args.out / "toy-vqa.h5", "--seed", args.seed, "--force",
+        *(["--n", 40] if args.smoke else []))
     cli("cftrain", "table", args.out / "toy-vqa.h5", "--out", args.out / "toy-vqa-table", "--seed", args.seed,
-        "--modes", "chance,original,augmented,gs,gs-random")
+        "--modes", "chance,original,augmented,gs,gs-random", *quick)
 
 
 if __name__ == "__main__":

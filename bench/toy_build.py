@@ -1,6 +1,6 @@
 """Size, build time and peak RSS of `cfbuild toy --n N` (default 1,000,000), and verify time.
 
-Usage: python bench/toy_build.py [N]     (not part of CI)
+Usage: python bench/toy_build.py [N | --smoke]     (CI runs --smoke: N = 2000)
 """
 
 import resource
@@ -26,4 +26,4 @@ def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)
+    main(2000 if "--smoke" in sys.argv else int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)

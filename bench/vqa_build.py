@@ -5,7 +5,7 @@ h5 features (36 boxes, a small feature width: linked mode does not read features
 hints for 7% of the questions; then times, each in its own process, the linked build and a
 plain `json.load` of the four JSON files. Goal: ratio <= 3, peak RSS <= 2 GB.
 
-Usage: python bench/vqa_build.py [--scale 1.0] [--workdir DIR]      (not part of CI)
+Usage: python bench/vqa_build.py [--scale 1.0] [--workdir DIR] [--smoke]  (CI runs --smoke only)
 Last line: ratio=<float> peak_rss_mb=<int>
 """
 
@@ -86,7 +86,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of VQA-CP's question counts")
     parser.add_argument("--workdir", type=Path, help="where to write the inputs (default: a temporary folder)")
+    parser.add_argument("--smoke", action="store_true", help="tiny inputs, seconds (CI runs it)")
     args = parser.parse_args()
+    if args.smoke:
+        args.scale = 0.002
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         tmp = Path(tmp)
         start = time.perf_counter()
@@ -96,7 +99,7 @@ def main() -> None:
         files = sorted(str(p) for p in inputs["vqacp"].glob("*.json"))
         build_s, peak_mb, load_s = build_and_baseline(
             ["vqa", "--vqacp-dir", inputs["vqacp"], "--features", inputs["features"], "--imgid2idx", inputs["index"],
-             "--hints", inputs["hints"], "--out", out], JSON_LOAD, files)
+             "--hints", inputs["hints"], "--out", out, *(["--val-size", 100] if args.smoke else [])], JSON_LOAD, files)
         with h5py.File(out) as h5:
             linked = isinstance(h5["regions"].get("features", getlink=True), h5py.ExternalLink)
         json_mb = sum(Path(f).stat().st_size for f in files) / 1e6

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,10 @@ from cfpairs.store import LinkedFeatures, StoreWriter
 
 VOCAB = ["<pad>", "<unk>", "good", "bad", "film", "a", "man"]
 REPO = Path(__file__).resolve().parents[1]
+# The real CAD release: CFPAIRS_CAD_DIR (.ci/run sets it), else ../shared/data/cad beside the checkout
+CAD_DIR = Path(os.environ.get("CFPAIRS_CAD_DIR", REPO.parent / "shared" / "data" / "cad"))
+CAD_MISSING = None if (CAD_DIR / "sentiment").is_dir() else \
+    f"the CAD release is not at {CAD_DIR} (set CFPAIRS_CAD_DIR to its root folder, which holds sentiment/ and NLI/)"
 
 
 def text_columns(prefix: str, texts: list[str], width: int = 4) -> dict:
@@ -109,8 +114,21 @@ def refused(program: str, args: list, *fragments: str, out: Path | None = None, 
     return errors[0]
 
 
-def run_cli(*args, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=kw.pop("cwd", REPO), **kw)
+def run_cli(*args, real: bool = False, **kw):
+    """`python -m PROGRAM ARGS...` as (returncode, stdout, stderr): in this process through click's
+    CliRunner (fast: the unit tier), or with `real` in a subprocess (signals, `python -m`, limits)."""
+    if real or kw:
+        return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
+                              cwd=kw.pop("cwd", REPO), **kw)
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from cli.cfbuild import main as cfbuild_main  # noqa: PLC0415
+    from cli.cftrain import main as cftrain_main  # noqa: PLC0415
+    program = {"cfbuild": cfbuild_main, "cftrain": cftrain_main}[args[0].split(".")[-1]]
+    result = CliRunner().invoke(program, [str(a) for a in args[1:]])
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
 
 
 def flip_first_chunk_byte(path: Path, dataset: str) -> None:

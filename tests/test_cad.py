@@ -1,7 +1,6 @@
 """CAD builders: the real release (skipped when absent) and small hand-made releases."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -9,10 +8,9 @@ from cfbuild.builders.cad import build_imdb, build_snli
 from cfpairs.check import verify_store
 from cfpairs.store import Store
 from tests.cad_fixtures import HYPO, PREMISE, SENT, mini_imdb, mini_snli
-from tests.helpers import run_cli
+from tests.helpers import CAD_DIR as CAD, CAD_MISSING, run_cli
 
-CAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "cad"
-real = pytest.mark.skipif(not (CAD / "sentiment").is_dir(), reason="../shared/data/cad is absent")
+real = pytest.mark.skipif(CAD_MISSING is not None, reason=CAD_MISSING or "")
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +21,7 @@ def real_stores(tmp_path_factory):
 
 
 @real
+@pytest.mark.e2e
 def test_real_imdb_counts_defects_and_pairs(real_stores):
     out, reports = real_stores
     report = reports["imdb"]
@@ -42,6 +41,7 @@ def test_real_imdb_counts_defects_and_pairs(real_stores):
 
 
 @real
+@pytest.mark.e2e
 def test_real_snli_counts_kinds_and_defects(real_stores):
     out, reports = real_stores
     train = reports["snli"]["splits"]["train"]
@@ -62,6 +62,7 @@ def test_real_snli_counts_kinds_and_defects(real_stores):
 
 
 @real
+@pytest.mark.e2e
 def test_real_builds_are_deterministic(real_stores, tmp_path):
     out, _ = real_stores
     build_imdb(CAD, tmp_path / "imdb.h5")

@@ -27,7 +27,7 @@ def test_usage_errors_exit_2_with_one_line(tmp_path):
 
 def test_debug_shows_traceback(tmp_path):
     (tmp_path / "junk.h5").write_text("junk")
-    result = run_cli("cli.cfbuild", "--debug", "inspect", str(tmp_path / "junk.h5"))
+    result = run_cli("cli.cfbuild", "--debug", "inspect", str(tmp_path / "junk.h5"), real=True)
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 

@@ -24,7 +24,7 @@ def test_parse_fractions():
 def test_curve_directory_summary_and_picture(stores, tmp_path):
     out = tmp_path / "curve"
     result = run_cli("cftrain", "curve", str(stores["vector"]), "--out", str(out), "--fractions", "1/4,1/1",
-                     "--modes", "original,gs", "--seeds", "0,1", "--epochs", "2", "--quiet")
+                     "--modes", "original,gs", "--seeds", "0,1", "--epochs", "2", "--quiet", "--jobs", "1")
     assert result.returncode == 0, result.stderr
     curve = json.loads((out / "curve.json").read_text())
     assert curve["split"] == "test" and curve["metric"] == "accuracy" and len(curve["points"]) == 8

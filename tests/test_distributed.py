@@ -16,6 +16,8 @@ from tests.helpers import REPO
 
 ARGS = ["--epochs", "3", "--patience", "3", "--batch-size", "64", "--device", "cpu", "--quiet"]
 
+pytestmark = pytest.mark.e2e  # real processes: signals, torchrun, `python -m`
+
 
 @pytest.mark.parametrize("mode,ensemble", [("gs", 1), ("augmented", 2)])
 def test_two_processes_equal_one(stores, tmp_path, mode, ensemble):

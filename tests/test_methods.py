@@ -113,7 +113,7 @@ def test_cli_choices_and_table_order_come_from_the_registry(stores, tmp_path):
     result = run_cli("cli.cftrain", "run", "--help")
     assert all(name in result.stdout for name in METHODS)
     result = run_cli("cli.cftrain", "table", str(stores["vector"]), "--out", str(tmp_path / "t"),
-                     "--modes", "gs,chance", "--epochs", "1")
+                     "--modes", "gs,chance", "--epochs", "1", "--jobs", "1")
     assert result.returncode == 0, result.stderr
     names = [json.loads((tmp_path / "t" / "table.json").read_text())["rows"][i]["name"] for i in range(2)]
     assert names == [METHODS["chance"].row_name, METHODS["gs"].row_name]

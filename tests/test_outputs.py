@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from cfpairs.outputs import OutputLock, owner
 from cli.cfbuild import main as cfbuild_main
 from cli.cftrain import main as cftrain_main
-from tests.helpers import REPO, refused, run_cli, snapshot
+from tests.helpers import CAD_DIR as CAD, CAD_MISSING, REPO, refused, run_cli, snapshot
 
 QUICK = ["--epochs", "1"]
 
@@ -179,6 +179,7 @@ def test_a_device_a_fifo_a_socket_and_a_link_are_never_replaced(here):
                                           ("cftrain", ["run", "{fifo}", "--out", "r"]),
                                           ("cfbuild", ["table", "--file", "{fifo}", "--text-col", "t", "--label-col",
                                                        "y", "--pair-col", "g", "--out", "s.h5"])])
+@pytest.mark.e2e
 def test_a_fifo_given_as_an_input_is_refused_at_once(here, program, args):
     os.mkfifo(here / "pipe.h5")
     started = time.monotonic()
@@ -214,6 +215,7 @@ def test_a_folder_being_written_is_locked(here):
     assert not (here / ".t.lock").exists()
 
 
+@pytest.mark.e2e
 def test_a_second_sweep_on_one_folder_is_refused_and_a_killed_one_frees_it(work, tmp_path):
     args = ["sweep", str(work / "toy.h5"), "--out", str(tmp_path / "sw"), "--modes", "augmented", "--trials", "2",
             "--seeds", "0", "--jobs", "1"]
@@ -300,6 +302,7 @@ def _alive(pid: int) -> bool:
     return fields[0] != "Z"
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to find the workers")
 @pytest.mark.parametrize("command", ["table", "curve"])
 def test_kill_9_of_a_jobs_2_parent_takes_its_workers_along(work, tmp_path, command):
@@ -343,6 +346,7 @@ def _limited(kilobytes: int):
 @pytest.mark.parametrize("args,kilobytes", [(["cfbuild", "toy", "--n", "100000"], 512),
                                             (["cftrain", "run", "{toy}", "--epochs", "1"], 8),
                                             (["cfbuild", "export", "{toy}", "--to", "parquet"], 512)])
+@pytest.mark.e2e
 def test_a_file_size_limit_is_one_line_and_leaves_nothing(work, tmp_path, args, kilobytes):
     big = tmp_path / "big.h5"
     run_cli("cfbuild", "toy", "--out", str(big), "--n", "100000")  # written before the limit
@@ -359,6 +363,7 @@ def test_a_file_size_limit_is_one_line_and_leaves_nothing(work, tmp_path, args, 
     assert snapshot(tmp_path) == before and not list(tmp_path.glob(".*"))
 
 
+@pytest.mark.e2e
 def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
     disk = tmp_path / "disk"
     disk.mkdir()
@@ -451,10 +456,8 @@ def test_line_numbers_after_a_cell_with_line_breaks(tmp_path):
             out=tmp_path / "s.h5")
 
 
-CAD = Path(os.environ.get("CFPAIRS_CAD_DIR", REPO.parent / "shared" / "data" / "cad"))
-
-
-@pytest.mark.skipif(not (CAD / "sentiment").is_dir(), reason=f"the CAD release is not at {CAD} (CFPAIRS_CAD_DIR)")
+@pytest.mark.e2e
+@pytest.mark.skipif(CAD_MISSING is not None, reason=CAD_MISSING or "")
 @pytest.mark.parametrize("task", ["imdb", "snli"])
 def test_export_then_import_keeps_every_row_and_pair_of_the_cad_stores(tmp_path, task):
     import numpy as np
@@ -487,6 +490,7 @@ def test_export_and_planning_show_progress_in_a_log(work, tmp_path, monkeypatch)
     assert "toy sweep: planning: 2/2 trials" in result.stderr
 
 
+@pytest.mark.e2e
 def test_a_parallel_table_reports_each_run_as_it_finishes(work, tmp_path):
     result = run_cli("cli.cftrain", "table", str(work / "toy.h5"), "--out", str(tmp_path / "t"), "--jobs", "2",
                      "--modes", "chance,augmented,gs", *QUICK)
@@ -592,9 +596,9 @@ def test_collect_renders_each_folder_as_its_command_did(work, tmp_path, kind):
 def test_collect_combines_tables_of_separate_invocations(work, tmp_path):
     for seed in (0, 1, 2):
         ok("cftrain", ["table", work / "toy.h5", "--out", tmp_path / "all" / f"s{seed}", "--modes", "augmented",
-                       "--seeds", str(seed), *QUICK])
+                       "--seeds", str(seed), *QUICK, "--jobs", "1"])
     ok("cftrain", ["table", work / "toy.h5", "--out", tmp_path / "one", "--modes", "augmented", "--seeds", "0,1,2",
-                   *QUICK])
+                   *QUICK, "--jobs", "1"])
     combined = json.loads(ok("cftrain", ["collect", tmp_path / "all", "--view", "table", "--out",
                                          tmp_path / "view"]).stdout and (tmp_path / "view" / "table.json").read_text())
     together = json.loads((tmp_path / "one" / "table.json").read_text())

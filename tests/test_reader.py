@@ -27,6 +27,7 @@ def reader_only(code: str, *args) -> subprocess.CompletedProcess:
                           text=True)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("kind", ["text_pair", "regions", "multilabel"])
 def test_open_verify_and_iterate_without_the_programs_dependencies(stores, kind):
     result = reader_only("""
@@ -46,6 +47,7 @@ assert not any(m.split(".")[0] in {"torch", "spacy", "datasets", "tqdm", "click"
     assert int(result.stdout.split()[0]) > 0
 
 
+@pytest.mark.e2e
 def test_python_dash_m_cfpairs_verifies_and_names_damage(stores, tmp_path):
     import shutil
 

@@ -22,6 +22,8 @@ def _wait_for(pattern_dir: Path, pattern: str, proc, seconds: float = 60):
         time.sleep(0.05)
     assert list(pattern_dir.glob(pattern)), "the command never started writing"
 
+pytestmark = pytest.mark.e2e  # real processes: signals, torchrun, `python -m`
+
 
 def test_sigterm_during_a_build(tmp_path):
     out = tmp_path / "big.h5"
@@ -69,7 +71,7 @@ def test_stale_store_part_of_a_dead_process_is_removed(tmp_path):
 # ---------------------------------------------------------------- the command line itself
 
 def test_debug_after_the_subcommand_shows_the_traceback(tmp_path):
-    result = run_cli("cfbuild", "inspect", str(tmp_path / "missing.h5"), "--debug")
+    result = run_cli("cfbuild", "inspect", str(tmp_path / "missing.h5"), "--debug", real=True)
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 
@@ -83,7 +85,7 @@ def test_verify_failure_goes_to_stderr(work, tmp_path):
 @pytest.mark.parametrize("program", ["cfbuild", "cftrain"])
 def test_version_and_python_dash_m(program):
     from cfbuild import __version__
-    result = run_cli(program, "--version")
+    result = run_cli(program, "--version", real=True)
     assert result.returncode == 0 and result.stdout.strip() == f"{program}, version {__version__}"
 
 

@@ -74,7 +74,7 @@ def test_gs_beats_augmentation_and_random_relations_on_the_shifted_split(toy, tm
 
 
 def test_table_writes_json_and_markdown(toy, tmp_path):
-    table = run_table(toy, tmp_path, modes=["chance", "augmented", "gs"], epochs=3)
+    table = run_table(toy, tmp_path, modes=["chance", "augmented", "gs"], epochs=3, jobs=1)
     assert [r["mode"] for r in table["rows"]] == ["chance", "augmented", "gs"]
     assert json.loads((tmp_path / "table.json").read_text())["rows"][2]["splits"] == table["rows"][2]["splits"]
     markdown = (tmp_path / "table.md").read_text()
@@ -114,6 +114,7 @@ def test_text_models_train_and_reload_through_the_cli(tmp_path):
         assert json.loads(evaluated.stdout)["splits"] == metrics["splits"]
 
 
+@pytest.mark.e2e
 def test_table_rows_in_parallel_processes_equal_one_process(toy, tmp_path):
     modes = ["chance", "augmented", "gs"]
     one = run_table(toy, tmp_path / "one", modes=modes, epochs=3, jobs=1)
