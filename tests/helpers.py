@@ -97,10 +97,7 @@ def refused(program: str, args: list, *fragments: str, out: Path | None = None, 
     before = snapshot(out) if out is not None else None
     from click.testing import CliRunner  # noqa: PLC0415
 
-    from cli.cfbuild import main as cfbuild_main  # noqa: PLC0415
-    from cli.cftrain import main as cftrain_main  # noqa: PLC0415
-    program_main = {"cfbuild": cfbuild_main, "cftrain": cftrain_main}[program]
-    result = CliRunner().invoke(program_main, [str(a) for a in args])
+    result = CliRunner().invoke(cli_main(program), [str(a) for a in args])
     err = result.stderr
     assert result.exit_code == code, (result.exit_code, err, result.stdout)
     assert "Traceback" not in err and "Traceback" not in result.stdout, err
@@ -114,6 +111,12 @@ def refused(program: str, args: list, *fragments: str, out: Path | None = None, 
     return errors[0]
 
 
+def cli_main(program: str):
+    """The click group of `cfbuild` or `cftrain` (only that program imported: cfbuild needs no torch)."""
+    import importlib  # noqa: PLC0415
+    return importlib.import_module(f"cli.{program}").main
+
+
 def run_cli(*args, real: bool = False, **kw):
     """`python -m PROGRAM ARGS...` as (returncode, stdout, stderr): in this process through click's
     CliRunner (fast: the unit tier), or with `real` in a subprocess (signals, `python -m`, limits)."""
@@ -124,9 +127,7 @@ def run_cli(*args, real: bool = False, **kw):
 
     from click.testing import CliRunner  # noqa: PLC0415
 
-    from cli.cfbuild import main as cfbuild_main  # noqa: PLC0415
-    from cli.cftrain import main as cftrain_main  # noqa: PLC0415
-    program = {"cfbuild": cfbuild_main, "cftrain": cftrain_main}[args[0].split(".")[-1]]
+    program = cli_main(args[0].split(".")[-1])
     result = CliRunner().invoke(program, [str(a) for a in args[1:]])
     return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
 

@@ -17,7 +17,8 @@ import pytest
 
 from cfpairs.errors import UserError
 from cftrain.presets import resolve
-from cftrain.sweep import draw, load_space, run_sweep
+from cftrain.spaces import draw, load_space
+from cftrain.sweep import run_sweep
 from cftrain.views import summarise
 from cftrain.table import run_table
 from cftrain.train import run
@@ -155,3 +156,11 @@ def test_a_killed_sweep_restarts_where_it_stopped(stores, tmp_path):
 def test_sweep_cli_refuses_seed(stores, tmp_path):
     result = run_cli("cli.cftrain", "sweep", str(stores["vector"]), "--out", str(tmp_path / "s"), "--seed", "3")
     assert result.returncode == 2 and "use --seeds" in result.stderr and not (tmp_path / "s").exists()
+
+
+def test_toml_spaces_read_with_tomli_where_python_has_no_tomllib(tmp_path, monkeypatch):
+    """Python 3.10 has no tomllib: the same file is read through the tomli package there."""
+    pytest.importorskip("tomli")
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # import tomllib now fails, as on 3.10
+    (tmp_path / "space.toml").write_text('lr = {log_uniform = [0.5, 2.0]}\nbatch_size = [16, 32]\n')
+    assert load_space(tmp_path / "space.toml") == {"lr": {"log_uniform": [0.5, 2.0]}, "batch_size": [16, 32]}
