@@ -238,10 +238,10 @@ def make_ensemble(members: list, generic: bool = True) -> Ensemble:
     Sequential when the model says vmap cannot run it (`vmappable = False`) or `generic` is off."""
     if len(members) == 1:
         return Single(members[0])
-    cls = type(members[0])
-    if getattr(cls, "fused", None) is not None:
+    cls, first = type(members[0]), members[0]
+    if getattr(cls, "fused", None) is not None and getattr(first, "fusable", True):
         return cls.fused(members)
-    if generic and getattr(cls, "vmappable", True):
+    if generic and getattr(first, "vmappable", True):
         return Vmapped(members)
     return Sequential(members)
 

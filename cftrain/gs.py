@@ -40,7 +40,7 @@ def random_edges(n: int, generator: torch.Generator | None = None) -> torch.Tens
     return torch.stack([rows, (rows + offset) % n], dim=1)
 
 
-def class_weights(targets: torch.Tensor, edges: torch.Tensor, kind) -> torch.Tensor:
+def class_weights(targets: torch.Tensor, edges: torch.Tensor, kind, partner_class: bool = False) -> torch.Tensor:
     """(E, C) signs sign(y_j[c] - y_i[c]) on the supervised class(es) of each edge, 0 elsewhere.
 
     `targets` is dense (B, C): one column of 0/1 for binary single-logit models,
@@ -48,7 +48,7 @@ def class_weights(targets: torch.Tensor, edges: torch.Tensor, kind) -> torch.Ten
     class choice belongs to the label kind (`cftrain.labels`); `kind` is its name or its `Labels`.
     """
     labels = kind if isinstance(kind, Labels) else training_labels(kind)
-    return labels.gs_weights(targets, edges)
+    return labels.gs_weights(targets, edges, partner_class=partner_class)
 
 
 def first_edge_of_rows(edges: torch.Tensor, n: int) -> torch.Tensor:
@@ -74,7 +74,7 @@ def rows_classes(weights: torch.Tensor, edges: torch.Tensor, n: int) -> tuple:
 def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, edges: torch.Tensor,
                  label_kind: str, create_graph: bool = True, members: bool = False,
                  constant_direction: bool = False, sign_edges: torch.Tensor | None = None,
-                 space=None, unsigned: bool = False) -> tuple:
+                 space=None, unsigned: bool = False, partner_class: bool = False) -> tuple:
     """(cos, valid): cos(g_i, t_i) of every edge (i, j) of a batch, (E, N), and which edges are
     supervised (rows skipped as gs_loss says), with one `torch.autograd.grad` over the batch;
     differentiable when `create_graph`. `members`: x is (B, N, ...) and logits (B, N, C), N
@@ -84,36 +84,59 @@ def edge_cosines(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, e
     `sign_edges`: (E, 2) edges whose labels give each edge's class and sign (default: `edges`
     themselves); the direction t always comes from `edges`; `unsigned`: their class, sign dropped.
     `space`: a `cftrain.gs_space.DataSpace` when x is data read through maps linear in it: g is
-    never formed, the logits are differentiated w.r.t. `space.outputs` instead."""
+    never formed, the logits are differentiated w.r.t. `space.outputs` instead.
+    `partner_class`: each edge supervises its partner's class (`Labels.gs_weights`); a row whose
+    edges need several classes gets one gradient per class (one `autograd.grad` per round)."""
     if logits.dim() == 1:
         logits = logits[:, None]
     if logits.dim() == 2:
         logits = logits.unsqueeze(1)
-    x_members = x if members else x.unsqueeze(1)
     edges = edges.to(x.device)
     weights = class_weights(targets.to(logits.dtype), edges if sign_edges is None else sign_edges.to(x.device),
-                            label_kind)
+                            label_kind, partner_class)
     if unsigned:
         weights = weights.abs()
+    if not partner_class:  # one class per row: one round
+        return _round_cosines(x, logits, edges, weights, create_graph, members, constant_direction, space)[:2]
+    cos = logits.new_zeros((len(edges), logits.shape[1]))
+    valid = torch.zeros(cos.shape, dtype=torch.bool, device=cos.device)
+    pending = torch.nonzero(weights.abs().sum(1) > 0).squeeze(1)
+    known = space.known if space is not None else None
+    while len(pending):  # each round serves every row's first pending class: it ends
+        if known is not None:
+            space.known = known.index_select(0, pending)
+        round_cos, round_valid, kept = _round_cosines(x, logits, edges[pending], weights[pending], create_graph,
+                                                      members, constant_direction, space, retain=True)
+        cos, valid[pending] = cos.index_put((pending,), round_cos), round_valid
+        pending = pending[~kept]
+    if space is not None:
+        space.known = known
+    return cos, valid
+
+
+def _round_cosines(x, logits, edges, weights, create_graph, members, constant_direction, space, retain=None):
+    """(cos, valid, kept) of the edges that share their row's class (`rows_classes`), one autograd.grad."""
     row_weights, first = rows_classes(weights, edges, len(x))
     selected = (logits * row_weights[:, None, :]).sum()
     n_members = logits.shape[1]
     if not selected.requires_grad or len(edges) == 0:
         empty = logits.new_zeros((len(edges), n_members))
-        return empty, empty.bool()
+        return empty, empty.bool(), torch.ones(len(edges), dtype=torch.bool, device=edges.device)
+    retain = create_graph if retain is None else retain
     if space is not None:
-        dot, g_sq = space.products(torch.autograd.grad(selected, space.outputs, create_graph=create_graph), edges)
+        grads = torch.autograd.grad(selected, space.outputs, create_graph=create_graph, retain_graph=retain)
+        dot, g_sq = space.products(grads, edges)
         g_norm, t_norm = g_sq.clamp(min=EPS ** 2).sqrt(), space.distances(edges)[:, None]
     else:
-        grad = torch.autograd.grad(selected, x, create_graph=create_graph)[0]
+        grad = torch.autograd.grad(selected, x, create_graph=create_graph, retain_graph=retain)[0]
         g = (grad.unsqueeze(1) if not members else grad).flatten(2).index_select(0, edges[:, 0])
-        flat = x_members.flatten(2)
+        flat = (x if members else x.unsqueeze(1)).flatten(2)
         t = data_difference(flat, edges) if constant_direction else \
             flat.index_select(0, edges[:, 1]) - flat.index_select(0, edges[:, 0])
         dot, g_norm, t_norm = (g * t).sum(2), g.norm(dim=2), t.norm(dim=2)
     valid = first[:, None] & (g_norm > EPS) & (t_norm > EPS)
     cos = dot / (g_norm * t_norm).clamp(min=EPS)
-    return cos, valid
+    return cos, valid, first
 
 
 def pair_sign_edges(drawn: torch.Tensor, pairs: torch.Tensor, n: int) -> tuple:
@@ -149,7 +172,7 @@ def edge_distances(values: torch.Tensor, edges: torch.Tensor, chunk: int | None 
 def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor,
             label_kind: str, random: bool = False, generator: torch.Generator | None = None,
             members: bool = False, reduce_counts=None, constant_direction: bool = False,
-            random_sign: str = "partner", space=None) -> tuple[torch.Tensor, dict]:
+            random_sign: str = "partner", space=None, partner_class: bool = False) -> tuple[torch.Tensor, dict]:
     """The GS term of a batch, and stats (rows supervised, mean cosine).
 
     x: (B, ...) GS-space inputs, part of the graph that produced `logits` (B, C); with `members`,
@@ -164,6 +187,7 @@ def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partne
     `reduce_counts` (data-parallel training) sums the per-member edge counts across processes,
     so that each process's share is normalised by the global count. `space`: see edge_cosines
     (its known distances, those of `partner`'s edges, are not used for random relations).
+    `partner_class`: each edge supervises its partner's class (see edge_cosines).
     """
     edges, sign_edges = as_edges(partner).long(), None
     if random:
@@ -176,7 +200,7 @@ def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partne
             space.known = None
     cos, valid = edge_cosines(x, logits, targets, edges, label_kind, members=members,
                               constant_direction=constant_direction, sign_edges=sign_edges,
-                              space=space, unsigned=random and random_sign == "none")
+                              space=space, unsigned=random and random_sign == "none", partner_class=partner_class)
     counts = valid.sum(0)
     if reduce_counts is not None:
         counts = reduce_counts(counts.clone())

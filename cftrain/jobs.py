@@ -211,7 +211,10 @@ def run_campaign(kind: str, store_path, out, jobs: list, processes: int | None =
     check_output(out, kind, force, inputs=[store_path], resumable=not force)
     check_store(store_path, digest=verify)  # once for every run, before the folder is made
     with Store(store_path) as store:
-        digest = store.digest
+        digest, label_kind = store.digest, store.label_kind
+    from cftrain.train import checked_labels  # noqa: PLC0415  (the trainer: in the workers too)
+    for job in jobs:
+        checked_labels(job.config, label_kind)
     with folder_in_place(out, kind, force, inputs=[store_path]) as (folder, resumed):
         todo = [job for job in jobs if not (resumed and _finished(folder, job, digest, out, kind))]
         for job in todo:

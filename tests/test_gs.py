@@ -222,3 +222,58 @@ def test_distances_known_in_advance_give_the_same_term_and_are_ignored_for_rando
                              generator=torch.Generator().manual_seed(1), space=space)[0])
     assert terms[0].item() == pytest.approx(terms[1].item(), abs=1e-6)
     assert terms[2].item() == pytest.approx(terms[3].item(), abs=1e-6)
+
+
+def _snli_like_group():
+    """One original (class 0) with an edit to class 1 and an edit to class 2, both directions."""
+    targets = torch.eye(3)[torch.tensor([0, 1, 2])]
+    edges = torch.tensor([[0, 1], [1, 0], [0, 2], [2, 0]])
+    return targets, edges
+
+
+def test_partner_class_supervises_each_edits_own_class_on_a_linear_model():
+    w = torch.tensor([[0.3, -0.2, 0.9], [1.0, 0.5, -0.4], [-0.7, 0.2, 0.1]])
+    data = torch.tensor([[1.0, 2.0, 0.5], [0.0, -1.0, 2.0], [2.0, 0.0, 1.0]])
+    targets, edges = _snli_like_group()
+    x, logits = linear(data, w)
+    loss, stats = gs_loss(x, logits, targets, edges, "multiclass", partner_class=True)
+    d = data.numpy()
+    # (i, j) -> g = W[class of j] (sign +1: j has its class, i has not), t = x_j - x_i
+    expected = [1 - cos(w[j], d[j] - d[i]) for i, j in edges.tolist()]
+    assert stats["rows"] == 4 and loss.item() == pytest.approx(np.mean(expected), abs=1e-6)
+    x, logits = linear(data, w)
+    own, stats = gs_loss(x, logits, targets, edges, "multiclass")
+    # own: g = W[class of i], sign -1 (j lacks i's class)
+    expected_own = [1 - cos(w[i], -(d[j] - d[i])) for i, j in edges.tolist()]
+    assert stats["rows"] == 4 and own.item() == pytest.approx(np.mean(expected_own), abs=1e-6)
+
+
+def test_partner_class_equals_one_gradient_per_edge_by_brute_force():
+    """A nonlinear model: each edge's g computed on its own (one autograd.grad per edge) gives the same
+    term and the same parameter gradients as the rounds (one autograd.grad per class a row needs)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3))
+    data = torch.randn(3, 4)
+    targets, edges = _snli_like_group()
+    x = data.clone().requires_grad_(True)
+    loss, stats = gs_loss(x, net(x), targets, edges, "multiclass", partner_class=True)
+    rounds = torch.autograd.grad(loss, list(net.parameters()), allow_unused=True, materialize_grads=True)
+    terms = []
+    for i, j in edges.tolist():
+        x = data.clone().requires_grad_(True)
+        g = torch.autograd.grad(net(x)[i, targets[j].argmax()], x, create_graph=True)[0][i]
+        terms.append(1 - torch.nn.functional.cosine_similarity(g, data[j] - data[i], dim=0))
+    reference = torch.stack(terms).mean()
+    brute = torch.autograd.grad(reference, list(net.parameters()), allow_unused=True, materialize_grads=True)
+    assert stats["rows"] == 4 and loss.item() == pytest.approx(reference.item(), abs=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(rounds, brute))
+
+
+def test_partner_class_takes_one_autograd_grad_per_class_a_row_needs(monkeypatch):
+    calls = []
+    real = torch.autograd.grad
+    monkeypatch.setattr(gs.torch.autograd, "grad", lambda *a, **k: calls.append(k) or real(*a, **k))
+    targets, edges = _snli_like_group()
+    x = torch.randn(3, 4, requires_grad=True)
+    gs_loss(x, torch.nn.Linear(4, 3)(x), targets, edges, "multiclass", partner_class=True)
+    assert len(calls) == 2  # row 0 needs classes 1 and 2; rows 1 and 2 need class 0 in the first round

@@ -145,3 +145,32 @@ def test_cuda_training_matches_cpu(stores, kind, tmp_path):
             cuda = on["cuda"][split][group]
             assert cuda["n"] == values["n"]
             assert all(abs(cuda[k] - v) <= 5 for k, v in values.items() if k != "n"), (split, group, values, cuda)
+
+
+@pytest.mark.parametrize("command", ["run", "table"])
+def test_gs_class_partner_is_refused_up_front_on_single_logit_stores(stores, command, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("cli.cftrain", command, str(stores["vector"]), "--out", str(out), "--gs-class", "partner",
+                     *(["--modes", "gs"] if command == "table" else []))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--gs-class partner: the binary loss supervises every class the edit changes" in result.stderr
+    assert not out.exists()
+
+
+def test_gs_class_partner_trains_on_the_edits_classes(tmp_path):
+    """SNLI-like groups (an original and edits to both other classes): every edge is supervised under
+    either choice, on other classes' gradients, so the terms differ from the first step on."""
+    from cfbuild.builders.table import build_table  # noqa: PLC0415
+    rows = [{"g": g, "p": f"a man {w} {g}", "h": "someone moves", "y": str(y)}
+            for g in range(12) for w, y in (("walks", 0), ("sleeps", 1), ("waits", 2))]
+    (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    build_table({"train": tmp_path / "rows.jsonl", "val": tmp_path / "rows.jsonl"}, tmp_path / "s.h5",
+                text_cols=["p", "h"], label_col="y", pair_col="g")
+    histories = {}
+    for choice in ("own", "partner"):
+        config = config_for(tmp_path / "s.h5", mode="gs", gs_class=choice, epochs=1)
+        run(tmp_path / "s.h5", tmp_path / choice, config)
+        assert json.loads((tmp_path / choice / "config.json").read_text())["gs_class"] == choice
+        histories[choice] = json.loads((tmp_path / choice / "history.jsonl").read_text().splitlines()[0])
+    assert histories["own"]["gs_rows"] == histories["partner"]["gs_rows"] == 12 * 4  # both directions of 2 edits
+    assert histories["own"]["gs"] != pytest.approx(histories["partner"]["gs"], abs=1e-4)

@@ -34,6 +34,22 @@ def test_nli_bow_rows_do_not_mix_in_the_gs_gradient():
     assert not model.embed.weight.requires_grad  # frozen word vectors
 
 
+def test_nli_bow_input_space_supervises_the_averaged_word_vectors():
+    torch.manual_seed(0)
+    vectors = torch.randn(6, 300)
+    model = make_model("nli-bow", vocab_size=6, vectors=vectors, gs_space="input")
+    model.train()
+    batch = {"premise_tokens": torch.tensor([[2, 3, 0], [4, 5, 1]]), "premise_length": torch.tensor([2, 3]),
+             "hypothesis_tokens": torch.tensor([[5, 0, 0], [2, 2, 3]]), "hypothesis_length": torch.tensor([1, 3])}
+    x = model.encode(batch)
+    expected_row0 = torch.cat([(vectors[2] + vectors[3]) / 2, vectors[5]])
+    expected_row1 = torch.cat([(vectors[4] + vectors[5] + vectors[1]) / 3, (2 * vectors[2] + vectors[3]) / 3])
+    assert torch.allclose(x[0], expected_row0, atol=1e-6) and torch.allclose(x[1], expected_row1, atol=1e-6)
+    jac = torch.autograd.functional.jacobian(lambda v: model.head(v, batch)[:, 0], x.detach())
+    assert torch.count_nonzero(jac[0, 1]) == 0 and torch.count_nonzero(jac[1, 0]) == 0  # layer norm: per row
+    assert not model.fusable
+
+
 def test_word_vectors_text_gz_and_word2vec_header(tmp_path):
     rows = "good 1 2 3\nbad -1 0 1\nunseen 9 9 9\n"
     (tmp_path / "v.txt").write_text(rows)

@@ -173,7 +173,7 @@ def test_unknown_embeddings_name_is_one_line_exit_2(stores, tmp_path):
     result = run_cli("cli.cftrain", "run", str(stores["text_pair"]), "--out", str(tmp_path / "r"),
                      "--embeddings", "glove-9z")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "--embeddings glove-9z: neither a file nor a named resource (glove-6b-50d)" in result.stderr
+    assert "--embeddings glove-9z: neither a file nor a named resource (glove-6b-50d, spacy-md)" in result.stderr
     assert not (tmp_path / "r").exists()
 
 

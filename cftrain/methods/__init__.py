@@ -64,6 +64,10 @@ class Method:
     def check(self, config, model_class) -> None:
         """Refuse, before any work, a config this method cannot train (a UserError naming why)."""
 
+    def check_labels(self, config, labels) -> None:
+        """Refuse, before any work, a config this method cannot train with the store's labels
+        (`cftrain.labels.Labels`: the loss the store's label kind trains with)."""
+
     def training_rows(self, train, seed: int):
         """The training split this method learns from (default: every row, pairs kept)."""
         return train

@@ -3,6 +3,7 @@ plus `--gs-weight` x the GS term over each batch's pairs (`cftrain.gs`)."""
 
 from __future__ import annotations
 
+from cfpairs.errors import UserError
 from cftrain.gs import RANDOM_SIGNS, gs_loss
 from cftrain.methods import Method, register
 from cftrain.options import Option
@@ -11,6 +12,10 @@ GS_WEIGHT = Option("gs_weight", float, 1.0, "Weight (lambda) of the GS term.", l
                    sweep={"log_scale": [0.1, 10.0]})
 GS_DETACH_TARGET = Option("gs_detach_target", bool, False, "Treat t = x_j - x_i as a constant (default: "
                           "gradients also flow through it into a learned encoder, the paper's form).")
+GS_CLASS = Option("gs_class", str, "own", "The class whose logit's gradient each pair supervises: the row's own "
+                  "(own; its partner's when the edit left the row's class unchanged) or its partner's (partner: an "
+                  "original with edits to two other classes gets one supervised gradient per edit). Stores with one "
+                  "class per row among several logits only.", choices=("own", "partner"))
 RANDOM_SIGN = Option("random_sign", str, "partner", "Class and sign of each random relation: from the random "
                      "partner's label (partner; same-label partners skipped), from the row's own pair (pair), or "
                      "the pair's class with no sign (none).", choices=RANDOM_SIGNS)
@@ -21,9 +26,14 @@ class GradientSupervision(Method):
     """The task loss plus `gs_weight` x the GS term over each batch's pairs."""
     name, row_name = "gs", "With edited data + GS"
     regions_row_name = "+ CF data + GS"
-    options = (GS_WEIGHT, GS_DETACH_TARGET)
+    options = (GS_WEIGHT, GS_DETACH_TARGET, GS_CLASS)
     random_relations = False
     cost, order = 1.5, 4  # the GS term's double backward
+
+    def check_labels(self, config, labels):
+        if config.get("gs_class") == "partner" and not labels.one_class_per_row:
+            raise UserError(f"--gs-class partner: the {labels.name} loss supervises every class the edit changes "
+                            "(one logit, or several labels per row); only one-class-per-row stores choose a class")
 
     def needs_input_gradient(self, config):
         return config.gs_weight > 0
@@ -37,7 +47,7 @@ class GradientSupervision(Method):
                               reduce_counts=ctx.distributed.sum_ if ctx.distributed else None,
                               constant_direction=x.grad_fn is None or config.gs_detach_target,
                               random_sign=config.get("random_sign", "partner"),  # grad_fn None: x is data
-                              space=space)
+                              space=space, partner_class=config.get("gs_class") == "partner")
         return config.gs_weight * term, {"gs": float(term.detach()) / ctx.members, "gs_rows": stats["rows"]}
 
 
@@ -46,6 +56,6 @@ class GradientSupervisionRandom(GradientSupervision):
     """The paper's ablation: each row related to a random other row of its batch."""
     name, row_name = "gs-random", "With edited data + GS, random relations"
     regions_row_name = "+ CF data + GS, random relations"
-    options = (GS_WEIGHT, GS_DETACH_TARGET, RANDOM_SIGN)
+    options = (GS_WEIGHT, GS_DETACH_TARGET, GS_CLASS, RANDOM_SIGN)
     random_relations = True
     order = 5

@@ -11,7 +11,11 @@ from torch import nn
 
 from cftrain.ensemble import FusedEnsemble, StackedLinear
 from cftrain.models import PairModel, mean_embedding, register
-from cftrain.options import EMBED_INIT, EMBED_SCALE, EMBEDDINGS, MAX_TOKENS
+from cftrain.options import EMBED_INIT, EMBED_SCALE, EMBEDDINGS, MAX_TOKENS, Option
+
+GS_SPACE = Option("gs_space", str, "hidden", "Where GS supervises the gradient: hidden (the batch-normalised 50-d "
+                  "projections of premise and hypothesis, averaged over their words) or input (the averaged frozen "
+                  "word vectors themselves, the projection moved after the average).", choices=("hidden", "input"))
 
 
 @register("nli-bow")
@@ -25,19 +29,26 @@ class NliBagOfWords(PairModel):
     is the difference of their averaged projections, rescaled per feature.
     """
     input_kinds = ("text_pair",)
-    options = (EMBEDDINGS, EMBED_INIT, EMBED_SCALE, MAX_TOKENS)
-    vmappable = False  # batch norm's running statistics
+    options = (EMBEDDINGS, EMBED_INIT, EMBED_SCALE, MAX_TOKENS, GS_SPACE)
+    constructor_options = ("gs_space",)  # saved in model.pt: it changes the architecture
+    vmappable = False  # batch norm's running statistics; embedding_bag has no vmap rule either
 
     def __init__(self, vocab_size: int, n_outputs: int = 3, vectors: torch.Tensor | None = None,
-                 width: int = 100, dim: int = 50, sparse: bool = False, **_):
+                 width: int = 100, dim: int = 50, sparse: bool = False, gs_space: str = "hidden", **_):
         super().__init__()
         if vectors is None:
             warnings.warn("nli-bow without --embeddings: learning 300-d word embeddings from scratch")
             self.embed = nn.Embedding(vocab_size, 300, padding_idx=0, sparse=sparse)
         else:
             self.embed = nn.Embedding.from_pretrained(vectors, freeze=True, padding_idx=0)
+        self.gs_space = gs_space
         self.project = nn.Sequential(nn.Linear(self.embed.embedding_dim, dim), nn.ReLU())
-        self.norm_premise, self.norm_hypothesis = nn.BatchNorm1d(dim), nn.BatchNorm1d(dim)
+        if gs_space == "input":  # the average before the projection; per-row norms: no batch statistics in head
+            self.fusable = False  # (vmap would run embedding_bag member by member anyway: sequential)
+            self.project_hypothesis = nn.Sequential(nn.Linear(self.embed.embedding_dim, dim), nn.ReLU())
+            self.norm_premise, self.norm_hypothesis = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        else:
+            self.norm_premise, self.norm_hypothesis = nn.BatchNorm1d(dim), nn.BatchNorm1d(dim)
         layers, size = [], 2 * dim
         for _ in range(3):
             layers += [nn.Linear(size, width), nn.ReLU()]
@@ -45,12 +56,19 @@ class NliBagOfWords(PairModel):
         self.classifier = nn.Sequential(*layers, nn.Linear(size, n_outputs))
 
     def encode(self, batch):
+        if self.gs_space == "input":  # x: the averaged word vectors of premise and hypothesis
+            return torch.cat([mean_embedding(self.embed, batch[f"{side}_tokens"], batch[f"{side}_length"])
+                              for side in ("premise", "hypothesis")], dim=1)
         projected = lambda tokens, length: mean_embedding(lambda t: self.project(self.embed(t)), tokens, length)
         premise = self.norm_premise(projected(batch["premise_tokens"], batch["premise_length"]))
         hypothesis = self.norm_hypothesis(projected(batch["hypothesis_tokens"], batch["hypothesis_length"]))
         return torch.cat([premise, hypothesis], dim=1)
 
     def head(self, x, batch):
+        if self.gs_space == "input":
+            premise, hypothesis = x.split(self.embed.embedding_dim, dim=1)
+            x = torch.cat([self.norm_premise(self.project(premise)),
+                           self.norm_hypothesis(self.project_hypothesis(hypothesis))], dim=1)
         return self.classifier(x)
 
 
