@@ -132,6 +132,10 @@ class PairStore:
     digest = property(lambda self: self._store.digest)
     splits = property(lambda self: self._store.splits)
 
+    def feature_width(self) -> int | None:
+        """Width of the input vectors (a vector store's x, a regions store's features); None for text."""
+        return self._store.feature_width()
+
     def regions_info(self):
         """What /regions holds (`cfpairs.store.RegionsInfo`), without reading features; None without."""
         return self._store.regions_info()

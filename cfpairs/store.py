@@ -183,6 +183,14 @@ class Store:
         h5 = self._open_file()
         return _member(self.path, h5, "regions") if "regions" in h5 else None
 
+    def feature_width(self) -> int | None:
+        """Width of the input vectors a model reads (a vector store's x, a regions store's
+        features); None for text stores and for linked features that cannot be resolved."""
+        if self.input_kind == "vector":
+            return int(self.split(self.splits[0]).examples["x"].shape[-1])
+        info = self.regions_info() if self.input_kind == "regions" else None
+        return None if info is None or info.features_shape is None else int(info.features_shape[-1])
+
     def regions_info(self) -> "RegionsInfo | None":
         """What /regions holds, without reading features; None for stores without regions."""
         regions = self.regions

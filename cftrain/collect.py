@@ -7,12 +7,15 @@ from pathlib import Path
 from cfpairs.errors import UserError
 from cfpairs.outputs import owner, staged
 from cftrain.jobs import collect_records, write_view_files
-from cftrain.views import VIEWS, view_files
+from cftrain.transfer import check_transfers, evaluate_transfers
+from cftrain.views import VIEWS, sweep_top_runs, view_files
 
 
 def collect(folder, view: str | None = None, out=None, split: str | None = None, top: int = 5,
-            force: bool = False) -> str:
-    """The view's Markdown; with `out`, its files written into that new folder (staged)."""
+            force: bool = False, transfers: dict | None = None, device: str = "cpu") -> str:
+    """The view's Markdown; with `out`, its files written into that new folder (staged).
+    `transfers` ({name: store}): runs not yet evaluated there are evaluated in memory (the folder
+    read is never written), each a column beside the transfers its runs already hold."""
     folder = Path(folder)
     view = view or owner(folder)
     if view not in VIEWS:
@@ -20,8 +23,20 @@ def collect(folder, view: str | None = None, out=None, split: str | None = None,
     records = collect_records(folder)
     if not records:
         raise UserError(f"{folder}: holds no finished runs")
+    if transfers:
+        _add_transfers(folder, records, view, top, transfers, device)
     files, text = view_files(view, records, split=split, top=top)
     if out is not None:
-        with staged(out, view, force, inputs=[folder]) as tmp:
+        with staged(out, view, force, inputs=[folder, *(transfers or {}).values()]) as tmp:
             write_view_files(Path(tmp), files)
     return text
+
+
+def _add_transfers(folder: Path, records: list, view: str, top: int, transfers: dict, device: str) -> None:
+    """Each record's `evals` completed with `transfers` (a sweep: its top trials only)."""
+    digests = check_transfers(records[0]["config"]["store_signature"], transfers)
+    chosen = set(sweep_top_runs(records, top)) if view == "sweep" else {r["folder"] for r in records}
+    found = evaluate_transfers([folder / r["folder"] for r in records if r["folder"] in chosen], transfers,
+                               digests, device, write=False)
+    for record in records:
+        record["evals"] = {**record.get("evals", {}), **found.get(str(folder / record["folder"]), {})}

@@ -46,6 +46,7 @@ class SplitTensors:
     pairs: np.ndarray        # (P, 2) rows of (original, counterfactual)
     subsets: dict            # name -> row indices
     features: RegionFeatures | None = None
+    pair_kinds: np.ndarray | None = None  # (P,) each pair's kind (edited, edited_premise, ...)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -56,12 +57,14 @@ class SplitTensors:
         remap = np.full(len(self), -1)
         remap[index] = np.arange(len(index))
         pairs = remap[self.pairs] if len(self.pairs) else self.pairs
-        pairs = pairs[(pairs >= 0).all(1)] if len(pairs) else pairs
+        both = (pairs >= 0).all(1) if len(pairs) else np.zeros(0, bool)
+        pairs = pairs[both] if len(pairs) else pairs
+        kinds = self.pair_kinds[both] if self.pair_kinds is not None and len(both) else self.pair_kinds
         subsets = {k: remap[v][remap[v] >= 0] for k, v in self.subsets.items()}
         t = torch.as_tensor(index)
         return replace(self, inputs={k: v[t] for k, v in self.inputs.items()}, targets=self.targets[t],
                        labels=self.labels[t], is_counterfactual=self.is_counterfactual[t], pairs=pairs,
-                       subsets=subsets)
+                       subsets=subsets, pair_kinds=kinds)
 
     def batch(self, rows) -> dict:
         """Model inputs of `rows`; region stores add `features` (B, R, D) with masked regions zeroed."""
@@ -81,7 +84,7 @@ def load_split(store: PairStore, name: str) -> SplitTensors:
     targets, labels = training_labels(store.label_kind).targets(columns.__getitem__, len(store.class_names))
     features = RegionFeatures(store.path) if store.regions_info() is not None else None
     return SplitTensors(name, inputs, targets, labels, torch.as_tensor(columns["is_counterfactual"]), view.pairs,
-                        dict(view.subsets), features)
+                        dict(view.subsets), features, np.asarray(view.pair_kinds, dtype=object))
 
 
 def pair_groups(n: int, pairs: np.ndarray) -> list[np.ndarray]:

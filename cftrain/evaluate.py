@@ -10,13 +10,21 @@ from cfpairs.outputs import check_output, signed_json, write_page
 from cfpairs.store import Store
 from cftrain.alignment import split_alignment
 from cftrain.labels import training_labels
-from cftrain.metrics import ensemble_logits, split_metrics
+from cftrain.metrics import ensemble_logits, pair_consistency, split_metrics
 from cftrain.presets import RunConfig
 from cftrain.rundir import RunDir, strict_json
 
 
-def evaluate(members: list, splits: dict, labels, device="cpu") -> dict:
-    return {name: split_metrics(ensemble_logits(members, data, device), data, labels) for name, data in splits.items()}
+def evaluate(members: list, splits: dict, labels, device="cpu") -> tuple[dict, dict]:
+    """(metrics of every split, pair consistency of every split with pairs), from one pass each."""
+    return scored({name: ensemble_logits(members, data, device) for name, data in splits.items()}, splits, labels)
+
+
+def scored(logits: dict, splits: dict, labels) -> tuple[dict, dict]:
+    """(metrics, pair consistency) of each split's logits (or a method's drawn scores)."""
+    consistency = {name: pair_consistency(logits[name], data, labels) for name, data in splits.items()}
+    return ({name: split_metrics(logits[name], data, labels) for name, data in splits.items()},
+            {name: value for name, value in consistency.items() if value is not None})
 
 
 def alignments(members: list, splits: dict, labels, device="cpu") -> dict:
@@ -30,13 +38,18 @@ def signature(store: Store) -> dict:
     vocab = store.vocab
     return {"input_kind": store.input_kind, "label_kind": store.label_kind, "class_names": store.class_names,
             "vocab_size": None if vocab is None else len(vocab),
-            "vocab_sha256": None if vocab is None else hashlib.sha256("\n".join(vocab).encode()).hexdigest()}
+            "vocab_sha256": None if vocab is None else hashlib.sha256("\n".join(vocab).encode()).hexdigest(),
+            "feature_width": store.feature_width()}
+
 
 
 def signature_mismatch(trained: dict, other: dict) -> str | None:
     """The first difference that makes a trained model meaningless on the other store, named."""
     for key, what in (("input_kind", "input kind"), ("label_kind", "label kind"), ("class_names", "classes"),
-                      ("vocab_size", "vocabulary size"), ("vocab_sha256", "vocabulary")):
+                      ("vocab_size", "vocabulary size"), ("vocab_sha256", "vocabulary"),
+                      ("feature_width", "feature width")):
+        if key not in trained:  # a run trained before the key was recorded
+            continue
         if trained.get(key) != other.get(key):
             if key == "vocab_sha256":
                 return ("its vocabulary differs from the run's (same size, other words or order; build it with "
@@ -74,8 +87,9 @@ def evaluate_run(run_dir, store_path, out=None, device: str = "auto", force: boo
         members = [m.to(target) for m in RunDir(run_dir).load_members()]
         splits = load_splits(store, config, training=False)
         labels = training_labels(store.label_kind, config.loss)
-        result = {"run": str(run_dir), "store": str(store_path), "task": store.task, "metric": labels.metric,
-                  "splits": evaluate(members, splits, labels, target)}
+        metrics, consistency = evaluate(members, splits, labels, target)
+        result = {"run": str(run_dir), "store": str(store_path), "store_digest": store.digest, "task": store.task,
+                  "metric": labels.metric, "splits": metrics, "consistency": consistency}
     if out:
         write_page(out, "json", strict_json(signed_json(result)) + "\n", force, inputs=[run_dir, store_path])
     return result

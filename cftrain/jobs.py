@@ -28,8 +28,10 @@ from cfpairs.errors import OutputWriteError, UserError
 from cfpairs.outputs import check_output, folder_in_place, remove_stale_parts, staged
 from cfpairs.progress import Progress, set_quiet
 from cfpairs.store import Store
+from cftrain.options import all_options
 from cftrain.presets import RunConfig, identity
 from cftrain.rundir import CONFIG, METRICS, RunDir
+from cftrain.transfer import read_evals
 
 
 @dataclass
@@ -193,7 +195,9 @@ def _finished(folder: Path, job: Job, digest: str, out: Path, kind: str) -> bool
         raise UserError(f"{out}: {job.folder} is not a finished run; use another --out, or --force to start again")
     done = RunDir(run_dir).read_config()
     before, now = identity(done), identity({**job.config.to_dict(), "store_digest": digest})
-    changed = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+    defaults = {name: option.default for name, option in all_options().items()}
+    # an option added since that run, at its default, is what the run did: not a change
+    changed = [k for k in sorted(set(before) | set(now)) if before.get(k, defaults.get(k)) != now.get(k)]
     if changed:
         key = changed[0]
         what = "the store's content" if key == "store_digest" else f"--{key.replace('_', '-')}"
@@ -203,19 +207,22 @@ def _finished(folder: Path, job: Job, digest: str, out: Path, kind: str) -> bool
 
 
 def run_campaign(kind: str, store_path, out, jobs: list, processes: int | None = None, force: bool = False,
-                 verify: bool = False, desc: str = "", render=None) -> list:
+                 verify: bool = False, desc: str = "", render=None, after_runs=None, inputs=()) -> list:
     """Run every job of a campaign folder not already finished there; returns every job's record
-    ({folder, labels, config, metrics}) in the order of `jobs`. `render(records)` -> {file name:
-    text or a function writing the path}: the view's files, written into the folder at the end."""
+    ({folder, labels, config, metrics, evals}) in the order of `jobs`. `after_runs(folder, records)`: work
+    on the finished runs (transfer evaluations) before `render(records)` -> {file name: text or a
+    function writing the path}: the view's files, written into the folder at the end. `inputs`:
+    other files the campaign reads (never replaced by its folder)."""
     store_path, out = Path(store_path), Path(out)
-    check_output(out, kind, force, inputs=[store_path], resumable=not force)
+    inputs = [store_path, *inputs]
+    check_output(out, kind, force, inputs=inputs, resumable=not force)
     check_store(store_path, digest=verify)  # once for every run, before the folder is made
     with Store(store_path) as store:
         digest, label_kind = store.digest, store.label_kind
     from cftrain.train import checked_labels  # noqa: PLC0415  (the trainer: in the workers too)
     for job in jobs:
         checked_labels(job.config, label_kind)
-    with folder_in_place(out, kind, force, inputs=[store_path]) as (folder, resumed):
+    with folder_in_place(out, kind, force, inputs=inputs) as (folder, resumed):
         todo = [job for job in jobs if not (resumed and _finished(folder, job, digest, out, kind))]
         for job in todo:
             (folder / job.folder).parent.mkdir(parents=True, exist_ok=True)
@@ -234,6 +241,9 @@ def run_campaign(kind: str, store_path, out, jobs: list, processes: int | None =
                     remove_stale_parts(folder / job.folder)
                 raise
         records = [read_record(folder / job.folder, folder) for job in jobs]
+        if after_runs is not None:
+            after_runs(folder, records)
+            records = [read_record(folder / job.folder, folder) for job in jobs]
         if render is not None:
             write_view_files(folder, render(records))
         return records
@@ -248,7 +258,7 @@ def read_record(run_dir: Path, root: Path) -> dict:
     run = RunDir(run_dir)
     config = run.read_config()
     return {"folder": str(Path(run_dir).relative_to(root)), "labels": config.get("job", {}), "config": config,
-            "metrics": run.read_metrics()}
+            "metrics": run.read_metrics(), "evals": read_evals(run_dir)}
 
 
 def collect_records(root) -> list:

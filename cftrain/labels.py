@@ -58,6 +58,14 @@ class Labels:
             return float("nan")
         return 100.0 * float((predictions(logits) == labels).float().mean())
 
+    consistency_undefined = None  # why pair consistency has no meaning for these labels (None: it has)
+
+    def pairs_right(self, logits, targets, labels, pairs) -> np.ndarray:
+        """(P,) whether each pair's original and counterfactual are both predicted right (Gardner et
+        al.'s contrast consistency); NaN where a pair has nothing to get right."""
+        right = (predictions(logits) == labels).numpy()
+        return (right[pairs[:, 0]] & right[pairs[:, 1]]).astype(float)
+
     one_class_per_row = True    # GS can choose between the row's class and its partner's (--gs-class)
 
     def gs_weights(self, targets, edges, partner_class: bool = False):
@@ -143,6 +151,17 @@ class Multilabel(Labels):
             return float("nan")
         return mean_average_precision(logits.numpy(), targets.numpy())
 
+    def pairs_right(self, logits, targets, labels, pairs):
+        """On the classes the edit changed only: both rows' predictions (logit > 0) right on every
+        one of them; NaN for a pair whose edit changed no class."""
+        predicted, truth = (logits > 0).numpy(), (targets > 0.5).numpy()
+        original, edited = pairs[:, 0], pairs[:, 1]
+        changed = truth[original] != truth[edited]
+        right = (predicted[original] == truth[original]) & (predicted[edited] == truth[edited])
+        out = (right | ~changed).all(1).astype(float)
+        out[~changed.any(1)] = np.nan
+        return out
+
     one_class_per_row = False
 
     def gs_weights(self, targets, edges, partner_class: bool = False):
@@ -154,6 +173,8 @@ class Soft(Labels):
     """Soft VQA targets (label_index + label_score); metric: VQA accuracy."""
     name, serves = "soft", ("soft",)
     metric = "vqa_accuracy"
+    consistency_undefined = ("soft answers: a counterfactual may have no answer at all (VQA's masked regions), "
+                             "so 'both right' has no single meaning")
 
     def targets(self, read, n_classes):
         soft = SoftTargets(torch.as_tensor(read("label_index")).long(), torch.as_tensor(read("label_score")),

@@ -51,6 +51,31 @@ def split_metrics(logits: torch.Tensor, data: SplitTensors, labels) -> dict:
     return out
 
 
+def pair_consistency(logits: torch.Tensor, data: SplitTensors, labels) -> dict | None:
+    """{"all": {...}, <pair kind>: {...}}, each {pairs, consistency}: the share (%) of pairs whose
+    original and counterfactual are both predicted right (`Labels.pairs_right`), over every pair
+    and per pair kind; None for a split without pairs. Where undefined, consistency is null and
+    `undefined` says why."""
+    labels = labels if isinstance(labels, Labels) else training_labels(labels)
+    pairs = np.asarray(data.pairs, dtype=np.int64).reshape(-1, 2)
+    if not len(pairs):
+        return None
+    if labels.consistency_undefined:
+        return {"all": {"pairs": len(pairs), "consistency": None, "undefined": labels.consistency_undefined}}
+    both = labels.pairs_right(logits, data.targets, data.labels, pairs)
+    kinds = data.pair_kinds if data.pair_kinds is not None else np.full(len(pairs), "edited", dtype=object)
+    groups = {"all": np.ones(len(pairs), bool)}
+    if len(set(kinds.tolist())) > 1:
+        groups.update({str(kind): kinds == kind for kind in dict.fromkeys(kinds.tolist())})
+    out = {}
+    for name, chosen in groups.items():
+        values = both[chosen]
+        defined = values[~np.isnan(values)]
+        out[name] = {"pairs": int(len(defined)), "consistency": round(100.0 * float(defined.mean()), 2)} \
+            if len(defined) else {"pairs": 0, "consistency": None, "undefined": "no pair changes a class"}
+    return out
+
+
 def mean_se(values, digits: int = 2) -> dict:
     """{mean, stderr, n} of the defined values, rounded to `digits`: standard error = sample std /
     sqrt(n) (0 for one)."""

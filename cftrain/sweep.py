@@ -20,7 +20,8 @@ from cfpairs.store import Store
 from cftrain.jobs import Job, run_campaign
 from cftrain.presets import check_some_mode_reads, read_by, resolve
 from cftrain.spaces import check_spec, default_space, draw, load_space
-from cftrain.views import sweep_view, view_files
+from cftrain.transfer import check_transfers, evaluate_transfers
+from cftrain.views import sweep_top_runs, sweep_view, view_files
 
 def plan_sweep(task: str, input_kind: str, modes: list, trials: int, seeds: list, space: dict,
                sweep_seed: int, fixed: dict) -> list:
@@ -43,8 +44,9 @@ def plan_sweep(task: str, input_kind: str, modes: list, trials: int, seeds: list
 
 def run_sweep(store_path, out_dir, modes: list, trials: int, seeds: list, space_path=None, sweep_seed: int = 0,
               jobs: int | None = None, top: int = 5, force: bool = False, verify: bool = False,
-              **fixed) -> dict:
-    """Run every (mode, trial, seed) not yet finished in out_dir, then write the summary."""
+              transfers: dict | None = None, **fixed) -> dict:
+    """Run every (mode, trial, seed) not yet finished in out_dir, then write the summary.
+    `transfers` ({name: store}): every seed of each mode's `top` trials evaluated on each."""
     with Store(store_path) as store:
         task, input_kind = store.task, store.input_kind
     fixed = {k: v for k, v in fixed.items() if v is not None}
@@ -59,6 +61,12 @@ def run_sweep(store_path, out_dir, modes: list, trials: int, seeds: list, space_
         raise UserError(f"{space_path or 'the default space'}: {unread[0]}: none of the modes "
                         f"{', '.join(modes)} reads it")
     planned = plan_sweep(task, input_kind, modes, trials, seeds, space, sweep_seed, fixed)
+    transfers = transfers or {}
+    digests = check_transfers(store_path, transfers, verify)
+    device = fixed.get("device") or "cpu"
     records = run_campaign("sweep", store_path, out_dir, planned, jobs, force, verify, desc=f"{task} sweep",
+                           inputs=list(transfers.values()),
+                           after_runs=lambda folder, rs: evaluate_transfers(
+                               [folder / run for run in sweep_top_runs(rs, top)], transfers, digests, device),
                            render=lambda rs: view_files("sweep", rs, top=top)[0])
     return sweep_view(records, top)

@@ -8,6 +8,7 @@ from cfpairs.store import Store
 from cftrain.jobs import Job, run_campaign
 from cftrain.methods import METHODS, method
 from cftrain.presets import check_some_mode_reads, resolve
+from cftrain.transfer import check_transfers, evaluate_transfers
 from cftrain.views import table_view, view_files
 
 
@@ -38,17 +39,24 @@ def plan_table(task: str, input_kind: str, modes, seeds: list | None, overrides:
 
 
 def run_table(store_path, out_dir, modes=None, force: bool = False, verify: bool = False,
-              jobs: int | None = None, seeds: list | None = None, **overrides) -> dict:
+              jobs: int | None = None, seeds: list | None = None, transfers: dict | None = None,
+              **overrides) -> dict:
     """Every mode (in the registry's order) into out_dir/<mode>/, then table.json and table.md.
     `seeds`: every mode once per seed, in out_dir/<mode>/seed-<s>/, each row the mean and standard
     error over seeds. Runs go to `jobs` processes (default: the cores this process may use), the
-    most expensive first; a table folder run again continues where it stopped."""
+    most expensive first; a table folder run again continues where it stopped. `transfers`
+    ({name: store}): every run evaluated on each, one column each (`cftrain.transfer`)."""
     with Store(store_path) as store:
         task, input_kind = store.task, store.input_kind
     planned = plan_table(task, input_kind, modes, seeds, overrides)
+    transfers = transfers or {}
+    digests = check_transfers(store_path, transfers, verify)
+    device = overrides.get("device") or "cpu"
     records = run_campaign("table", store_path, out_dir, submission_order(planned), jobs, force, verify,
-                           desc=f"{task} table", render=lambda rs: view_files("table", _in_plan(rs, planned),
-                                                                              seeds=seeds)[0])
+                           desc=f"{task} table", inputs=list(transfers.values()),
+                           after_runs=lambda folder, rs: evaluate_transfers(
+                               [folder / r["folder"] for r in rs], transfers, digests, device),
+                           render=lambda rs: view_files("table", _in_plan(rs, planned), seeds=seeds)[0])
     return table_view(_in_plan(records, planned), seeds)
 
 

@@ -22,7 +22,7 @@ from cfpairs.api import PairStore
 from cftrain import distributed, optim
 from cftrain.data import PairBatches, SplitTensors, group_subset, load_split, to_device
 from cftrain.ensemble import Ensemble, Single, checked_on, make_ensemble
-from cftrain.evaluate import alignments, evaluate, signature
+from cftrain.evaluate import alignments, evaluate, scored, signature
 from cftrain.labels import Labels, training_labels
 from cftrain.methods import StepContext, method
 from cftrain.metrics import ensemble_logits, split_metrics
@@ -307,13 +307,13 @@ def run_into(out_dir, store_path, config: RunConfig, verify: bool = False, check
                              "store_signature": signature(store), "job": job or {},
                              "embeddings_source": describe(config.embeddings) if config.get("embeddings") else None})
         if not trainer.trains:
-            scores = trainer.predict(splits, config.seed)
-            metrics.update(best_epoch=0, splits={name: split_metrics(scores[name], data, labels)
-                                                 for name, data in splits.items()})
+            found, consistency = scored(trainer.predict(splits, config.seed), splits, labels)
+            metrics.update(best_epoch=0, splits=found, consistency=consistency)
         else:
             with rundir.history() as log:
                 members, best_epoch, history = fit(config, store, splits, log=log, device=device)
-            metrics.update(best_epoch=best_epoch, splits=evaluate(members, splits, labels, device),
+            found, consistency = evaluate(members, splits, labels, device)
+            metrics.update(best_epoch=best_epoch, splits=found, consistency=consistency,
                            alignment=alignments(members, splits, labels, device))
             rundir.save_model(members, config.model, model_kwargs(config, store))
             history_png(history, rundir.path / "history.png", labels.metric,

@@ -73,7 +73,8 @@ def table_view(records: list, seeds: list | None = None) -> dict:
         labels_seeds = [r["labels"].get("seed") for r in group]
         with_seeds = seeds is not None or len(group) > 1 or labels_seeds != [None]
         row = table_row(group[0]["config"]["mode"], common["input_kind"], common["metric"],
-                        [r["metrics"] for r in group], [_seed_of(r) for r in group] if with_seeds else None)
+                        [r["metrics"] for r in group], [_seed_of(r) for r in group] if with_seeds else None,
+                        [r.get("evals", {}) for r in group])
         if extra:
             row["name"] += f" ({extra})"
         rows.append(row)
@@ -83,55 +84,99 @@ def table_view(records: list, seeds: list | None = None) -> dict:
             "seeds": seeds if seeds is not None else used, "rows": rows}
 
 
-def table_row(name: str, input_kind: str, metric: str, results: list, seeds: list | None) -> dict:
-    """One row: its run's metrics, or with seeds the mean over seeds of every split, group and
-    alignment (with `stderr` beside each mean) and each seed's run under `runs`."""
+def table_row(name: str, input_kind: str, metric: str, results: list, seeds: list | None,
+              evals: list | None = None) -> dict:
+    """One row: its run's metrics, or with seeds the mean over seeds of every split, group, pair
+    consistency and alignment (with `stderr` beside each mean) and each seed's run under `runs`.
+    `evals`: each run's transfer evaluations ({name: cftrain eval's output}), one column each."""
     row = {"name": method(name).table_row_name(input_kind) if name in METHODS else name, "mode": name}
+    evals = evals or [{} for _ in results]
+    names = list(dict.fromkeys(n for e in evals for n in e))
     if seeds is None:
         only = results[0]
         return {**row, "best_epoch": only["best_epoch"], "splits": only["splits"],
-                "alignment": only.get("alignment", {})}
-    splits = {}
-    for split, groups in results[0]["splits"].items():
-        splits[split] = {}
-        for group, values in groups.items():
-            summary = mean_se(r["splits"].get(split, {}).get(group, {}).get(metric) for r in results)
-            splits[split][group] = {"n": values["n"], metric: summary["mean"], "stderr": summary["stderr"],
-                                    "seeds": summary["n"]}
+                "consistency": only.get("consistency", {}), "alignment": only.get("alignment", {}),
+                "transfers": {n: {"splits": evals[0][n]["splits"], "consistency": evals[0][n].get("consistency", {})}
+                              for n in names}}
     alignment = {split: {"cosine": mean_se((r.get("alignment", {}).get(split, {}).get("cosine") for r in results),
                                            digits=4)["mean"]}
                  for split in results[0].get("alignment", {})}
-    return {**row, "best_epoch": [r["best_epoch"] for r in results], "splits": splits, "alignment": alignment,
-            "runs": [{"seed": seed, "splits": r["splits"]} for seed, r in zip(seeds, results)]}
+    transfers = {}
+    for n in names:
+        found = [e[n] for e in evals if n in e]
+        transfers[n] = {"splits": mean_groups([f["splits"] for f in found], metric),
+                        "consistency": mean_groups([f.get("consistency", {}) for f in found], "consistency",
+                                                   count="pairs")}
+    return {**row, "best_epoch": [r["best_epoch"] for r in results], "splits": mean_groups(
+                [r["splits"] for r in results], metric),
+            "consistency": mean_groups([r.get("consistency", {}) for r in results], "consistency", count="pairs"),
+            "alignment": alignment, "transfers": transfers,
+            "runs": [{"seed": seed, "splits": r["splits"], "consistency": r.get("consistency", {}),
+                      "transfers": {n: e[n]["splits"] for n in e}} for seed, r, e in zip(seeds, results, evals)]}
+
+
+def mean_groups(per_seed: list, key: str, count: str = "n") -> dict:
+    """{split: {group: {count, key: mean, stderr, seeds}}}: the mean and standard error over seeds of
+    each group's `key` in per-seed {split: {group: {count, key}}} (the first seed's layout)."""
+    out = {}
+    for split, groups in (per_seed[0] if per_seed else {}).items():
+        out[split] = {}
+        for group, values in groups.items():
+            summary = mean_se(r.get(split, {}).get(group, {}).get(key) for r in per_seed)
+            out[split][group] = {count: values[count], key: summary["mean"], "stderr": summary["stderr"],
+                                 "seeds": summary["n"]}
+    return out
+
+
+def table_columns(table: dict) -> list:
+    """[(header, function of a row -> cell dict or None, value key)]: the paper's layout: every
+    evaluated split and group (val first), each split's pair consistency, then each transfer set."""
+    metric, rows, columns = table["metric"], table["rows"], []
+    seen = lambda header: header in [c[0] for c in columns]
+    for row in rows:
+        for split, groups in row["splits"].items():
+            for group, values in groups.items():
+                header = f"{split} {group} (n={values['n']})"
+                if split != "train" and not seen(header):
+                    columns.append((header, lambda r, s=split, g=group: r["splits"].get(s, {}).get(g), metric))
+    for row in rows:
+        for split, kinds in row.get("consistency", {}).items():
+            header = f"{split} consistency (pairs={kinds['all']['pairs']})" if "all" in kinds else None
+            if header and split != "train" and not seen(header):
+                columns.append((header, lambda r, s=split: r.get("consistency", {}).get(s, {}).get("all"),
+                                "consistency"))
+    for row in rows:
+        for name, found in row.get("transfers", {}).items():
+            for split, groups in found["splits"].items():
+                header = (name if len(found["splits"]) == 1 else f"{name} {split}") + \
+                    f" (n={groups['all']['n']})"
+                if not seen(header):
+                    columns.append((header, lambda r, n=name, s=split:
+                                    r.get("transfers", {}).get(n, {}).get("splits", {}).get(s, {}).get("all"), metric))
+    return columns
 
 
 def format_table(table: dict) -> str:
-    """Markdown: one row per method, columns split/group (metric in %, n in the header)."""
+    """Markdown: one row per method; columns as `table_columns` (metric in %, n in the header), then
+    each split's alignment."""
     metric = table["metric"]
-    columns = []
-    for row in table["rows"]:
-        for split, groups in row["splits"].items():
-            if split == "train":
-                continue
-            for group, values in groups.items():
-                if (split, group) not in [c[0] for c in columns]:
-                    columns.append(((split, group), values["n"]))
+    columns = table_columns(table)
     aligned = list(dict.fromkeys(s for row in table["rows"] for s in row.get("alignment", {}) if s != "train"))
-    header = "| method | " + " | ".join([f"{s} {g} (n={n})" for (s, g), n in columns] +
-                                       [f"{s} alignment" for s in aligned]) + " |"
+    header = "| method | " + " | ".join([c[0] for c in columns] + [f"{s} alignment" for s in aligned]) + " |"
     seeds = table.get("seeds")
     over = f"mean ± standard error over seeds {', '.join(map(str, seeds))}, " if seeds else ""
-    lines = [f"Task `{table['task']}`, {metric} in %, {over}best epoch by val {metric}; alignment: mean cos(g, t) "
-             "over the split's pairs.", "", header, "|---|" + "---:|" * (len(columns) + len(aligned))]
+    lines = [f"Task `{table['task']}`, {metric} in %, {over}best epoch by val {metric}; consistency: pairs whose "
+             "original and edit are both right, %; alignment: mean cos(g, t) over the split's pairs.", "",
+             header, "|---|" + "---:|" * (len(columns) + len(aligned))]
     for row in table["rows"]:
         cells = []
-        for (split, group), _ in columns:
-            values = row["splits"].get(split, {}).get(group)
-            if not values or values[metric] is None:
+        for _, cell_of, key in columns:
+            values = cell_of(row)
+            if not values or values.get(key) is None:
                 cells.append("-")
             else:
                 se = values.get("stderr")
-                cells.append(f"{values[metric]:.1f}" + (f" ± {se:.1f}" if se is not None else ""))
+                cells.append(f"{values[key]:.1f}" + (f" ± {se:.1f}" if se is not None else ""))
         for split in aligned:
             value = row.get("alignment", {}).get(split, {}).get("cosine")
             cells.append("-" if value is None else f"{value:.3f}")
@@ -146,7 +191,8 @@ def sweep_view(records: list, top: int = 5) -> dict:
     """summary.json: per mode, trials ranked by the mean val metric over seeds (val only)."""
     common = _common(records, "sweep")
     rows = [{"mode": r["config"]["mode"], "trial": r["labels"].get("trial", 0), "seed": _seed_of(r),
-             "options": r["labels"].get("options", {}), "splits": r["metrics"]["splits"]} for r in records]
+             "options": r["labels"].get("options", {}), "splits": r["metrics"]["splits"], "run": r["folder"],
+             "evals": r.get("evals", {})} for r in records]
     modes = list(dict.fromkeys(r["mode"] for r in rows))
     seeds = sorted({r["seed"] for r in rows})
     return summarise(common["task"], common["metric"], rows, modes, seeds, top)
@@ -163,11 +209,25 @@ def summarise(task: str, metric: str, rows: list, modes: list, seeds: list, top:
             runs = [r for r in rows if r["mode"] == mode and r["trial"] == trial]
             splits = {s: mean_se(r["splits"][s]["all"][metric] for r in runs) for s in runs[0]["splits"]}
             entries.append({"trial": trial, "options": runs[0]["options"], "seeds": [r["seed"] for r in runs],
-                            "splits": splits})
+                            "splits": splits, "runs": [r.get("run") for r in runs],
+                            "transfers": transfer_means([r.get("evals", {}) for r in runs], metric)})
         entries.sort(key=lambda e: -math.inf if e["splits"]["val"]["mean"] is None else e["splits"]["val"]["mean"],
                      reverse=True)
         ranked[mode] = entries[:top]
     return {"task": task, "metric": metric, "selection": "mean val over seeds", "seeds": seeds, "modes": ranked}
+
+
+def transfer_means(evals: list, metric: str) -> dict:
+    """{name: {split: mean and standard error over seeds}} of runs' transfer evaluations (the seeds
+    evaluated there: a trial outside a sweep's top is not)."""
+    names = list(dict.fromkeys(n for e in evals for n in e))
+    return {n: {s: mean_se(e[n]["splits"][s]["all"][metric] for e in evals if n in e)
+                for s in next(e[n]["splits"] for e in evals if n in e)} for n in names}
+
+
+def sweep_top_runs(records: list, top: int) -> list:
+    """The run folders (relative to the sweep's) of each mode's `top` trials by val."""
+    return [run for entries in sweep_view(records, top)["modes"].values() for e in entries for run in e["runs"]]
 
 
 def sweep_results(records: list) -> str:
@@ -183,17 +243,26 @@ def sweep_results(records: list) -> str:
     return "".join(line + "\n" for line in lines)
 
 
+def _mean_cell(summary: dict | None) -> str:
+    if not summary or summary.get("mean") is None:
+        return "-"
+    return f"{summary['mean']:.1f}" + (f" ± {summary['stderr']:.1f}" if summary.get("stderr") is not None else "")
+
+
 def format_summary(summary: dict) -> str:
     metric = summary["metric"]
     lines = [f"Task `{summary['task']}`: trials ranked by mean val {metric} over seeds "
              f"{', '.join(map(str, summary['seeds']))} (selection on val only); mean ± standard error in %.", ""]
     for mode, entries in summary["modes"].items():
         splits = list(dict.fromkeys(s for e in entries for s in e["splits"] if s != "train"))
-        lines += [f"**{mode}**", "", "| trial | " + " | ".join(splits) + " | options |",
-                  "|---:|" + "---:|" * len(splits) + "---|"]
+        transfers = list(dict.fromkeys((n, s) for e in entries for n, found in e.get("transfers", {}).items()
+                                       for s in found))
+        headers = splits + [n if sum(m == n for m, _ in transfers) == 1 else f"{n} {s}" for n, s in transfers]
+        lines += [f"**{mode}**", "", "| trial | " + " | ".join(headers) + " | options |",
+                  "|---:|" + "---:|" * len(headers) + "---|"]
         for e in entries:
-            cells = [f"{e['splits'][s]['mean']:.1f} ± {e['splits'][s]['stderr']:.1f}"
-                     if e["splits"].get(s, {}).get("mean") is not None else "-" for s in splits]
+            cells = [_mean_cell(e["splits"].get(s)) for s in splits] + \
+                [_mean_cell(e.get("transfers", {}).get(n, {}).get(s)) for n, s in transfers]
             options = ", ".join(f"{k}={v}" for k, v in e["options"].items()) or "(preset)"
             lines.append(f"| {e['trial']} | " + " | ".join(cells) + f" | {options} |")
         lines.append("")

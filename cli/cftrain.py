@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cftrain.methods import METHODS
-from cli.common import Group, InputPath, group_options
+from cli.common import Group, InputPath, TransferStore, group_options
 from cli.options import training_options
 
 STORE = click.argument("store", type=InputPath())
@@ -23,6 +23,10 @@ RESTART = click.option("--force", is_flag=True,
 VERIFY = click.option("--verify", is_flag=True,
                       help="Also check the store's content digest first (reads every stored dataset: "
                            "about as long as `cfbuild verify`).")
+TRANSFER = click.option("--transfer", "transfers", multiple=True, type=TransferStore(),
+                        help="NAME=STORE, repeatable: every run (a sweep: its top trials) evaluated on STORE, a "
+                             "zero-shot column NAME (e.g. yelp=yelp.h5 from cfbuild transfer --vocab-from); "
+                             "kept in each run's evals/NAME.json, so adding one later retrains nothing.")
 DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                       help="Where the model evaluates (auto: cuda when available).")
 
@@ -64,7 +68,10 @@ def run_command(store, out, mode, force, verify, **options):
     metrics = run(store, out, config, force=force, verify=verify)
     metric = metrics["metric"]
     for split, groups in metrics["splits"].items():
-        click.echo(f"{split:<14}" + "  ".join(f"{g} {v[metric]} (n={v['n']})" for g, v in groups.items()))
+        consistent = metrics.get("consistency", {}).get(split, {}).get("all", {})
+        click.echo(f"{split:<14}" + "  ".join(f"{g} {v[metric]} (n={v['n']})" for g, v in groups.items()) +
+                   (f"  consistency {consistent['consistency']} (pairs={consistent['pairs']})"
+                    if consistent.get("consistency") is not None else ""))
     click.echo(f"best epoch {metrics['best_epoch']}; wrote {out}")
 
 
@@ -78,19 +85,22 @@ def run_command(store, out, mode, force, verify, **options):
 @JOBS
 @click.option("--seeds", help="Comma-separated seeds: every row is the mean ± standard error over them "
                               "(each seed a whole ensemble), e.g. 0,1,2.")
+@TRANSFER
 @training_options
 @RESTART
 @VERIFY
-def table_command(store, out, modes, jobs, seeds, force, verify, **options):
+def table_command(store, out, modes, jobs, seeds, transfers, force, verify, **options):
     """Every mode on STORE, one table (table.json, table.md; the Markdown is printed).
 
     \b
     Example:
       cftrain table toy.h5 --out runs/toy
       cftrain table imdb.h5 --out runs/imdb --seeds 0,1,2
+      cftrain table imdb.h5 --out runs/imdb --seeds 0,1,2 --transfer yelp=yelp.h5   # adds a column
     """
     from cfpairs.outputs import check_output
     from cftrain.table import run_table
+    from cftrain.transfer import parse_transfers
     from cftrain.views import format_table
 
     check_output(out, "table", force, resumable=not force)
@@ -103,7 +113,7 @@ def table_command(store, out, modes, jobs, seeds, force, verify, **options):
             raise click.UsageError("give --seed or --seeds, not both")
         seeds = _list(seeds, int, "--seeds")
     click.echo(format_table(run_table(store, out, modes=chosen, force=force, verify=verify, jobs=jobs, seeds=seeds,
-                                      **options)))
+                                      transfers=parse_transfers(transfers), **options)))
 
 
 SEED_RANGE = (0, 2 ** 32 - 1)
@@ -181,10 +191,12 @@ def curve_command(store, out, fractions, modes, seeds, split, jobs, force, verif
 @click.option("--sweep-seed", type=int, default=0, show_default=True, help="Seeds the trials' draws.")
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Trials per mode in the summary.")
 @JOBS
+@TRANSFER
 @training_options
 @RESTART
 @VERIFY
-def sweep_command(store, out, trials, seeds, space, modes, sweep_seed, top, jobs, force, verify, **options):
+def sweep_command(store, out, trials, seeds, space, modes, sweep_seed, top, jobs, transfers, force, verify,
+                  **options):
     """Random search over run options, selected on val, mean ± standard error over seeds.
 
     \b
@@ -193,6 +205,7 @@ def sweep_command(store, out, trials, seeds, space, modes, sweep_seed, top, jobs
     Options given here (--ensemble 2 above) hold for every trial; the space varies the rest.
     """
     from cftrain.sweep import run_sweep
+    from cftrain.transfer import parse_transfers
     from cftrain.views import format_summary
 
     if options.pop("seed") is not None:
@@ -202,7 +215,8 @@ def sweep_command(store, out, trials, seeds, space, modes, sweep_seed, top, jobs
     if unknown:
         raise click.BadParameter(f"{unknown}: not a trained mode", param_hint="--modes")
     summary = run_sweep(store, out, chosen, trials, _list(seeds, int, "--seeds"), space_path=space,
-                        sweep_seed=sweep_seed, jobs=jobs, top=top, force=force, verify=verify, **options)
+                        sweep_seed=sweep_seed, jobs=jobs, top=top, force=force, verify=verify,
+                        transfers=parse_transfers(transfers), **options)
     click.echo(format_summary(summary))
     click.echo(f"wrote {out}/summary.md")
 
@@ -248,8 +262,12 @@ def eval_command(run_dir, store, out, device, force, verify):
               help="Also write the view's files (JSON, Markdown, and curve.png) into this new folder.")
 @click.option("--split", help="curve: the split whose metric is plotted (default: test, else val).")
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="sweep: trials per mode.")
+@click.option("--transfer", "transfers", multiple=True, type=TransferStore(),
+              help="NAME=STORE, repeatable: runs not yet evaluated on STORE are evaluated in memory (FOLDER is "
+                   "never written), a column NAME beside those the runs already hold.")
+@DEVICE
 @FORCE
-def collect_command(folder, view, out, split, top, force):
+def collect_command(folder, view, out, split, top, transfers, device, force):
     """Render a table, a sweep summary or a curve from every finished run under FOLDER.
 
     Runs of separate invocations combine: collect a folder holding several tables (one per
@@ -261,8 +279,10 @@ def collect_command(folder, view, out, split, top, force):
       cftrain collect runs/imdb-curve --out runs/imdb-curve-again
     """
     from cftrain.collect import collect
+    from cftrain.transfer import parse_transfers
 
-    click.echo(collect(folder, view, out=out, split=split, top=top, force=force))
+    click.echo(collect(folder, view, out=out, split=split, top=top, force=force,
+                       transfers=parse_transfers(transfers), device=device))
 
 
 if __name__ == "__main__":

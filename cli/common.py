@@ -43,12 +43,26 @@ class InputPath(click.Path):
         return path
 
 
+class TransferStore(InputPath):
+    """NAME=STORE: a transfer set's column name and its store (an input like any other)."""
+    name = "NAME=STORE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        name, sep, path = str(value).partition("=")
+        if not sep or not name or not path:
+            self.fail(f"{value}: expected NAME=STORE, e.g. yelp=yelp.h5", param, ctx)
+        return name, super().convert(path, param, ctx)
+
+
 def _input_values(ctx: click.Context) -> list:
     values = []
     for param in ctx.command.params:
         if isinstance(param.type, InputPath) and ctx.params.get(param.name) is not None:
             value = ctx.params[param.name]
-            values += list(value) if isinstance(value, (list, tuple)) else [value]
+            items = list(value) if param.multiple or param.nargs != 1 else [value]
+            values += [v[1] if isinstance(v, tuple) else v for v in items]  # NAME=STORE: the store
     return values
 
 

@@ -8,7 +8,7 @@ import torch
 
 from cftrain.labels import SoftTargets, average_precision, mean_average_precision
 from cftrain.data import SplitTensors
-from cftrain.metrics import split_metrics
+from cftrain.metrics import pair_consistency, split_metrics
 
 
 def brute_force_ap(scores, positive) -> float:
@@ -65,3 +65,51 @@ def test_vqa_accuracy_per_answer_type_by_hand():
     assert out["yes/no"]["vqa_accuracy"] == pytest.approx(50.0)
     assert out["other"]["vqa_accuracy"] == pytest.approx(15.0)
     assert out["edited"] == {"n": 1, "vqa_accuracy": 0.0}
+
+
+def _paired(targets, labels, pairs, kinds) -> SplitTensors:
+    return SplitTensors("t", {}, targets, labels, torch.zeros(len(labels), dtype=torch.bool),
+                        np.array(pairs), {}, None, np.array(kinds, dtype=object))
+
+
+def test_pair_consistency_per_kind_by_hand():
+    # SNLI-like: original 0 (class 0) with a premise edit 1 (class 1) and a hypothesis edit 2 (class 2);
+    # original 3 (class 1) with a premise edit 4 (class 0). Predicted: 0, 1, 0, 1, 0 (row 2 wrong).
+    labels = torch.tensor([0, 1, 2, 1, 0])
+    logits = torch.full((5, 3), -1.0)
+    logits[torch.arange(5), torch.tensor([0, 1, 0, 1, 0])] = 1.0
+    out = pair_consistency(logits, _paired(torch.eye(3)[labels], labels, [[0, 1], [0, 2], [3, 4]],
+                                           ["premise", "hypothesis", "premise"]), "multiclass")
+    assert out == {"all": {"pairs": 3, "consistency": pytest.approx(66.67)},
+                   "premise": {"pairs": 2, "consistency": 100.0}, "hypothesis": {"pairs": 1, "consistency": 0.0}}
+
+
+def test_pair_consistency_single_logit_and_one_kind():
+    labels = torch.tensor([1, 0, 1, 0])
+    logits = torch.tensor([[2.0], [-1.0], [0.5], [0.3]])  # rows 0-2 right, row 3 wrong
+    out = pair_consistency(logits, _paired(labels[:, None].float(), labels, [[0, 1], [2, 3]], ["edited"] * 2),
+                           "binary")
+    assert out == {"all": {"pairs": 2, "consistency": 50.0}}  # one kind: no per-kind entries
+    assert pair_consistency(logits, _split(labels[:, None].float(), labels, [False] * 4, {}), "binary") is None
+
+
+def test_pair_consistency_multilabel_looks_at_the_changed_classes_only():
+    targets = torch.tensor([[1.0, 1, 0], [0, 1, 0],    # pair 0: the edit removed class 0
+                            [1, 0, 1], [1, 0, 0],      # pair 1: the edit removed class 2
+                            [0, 1, 0], [0, 1, 0]])     # pair 2: nothing changed: left out
+    logits = torch.tensor([[3.0, -1, 5], [-2, -1, 5],  # class 0 right on both; classes 1, 2 wrong (unchanged/no)
+                           [1, 1, 1], [1, 1, 1],       # class 2: right on the original, wrong on the edit
+                           [-1, -1, -1], [-1, -1, -1]])
+    out = pair_consistency(logits, _paired(targets, targets.argmax(1), [[0, 1], [2, 3], [4, 5]], ["edited"] * 3),
+                           "multilabel")
+    assert out == {"all": {"pairs": 2, "consistency": 50.0}}
+
+
+def test_pair_consistency_is_undefined_for_soft_answers_and_pair_kinds_follow_row_subsets():
+    targets = SoftTargets(torch.tensor([[1], [-1]]), torch.tensor([[1.0], [0.0]]), 3)
+    out = pair_consistency(torch.zeros(2, 3), _paired(targets, targets.best(), [[0, 1]], ["masked"]), "soft")
+    assert out["all"]["consistency"] is None and "no answer" in out["all"]["undefined"]
+    labels = torch.tensor([0, 1, 1, 0, 1])
+    split = _paired(labels[:, None].float(), labels, [[0, 1], [0, 2], [3, 4]], ["a", "b", "c"])
+    kept = split.rows([0, 2, 3, 4])
+    assert kept.pairs.tolist() == [[0, 1], [2, 3]] and kept.pair_kinds.tolist() == ["b", "c"]

@@ -1,0 +1,101 @@
+"""Zero-shot transfer columns: a campaign's runs evaluated on other stores (`--transfer NAME=STORE`).
+
+Each run directory keeps its evaluations under `evals/<NAME>.json` (the output of `cftrain eval`,
+with the transfer store's content digest), listed in its marker, so a finished table evaluated on
+another transfer set later retrains nothing, and an evaluation is redone only when the store under
+that name changed. Stores are checked up front: one that does not fit the runs (another vocabulary,
+task or label set) is refused before any work.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from cfpairs.check import check_store
+from cfpairs.errors import UserError
+from cfpairs.outputs import add_to_marker, signed_json, write_text_atomic
+from cfpairs.progress import Progress
+from cfpairs.store import Store
+
+EVALS = "evals"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def parse_transfers(specs) -> dict:
+    """{name: store path} from NAME=STORE values (strings, or (name, path) pairs as the CLI parses
+    them), each name a short file-safe word, given once."""
+    out = {}
+    for spec in specs or ():
+        name, sep, path = (spec[0], "=", spec[1]) if isinstance(spec, tuple) else str(spec).partition("=")
+        shown = f"{name}={path}"
+        if not sep or not name or not str(path):
+            raise UserError(f"--transfer {spec}: expected NAME=STORE, e.g. --transfer yelp=yelp.h5")
+        if not NAME.fullmatch(name):
+            raise UserError(f"--transfer {shown}: the name {name!r} must be letters, digits, '_', '-' or '.' "
+                            "(it names the column and evals/<name>.json)")
+        if name in out:
+            raise UserError(f"--transfer {shown}: the name {name!r} is given twice")
+        out[name] = Path(path)
+    return out
+
+
+def check_transfers(trained: str | Path | dict, transfers: dict, verify: bool = False) -> dict:
+    """Each transfer store readable and fitting a model trained on `trained` (a store, or the
+    signature runs keep in config.json: same input and label kind, classes and vocabulary), else a
+    UserError naming the option and the difference. Returns {name: content digest}."""
+    from cftrain.evaluate import signature, signature_mismatch  # noqa: PLC0415
+    what = "the runs"
+    if not isinstance(trained, dict):
+        what = f"the runs of {trained}"
+        with Store(trained) as store:
+            trained = signature(store)
+    digests = {}
+    for name, path in transfers.items():
+        try:
+            check_store(path, digest=verify)
+        except UserError as exc:
+            raise UserError(f"--transfer {name}={path}: {exc}") from None
+        with Store(path) as other:
+            problem = signature_mismatch(trained, signature(other))
+            digests[name] = other.digest
+        if problem:
+            raise UserError(f"--transfer {name}={path}: does not fit {what}: {problem}")
+    return digests
+
+
+def eval_path(run_dir, name: str) -> Path:
+    return Path(run_dir) / EVALS / f"{name}.json"
+
+
+def read_evals(run_dir) -> dict:
+    """{name: the evaluation's JSON} of every transfer evaluated in a run directory."""
+    folder = Path(run_dir) / EVALS
+    if not folder.is_dir():
+        return {}
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+def evaluate_transfers(run_dirs: list, transfers: dict, digests: dict, device: str = "cpu",
+                       write: bool = True) -> dict:
+    """Every run on every transfer store not yet evaluated there (or evaluated on a store that has
+    changed since); `write`: kept in each run's evals/ (else only returned: `cftrain collect` never
+    writes into the folders it reads). Returns {run_dir: {name: evaluation}} of the new ones."""
+    from cftrain.evaluate import evaluate_run  # noqa: PLC0415
+    from cftrain.rundir import strict_json  # noqa: PLC0415
+    todo = [(run, name) for run in run_dirs for name in transfers
+            if read_evals(run).get(name, {}).get("store_digest") != digests[name]]
+    out = {}
+    with Progress(len(todo), "transfer evaluations", unit="evals", every_update=True) as bar:
+        for run, name in todo:
+            result = evaluate_run(run, transfers[name], device=device)
+            result["transfer"] = name
+            out.setdefault(str(run), {})[name] = result
+            if write:
+                path = eval_path(run, name)
+                path.parent.mkdir(exist_ok=True)
+                write_text_atomic(path, strict_json(signed_json(result)) + "\n")
+                add_to_marker(Path(run), f"{EVALS}/{name}.json")
+            bar.update()
+    return out
