@@ -147,6 +147,12 @@ SHARED = (
            low=0, high=1, low_open=True),
     Option("fraction_seed", int, None, "Which pair groups --fraction keeps [default: --seed].", low=0,
            high=SEED_MAX, nullable=True, cli=False),
+    Option("folds", int, None, "k-fold selection (cftrain sweep --select kfold:K): train and val pooled and cut "
+           "into this many folds of pair groups.", low=2, high=1000, nullable=True, cli=False),
+    Option("fold", int, None, "With --folds: the fold held out as val (0-based); unset: train on all of train+val "
+           "for --epochs epochs and keep the last.", low=0, high=999, nullable=True, cli=False),
+    Option("fold_seed", int, 0, "With --folds: which seeded permutation of pair groups makes the folds.", low=0,
+           high=SEED_MAX, cli=False),
     Option("subsets", "names", None, "Train and evaluate on the rows of these store subsets only, e.g. "
            "answer_other (VQA's answer types).", nullable=True),
     Option("loss", str, None, "The task loss [default: the store's label kind's own].", choices=_losses,

@@ -16,13 +16,15 @@ def history_png(history: list, path: Path, metric: str, title: str) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(10, 3), constrained_layout=True)
     for ax, key, label in zip(axes, ("task_loss", "gs", f"val_{metric}"),
                               ("task loss", "GS term (1 - cos)", f"val {metric} (%)")):
-        ax.plot(epochs, [h[key] for h in history], marker=".")
+        ax.plot(epochs, [h[key] if h[key] is not None else float("nan") for h in history], marker=".")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    best = max(history, key=lambda h: h[f"val_{metric}"])
-    axes[2].axvline(best["epoch"], color="grey", linestyle=":", label=f"best epoch {best['epoch']}")
-    axes[2].legend(loc="lower right", fontsize=8)
+    scored = [h for h in history if h[f"val_{metric}"] is not None]  # none: a refit on train+val
+    if scored:
+        best = max(scored, key=lambda h: h[f"val_{metric}"])
+        axes[2].axvline(best["epoch"], color="grey", linestyle=":", label=f"best epoch {best['epoch']}")
+        axes[2].legend(loc="lower right", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=80)
     plt.close(fig)

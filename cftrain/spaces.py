@@ -109,8 +109,11 @@ def draw(space: dict, trial: int, sweep_seed: int, preset) -> dict:
         elif kind == "int":
             values[key] = int(rng.integers(int(low), int(high) + 1))
         else:
-            value = float(np.exp(rng.uniform(np.log(low), np.log(high))))
-            values[key] = value * getattr(preset, key) if kind == "log_scale" else value
+            value = float(np.exp(rng.uniform(np.log(low), np.log(high))))  # drawn even when unread: same stream
+            base = preset.get(key) if kind == "log_scale" else 1.0
+            if base is None:  # a mode that does not read it (augmentation and the GS weight): left out
+                continue
+            values[key] = value * base
         if isinstance(values[key], float):
             values[key] = float(f"{values[key]:.4g}")  # readable options; the draw stays reproducible
     return values

@@ -23,6 +23,7 @@ from cftrain import distributed, optim
 from cftrain.data import PairBatches, SplitTensors, group_subset, load_split, to_device
 from cftrain.ensemble import Ensemble, Single, checked_on, make_ensemble
 from cftrain.evaluate import alignments, evaluate, scored, signature
+from cftrain.folds import fold_splits
 from cftrain.labels import Labels, training_labels
 from cftrain.methods import StepContext, method
 from cftrain.metrics import ensemble_logits, split_metrics
@@ -208,25 +209,31 @@ def fit(config: RunConfig, store: PairStore, splits: dict, log=None, device="cpu
                 ensemble = checked_on(ensemble, batch, trainer.needs_input_gradient(config)).to(device)
                 optimizer = make_optimizer(config, ensemble.parameters())
             steps.append(trainer.step(ensemble, optimizer, batch, ctx))
-        val = split_metrics(ensemble_logits([ensemble], splits["val"], device), splits["val"], labels)["all"][labels.metric]
-        line = epoch_line(epoch, steps, labels.metric, val, start, store)
+        selecting = "val" in splits  # else a refit on train+val (k-fold selection): every epoch, the last kept
+        val = split_metrics(ensemble_logits([ensemble], splits["val"], device), splits["val"],
+                            labels)["all"][labels.metric] if selecting else None
+        line = epoch_line(epoch, steps, labels.metric, val, start, store, selecting)
         history.append(line)
         if log:
             log(line)
         bar.set_postfix(val=val, loss=round(line["task_loss"], 4))
         bar.update()
-        if val > best:
+        if not selecting:
+            best_epoch = epoch
+        elif val > best:
             best, best_epoch, best_state = val, epoch, copy.deepcopy(ensemble.state_dict())
         elif epoch - best_epoch >= config.patience:
             break
     bar.close()
-    ensemble.load_state_dict(best_state)
+    if best_state is not None:
+        ensemble.load_state_dict(best_state)
     return ensemble.unfuse(), best_epoch, history
 
 
-def epoch_line(epoch: int, steps: list, metric: str, val, start: float, store: PairStore) -> dict:
+def epoch_line(epoch: int, steps: list, metric: str, val, start: float, store: PairStore,
+               selecting: bool = True) -> dict:
     """One history.jsonl line; a diverged loss or an undefined val metric stops training by name."""
-    if val is None:
+    if val is None and selecting:
         raise UserError(f"{store.path}: the val {metric} is undefined (e.g. no positive label in val), "
                         "so no epoch can be selected")
     losses = [s["task_loss"] for s in steps if s["task_loss"] is not None]
@@ -249,6 +256,8 @@ def load_splits(store: PairStore, config: RunConfig, training: bool = True) -> d
     splits = {name: truncate(load_split(store, name), config.get("max_tokens")) for name in store.splits}
     if config.subsets:
         splits = {name: only_subsets(data, config.subsets, store.path, training) for name, data in splits.items()}
+    if training and config.get("folds"):
+        splits = fold_splits(splits, config.folds, config.get("fold"), config.get("fold_seed") or 0)
     return splits
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from fractions import Fraction
 
 from cfpairs.errors import UserError
@@ -192,15 +193,46 @@ def sweep_view(records: list, top: int = 5) -> dict:
     common = _common(records, "sweep")
     rows = [{"mode": r["config"]["mode"], "trial": r["labels"].get("trial", 0), "seed": _seed_of(r),
              "options": r["labels"].get("options", {}), "splits": r["metrics"]["splits"], "run": r["folder"],
-             "evals": r.get("evals", {})} for r in records]
+             "evals": r.get("evals", {}), "fold": r["labels"].get("fold"), "final": r["labels"].get("final", False),
+             "best_epoch": r["metrics"]["best_epoch"]} for r in records]
     modes = list(dict.fromkeys(r["mode"] for r in rows))
     seeds = sorted({r["seed"] for r in rows})
-    return summarise(common["task"], common["metric"], rows, modes, seeds, top)
+    folds = {r["config"].get("folds") for r in records} - {None}
+    summary = summarise(common["task"], common["metric"], [r for r in rows if not r["final"]], modes, seeds, top,
+                        folds=max(folds) if folds else None)
+    summary["final"] = finals([r for r in rows if r["final"]], common["metric"], summary["modes"])
+    return summary
 
 
-def summarise(task: str, metric: str, rows: list, modes: list, seeds: list, top: int) -> dict:
+def refit_epochs(entry: dict) -> int:
+    """Epochs of a trial retrained on train+val: the median of its fold runs' best epochs."""
+    return max(1, int(round(statistics.median(entry["best_epochs"]))))
+
+
+def finals(rows: list, metric: str, ranked: dict) -> dict:
+    """Per mode, its chosen trial retrained on train+val (k-fold selection): every split's mean
+    and standard error over seeds. Refits of an earlier choice (before more trials or seeds
+    changed it) stay in their folders and are left out."""
+    out = {}
+    for mode, entries in ranked.items():
+        if not entries:
+            continue
+        runs = [r for r in rows if r["mode"] == mode and r["trial"] == entries[0]["trial"]
+                and r["best_epoch"] == refit_epochs(entries[0])]
+        if not runs:
+            continue
+        out[mode] = {"trial": runs[0]["trial"], "options": runs[0]["options"], "epochs": runs[0]["best_epoch"],
+                     "seeds": [r["seed"] for r in runs], "runs": [r["run"] for r in runs],
+                     "splits": {s: mean_se(r["splits"][s]["all"][metric] for r in runs) for s in runs[0]["splits"]},
+                     "transfers": transfer_means([r.get("evals", {}) for r in runs], metric)}
+    return out
+
+
+def summarise(task: str, metric: str, rows: list, modes: list, seeds: list, top: int,
+              folds: int | None = None) -> dict:
     """Per mode, its trials ranked by the mean val metric over seeds (val only: other splits are
-    reported, never used to choose), each split's mean and standard error beside it."""
+    reported, never used to choose), each split's mean and standard error beside it. `folds`: val
+    is each run's held-out fold, the mean over seeds and folds."""
     ranked = {}
     for mode in modes:
         trials = sorted({r["trial"] for r in rows if r["mode"] == mode})
@@ -208,13 +240,17 @@ def summarise(task: str, metric: str, rows: list, modes: list, seeds: list, top:
         for trial in trials:
             runs = [r for r in rows if r["mode"] == mode and r["trial"] == trial]
             splits = {s: mean_se(r["splits"][s]["all"][metric] for r in runs) for s in runs[0]["splits"]}
-            entries.append({"trial": trial, "options": runs[0]["options"], "seeds": [r["seed"] for r in runs],
+            entries.append({"trial": trial, "options": runs[0]["options"],
+                            "seeds": list(dict.fromkeys(r["seed"] for r in runs)),
+                            "best_epochs": [r.get("best_epoch") for r in runs],
                             "splits": splits, "runs": [r.get("run") for r in runs],
                             "transfers": transfer_means([r.get("evals", {}) for r in runs], metric)})
         entries.sort(key=lambda e: -math.inf if e["splits"]["val"]["mean"] is None else e["splits"]["val"]["mean"],
                      reverse=True)
         ranked[mode] = entries[:top]
-    return {"task": task, "metric": metric, "selection": "mean val over seeds", "seeds": seeds, "modes": ranked}
+    selection = "mean val over seeds" if not folds else \
+        f"mean held-out fold over {folds} folds of train+val pair groups and seeds; the chosen trial retrained on train+val"
+    return {"task": task, "metric": metric, "selection": selection, "folds": folds, "seeds": seeds, "modes": ranked}
 
 
 def transfer_means(evals: list, metric: str) -> dict:
@@ -226,8 +262,12 @@ def transfer_means(evals: list, metric: str) -> dict:
 
 
 def sweep_top_runs(records: list, top: int) -> list:
-    """The run folders (relative to the sweep's) of each mode's `top` trials by val."""
-    return [run for entries in sweep_view(records, top)["modes"].values() for e in entries for run in e["runs"]]
+    """The run folders (relative to the sweep's) of each mode's `top` trials by val; with k-fold
+    selection, of each mode's chosen trial retrained on train+val."""
+    summary = sweep_view(records, top)
+    if summary["final"]:
+        return [run for final in summary["final"].values() for run in final["runs"]]
+    return [run for entries in summary["modes"].values() for e in entries for run in e["runs"]]
 
 
 def sweep_results(records: list) -> str:
@@ -236,11 +276,20 @@ def sweep_results(records: list) -> str:
     for r in records:
         metric = r["metrics"]["metric"]
         lines.append(json.dumps({"mode": r["config"]["mode"], "trial": r["labels"].get("trial", 0),
-                                 "seed": _seed_of(r), "options": r["labels"].get("options", {}),
-                                 "val": r["metrics"]["splits"]["val"]["all"][metric], "metric": metric,
+                                 "seed": _seed_of(r), "fold": r["labels"].get("fold"),
+                                 "final": r["labels"].get("final", False), "options": r["labels"].get("options", {}),
+                                 "val": r["metrics"]["splits"].get("val", {}).get("all", {}).get(metric),
+                                 "metric": metric,
                                  "best_epoch": r["metrics"]["best_epoch"], "splits": r["metrics"]["splits"],
                                  "run": r["folder"]}, allow_nan=False))
     return "".join(line + "\n" for line in lines)
+
+
+def _transfer_columns(found) -> tuple[list, list]:
+    """([(name, split)], [header]) of transfer means ({name: {split: ...}}): the name alone for a
+    transfer store of one split."""
+    columns = list(dict.fromkeys((n, s) for transfers in found for n, splits in transfers.items() for s in splits))
+    return columns, [n if sum(m == n for m, _ in columns) == 1 else f"{n} {s}" for n, s in columns]
 
 
 def _mean_cell(summary: dict | None) -> str:
@@ -251,13 +300,15 @@ def _mean_cell(summary: dict | None) -> str:
 
 def format_summary(summary: dict) -> str:
     metric = summary["metric"]
-    lines = [f"Task `{summary['task']}`: trials ranked by mean val {metric} over seeds "
-             f"{', '.join(map(str, summary['seeds']))} (selection on val only); mean ± standard error in %.", ""]
+    folds = summary.get("folds")
+    by = f"mean held-out fold {metric} over {folds} folds of train+val and seeds" if folds else \
+        f"mean val {metric} over seeds"
+    lines = [f"Task `{summary['task']}`: trials ranked by {by} {', '.join(map(str, summary['seeds']))} "
+             f"(selection on {'train+val' if folds else 'val'} only); mean ± standard error in %.", ""]
     for mode, entries in summary["modes"].items():
         splits = list(dict.fromkeys(s for e in entries for s in e["splits"] if s != "train"))
-        transfers = list(dict.fromkeys((n, s) for e in entries for n, found in e.get("transfers", {}).items()
-                                       for s in found))
-        headers = splits + [n if sum(m == n for m, _ in transfers) == 1 else f"{n} {s}" for n, s in transfers]
+        transfers, names = _transfer_columns(e.get("transfers", {}) for e in entries)
+        headers = splits + names
         lines += [f"**{mode}**", "", "| trial | " + " | ".join(headers) + " | options |",
                   "|---:|" + "---:|" * len(headers) + "---|"]
         for e in entries:
@@ -266,6 +317,14 @@ def format_summary(summary: dict) -> str:
             options = ", ".join(f"{k}={v}" for k, v in e["options"].items()) or "(preset)"
             lines.append(f"| {e['trial']} | " + " | ".join(cells) + f" | {options} |")
         lines.append("")
+    for mode, final in summary.get("final", {}).items():
+        splits = [s for s in final["splits"] if s != "train"]
+        transfers, names = _transfer_columns([final["transfers"]])
+        lines += [f"**{mode}: trial {final['trial']} retrained on train+val for {final['epochs']} epochs** "
+                  f"(seeds {', '.join(map(str, final['seeds']))})", "",
+                  "| " + " | ".join(splits + names) + " |", "|" + "---:|" * (len(splits) + len(names)),
+                  "| " + " | ".join([_mean_cell(final["splits"][s]) for s in splits] +
+                                    [_mean_cell(final["transfers"][n][t]) for n, t in transfers]) + " |", ""]
     return "\n".join(lines).rstrip()
 
 

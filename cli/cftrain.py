@@ -190,33 +190,39 @@ def curve_command(store, out, fractions, modes, seeds, split, jobs, force, verif
 @click.option("--modes", default="gs", show_default=True, help="Comma-separated modes, each with its own trials.")
 @click.option("--sweep-seed", type=int, default=0, show_default=True, help="Seeds the trials' draws.")
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Trials per mode in the summary.")
+@click.option("--select", default="val", show_default=True,
+              help="How trials are ranked: val (the mean val metric over seeds), or kfold:K (train and val pooled "
+                   "and cut into K folds of pair groups; the mean held-out fold over folds and seeds; each mode's "
+                   "best trial then retrained on train+val). K-fold overfits a small val less, at K times the runs.")
 @JOBS
 @TRANSFER
 @training_options
 @RESTART
 @VERIFY
-def sweep_command(store, out, trials, seeds, space, modes, sweep_seed, top, jobs, transfers, force, verify,
+def sweep_command(store, out, trials, seeds, space, modes, sweep_seed, top, select, jobs, transfers, force, verify,
                   **options):
     """Random search over run options, selected on val, mean ± standard error over seeds.
 
     \b
     Example:
       cftrain sweep imdb.h5 --out sweeps/imdb --modes augmented,gs --trials 12 --seeds 0,1,2 --ensemble 2
+      cftrain sweep imdb.h5 --out sweeps/imdb-kfold --modes gs --trials 8 --select kfold:5
     Options given here (--ensemble 2 above) hold for every trial; the space varies the rest.
     """
-    from cftrain.sweep import run_sweep
+    from cftrain.sweep import parse_select, run_sweep
     from cftrain.transfer import parse_transfers
     from cftrain.views import format_summary
 
     if options.pop("seed") is not None:
         raise click.UsageError("a sweep sets --seed itself: use --seeds")
+    parse_select(select)  # before any work
     chosen = _list(modes, str, "--modes")
     unknown = [m for m in chosen if m not in METHODS or not METHODS[m].trains]
     if unknown:
         raise click.BadParameter(f"{unknown}: not a trained mode", param_hint="--modes")
     summary = run_sweep(store, out, chosen, trials, _list(seeds, int, "--seeds"), space_path=space,
                         sweep_seed=sweep_seed, jobs=jobs, top=top, force=force, verify=verify,
-                        transfers=parse_transfers(transfers), **options)
+                        transfers=parse_transfers(transfers), select=select, **options)
     click.echo(format_summary(summary))
     click.echo(f"wrote {out}/summary.md")
 
