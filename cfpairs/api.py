@@ -129,6 +129,7 @@ class PairStore:
     vocab = property(lambda self: self._store.vocab)
     build = property(lambda self: self._store.build)
     sources = property(lambda self: self._store.sources)
+    report = property(lambda self: self._store.report)
     digest = property(lambda self: self._store.digest)
     splits = property(lambda self: self._store.splits)
 

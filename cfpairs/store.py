@@ -158,6 +158,7 @@ class Store:
     class_names = property(lambda self: self.json_attr("class_names", []))
     build = property(lambda self: self.json_attr("build", {}))
     sources = property(lambda self: self.json_attr("sources", []))
+    report = property(lambda self: self.json_attr("report", {}))  # the builder's report (optional)
     digest = property(lambda self: self.attr("content_digest"))
 
     @property

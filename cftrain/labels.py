@@ -60,11 +60,21 @@ class Labels:
 
     consistency_undefined = None  # why pair consistency has no meaning for these labels (None: it has)
 
+    def pair_sides_right(self, logits, targets, labels, pairs) -> np.ndarray:
+        """(P, 2) 1.0 where a pair's original (column 0) or counterfactual (1) is predicted right, else
+        0.0; NaN where a pair has nothing to get right."""
+        right = (predictions(logits) == labels).numpy().astype(float)
+        return np.stack([right[pairs[:, 0]], right[pairs[:, 1]]], 1)
+
     def pairs_right(self, logits, targets, labels, pairs) -> np.ndarray:
         """(P,) whether each pair's original and counterfactual are both predicted right (Gardner et
         al.'s contrast consistency); NaN where a pair has nothing to get right."""
-        right = (predictions(logits) == labels).numpy()
-        return (right[pairs[:, 0]] & right[pairs[:, 1]]).astype(float)
+        sides = self.pair_sides_right(logits, targets, labels, pairs)
+        return np.where(np.isnan(sides).any(1), np.nan, sides.min(1))
+
+    def predicted_names(self, logits, class_names: list) -> list:
+        """Each row's prediction as text: its class's name."""
+        return [class_names[i] for i in predictions(logits).tolist()]
 
     one_class_per_row = True    # GS can choose between the row's class and its partner's (--gs-class)
 
@@ -151,16 +161,20 @@ class Multilabel(Labels):
             return float("nan")
         return mean_average_precision(logits.numpy(), targets.numpy())
 
-    def pairs_right(self, logits, targets, labels, pairs):
-        """On the classes the edit changed only: both rows' predictions (logit > 0) right on every
+    def pair_sides_right(self, logits, targets, labels, pairs):
+        """On the classes the edit changed only: each side's predictions (logit > 0) right on every
         one of them; NaN for a pair whose edit changed no class."""
         predicted, truth = (logits > 0).numpy(), (targets > 0.5).numpy()
         original, edited = pairs[:, 0], pairs[:, 1]
         changed = truth[original] != truth[edited]
-        right = (predicted[original] == truth[original]) & (predicted[edited] == truth[edited])
-        out = (right | ~changed).all(1).astype(float)
-        out[~changed.any(1)] = np.nan
-        return out
+        sides = np.stack([((predicted[rows] == truth[rows]) | ~changed).all(1) for rows in (original, edited)],
+                         1).astype(float)
+        sides[~changed.any(1)] = np.nan
+        return sides
+
+    def predicted_names(self, logits, class_names: list) -> list:
+        """Each row's predicted classes (logit > 0), comma-separated."""
+        return [", ".join(class_names[c] for c in np.flatnonzero(row)) or "(none)" for row in (logits > 0).numpy()]
 
     one_class_per_row = False
 

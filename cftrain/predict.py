@@ -1,0 +1,38 @@
+"""A trained run's predictions on one split of a store, pair by pair (`cfbuild view --run`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cftrain.data import load_split
+from cftrain.evaluate import check_fits
+from cftrain.labels import training_labels
+from cftrain.metrics import ensemble_logits, pair_consistency
+from cftrain.rundir import RunDir
+from cftrain.train import open_store, truncate
+
+BADGES = {(1.0, 1.0): "both", (1.0, 0.0): "original", (0.0, 1.0): "edited", (0.0, 0.0): "none"}
+
+
+def split_predictions(run_dir, store_path, split: str) -> dict:
+    """{members: [[each row's predicted class(es) as text] per member], ensemble: [...],
+    correct: [each pair's badge: both | original | edited | none | None], consistency: the split's
+    pair consistency as in metrics.json}. Every row of the split is predicted (a run trained on
+    store subsets too), with the run's own token truncation."""
+    config = check_fits(run_dir, store_path)
+    with open_store(store_path) as store:
+        labels = training_labels(store.label_kind, config.loss)
+        data = truncate(load_split(store, split), config.get("max_tokens"))
+        members = RunDir(run_dir).load_members()
+        names = store.class_names
+        per_member = [labels.predicted_names(ensemble_logits([m], data), names) for m in members]
+        logits = ensemble_logits(members, data)
+        pairs = np.asarray(data.pairs, dtype=np.int64).reshape(-1, 2)
+        consistency = pair_consistency(logits, data, labels)
+        if labels.consistency_undefined or not len(pairs):
+            correct = [None] * len(pairs)
+        else:
+            sides = labels.pair_sides_right(logits, data.targets, data.labels, pairs)
+            correct = [None if np.isnan(row).any() else BADGES[tuple(row)] for row in sides]
+    return {"members": per_member, "ensemble": labels.predicted_names(logits, names), "correct": correct,
+            "consistency": consistency, "metric": labels.metric}

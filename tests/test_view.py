@@ -1,0 +1,172 @@
+"""`cfbuild view`: the word diff and remarks by hand, the output rules, and the page in a real
+browser (Chromium from the system, driven by Playwright): rows, search, filters, diff elements,
+and with a run the consistency badges against the run's own predictions."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cfbuild.builders.table import build_table
+from cfbuild.builders.toy import build_toy
+from cfbuild.view import remarks_by_reference, word_diff
+from cli.cfbuild import main as cfbuild_main
+from tests.conftest import write_text_rows
+from tests.helpers import refused
+
+CHROMIUM = os.environ.get("CFPAIRS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_word_diff_marks_removed_and_added_words_and_escapes():
+    before, after = word_diff("the film was <b>good</b> overall", "the film was bad overall")
+    assert before == "the film was <del>&lt;b&gt;good&lt;/b&gt;</del> overall"
+    assert after == "the film was <ins>bad</ins> overall"
+    assert word_diff("a b c", "a b c") == ("a b c", "a b c")
+    assert word_diff("x", "") == ("<del>x</del>", "")
+
+
+def test_remarks_attach_to_the_rows_they_name():
+    report = {"splits": {"train": {"notes": ["batch_id 12: neither rows found; the first row is taken",
+                                             "2 edits also changed: revised_premise line 7, revised_premise line 9"],
+                                   "low_overlap_pairs": [{"jaccard": 0.1, "pair": "batch_id 5"}]}}}
+    found = remarks_by_reference(report, "train")
+    assert set(found) == {"batch_id 12", "revised_premise:7", "revised_premise:9", "batch_id 5"}
+    assert found["batch_id 5"] == ["low word overlap (Jaccard 0.1): batch_id 5"]
+    assert remarks_by_reference(report, "val") == {}
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    root = tmp_path_factory.mktemp("view")
+    build_toy(root / "toy.h5", n=120, seed=0)
+    rows = write_text_rows(root / "rows.jsonl", n=6)
+    build_table({"train": rows, "val": rows}, root / "text.h5", text_cols=["a"], label_col="y", pair_col="g")
+    from cftrain.presets import resolve  # noqa: PLC0415  (the trainer only where a fixture trains)
+    from cftrain.train import run  # noqa: PLC0415
+    run(root / "toy.h5", root / "toy-run", resolve("toy", mode="augmented", epochs=3, ensemble=2, threads=1))
+    run(root / "text.h5", root / "text-run", resolve("table", "text", mode="augmented", epochs=1, threads=1))
+    return root
+
+
+def view(*args) -> str:
+    result = CliRunner().invoke(cfbuild_main, ["view", *[str(a) for a in args]])
+    assert result.exit_code == 0, (result.exit_code, result.stderr, result.stdout)
+    return result.stdout
+
+
+def test_view_follows_the_output_rules(stores, tmp_path):
+    foreign = tmp_path / "mine.html"
+    foreign.write_text("<html>my notes</html>")
+    refused("cfbuild", ["view", stores / "toy.h5", "--out", foreign, "--force"], "mine.html", out=foreign)
+    refused("cfbuild", ["view", stores / "toy.h5", "--out", tmp_path / "p.html", "--split", "dev"],
+            "--split dev", "train, val, test, test_shifted", out=tmp_path / "p.html")
+    refused("cfbuild", ["view", stores / "toy.h5", "--out", tmp_path / "p.html", "--run", stores / "text-run"],
+            "does not fit the run", out=tmp_path / "p.html")
+    assert not (tmp_path / "p.html").exists()
+    view(stores / "toy.h5", "--out", tmp_path / "p.html")
+    view(stores / "toy.h5", "--out", tmp_path / "p.html", "--split", "val", "--force")  # ours: replaced
+    assert "split val" in (tmp_path / "p.html").read_text()
+
+
+def test_a_cut_page_says_so(stores, tmp_path):
+    out = view(stores / "toy.h5", "--out", tmp_path / "p.html", "--limit", "7")
+    text = (tmp_path / "p.html").read_text()
+    assert "7 of 120 pairs" in out and text.count("data-pair-id=") == 7
+    assert "Showing the first 7 of 120 pairs" in text
+
+
+# ---------------------------------------------------------------- in a real browser
+
+def _missing(reason: str):
+    """Skip, saying why; under CI (which installs both, `.ci/run`) fail instead: never a silent pass."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}: CI must run the browser tests")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("Playwright is not installed (pip install playwright)")
+    if not CHROMIUM:
+        _missing("no Chromium on PATH (apt-get install -y chromium, or set CFPAIRS_CHROMIUM)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def opened(browser, path: Path):
+    page = browser.new_page()
+    page.goto(path.resolve().as_uri())
+    return page
+
+
+
+@pytest.mark.e2e
+def test_toy_page_lists_every_pair_and_search_filters(browser, stores, tmp_path):
+    import cfpairs
+    view(stores / "toy.h5", "--out", tmp_path / "toy.html", "--split", "val")
+    with cfpairs.open_store(stores / "toy.h5") as store:
+        ids = [str(i) for i in store["val"].examples["id"]]
+        n_pairs = len(store["val"].pairs)
+    page = opened(browser, tmp_path / "toy.html")
+    assert page.locator("[data-pair-id]").count() == n_pairs == 30
+    assert page.locator("#splits tr").count() == 5  # header + 4 splits
+    wanted = ids[7]  # one example's id: its pair alone matches (ids are unique, 7 digits)
+    page.fill("input[type=search]", wanted)
+    assert page.locator("[data-pair-id]:visible").count() == 1 == int(page.locator("#shown").text_content())
+    page.fill("input[type=search]", "")
+    page.select_option("#change", "same")
+    assert page.locator("[data-pair-id]:visible").count() == 0  # every toy edit flips the label
+    page.select_option("#change", "changed")
+    assert page.locator("[data-pair-id]:visible").count() == n_pairs
+
+
+@pytest.mark.e2e
+def test_text_page_shows_the_hand_made_edit_as_a_word_diff(browser, stores, tmp_path):
+    view(stores / "text.h5", "--out", tmp_path / "text.html")
+    page = opened(browser, tmp_path / "text.html")
+    first = page.locator('[data-pair-id="0"]')
+    assert first.locator("del").all_text_contents() == ["good"]  # 'good film 0' (1) -> 'bad film 0' (0)
+    assert first.locator("ins").all_text_contents() == ["bad"]
+    assert first.get_attribute("data-kind") == "edited" and first.get_attribute("data-label-change") == "changed"
+    page.fill("input[type=search]", "film 3")
+    assert page.locator("[data-pair-id]:visible").count() == 1
+
+
+@pytest.mark.e2e
+def test_run_badges_are_the_runs_own_predictions(browser, stores, tmp_path):
+    from cfpairs.api import PairStore
+    from cftrain.data import load_split
+    from cftrain.labels import predictions
+    from cftrain.metrics import ensemble_logits
+    from cftrain.rundir import RunDir
+
+    view(stores / "toy.h5", "--out", tmp_path / "run.html", "--split", "test", "--run", stores / "toy-run")
+    with PairStore(stores / "toy.h5") as store:
+        data = load_split(store, "test")
+    members = RunDir(stores / "toy-run").load_members()
+    right = (predictions(ensemble_logits(members, data)) == data.labels).numpy()
+    expected = [{(True, True): "both", (True, False): "original", (False, True): "edited",
+                 (False, False): "none"}[(bool(right[o]), bool(right[e]))] for o, e in data.pairs]
+    page = opened(browser, tmp_path / "run.html")
+    rows = page.locator("[data-pair-id]")
+    shown = rows.evaluate_all("rs => rs.map(r => [Number(r.dataset.pairId), r.dataset.correct])")
+    assert [c for _, c in sorted(shown)] == expected
+    metrics = json.loads((stores / "toy-run" / "metrics.json").read_text())
+    consistency = metrics["consistency"]["test"]["all"]["consistency"]
+    assert f"{consistency:.1f}%" in page.locator("#consistency").text_content()
+    assert consistency == pytest.approx(100 * np.mean([c == "both" for c in expected]), abs=0.01)
+    for badge in ("both", "original", "edited", "none"):
+        page.select_option("#correct", badge)
+        assert page.locator("[data-pair-id]:visible").count() == expected.count(badge)
+    assert page.locator("[data-pair-id]").first.locator(".pred").count() == 2  # a prediction per side
