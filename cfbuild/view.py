@@ -140,16 +140,27 @@ def _masked(columns, regions: dict, o: int, e: int) -> dict:
             "boxes": [[round(float(v), 1) for v in boxes[i]] for i in masked], "all_boxes": len(boxes)}
 
 
-def summary(store: PairStore, raw: Store) -> dict:
+def label_counts(store: PairStore, columns, most: int = 12) -> dict:
+    """{class: rows} of the most frequent classes (multi-label: rows where the class is on; soft
+    VQA answers: none, the answer vocabulary is thousands long)."""
+    names = store.class_names
+    if store.label_kind == "soft":
+        return {}
+    labels = np.asarray(columns["label"])
+    counts = labels.sum(0) if store.label_kind == "multilabel" else np.bincount(labels, minlength=len(names))
+    top = np.argsort(-counts, kind="stable")[:most]
+    return {names[c]: int(counts[c]) for c in top if counts[c]}
+
+
+def summary(store: PairStore) -> dict:
     """Splits (examples, originals, pairs by kind, labels), the build, its report, provenance, digest."""
     splits = {}
     for name in store.splits:
         view = store[name]
         columns = view.examples
-        labels = Counter(label_text(raw, columns, r) for r in range(len(view))) \
-            if store.label_kind != "soft" else Counter()
         splits[name] = {"examples": len(view), "originals": int((~columns["is_counterfactual"]).sum()),
-                        "pairs": dict(Counter(str(k) for k in view.pair_kinds)), "labels": dict(labels.most_common(12))}
+                        "pairs": dict(Counter(view.pair_kinds.astype(str).tolist())),
+                        "labels": label_counts(store, columns)}
     return {"task": store.task, "input_kind": store.input_kind, "label_kind": store.label_kind,
             "classes": len(store.class_names), "digest": store.digest, "build": store.build,
             "report": store.report, "sources": store.sources, "splits": splits}
@@ -185,7 +196,7 @@ def build_view(store_path, out, split: str | None = None, run=None, limit: int =
                 if "regions" in row:
                     row["regions"]["image"] = image_for(Path(images), row["regions"]["image_id"])
         total = len(store[split].pairs)
-        text = page(summary(store, raw), split, rows, total, str(store_path), str(run) if run else None,
+        text = page(summary(store), split, rows, total, str(store_path), str(run) if run else None,
                     predictions and predictions["consistency"])
     write_page(out, "html", text, force, inputs=inputs)
     return {"split": split, "pairs": total, "shown": len(rows), "bytes": len(text.encode())}

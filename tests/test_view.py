@@ -79,6 +79,12 @@ def test_a_cut_page_says_so(stores, tmp_path):
     text = (tmp_path / "p.html").read_text()
     assert "7 of 120 pairs" in out and text.count("data-pair-id=") == 7
     assert "Showing the first 7 of 120 pairs" in text
+    import cfpairs
+    with cfpairs.open_store(stores / "toy.h5") as store:  # the summary's label counts, counted here
+        labels = store["train"].examples["label"]
+    negative, positive = int((labels == 0).sum()), int((labels == 1).sum())
+    shown = sorted([("negative", negative), ("positive", positive)], key=lambda kv: -kv[1])
+    assert f"<td>{shown[0][0]} {shown[0][1]}, {shown[1][0]} {shown[1][1]}</td>" in text
 
 
 # ---------------------------------------------------------------- in a real browser
