@@ -153,3 +153,19 @@ def test_run_metrics_hold_pair_consistency_within_its_bounds(table, stores):
         assert kinds["all"]["pairs"] == pairs[split]
         original, edited = groups["original"]["accuracy"], groups["edited"]["accuracy"]
         assert original + edited - 100 - 0.01 <= value <= min(original, edited) + 0.01
+
+
+def test_a_text_table_gets_a_column_from_cfbuild_transfer(stores, tmp_path):
+    """The way users make transfer stores: a yelp-layout file in the trained store's vocabulary."""
+    from cfbuild.builders.transfer import build_transfer
+    source = tmp_path / "yelp.jsonl"
+    source.write_text("".join(json.dumps({"label": i % 2, "text": f"{'good' if i % 2 else 'bad'} film {i}"}) + "\n"
+                              for i in range(20)))
+    build_transfer("yelp", str(source), stores / "text.h5", tmp_path / "yelp.h5", sample=12, seed=0)
+    text = ok("table", stores / "text.h5", "--out", tmp_path / "t", "--modes", "augmented", "--seeds", "0,1",
+              "--transfer", f"yelp={tmp_path / 'yelp.h5'}", *QUICK)
+    assert "yelp (n=12)" in text.splitlines()[2]  # one split: the column is the name alone
+    row = json.loads((tmp_path / "t" / "table.json").read_text())["rows"][0]
+    seen = [json.loads((tmp_path / "t" / "augmented" / f"seed-{s}" / "evals" / "yelp.json").read_text())
+            ["splits"]["test"]["all"]["accuracy"] for s in (0, 1)]
+    assert row["transfers"]["yelp"]["splits"]["test"]["all"]["accuracy"] == pytest.approx(np.mean(seen), abs=0.01)
