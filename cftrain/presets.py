@@ -125,6 +125,8 @@ def resolve(task: str, input_kind: str | None = None, strict: bool = True, **ove
     shared = {name: values.get(name, copy.deepcopy(known[name].default)) for name in SHARED_NAMES}
     extra = {name: values.get(name, copy.deepcopy(known[name].default))
              for name in sorted(reads - set(SHARED_NAMES))}
+    if extra.get("embeddings") == "none":  # the user's way past a preset's vectors: learned embeddings
+        extra["embeddings"] = None
     config = RunConfig(**shared, extra=extra)
     validate(config, input_kind)
     return config
