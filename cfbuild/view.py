@@ -166,13 +166,21 @@ def summary(store: PairStore) -> dict:
             "report": store.report, "sources": store.sources, "splits": splits}
 
 
-def image_for(images: Path, image_id: int) -> str | None:
-    """A data: URI of the image named by its id (`<id>.jpg`, or COCO's `*_<12-digit id>.jpg`)."""
+def image_for(images: Path, image_id: int) -> dict | None:
+    """{uri, width, height} of the image named by its id (`<id>.jpg|png`, or COCO's `*_<12-digit
+    id>.jpg`) as a data: URI; None when there is none (or it cannot be read)."""
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415  (the build extra's)
     for pattern in (f"{image_id}.jpg", f"{image_id}.png", f"*_{image_id:012d}.jpg"):
         found = sorted(images.glob(pattern))
         if found:
+            try:
+                with Image.open(found[0]) as image:
+                    width, height = image.size
+            except (OSError, UnidentifiedImageError):
+                return None
             kind = "png" if found[0].suffix == ".png" else "jpeg"
-            return f"data:image/{kind};base64," + base64.b64encode(found[0].read_bytes()).decode()
+            return {"uri": f"data:image/{kind};base64," + base64.b64encode(found[0].read_bytes()).decode(),
+                    "width": width, "height": height}
     return None
 
 

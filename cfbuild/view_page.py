@@ -103,8 +103,10 @@ def regions_html(regions: dict) -> str:
         return f"<div class=field>{_e(text)}</div>"
     rects = "".join(f'<rect x="{b[0]}" y="{b[1]}" width="{b[2] - b[0]}" height="{b[3] - b[1]}" fill="none" '
                     f'stroke="red" stroke-width="3"/>' for b in regions["boxes"])
-    return (f'<div class=field>{_e(text)}</div><svg style="max-width:480px" viewBox="0 0 640 480">'
-            f'<image href="{regions["image"]}" x="0" y="0"/>{rects}</svg>')
+    image = regions["image"]
+    return (f'<div class=field>{_e(text)}</div><svg style="max-width:480px" '
+            f'viewBox="0 0 {image["width"]} {image["height"]}"><image href="{image["uri"]}" x="0" y="0" '
+            f'width="{image["width"]}" height="{image["height"]}"/>{rects}</svg>')
 
 
 def pair_html(row: dict) -> str:

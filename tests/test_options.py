@@ -219,3 +219,8 @@ def test_every_declared_option_is_a_flag_with_its_own_check(tmp_path):
     assert result.exit_code == 2 and "'--temperature': 0.0 must be >= 0.001" in result.stderr
     with pytest.raises(UserError, match="--temperature 0.0: must be a finite number >= 0.001"):
         resolve("imdb", "text", mode="pair-contrastive", temperature=0.0)
+
+
+def test_embeddings_none_overrides_a_presets_vectors():
+    assert resolve("table", "text_pair", model="nli-bow", embeddings="none").embeddings is None
+    assert resolve("table", "text_pair", model="nli-bow").embeddings is None

@@ -176,3 +176,27 @@ def test_run_badges_are_the_runs_own_predictions(browser, stores, tmp_path):
         page.select_option("#correct", badge)
         assert page.locator("[data-pair-id]:visible").count() == expected.count(badge)
     assert page.locator("[data-pair-id]").first.locator(".pred").count() == 2  # a prediction per side
+
+
+def test_region_pairs_show_the_masked_boxes_and_draw_them_on_the_image(tmp_path):
+    from PIL import Image
+
+    import cfpairs
+    from cfbuild.builders.toy_regions import build_toy_regions
+    build_toy_regions(tmp_path / "reg.h5", n=20, seed=0)
+    with cfpairs.open_store(tmp_path / "reg.h5") as store:
+        view_ = store["train"]
+        o, e = view_.pairs[0]
+        mask_o, mask_e = view_.examples["region_mask"][o], view_.examples["region_mask"][e]
+        image_row = int(view_.examples["image_row"][o])
+        image_id = int(store.image_ids[image_row])
+    masked = [i for i in range(len(mask_o)) if mask_o[i] and not mask_e[i]]
+    assert masked  # a toy counterfactual masks the region the question names
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (64, 48), "white").save(tmp_path / "images" / f"{image_id}.png")
+    view(tmp_path / "reg.h5", "--out", tmp_path / "reg.html", "--images", tmp_path / "images")
+    text = (tmp_path / "reg.html").read_text()
+    first = text[text.index('data-pair-id="0"'):text.index('data-pair-id="1"')]
+    assert f"image {image_id}: masked regions {', '.join(map(str, masked))} of {len(mask_o)}" in first
+    assert "data:image/png;base64," in first and first.count("<rect ") == len(masked)
+    assert 'viewBox="0 0 64 48"' in first
