@@ -222,5 +222,6 @@ def test_every_declared_option_is_a_flag_with_its_own_check(tmp_path):
 
 
 def test_embeddings_none_overrides_a_presets_vectors():
-    assert resolve("table", "text_pair", model="nli-bow", embeddings="none").embeddings is None
-    assert resolve("table", "text_pair", model="nli-bow").embeddings is None
+    assert resolve("snli", "text_pair").embeddings == "spacy-md"
+    assert resolve("snli", "text_pair", embeddings="none").embeddings is None
+    assert resolve("snli", "text_pair", embeddings="glove-6b-50d").embeddings == "glove-6b-50d"
