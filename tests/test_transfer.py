@@ -83,6 +83,9 @@ def test_transfer_columns_are_the_means_of_the_seeds_own_eval_files(table, store
     # each eval file is what `cftrain eval` says of that run on that store
     alone = json.loads(ok("eval", table / "augmented" / "seed-1", stores / "shifted.h5"))
     assert alone["splits"] == seen[1]["splits"] and alone["store_digest"] == seen[1]["store_digest"]
+    assert alone["consistency"]["val"]["all"]["pairs"] == 50  # eval reports pair consistency too
+    assert row["transfers"]["shifted"]["consistency"]["val"]["all"]["consistency"] == pytest.approx(
+        np.mean([e["consistency"]["val"]["all"]["consistency"] for e in seen]), abs=0.01)
     md = (table / "table.md").read_text()
     header = md.splitlines()[2]
     assert header.index("val all") < header.index("test_shifted edited") < header.index("val consistency") \
