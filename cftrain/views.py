@@ -321,8 +321,12 @@ def format_summary(summary: dict) -> str:
         splits = [s for s in final["splits"] if s != "train"]
         transfers, names = _transfer_columns([final["transfers"]])
         lines += [f"**{mode}: trial {final['trial']} retrained on train+val for {final['epochs']} epochs** "
-                  f"(seeds {', '.join(map(str, final['seeds']))})", "",
-                  "| " + " | ".join(splits + names) + " |", "|" + "---:|" * (len(splits) + len(names)),
+                  f"(seeds {', '.join(map(str, final['seeds']))})", ""]
+        if not splits and not names:  # nothing held out to show: say where the models are
+            lines += [f"No test split in the store: the retrained runs are {', '.join(final['runs'])} "
+                      "(evaluate them with cftrain eval, or add --transfer).", ""]
+            continue
+        lines += ["| " + " | ".join(splits + names) + " |", "|" + "---:|" * (len(splits) + len(names)),
                   "| " + " | ".join([_mean_cell(final["splits"][s]) for s in splits] +
                                     [_mean_cell(final["transfers"][n][t]) for n, t in transfers]) + " |", ""]
     return "\n".join(lines).rstrip()
