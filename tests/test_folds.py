@@ -142,3 +142,14 @@ def test_a_kfold_sweep_resumes_where_it_stopped(toy, tmp_path):
 def test_a_bad_selection_is_refused_before_any_run(toy, tmp_path, select):
     refused("cftrain", ["sweep", toy, "--out", tmp_path / "s", "--select", select], "--select")
     assert not (tmp_path / "s").exists()
+
+
+def test_a_refit_without_a_test_split_says_where_its_runs_are():
+    from cftrain.views import format_summary
+    final = {"trial": 2, "options": {"lr": 3.0}, "epochs": 7, "seeds": [0, 1], "runs": ["gs/final/a/seed-0",
+             "gs/final/a/seed-1"], "splits": {"train": {"mean": 90.0, "stderr": 0.1, "n": 2}}, "transfers": {}}
+    text = format_summary({"task": "imdb", "metric": "accuracy", "seeds": [0, 1], "folds": 5, "modes": {},
+                           "final": {"gs": final}})
+    assert "trial 2 retrained on train+val for 7 epochs" in text
+    assert "No test split in the store: the retrained runs are gs/final/a/seed-0, gs/final/a/seed-1" in text
+    assert "|  |" not in text
