@@ -84,7 +84,8 @@ def evaluate_transfers(run_dirs: list, transfers: dict, digests: dict, device: s
     writes into the folders it reads). Returns {run_dir: {name: evaluation}} of the new ones."""
     from cftrain.evaluate import evaluate_run  # noqa: PLC0415
     from cftrain.rundir import strict_json  # noqa: PLC0415
-    todo = [(run, name) for run in run_dirs for name in transfers
+    trained = [run for run in run_dirs if _trains(run)]  # chance draws, it has no model to evaluate: "-"
+    todo = [(run, name) for run in trained for name in transfers
             if read_evals(run).get(name, {}).get("store_digest") != digests[name]]
     out = {}
     with Progress(len(todo), "transfer evaluations", unit="evals", every_update=True) as bar:
@@ -99,3 +100,9 @@ def evaluate_transfers(run_dirs: list, transfers: dict, digests: dict, device: s
                 add_to_marker(Path(run), f"{EVALS}/{name}.json")
             bar.update()
     return out
+
+
+def _trains(run_dir) -> bool:
+    from cftrain.methods import method  # noqa: PLC0415
+    config = json.loads((Path(run_dir) / "config.json").read_text())
+    return method(config["mode"]).trains

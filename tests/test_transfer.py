@@ -172,3 +172,12 @@ def test_a_text_table_gets_a_column_from_cfbuild_transfer(stores, tmp_path):
     seen = [json.loads((tmp_path / "t" / "augmented" / f"seed-{s}" / "evals" / "yelp.json").read_text())
             ["splits"]["test"]["all"]["accuracy"] for s in (0, 1)]
     assert row["transfers"]["yelp"]["splits"]["test"]["all"]["accuracy"] == pytest.approx(np.mean(seen), abs=0.01)
+
+
+def test_a_row_without_a_trained_model_gets_no_transfer_cell(stores, tmp_path):
+    ok("table", stores / "toy.h5", "--out", tmp_path / "t", "--modes", "chance,augmented",
+       "--transfer", f"shifted={stores / 'shifted.h5'}", *QUICK)
+    rows = {r["mode"]: r for r in json.loads((tmp_path / "t" / "table.json").read_text())["rows"]}
+    assert rows["chance"]["transfers"] == {} and not (tmp_path / "t" / "chance" / "evals").exists()
+    assert "shifted" in rows["augmented"]["transfers"]
+    assert (tmp_path / "t" / "table.md").read_text().splitlines()[4].split("|")[-6].strip() == "-"
