@@ -97,6 +97,7 @@ def _metrics(folder):
     return {str(p.parent.relative_to(folder)): json.loads(p.read_text()) for p in sorted(folder.rglob("metrics.json"))}
 
 
+@pytest.mark.slow  # whole sweeps of 18 runs and their refits
 def test_a_kfold_sweep_ranks_by_folds_and_retrains_the_best_on_train_and_val(toy, tmp_path):
     ok("sweep", toy, "--out", tmp_path / "s", *SWEEP)
     runs = _metrics(tmp_path / "s")
@@ -126,6 +127,7 @@ def test_a_kfold_sweep_ranks_by_folds_and_retrains_the_best_on_train_and_val(toy
     assert "retrained on train+val" in (tmp_path / "s" / "summary.md").read_text()
 
 
+@pytest.mark.slow  # whole sweeps of 18 runs and their refits
 def test_a_kfold_sweep_resumes_where_it_stopped(toy, tmp_path):
     ok("sweep", toy, "--out", tmp_path / "s", *SWEEP)
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "s").rglob("metrics.json")}
