@@ -93,7 +93,7 @@ def run_sweep(store_path, out_dir, modes: list, trials: int, seeds: list, space_
         records = run_campaign("sweep", store_path, out_dir, planned, jobs, force, verify,
                                desc=f"{task} sweep ({folds} folds)")
         planned += refits(task, input_kind, sweep_view(records, top), seeds, sweep_seed, fixed)
-        force = False
+        force = verify = False  # the folder is ours now, the store was checked
     records = run_campaign("sweep", store_path, out_dir, planned, jobs, force, verify, desc=f"{task} sweep",
                            **campaign)
     return sweep_view(records, top)

@@ -199,6 +199,7 @@ def fit(config: RunConfig, store: PairStore, splits: dict, log=None, device="cpu
     ctx = StepContext(config, labels, config.ensemble, torch.device(device), torch.Generator().manual_seed(config.seed),
                       context)
     best, best_epoch, best_state, history = -math.inf, 0, None, []
+    selecting = "val" in splits  # else a refit on train+val (k-fold selection): every epoch, the last kept
     optimizer = None
     bar = Progress(config.epochs, f"{store.task} {config.mode}", unit="epochs", every_update=True)
     for epoch in range(1, config.epochs + 1):
@@ -209,7 +210,6 @@ def fit(config: RunConfig, store: PairStore, splits: dict, log=None, device="cpu
                 ensemble = checked_on(ensemble, batch, trainer.needs_input_gradient(config)).to(device)
                 optimizer = make_optimizer(config, ensemble.parameters())
             steps.append(trainer.step(ensemble, optimizer, batch, ctx))
-        selecting = "val" in splits  # else a refit on train+val (k-fold selection): every epoch, the last kept
         val = split_metrics(ensemble_logits([ensemble], splits["val"], device), splits["val"],
                             labels)["all"][labels.metric] if selecting else None
         line = epoch_line(epoch, steps, labels.metric, val, start, store, selecting)

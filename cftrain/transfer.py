@@ -84,9 +84,12 @@ def evaluate_transfers(run_dirs: list, transfers: dict, digests: dict, device: s
     writes into the folders it reads). Returns {run_dir: {name: evaluation}} of the new ones."""
     from cftrain.evaluate import evaluate_run  # noqa: PLC0415
     from cftrain.rundir import strict_json  # noqa: PLC0415
-    trained = [run for run in run_dirs if _trains(run)]  # chance draws, it has no model to evaluate: "-"
-    todo = [(run, name) for run in trained for name in transfers
-            if read_evals(run).get(name, {}).get("store_digest") != digests[name]]
+    todo = []
+    for run in run_dirs:
+        if not _trains(run):  # chance draws: no model to evaluate, its cells stay "-"
+            continue
+        done = read_evals(run)
+        todo += [(run, name) for name in transfers if done.get(name, {}).get("store_digest") != digests[name]]
     out = {}
     with Progress(len(todo), "transfer evaluations", unit="evals", every_update=True) as bar:
         for run, name in todo:
