@@ -1,15 +1,40 @@
 """Progress where users look: a tqdm bar on a terminal; elsewhere (log files, nohup, CI) plain
 lines on stderr, one per training epoch, and one per 10% of a build step once the step has run
 for QUIET_SECONDS (short steps stay silent), so a log is never silent for minutes. The command
-line's `--quiet` turns both off. tqdm is the programs' (the reader alone prints plain lines)."""
+line's `--quiet` turns both off. tqdm is the programs' (the reader alone prints plain lines).
+
+Every progress step is also where a stop signal is honoured a second time (`stop_if_requested`)."""
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 
-_settings = {"quiet": False}
+_settings = {"quiet": False, "stop": None}
 QUIET_SECONDS = 2.0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that temporary outputs are removed on the way out."""
+
+
+def request_stop(signum, frame) -> None:
+    """The SIGTERM and SIGINT handler: raise where the program is, and remember the request. Python
+    prints and swallows an exception raised while a finalizer or a callback from C runs, so the
+    work's loops check again (a swallowed SIGTERM once left a training run going for minutes)."""
+    _settings["stop"] = signum
+    stop_if_requested()
+
+
+def stop_if_requested() -> None:
+    signum = _settings["stop"]
+    if signum is not None:
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def clear_stop() -> None:
+    _settings["stop"] = None
 
 
 def set_quiet(quiet: bool) -> None:
@@ -55,6 +80,7 @@ class Progress:
             self.bar.set_postfix(**values)
 
     def update(self, n: int = 1) -> None:
+        stop_if_requested()
         self.done += n
         if self.bar is not None:
             self.bar.update(n)

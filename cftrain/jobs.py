@@ -26,7 +26,7 @@ from pathlib import Path
 from cfpairs.check import check_store
 from cfpairs.errors import OutputWriteError, UserError
 from cfpairs.outputs import check_output, folder_in_place, remove_stale_parts, staged
-from cfpairs.progress import Progress, set_quiet
+from cfpairs.progress import Progress, set_quiet, stop_if_requested
 from cfpairs.store import Store
 from cftrain.options import all_options
 from cftrain.presets import RunConfig, identity
@@ -122,7 +122,8 @@ class WorkerPool:
                 conn.send((index, function, args))
                 busy[conn] = index
         while busy:
-            for conn in wait(list(busy)):
+            stop_if_requested()
+            for conn in wait(list(busy), timeout=1.0):
                 try:
                     index, ok, value = conn.recv()
                 except EOFError:

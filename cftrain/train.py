@@ -17,7 +17,7 @@ import torch
 from cfpairs.check import check_store
 from cfpairs.errors import UserError
 from cfpairs.outputs import staged
-from cfpairs.progress import Progress
+from cfpairs.progress import Progress, stop_if_requested
 from cfpairs.api import PairStore
 from cftrain import distributed, optim
 from cftrain.data import PairBatches, SplitTensors, group_subset, load_split, to_device
@@ -205,6 +205,7 @@ def fit(config: RunConfig, store: PairStore, splits: dict, log=None, device="cpu
     for epoch in range(1, config.epochs + 1):
         start, steps = time.perf_counter(), []
         for batch in loader.loader(config.workers):
+            stop_if_requested()
             batch = to_device(batch, device)
             if optimizer is None:  # the generic fused form is checked on the first batch
                 ensemble = checked_on(ensemble, batch, trainer.needs_input_gradient(config)).to(device)

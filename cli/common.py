@@ -14,17 +14,9 @@ import click
 from cfpairs import __version__
 from cfpairs.errors import OutputWriteError, UserError
 from cfpairs.outputs import command_inputs, special_kind
-from cfpairs.progress import set_quiet
+from cfpairs.progress import Terminated, clear_stop, request_stop, set_quiet
 
 GLOBAL_FLAGS = ("--debug", "--quiet")  # accepted before or after the subcommand
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is so that temporary outputs are removed on the way out."""
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated()
 
 
 class InputPath(click.Path):
@@ -86,7 +78,11 @@ class Group(click.Group):
         args = [a for a in args if a not in GLOBAL_FLAGS]
         set_quiet(quiet)
         prog = prog_name or self.name
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        clear_stop()
+        previous = signal.signal(signal.SIGTERM, request_stop)
+        ctrl_c = signal.getsignal(signal.SIGINT)
+        if ctrl_c is signal.default_int_handler:  # not where SIGINT is ignored (nohup, `&`)
+            signal.signal(signal.SIGINT, request_stop)
         try:
             rc = super().main(args=args, prog_name=prog, standalone_mode=False, **kwargs)
         except (click.exceptions.Abort, KeyboardInterrupt) as exc:
@@ -120,6 +116,8 @@ class Group(click.Group):
             sys.exit(1)
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, ctrl_c)
+            clear_stop()
         sys.exit(rc if isinstance(rc, int) else 0)
 
 
