@@ -15,6 +15,7 @@ import numpy as np
 from cfpairs.digest import content_digest
 from cfpairs.errors import OutputWriteError, StoreError
 from cfpairs.outputs import BLOCK_BYTES, Room, Staged, write_failure
+from cfpairs.progress import stop_if_requested
 from cfpairs.rules import validate_split
 from cfpairs.schema import FORMAT, FORMAT_VERSION, INPUT_KINDS, LABEL_KINDS, STR
 
@@ -63,6 +64,7 @@ def _write_dataset(group: h5py.Group, name: str, arr: np.ndarray, room: Room | N
                             * int(np.prod(arr.shape[1:], dtype=np.int64))) if text else arr[:1].nbytes)
         step = max(1, int(BLOCK_BYTES // row_bytes))
         for start in range(0, len(arr), step):
+            stop_if_requested()  # h5py drops objects all the time: a signal may land in a finalizer
             block = arr[start:start + step]
             if room is not None:
                 room.ensure(len(block) * row_bytes)

@@ -60,3 +60,17 @@ def test_training_stops_on_a_swallowed_sigterm_and_leaves_nothing(work, tmp_path
     assert len(batches) == 3  # stopped before the fourth batch, not at the end of 1000 epochs
     assert not out.exists() and list(tmp_path.iterdir()) == []
     Progress(10, "work").update()  # the command line cleared the request on its way out
+
+
+def test_a_build_stops_on_a_swallowed_sigterm_and_leaves_nothing(tmp_path, monkeypatch):
+    import cfpairs.writer  # noqa: PLC0415
+    real_validate = cfpairs.writer.validate_split
+
+    def validate_split(*args, **kwargs):
+        _swallow(signal.SIGTERM, monkeypatch)  # just before the split's datasets are written
+        return real_validate(*args, **kwargs)
+
+    monkeypatch.setattr(cfpairs.writer, "validate_split", validate_split)
+    result = run_cli("cfbuild", "toy", "--out", tmp_path / "toy.h5", "--n", "50")
+    assert result.returncode == 143 and result.stderr.strip().splitlines()[-1] == "cfbuild: terminated", result.stderr
+    assert list(tmp_path.iterdir()) == []
