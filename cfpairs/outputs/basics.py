@@ -1,0 +1,71 @@
+"""What the output modules share: the kinds of output, our signatures (what `--force` looks for on
+a page), and the atomic file primitives (a temporary name beside the final one, then a rename)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+MARKER = ".cfpairs"
+FOLDER_KINDS = ("run", "table", "sweep", "curve", "export")
+PAGE_KINDS = ("json", "markdown", "html")
+KINDS = ("store", *FOLDER_KINDS, *PAGE_KINDS)
+WRITE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+NAME_MAX = 255
+PART_EXTRA = len(".") + len(".4194304.") + len("12345678") + len(".part")  # what a part name adds
+
+
+def generator() -> str:
+    from cfpairs import __version__  # noqa: PLC0415  (the package imports this module)
+    return f"cfpairs {__version__}"
+
+
+def signed_json(value: dict) -> dict:
+    """A JSON page's content with our signature as its first key (what `--force` looks for)."""
+    return {"generator": generator(), **value}
+
+
+def markdown_signature() -> str:
+    return f"<!-- generator: {generator()} -->\n"
+
+
+def html_signature() -> str:
+    return f'<meta name="generator" content="{generator()}">'
+
+
+PAGE_SIGNS = ('"generator": "cfpairs', "<!-- generator: cfpairs", '<meta name="generator" content="cfpairs')
+
+
+# ---------------------------------------------------------------- atomic files
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def public_mode(path: Path, directory: bool = False) -> None:
+    """The permissions a plain open()/mkdir() would have given (mkstemp/mkdtemp make them private)."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
+def part_prefix(final: Path) -> str:
+    return f".{Path(final).name}.{os.getpid()}."
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """`text` into `path` by a temporary file and a rename (a reader never sees half of it)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=part_prefix(path), suffix=".part")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        public_mode(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
