@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,14 @@ def work(tmp_path_factory):
     run(root / "toy.h5", root / "toy-run", resolve("toy", mode="augmented", epochs=1))
     run(root / "text.h5", root / "text-run", resolve("table", "text", mode="augmented", epochs=1))
     return root
+
+
+@pytest.fixture
+def here(work, tmp_path, monkeypatch):
+    """A working folder holding a user's files: a store, a text store, a run, and a thesis."""
+    shutil.copy(work / "toy.h5", tmp_path / "toy.h5")
+    shutil.copy(work / "text.h5", tmp_path / "text.h5")
+    shutil.copytree(work / "toy-run", tmp_path / "run")
+    (tmp_path / "thesis.tex").write_text("\\chapter{mine}")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -117,6 +117,18 @@ def cli_main(program: str):
     return importlib.import_module(f"cli.{program}").main
 
 
+QUICK = ["--epochs", "1"]  # trainings whose numbers do not matter
+
+
+def ok(program: str, args: list):
+    """`program ARGS` through CliRunner, asserted to succeed; the click result."""
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    result = CliRunner().invoke(cli_main(program), [str(a) for a in args])
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
 def run_cli(*args, real: bool = False, **kw):
     """`python -m PROGRAM ARGS...` as (returncode, stdout, stderr): in this process through click's
     CliRunner (fast: the unit tier), or with `real` in a subprocess (signals, `python -m`, limits)."""
