@@ -27,7 +27,7 @@ test: $(STAMP)  # everything CI runs: unit, end-to-end (signals, torchrun, bench
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)  # the quick loop (under a minute on 2 cores): in-process unit tests, both cores
-	$(PY) -m pytest -q -m "not slow and not e2e" -n 2
+	$(PY) -m pytest -q -m "not slow and not e2e" -n 2 --dist worksteal  # idle workers take over queued tests
 
 bench: $(STAMP)  # performance figures (minutes; docs/PERFORMANCE.md)
 	$(PY) bench/toy_build.py
