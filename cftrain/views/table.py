@@ -1,0 +1,157 @@
+"""The table (the paper's Table 3): one row per method, mean ± s.e. over seeds, per split, subset,
+pair consistency and transfer column."""
+
+from __future__ import annotations
+
+import json
+
+from cftrain.methods import METHODS, method
+from cftrain.metrics import mean_se
+from cftrain.presets import identity
+from cftrain.views.common import common_of, seed_of
+
+
+def _row_groups(records: list) -> list:
+    """Records grouped into rows: same options but the seed. Rows in the methods' order, then as found."""
+    groups = {}
+    for record in records:
+        key = json.dumps({k: v for k, v in identity(record["config"]).items() if k not in ("seed", "fraction_seed")},
+                         sort_keys=True)
+        groups.setdefault(key, []).append(record)
+    order = list(METHODS)
+    rows = sorted(groups.values(), key=lambda rs: order.index(rs[0]["config"]["mode"])
+                  if rs[0]["config"]["mode"] in order else len(order))
+    return rows
+
+
+def _distinguishing(rows: list) -> list:
+    """For each row, the options that set it apart from other rows of the same mode ("" when alone)."""
+    out = []
+    for rs in rows:
+        config = identity(rs[0]["config"])
+        twins = [identity(o[0]["config"]) for o in rows if o is not rs and o[0]["config"]["mode"] == config["mode"]]
+        keys = sorted({k for t in twins for k in config if t.get(k) != config.get(k)} - {"seed", "fraction_seed"})
+        out.append(", ".join(f"{k}={config[k]}" for k in keys))
+    return out
+
+
+def table_view(records: list, seeds: list | None = None) -> dict:
+    """table.json: one row per group of runs that differ only by seed; with `seeds` (or several
+    seeds in a row), every cell the mean and standard error over seeds."""
+    common = common_of(records, "table")
+    rows = []
+    groups = _row_groups(records)
+    for group, extra in zip(groups, _distinguishing(groups)):
+        group = sorted(group, key=lambda r: (seed_of(r) is None, seed_of(r) or 0))
+        labels_seeds = [r["labels"].get("seed") for r in group]
+        with_seeds = seeds is not None or len(group) > 1 or labels_seeds != [None]
+        row = table_row(group[0]["config"]["mode"], common["input_kind"], common["metric"],
+                        [r["metrics"] for r in group], [seed_of(r) for r in group] if with_seeds else None,
+                        [r.get("evals", {}) for r in group])
+        if extra:
+            row["name"] += f" ({extra})"
+        rows.append(row)
+    with_seeds = seeds is not None or any(r["labels"].get("seed") is not None for r in records)
+    used = sorted({seed_of(r) for r in records if seed_of(r) is not None}) if with_seeds else None
+    return {"task": common["task"], "store": common["store"], "metric": common["metric"],
+            "seeds": seeds if seeds is not None else used, "rows": rows}
+
+
+def table_row(name: str, input_kind: str, metric: str, results: list, seeds: list | None,
+              evals: list | None = None) -> dict:
+    """One row: its run's metrics, or with seeds the mean over seeds of every split, group, pair
+    consistency and alignment (with `stderr` beside each mean) and each seed's run under `runs`.
+    `evals`: each run's transfer evaluations ({name: cftrain eval's output}), one column each."""
+    row = {"name": method(name).table_row_name(input_kind) if name in METHODS else name, "mode": name}
+    evals = evals or [{} for _ in results]
+    names = list(dict.fromkeys(n for e in evals for n in e))
+    if seeds is None:
+        only = results[0]
+        return {**row, "best_epoch": only["best_epoch"], "splits": only["splits"],
+                "consistency": only.get("consistency", {}), "alignment": only.get("alignment", {}),
+                "transfers": {n: {"splits": evals[0][n]["splits"], "consistency": evals[0][n].get("consistency", {})}
+                              for n in names}}
+    alignment = {split: {"cosine": mean_se((r.get("alignment", {}).get(split, {}).get("cosine") for r in results),
+                                           digits=4)["mean"]}
+                 for split in results[0].get("alignment", {})}
+    transfers = {}
+    for n in names:
+        found = [e[n] for e in evals if n in e]
+        transfers[n] = {"splits": mean_groups([f["splits"] for f in found], metric),
+                        "consistency": mean_groups([f.get("consistency", {}) for f in found], "consistency",
+                                                   count="pairs")}
+    return {**row, "best_epoch": [r["best_epoch"] for r in results], "splits": mean_groups(
+                [r["splits"] for r in results], metric),
+            "consistency": mean_groups([r.get("consistency", {}) for r in results], "consistency", count="pairs"),
+            "alignment": alignment, "transfers": transfers,
+            "runs": [{"seed": seed, "splits": r["splits"], "consistency": r.get("consistency", {}),
+                      "transfers": {n: e[n]["splits"] for n in e}} for seed, r, e in zip(seeds, results, evals)]}
+
+
+def mean_groups(per_seed: list, key: str, count: str = "n") -> dict:
+    """{split: {group: {count, key: mean, stderr, seeds}}}: the mean and standard error over seeds of
+    each group's `key` in per-seed {split: {group: {count, key}}} (the first seed's layout)."""
+    out = {}
+    for split, groups in (per_seed[0] if per_seed else {}).items():
+        out[split] = {}
+        for group, values in groups.items():
+            summary = mean_se(r.get(split, {}).get(group, {}).get(key) for r in per_seed)
+            out[split][group] = {count: values[count], key: summary["mean"], "stderr": summary["stderr"],
+                                 "seeds": summary["n"]}
+    return out
+
+
+def table_columns(table: dict) -> list:
+    """[(header, function of a row -> cell dict or None, value key)]: the paper's layout: every
+    evaluated split and group (val first), each split's pair consistency, then each transfer set."""
+    metric, rows, columns = table["metric"], table["rows"], []
+    seen = lambda header: header in [c[0] for c in columns]
+    for row in rows:
+        for split, groups in row["splits"].items():
+            for group, values in groups.items():
+                header = f"{split} {group} (n={values['n']})"
+                if split != "train" and not seen(header):
+                    columns.append((header, lambda r, s=split, g=group: r["splits"].get(s, {}).get(g), metric))
+    for row in rows:
+        for split, kinds in row.get("consistency", {}).items():
+            header = f"{split} consistency (pairs={kinds['all']['pairs']})" if "all" in kinds else None
+            if header and split != "train" and not seen(header):
+                columns.append((header, lambda r, s=split: r.get("consistency", {}).get(s, {}).get("all"),
+                                "consistency"))
+    for row in rows:
+        for name, found in row.get("transfers", {}).items():
+            for split, groups in found["splits"].items():
+                header = (name if len(found["splits"]) == 1 else f"{name} {split}") + \
+                    f" (n={groups['all']['n']})"
+                if not seen(header):
+                    columns.append((header, lambda r, n=name, s=split:
+                                    r.get("transfers", {}).get(n, {}).get("splits", {}).get(s, {}).get("all"), metric))
+    return columns
+
+
+def format_table(table: dict) -> str:
+    """Markdown: one row per method; columns as `table_columns` (metric in %, n in the header), then
+    each split's alignment."""
+    metric = table["metric"]
+    columns = table_columns(table)
+    aligned = list(dict.fromkeys(s for row in table["rows"] for s in row.get("alignment", {}) if s != "train"))
+    header = "| method | " + " | ".join([c[0] for c in columns] + [f"{s} alignment" for s in aligned]) + " |"
+    seeds = table.get("seeds")
+    over = f"mean ± standard error over seeds {', '.join(map(str, seeds))}, " if seeds else ""
+    lines = [f"Task `{table['task']}`, {metric} in %, {over}best epoch by val {metric}; consistency: pairs whose "
+             "original and edit are both right, %; alignment: mean cos(g, t) over the split's pairs.", "",
+             header, "|---|" + "---:|" * (len(columns) + len(aligned))]
+    for row in table["rows"]:
+        cells = []
+        for _, cell_of, key in columns:
+            values = cell_of(row)
+            if not values or values.get(key) is None:
+                cells.append("-")
+            else:
+                se = values.get("stderr")
+                cells.append(f"{values[key]:.1f}" + (f" ± {se:.1f}" if se is not None else ""))
+        for split in aligned:
+            value = row.get("alignment", {}).get(split, {}).get("cosine")
+            cells.append("-" if value is None else f"{value:.3f}")
+        lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
