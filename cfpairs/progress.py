@@ -19,6 +19,12 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is so that temporary outputs are removed on the way out."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C. A subclass, not KeyboardInterrupt itself: CPython remembers a bare KeyboardInterrupt
+    that leaves any `exec` of a string (dataclasses and lazy imports run them) and then ends the
+    process by SIGINT whatever exit code the program chose."""
+
+
 def request_stop(signum, frame) -> None:
     """The SIGTERM and SIGINT handler: raise where the program is, and remember the request. Python
     prints and swallows an exception raised while a finalizer or a callback from C runs, so the
@@ -30,7 +36,7 @@ def request_stop(signum, frame) -> None:
 def stop_if_requested() -> None:
     signum = _settings["stop"]
     if signum is not None:
-        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        raise Terminated() if signum == signal.SIGTERM else Interrupted()
 
 
 def clear_stop() -> None:

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import cftrain.train
-from cfpairs.progress import Progress, Terminated, clear_stop, request_stop
+from cfpairs.progress import Interrupted, Progress, Terminated, clear_stop, request_stop
 from tests.helpers import run_cli
 
 
@@ -30,7 +30,7 @@ def _swallow(signum, monkeypatch) -> list:
     return swallowed
 
 
-@pytest.mark.parametrize("signum, raised", [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
+@pytest.mark.parametrize("signum, raised", [(signal.SIGTERM, Terminated), (signal.SIGINT, Interrupted)])
 def test_a_swallowed_signal_stops_at_the_next_progress_step(signum, raised, monkeypatch):
     try:
         assert _swallow(signum, monkeypatch) == [raised]  # the first raise was lost ...

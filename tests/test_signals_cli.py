@@ -3,6 +3,7 @@ mid-training, `--debug` anywhere, `verify` on stderr, `--version`, progress line
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -46,6 +47,39 @@ def test_sigterm_during_training(work, tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and err.strip().splitlines()[-1] == "cftrain: terminated", err
     assert not out.exists() and not list(tmp_path.glob(".r.*"))
+
+
+_CTRL_C_IN_AN_EXEC = """
+import os, signal, sys
+import cftrain.train
+from cli.cftrain import main
+real_to_device, batches = cftrain.train.to_device, []
+
+def to_device(batch, device):  # Ctrl-C lands in code run by an exec of a string (as in dataclasses)
+    batches.append(1)
+    if len(batches) == 3:
+        exec("os.kill(os.getpid(), signal.SIGINT)\\nfor i in range(100): pass", {"os": os, "signal": signal})
+    return real_to_device(batch, device)
+
+cftrain.train.to_device = to_device
+sys.argv[0] = "cftrain"
+main()
+"""
+
+
+def test_ctrl_c_inside_an_exec_still_exits_130(work, tmp_path):
+    # run with -m, as `python -m cftrain`: there CPython ends the process by SIGINT after a bare
+    # KeyboardInterrupt left an exec, whatever exit code the program chose
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "ctrl_c_probe.py").write_text(_CTRL_C_IN_AN_EXEC)
+    out = tmp_path / "r"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(probe), str(REPO)])}
+    result = subprocess.run([sys.executable, "-m", "ctrl_c_probe", "run", str(work / "toy.h5"), "--out", str(out),
+                             "--epochs", "1000", "--patience", "1000"], cwd=REPO, capture_output=True, text=True,
+                            timeout=120, env=env)
+    assert result.returncode == 130 and result.stderr.strip().splitlines()[-1] == "cftrain: interrupted", result.stderr
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["probe"]
 
 
 def test_sigkill_leaves_only_a_part_that_the_next_run_removes(work, tmp_path):
