@@ -49,37 +49,76 @@ def test_sigterm_during_training(work, tmp_path):
     assert not out.exists() and not list(tmp_path.glob(".r.*"))
 
 
-_CTRL_C_IN_AN_EXEC = """
+_AT_THE_THIRD_BATCH = """
 import os, signal, sys
 import cftrain.train
 from cli.cftrain import main
 real_to_device, batches = cftrain.train.to_device, []
 
-def to_device(batch, device):  # Ctrl-C lands in code run by an exec of a string (as in dataclasses)
+def to_device(batch, device):
     batches.append(1)
     if len(batches) == 3:
-        exec("os.kill(os.getpid(), signal.SIGINT)\\nfor i in range(100): pass", {"os": os, "signal": signal})
+        at_the_third_batch()
     return real_to_device(batch, device)
 
+{probe}
 cftrain.train.to_device = to_device
 sys.argv[0] = "cftrain"
 main()
 """
 
+_CTRL_C_IN_AN_EXEC = """
+def at_the_third_batch():  # Ctrl-C lands in code run by an exec of a string (as in dataclasses)
+    exec("os.kill(os.getpid(), signal.SIGINT)\\nfor i in range(100): pass", {"os": os, "signal": signal})
+"""
+
+_SIGTERM_IN_A_BARE_EXCEPT = """
+class SignalOnGmpy:  # SIGTERM while mpmath tries `import gmpy2` inside its bare `except: pass`
+    def find_spec(self, name, path=None, target=None):
+        if name == "gmpy2":
+            print("probe: SIGTERM in mpmath's import of gmpy2", file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+            for i in range(100): pass
+        return None
+
+def at_the_third_batch():  # mpmath imported afresh (torch imports it lazily, via sympy, in a run)
+    for name in [n for n in sys.modules if n == "mpmath" or n.startswith("mpmath.")]:
+        del sys.modules[name]
+    sys.meta_path.insert(0, SignalOnGmpy())
+    try:
+        import mpmath
+    finally:
+        sys.meta_path.pop(0)
+"""
+
+
+def _run_probe(tmp_path, probe: str, store: Path):
+    """`python -m` (as `python -m cftrain`) of a `cftrain run` whose third batch runs `probe`."""
+    folder = tmp_path / "probe"
+    folder.mkdir()
+    (folder / "third_batch_probe.py").write_text(_AT_THE_THIRD_BATCH.replace("{probe}", probe))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), str(REPO)])}
+    return subprocess.run([sys.executable, "-m", "third_batch_probe", "run", str(store), "--out", str(tmp_path / "r"),
+                           "--epochs", "1000", "--patience", "1000"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env=env)
+
 
 def test_ctrl_c_inside_an_exec_still_exits_130(work, tmp_path):
-    # run with -m, as `python -m cftrain`: there CPython ends the process by SIGINT after a bare
-    # KeyboardInterrupt left an exec, whatever exit code the program chose
-    probe = tmp_path / "probe"
-    probe.mkdir()
-    (probe / "ctrl_c_probe.py").write_text(_CTRL_C_IN_AN_EXEC)
-    out = tmp_path / "r"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(probe), str(REPO)])}
-    result = subprocess.run([sys.executable, "-m", "ctrl_c_probe", "run", str(work / "toy.h5"), "--out", str(out),
-                             "--epochs", "1000", "--patience", "1000"], cwd=REPO, capture_output=True, text=True,
-                            timeout=120, env=env)
+    # under -m, CPython ends the process by SIGINT after a bare KeyboardInterrupt left an exec,
+    # whatever exit code the program chose
+    result = _run_probe(tmp_path, _CTRL_C_IN_AN_EXEC, work / "toy.h5")
     assert result.returncode == 130 and result.stderr.strip().splitlines()[-1] == "cftrain: interrupted", result.stderr
-    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["probe"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["probe"]
+
+
+def test_sigterm_swallowed_by_a_library_still_stops_training(work, tmp_path):
+    # what CI once saw: SIGTERM landed in mpmath's bare `except:` and training went on
+    result = _run_probe(tmp_path, _SIGTERM_IN_A_BARE_EXCEPT, work / "toy.h5")
+    lines = result.stderr.strip().splitlines()
+    assert "probe: SIGTERM in mpmath's import of gmpy2" in lines, result.stderr  # the signal was sent there
+    assert result.returncode == 143 and lines[-1] == "cftrain: terminated", result.stderr
+    assert not [line for line in lines if "epochs" in line]  # stopped within the first epoch
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["probe"]
 
 
 def test_sigkill_leaves_only_a_part_that_the_next_run_removes(work, tmp_path):
