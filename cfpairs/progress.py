@@ -26,9 +26,10 @@ class Interrupted(KeyboardInterrupt):
 
 
 def request_stop(signum, frame) -> None:
-    """The SIGTERM and SIGINT handler: raise where the program is, and remember the request. Python
-    prints and swallows an exception raised while a finalizer or a callback from C runs, so the
-    work's loops check again (a swallowed SIGTERM once left a training run going for minutes)."""
+    """The SIGTERM and SIGINT handler: raise where the program is, and remember the request. The
+    exception can be lost where it lands: a library's bare `except:` (mpmath's around `import
+    gmpy2`, run when torch lazily imports sympy as the optimizer is made) or a finalizer, whose
+    exceptions Python prints and drops. So the work's loops check again."""
     _settings["stop"] = signum
     stop_if_requested()
 

@@ -64,7 +64,7 @@ def _write_dataset(group: h5py.Group, name: str, arr: np.ndarray, room: Room | N
                             * int(np.prod(arr.shape[1:], dtype=np.int64))) if text else arr[:1].nbytes)
         step = max(1, int(BLOCK_BYTES // row_bytes))
         for start in range(0, len(arr), step):
-            stop_if_requested()  # h5py drops objects all the time: a signal may land in a finalizer
+            stop_if_requested()  # a signal that a library or a finalizer swallowed
             block = arr[start:start + step]
             if room is not None:
                 room.ensure(len(block) * row_bytes)
