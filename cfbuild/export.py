@@ -19,7 +19,8 @@ import numpy as np
 from cfpairs.api import PairStore, SplitView
 from cfpairs.errors import UserError
 from cfpairs.label_kinds import label_kind
-from cfpairs.outputs import Room, staged
+from cfpairs.check import check_store
+from cfpairs.outputs import Room, check_output, staged
 from cfpairs.progress import Progress
 from cfpairs.schema import TOKEN_FIELDS
 
@@ -109,19 +110,24 @@ def _value_of(column: np.ndarray):
 
 
 def store_attributes(store: PairStore) -> dict:
-    return {"format": "cfpairs", "format_version": 1, "task": store.task, "input_kind": store.input_kind,
+    return {"format": "cfpairs", "format_version": store.format_version, "task": store.task, "input_kind": store.input_kind,
             "label_kind": store.label_kind, "class_names": store.class_names, "content_digest": store.digest,
             "build": store.build, "sources": store.sources, "splits": store.splits, "vocab": store.vocab}
 
 
-def export_store(store_path, out_dir, to: str = "hf", force: bool = False) -> dict:
-    """Write the tables into `out_dir` (staged: renamed when complete); returns rows per split."""
+def export_store(store_path, out_dir, to: str = "hf", force: bool = False, allow_external: bool = False) -> dict:
+    """Write the tables into `out_dir` (staged: renamed when complete); returns rows per split. The
+    store is verified first (its digest recomputed): tables made for sharing carry only what the
+    store's digest vouches for."""
     import datasets
 
     if to not in FORMATS:
         raise UserError(f"--to {to}: choose from {', '.join(FORMATS)}")
+    check_output(out_dir, "export", force, inputs=[store_path])
+    check_store(store_path, digest=True, allow_external=allow_external)
     datasets.disable_progress_bars()
-    with staged(out_dir, "export", force, inputs=[store_path]) as tmp, PairStore(store_path) as store:
+    with staged(out_dir, "export", force, inputs=[store_path]) as tmp, \
+            PairStore(store_path, check=False, allow_external=allow_external) as store:
         tables = {}
         with Progress(len(store.splits), f"export {Path(store_path).name}", unit="splits") as bar:
             for name in store.splits:

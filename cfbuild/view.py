@@ -185,19 +185,20 @@ def image_for(images: Path, image_id: int) -> dict | None:
 
 
 def build_view(store_path, out, split: str | None = None, run=None, limit: int = 2000, images=None,
-               force: bool = False) -> dict:
+               force: bool = False, allow_external: bool = False) -> dict:
     """Write the page; returns {split, pairs, shown, bytes}."""
     store_path, out = Path(store_path), Path(out)
     inputs = [p for p in (store_path, run, images) if p is not None]
     check_output(out, "html", force, inputs=inputs)
-    check_store(store_path)
+    check_store(store_path, allow_external=allow_external)
     if limit < 1:
         raise UserError(f"--limit {limit}: must be at least 1")
-    with PairStore(store_path, check=False) as store, Store(store_path) as raw:
+    with PairStore(store_path, check=False, allow_external=allow_external) as store, \
+            Store(store_path, allow_external) as raw:
         split = split or ("train" if "train" in store.splits else store.splits[0])
         if split not in store.splits:
             raise UserError(f"--split {split}: {store_path} has splits {', '.join(store.splits)}")
-        predictions = _predictions(run, store_path, split) if run is not None else None
+        predictions = _predictions(run, store_path, split, allow_external) if run is not None else None
         rows = pair_rows(store, raw, split, limit, predictions)
         if images is not None:
             for row in rows:
@@ -210,10 +211,10 @@ def build_view(store_path, out, split: str | None = None, run=None, limit: int =
     return {"split": split, "pairs": total, "shown": len(rows), "bytes": len(text.encode())}
 
 
-def _predictions(run, store_path, split: str) -> dict:
+def _predictions(run, store_path, split: str, allow_external: bool) -> dict:
     try:
         from cftrain.predict import split_predictions  # noqa: PLC0415  (torch: only for --run)
     except ImportError as exc:
         raise UserError(f"--run needs the trainer (torch): pip install 'cfpairs[train]' ({exc})") from None
-    return split_predictions(run, store_path, split)
+    return split_predictions(run, store_path, split, allow_external)
 

@@ -106,10 +106,10 @@ class SplitView:
 class PairStore:
     """A pair store opened for reading: `.splits`, `.class_names`, `store[split]`, `.torch_dataset`."""
 
-    def __init__(self, path, check: bool = True):
-        if check:
-            check_store(path)  # the cheap part of `cfbuild verify`: a damaged store fails here
-        self._store = Store(path)
+    def __init__(self, path, check: bool = True, allow_external: bool = False):
+        if check:  # the cheap part of `cfbuild verify`: a damaged store fails here
+            check_store(path, allow_external=allow_external)
+        self._store = Store(path, allow_external)
         self.path = self._store.path
         self._views: dict = {}
 
@@ -130,7 +130,8 @@ class PairStore:
     build = property(lambda self: self._store.build)
     sources = property(lambda self: self._store.sources)
     report = property(lambda self: self._store.report)
-    digest = property(lambda self: self._store.digest)
+    digest = property(lambda self: self._store.digest)  # what the file claims (verify computes it)
+    format_version = property(lambda self: self._store.format_version)
     splits = property(lambda self: self._store.splits)
 
     def feature_width(self) -> int | None:
@@ -140,6 +141,10 @@ class PairStore:
     def regions_info(self):
         """What /regions holds (`cfpairs.store.RegionsInfo`), without reading features; None without."""
         return self._store.regions_info()
+
+    def feature_parts(self) -> tuple:
+        """Where /regions/features' rows are read from (`cfpairs.structure.FeaturePart`s)."""
+        return self._store.feature_parts()
 
     @cached_property
     def image_ids(self) -> np.ndarray | None:
@@ -159,10 +164,13 @@ class PairStore:
         `features` (R, D), read for that item only, masked regions zeroed."""
         from cfpairs.torch_data import PairDataset  # torch only when asked for
 
-        features = RegionFeatureReader(self.path) if self._store.regions is not None else None
+        features = RegionFeatureReader(self.path, self._store.feature_parts()) \
+            if self._store.regions is not None else None
         return PairDataset(self[split], pairs, features)
 
 
-def open_store(path, check: bool = True) -> PairStore:
-    """Open a pair store; `check` runs the cheap part of `cfbuild verify` first."""
-    return PairStore(path, check)
+def open_store(path, check: bool = True, allow_external: bool = False) -> PairStore:
+    """Open a pair store; `check` runs the cheap part of `cfbuild verify` first. A store that holds
+    anything reaching other files is refused (StoreError), except region features left in source
+    feature files as docs/STORE.md defines them, read only with `allow_external`."""
+    return PairStore(path, check, allow_external)

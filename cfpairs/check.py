@@ -16,27 +16,58 @@ from cfpairs.rules import validate_split
 ROOT_ATTRS = ("task", "input_kind", "label_kind", "class_names", "build", "sources", "content_digest")
 
 
-def verify_store(path) -> str | None:
+def verify_store(path, allow_external: bool = False) -> str | None:
     """None when the store is whole; otherwise a message naming the first failure."""
     try:
-        check_store(path, digest=True)
+        check_store(path, digest=True, allow_external=allow_external)
     except StoreError as exc:
         return str(exc)
     return None
 
 
-def check_store(path, digest: bool = False) -> None:
-    """Raise StoreError naming the first failure: the format, every split's datasets and
-    invariants (every example dataset is read, so a damaged chunk is found), resolvable links;
-    with `digest`, also the content digest (reads every stored dataset: region features too)."""
-    with Store(path) as store:
+def check_store(path, digest: bool = False, allow_external: bool = False) -> str | None:
+    """Raise StoreError naming the first failure: what the file holds (`cfpairs.structure`), the
+    format, every split's datasets and invariants (every example dataset is read, so a damaged
+    chunk is found); with `digest`, also the content digest (reads every stored dataset: region
+    features too) and the sha256 of linked feature files against `sources`. Returns the digest it
+    computed (None without `digest`)."""
+    with Store(path, allow_external) as store:
         _check_root(store)
         _check_splits(store)
-        if digest:
-            computed = content_digest(store.h5)
-            if computed != store.digest:
-                raise StoreError(f"{path}: content_digest mismatch (stored {store.digest[:12]}..., "
-                                 f"computed {computed[:12]}...)")
+        if not digest:
+            return None
+        computed = content_digest(store.h5, store.layout, store.format_version)
+        if computed != store.digest:
+            raise StoreError(f"{path}: content_digest mismatch (stored {store.digest[:12]}..., "
+                             f"computed {computed[:12]}...)")
+        if store.layout.external is not None:
+            check_linked_files(store)
+        return computed
+
+
+def check_linked_files(store: Store) -> None:
+    """Each file the features are linked to is listed in `sources` with its size and sha256."""
+    from cfpairs.writer import describe_source  # noqa: PLC0415
+
+    for file in dict.fromkeys(part.file for part in store.layout.external.parts):
+        listed = [s for s in store.sources if isinstance(s, dict) and s.get("file") == file.name]
+        if not listed:
+            raise StoreError(f"{store.path}: linked feature file {file} is not listed in the store's sources, so "
+                             "its content cannot be checked")
+        found = describe_source(file)
+        if not any(s.get("size") == found["size"] and s.get("sha256") == found["sha256"] for s in listed):
+            raise StoreError(f"{store.path}: linked feature file {file} differs from the one the store was built "
+                             f"with (sha256 {found['sha256'][:12]}..., sources say "
+                             f"{str(listed[0].get('sha256'))[:12]}...)")
+
+
+def upgrade_note(store: Store) -> str | None:
+    """For a store of an older format: what it lacks and the command that rebuilds it."""
+    if store.format_version >= 2:
+        return None
+    command = store.build.get("command") if isinstance(store.build.get("command"), str) else "cfbuild"
+    return (f"{store.path} is format 1: its digest covers its datasets but not its attributes (class names, "
+            f"build, sources); rebuild it for format 2 with the command that made it ({command} ... --force)")
 
 
 def _check_root(store: Store) -> None:
@@ -52,9 +83,7 @@ def _check_splits(store: Store) -> None:
     vocab = store.vocab
     regions = store.regions_info()
     if regions is not None:
-        if regions.features_shape is None:
-            raise StoreError(f"{store.path}: /regions/features cannot be resolved (linked file missing?)")
-        if regions.features_shape[:2] != regions.boxes_shape[:2]:
+        if len(regions.features_shape) != 3 or regions.features_shape[:2] != regions.boxes_shape[:2]:
             raise StoreError(f"{store.path}: /regions/features {regions.features_shape} does not match boxes")
     if not store.splits:
         raise StoreError(f"{store.path}: no splits")
@@ -102,11 +131,8 @@ def summarize(store: Store) -> dict:
     regions = store.regions_info()
     if regions is not None:
         summary["regions"] = {"images": regions.n_images, "boxes": regions.boxes_shape[1],
-                              "features": regions.features_where}
-        if regions.features_shape is None:
-            summary["regions"]["features"] += " (cannot be resolved: linked file missing?)"
-        else:
-            summary["regions"].update(shape=list(regions.features_shape), dtype=regions.features_dtype)
+                              "features": regions.features_where, "shape": list(regions.features_shape),
+                              "dtype": regions.features_dtype}
     report = store.json_attr("report")
     if report is not None:
         summary["report"] = report

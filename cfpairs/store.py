@@ -1,5 +1,6 @@
-"""Reading a pair store, format version 1 (docs/STORE.md). `Store` checks the root attributes when
-it opens a file and reads datasets lazily (h5py, sliced on demand); every read that fails names the
+"""Reading a pair store, format versions 1 and 2 (docs/STORE.md). `Store` checks the root
+attributes and what the file holds (`cfpairs.structure`: nothing that reaches other files) when it
+opens a file, and reads datasets lazily (h5py, sliced on demand); every read that fails names the
 file and the dataset. `RegionFeatureReader` reads region features by image rows in any process.
 The writer is `cfpairs.writer` (re-exported here), the digest `cfpairs.digest`.
 """
@@ -18,7 +19,8 @@ import numpy as np
 from cfpairs.digest import content_digest, is_string_dtype  # noqa: F401  (re-exported)
 from cfpairs.errors import StoreError
 from cfpairs.outputs import special_kind
-from cfpairs.schema import FORMAT, FORMAT_VERSION, INPUT_KINDS, LABEL_KINDS, RESERVED_GROUPS
+from cfpairs.schema import FORMAT, INPUT_KINDS, LABEL_KINDS, READABLE_VERSIONS, RESERVED_GROUPS
+from cfpairs.structure import FeaturePart, read_rows, walk
 from cfpairs.writer import (LinkedFeatures, StoreWriter, describe_source,  # noqa: F401  (re-exported)
                             describe_source_stat)
 
@@ -80,10 +82,11 @@ def _attr_text(value):
 
 
 class Store:
-    """A pair store opened for reading. Refuses non-cfpairs files, future versions, and root
-    attributes of the wrong type (each named)."""
+    """A pair store opened for reading. Refuses non-cfpairs files, future versions, root attributes
+    of the wrong type, and anything a store may not hold (`cfpairs.structure`), each named; region
+    features in other files only with `allow_external`."""
 
-    def __init__(self, path):
+    def __init__(self, path, allow_external: bool = False):
         self.path = Path(path)
         check_input_file(self.path)
         try:
@@ -92,6 +95,7 @@ class Store:
             raise StoreError(f"{self.path}: cannot open as HDF5 ({exc.__class__.__name__}: {exc})") from None
         try:
             self._check_attributes()
+            self.layout = walk(self.h5, self.path, allow_external)
         except BaseException:
             self.h5.close()
             raise
@@ -103,9 +107,9 @@ class Store:
         version = attrs.get("format_version")
         if not isinstance(version, (int, np.integer)) or isinstance(version, bool):
             raise StoreError(f"{self.path}: root attribute 'format_version' must be an integer, found {version!r}")
-        if int(version) != FORMAT_VERSION:
+        if int(version) not in READABLE_VERSIONS:
             raise StoreError(f"{self.path}: format_version {int(version)} is not supported "
-                             f"(this cfpairs reads version {FORMAT_VERSION}; upgrade cfpairs)")
+                             f"(this cfpairs reads versions {', '.join(map(str, READABLE_VERSIONS))}; upgrade cfpairs)")
         for name, known in (("input_kind", INPUT_KINDS), ("label_kind", LABEL_KINDS)):
             if _attr_text(attrs.get(name)) not in known:
                 raise StoreError(f"{self.path}: root attribute {name!r} must be one of {', '.join(known)}, "
@@ -159,7 +163,8 @@ class Store:
     build = property(lambda self: self.json_attr("build", {}))
     sources = property(lambda self: self.json_attr("sources", []))
     report = property(lambda self: self.json_attr("report", {}))  # the builder's report (optional)
-    digest = property(lambda self: self.attr("content_digest"))
+    digest = property(lambda self: self.attr("content_digest"))  # what the file claims (verify computes it)
+    format_version = property(lambda self: int(self.attr("format_version")))
 
     @property
     def splits(self) -> list[str]:
@@ -197,59 +202,67 @@ class Store:
         regions = self.regions
         if regions is None:
             return None
-        link = regions.get("features", getlink=True)
-        try:
+        external = self.layout.external
+        if external is not None:
+            shape, dtype, where = external.shape, external.dtype, external.describe()
+        elif "features" in regions:
             features = regions["features"]
-            shape, dtype = tuple(features.shape), str(features.dtype)
-        except KeyError:  # a dangling external link or virtual source
-            features, shape, dtype = None, None, None
-        if isinstance(link, h5py.ExternalLink):
-            where = f"linked to {link.filename}:{link.path}"
-        elif features is not None and features.is_virtual:
-            where = f"virtual over {', '.join(sorted({s.file_name for s in features.virtual_sources()}))}"
+            shape, dtype, where = tuple(features.shape), str(features.dtype), "stored"
         else:
-            where = "stored"
+            raise StoreError(f"{self.path}: dataset /regions/features is missing")
         return RegionsInfo(int(_member(self.path, regions, "image_id").shape[0]),
                            tuple(_member(self.path, regions, "boxes").shape), shape, dtype, where)
+
+    def feature_parts(self) -> tuple:
+        """Where /regions/features' rows are read from: this file, or the checked linked files."""
+        if self.layout.external is not None:
+            return self.layout.external.parts
+        info = self.regions_info()
+        return (FeaturePart(self.path, "/regions/features", 0, info.features_shape[0], self.path.name),)
 
 
 @dataclass(frozen=True)
 class RegionsInfo:
     n_images: int
     boxes_shape: tuple            # (M, R, 4)
-    features_shape: tuple | None  # (M, R, D); None when a linked file cannot be resolved
-    features_dtype: str | None
-    features_where: str           # "stored", "linked to FILE:DATASET" or "virtual over FILES"
+    features_shape: tuple         # (M, R, D)
+    features_dtype: str
+    features_where: str           # "stored", or how and where the features are linked (allow_external)
 
 
 class RegionFeatureReader:
-    """/regions/features of a store read by image rows. Each process opens the file itself
-    (h5py handles must not cross a fork), so DataLoader workers can share one reader."""
+    """/regions/features of a store read by image rows, from the parts its Store resolved and
+    checked (`Store.feature_parts`: HDF5 never follows a link for it). Each process opens the files
+    itself (h5py handles must not cross a fork), so DataLoader workers can share one reader."""
 
-    def __init__(self, store_path):
+    def __init__(self, store_path, parts: tuple):
         self.path = str(store_path)
-        self._pid, self._dataset = None, None
+        self.parts = tuple(parts)
+        self._pid, self._datasets = None, {}
 
     def __getstate__(self):
-        return {"path": self.path, "_pid": None, "_dataset": None}
+        return {"path": self.path, "parts": self.parts, "_pid": None, "_datasets": {}}
 
-    def _features(self) -> h5py.Dataset:
+    def _dataset(self, part: FeaturePart) -> h5py.Dataset:
         if self._pid != os.getpid():
+            self._pid, self._datasets = os.getpid(), {}
+        if part not in self._datasets:
             try:
-                self._dataset = h5py.File(self.path, "r")["regions/features"]
+                self._datasets[part] = h5py.File(part.file, "r")[part.dataset]
             except (OSError, KeyError) as exc:
-                raise StoreError(f"{self.path}: /regions/features cannot be opened (linked file moved?) "
+                raise StoreError(f"{self.path}: /regions/features ({part.file}:{part.dataset}) cannot be opened "
                                  f"({' '.join(str(exc).split())[:160]})") from None
-            self._pid = os.getpid()
-        return self._dataset
+        return self._datasets[part]
 
     def read(self, image_rows: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
         """(n, R, D) float32 features of the given rows (repeats allowed, any order); regions where
         `keep` (n, R) is False are zeroed."""
-        features = self._features()
         unique, inverse = np.unique(np.asarray(image_rows), return_inverse=True)
         try:
-            block = features[unique] if len(unique) else np.zeros((0,) + features.shape[1:], np.float32)
+            if len(unique):
+                block = read_rows(self.parts, unique, self._dataset)
+            else:
+                block = np.zeros((0,) + self._dataset(self.parts[0]).shape[1:], np.float32)
         except (OSError, RuntimeError) as exc:  # a damaged chunk, or a linked file changed underneath
             raise StoreError(f"{self.path}: /regions/features rows {unique[:3].tolist()}... cannot be read "
                              f"({' '.join(str(exc).split())[:160]})") from None

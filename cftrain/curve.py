@@ -39,7 +39,7 @@ def parse_fractions(text: str) -> list[float]:
 
 def run_curve(store_path, out_dir, fractions: list, modes: list, seeds: list, split: str | None = None,
               force: bool = False, jobs: int | None = None, verify: bool = False, **overrides) -> dict:
-    with Store(store_path) as store:
+    with Store(store_path, bool(overrides.get("allow_external"))) as store:
         task, input_kind, splits = store.task, store.input_kind, store.splits
     split = split or ("test" if "test" in splits else "val")
     if split not in splits:

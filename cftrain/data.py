@@ -82,7 +82,7 @@ def load_split(store: PairStore, name: str) -> SplitTensors:
     inputs = {f: torch.as_tensor(columns[f]) for f in model_input_fields(store.input_kind)}
     inputs = {f: (v.long() if v.dtype == torch.int32 else v) for f, v in inputs.items()}
     targets, labels = training_labels(store.label_kind).targets(columns.__getitem__, len(store.class_names))
-    features = RegionFeatures(store.path) if store.regions_info() is not None else None
+    features = RegionFeatures(store.path, store.feature_parts()) if store.regions_info() is not None else None
     return SplitTensors(name, inputs, targets, labels, torch.as_tensor(columns["is_counterfactual"]), view.pairs,
                         dict(view.subsets), features, np.asarray(view.pair_kinds, dtype=object))
 

@@ -58,7 +58,7 @@ def signature_mismatch(trained: dict, other: dict) -> str | None:
     return None
 
 
-def check_fits(run_dir, store_path) -> RunConfig:
+def check_fits(run_dir, store_path, allow_external: bool = False) -> RunConfig:
     """The run's config, after checking that the store fits the run (named difference otherwise)."""
     from cftrain.train import open_store  # noqa: PLC0415  (train imports this module)
     rundir = RunDir(run_dir)
@@ -67,7 +67,7 @@ def check_fits(run_dir, store_path) -> RunConfig:
     if "store_signature" not in values:
         raise UserError(f"{run_dir}: config.json has no store_signature (written by an older cftrain?); "
                         "train the run again")
-    with open_store(store_path, check=False) as store:
+    with open_store(store_path, check=False, allow_external=allow_external) as store:
         problem = signature_mismatch(values["store_signature"], signature(store))
     if problem:
         raise UserError(f"{store_path}: does not fit the run {run_dir}: {problem}")
@@ -75,15 +75,15 @@ def check_fits(run_dir, store_path) -> RunConfig:
 
 
 def evaluate_run(run_dir, store_path, out=None, device: str = "auto", force: bool = False,
-                 verify: bool = False) -> dict:
+                 verify: bool = False, allow_external: bool = False) -> dict:
     """Metrics of a trained run on every split of another store (e.g. a transfer set); the store's
     splits are loaded as the run loaded its own (token truncation, subsets)."""
     from cftrain.train import load_splits, open_store, resolve_device  # noqa: PLC0415
     if out is not None:
         check_output(out, "json", force, inputs=[run_dir, store_path])
-    config = check_fits(run_dir, store_path)
+    config = check_fits(run_dir, store_path, allow_external)
     target = resolve_device(device)
-    with open_store(store_path, verify) as store:
+    with open_store(store_path, verify, allow_external=allow_external) as store:
         members = [m.to(target) for m in RunDir(run_dir).load_members()]
         splits = load_splits(store, config, training=False)
         labels = training_labels(store.label_kind, config.loss)

@@ -217,8 +217,9 @@ def run_campaign(kind: str, store_path, out, jobs: list, processes: int | None =
     store_path, out = Path(store_path), Path(out)
     inputs = [store_path, *inputs]
     check_output(out, kind, force, inputs=inputs, resumable=not force)
-    check_store(store_path, digest=verify)  # once for every run, before the folder is made
-    with Store(store_path) as store:
+    allow = any(job.config.allow_external for job in jobs)
+    check_store(store_path, digest=verify, allow_external=allow)  # once for every run, before the folder is made
+    with Store(store_path, allow) as store:
         digest, label_kind = store.digest, store.label_kind
     from cftrain.train import checked_labels  # noqa: PLC0415  (the trainer: in the workers too)
     for job in jobs:

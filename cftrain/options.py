@@ -163,6 +163,8 @@ SHARED = (
            choices=("auto", "cpu", "cuda"), identity=False),
     Option("workers", int, 0, "Processes building batches (region stores read features per batch).", low=0,
            high=256, identity=False),
+    Option("allow_external", bool, False, "Read region features that the store keeps in other feature files (an "
+           "external link or a virtual dataset, as cfbuild vqa links them); refused otherwise.", identity=False),
 )
 
 # ---------------------------------------------------------------- read by several models or methods

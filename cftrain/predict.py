@@ -14,13 +14,13 @@ from cftrain.train import open_store, truncate
 BADGES = {(1.0, 1.0): "both", (1.0, 0.0): "original", (0.0, 1.0): "edited", (0.0, 0.0): "none"}
 
 
-def split_predictions(run_dir, store_path, split: str) -> dict:
+def split_predictions(run_dir, store_path, split: str, allow_external: bool = False) -> dict:
     """{members: [[each row's predicted class(es) as text] per member], ensemble: [...],
     correct: [each pair's badge: both | original | edited | none | None], consistency: the split's
     pair consistency as in metrics.json}. Every row of the split is predicted (a run trained on
     store subsets too), with the run's own token truncation."""
-    config = check_fits(run_dir, store_path)
-    with open_store(store_path) as store:
+    config = check_fits(run_dir, store_path, allow_external)
+    with open_store(store_path, allow_external=allow_external) as store:
         labels = training_labels(store.label_kind, config.loss)
         data = truncate(load_split(store, split), config.get("max_tokens"))
         members = RunDir(run_dir).load_members()

@@ -68,7 +68,7 @@ def run_sweep(store_path, out_dir, modes: list, trials: int, seeds: list, space_
     `transfers` ({name: store}): every seed of each mode's `top` trials evaluated on each.
     `select` "kfold:K": trials ranked over K folds of train+val, each mode's best retrained."""
     folds = parse_select(select)
-    with Store(store_path) as store:
+    with Store(store_path, bool(fixed.get("allow_external"))) as store:
         task, input_kind = store.task, store.input_kind
     fixed = {k: v for k, v in fixed.items() if v is not None}
     check_some_mode_reads(task, input_kind, modes, fixed)
@@ -83,11 +83,13 @@ def run_sweep(store_path, out_dir, modes: list, trials: int, seeds: list, space_
                         f"{', '.join(modes)} reads it")
     planned = plan_sweep(task, input_kind, modes, trials, seeds, space, sweep_seed, fixed, folds)
     transfers = transfers or {}
-    digests = check_transfers(store_path, transfers, verify)
+    allow = bool(fixed.get("allow_external"))
+    digests = check_transfers(store_path, transfers, verify, allow)
     device = fixed.get("device") or "cpu"
     campaign = dict(inputs=list(transfers.values()),
                     after_runs=lambda folder, rs: evaluate_transfers(
-                        [folder / run for run in sweep_top_runs(rs, top)], transfers, digests, device),
+                        [folder / run for run in sweep_top_runs(rs, top)], transfers, digests, device,
+                        allow_external=allow),
                     render=lambda rs: view_files("sweep", rs, top=top)[0])
     if folds:  # the folds first; then each mode's best trial retrained, in the same (resumable) folder
         records = run_campaign("sweep", store_path, out_dir, planned, jobs, force, verify,

@@ -46,16 +46,17 @@ def run_table(store_path, out_dir, modes=None, force: bool = False, verify: bool
     error over seeds. Runs go to `jobs` processes (default: the cores this process may use), the
     most expensive first; a table folder run again continues where it stopped. `transfers`
     ({name: store}): every run evaluated on each, one column each (`cftrain.transfer`)."""
-    with Store(store_path) as store:
+    with Store(store_path, bool(overrides.get("allow_external"))) as store:
         task, input_kind = store.task, store.input_kind
     planned = plan_table(task, input_kind, modes, seeds, overrides)
     transfers = transfers or {}
-    digests = check_transfers(store_path, transfers, verify)
+    allow = bool(overrides.get("allow_external"))
+    digests = check_transfers(store_path, transfers, verify, allow)
     device = overrides.get("device") or "cpu"
     records = run_campaign("table", store_path, out_dir, submission_order(planned), jobs, force, verify,
                            desc=f"{task} table", inputs=list(transfers.values()),
                            after_runs=lambda folder, rs: evaluate_transfers(
-                               [folder / r["folder"] for r in rs], transfers, digests, device),
+                               [folder / r["folder"] for r in rs], transfers, digests, device, allow_external=allow),
                            render=lambda rs: view_files("table", _in_plan(rs, planned), seeds=seeds)[0])
     return table_view(_in_plan(records, planned), seeds)
 

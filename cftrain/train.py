@@ -77,7 +77,7 @@ def model_kwargs(config: RunConfig, store: PairStore) -> dict:
     if "x" in columns:
         kwargs["input_dim"] = int(columns.shape("x")[1])
     regions = store.regions_info()
-    if regions is not None and regions.features_shape is not None:
+    if regions is not None:
         kwargs["feature_dim"] = int(regions.features_shape[2])
     from cftrain.models import model_class  # noqa: PLC0415
     kwargs.update({name: config.get(name) for name in getattr(model_class(config.model), "constructor_options", ())})
@@ -273,13 +273,13 @@ def only_subsets(data: SplitTensors, names: list, path, training: bool = True) -
     return data.rows(rows)
 
 
-def open_store(store_path, verify: bool = False, check: bool = True) -> PairStore:
+def open_store(store_path, verify: bool = False, check: bool = True, allow_external: bool = False) -> PairStore:
     """The store through the public reader, after the checks of `cfbuild verify` that read no
     features (with `verify`, the content digest too): a damaged store is a one-line error before
-    training, never mid-run."""
+    training, never mid-run. `allow_external`: region features in other files may be read."""
     if check or verify:
-        check_store(store_path, digest=verify)
-    return PairStore(store_path, check=False)
+        check_store(store_path, digest=verify, allow_external=allow_external)
+    return PairStore(store_path, check=False, allow_external=allow_external)
 
 
 def run(store_path, out_dir, config: RunConfig, force: bool = False, verify: bool = False) -> dict:
@@ -305,7 +305,7 @@ def run_into(out_dir, store_path, config: RunConfig, verify: bool = False, check
     device = resolve_device(config.device)
     rundir = RunDir(out_dir)
     trainer = method(config.mode)
-    with open_store(store_path, verify, check) as store:
+    with open_store(store_path, verify, check, config.allow_external) as store:
         validate(config, store.input_kind)
         labels = checked_labels(config, store.label_kind)
         if trainer.trains:

@@ -41,7 +41,8 @@ def parse_transfers(specs) -> dict:
     return out
 
 
-def check_transfers(trained: str | Path | dict, transfers: dict, verify: bool = False) -> dict:
+def check_transfers(trained: str | Path | dict, transfers: dict, verify: bool = False,
+                    allow_external: bool = False) -> dict:
     """Each transfer store readable and fitting a model trained on `trained` (a store, or the
     signature runs keep in config.json: same input and label kind, classes and vocabulary), else a
     UserError naming the option and the difference. Returns {name: content digest}."""
@@ -49,15 +50,15 @@ def check_transfers(trained: str | Path | dict, transfers: dict, verify: bool = 
     what = "the runs"
     if not isinstance(trained, dict):
         what = f"the runs of {trained}"
-        with Store(trained) as store:
+        with Store(trained, allow_external) as store:
             trained = signature(store)
     digests = {}
     for name, path in transfers.items():
         try:
-            check_store(path, digest=verify)
+            check_store(path, digest=verify, allow_external=allow_external)
         except UserError as exc:
             raise UserError(f"--transfer {name}={path}: {exc}") from None
-        with Store(path) as other:
+        with Store(path, allow_external) as other:
             problem = signature_mismatch(trained, signature(other))
             digests[name] = other.digest
         if problem:
@@ -78,7 +79,7 @@ def read_evals(run_dir) -> dict:
 
 
 def evaluate_transfers(run_dirs: list, transfers: dict, digests: dict, device: str = "cpu",
-                       write: bool = True) -> dict:
+                       write: bool = True, allow_external: bool = False) -> dict:
     """Every run on every transfer store not yet evaluated there (or evaluated on a store that has
     changed since); `write`: kept in each run's evals/ (else only returned: `cftrain collect` never
     writes into the folders it reads). Returns {run_dir: {name: evaluation}} of the new ones."""
@@ -93,7 +94,7 @@ def evaluate_transfers(run_dirs: list, transfers: dict, digests: dict, device: s
     out = {}
     with Progress(len(todo), "transfer evaluations", unit="evals", every_update=True) as bar:
         for run, name in todo:
-            result = evaluate_run(run, transfers[name], device=device)
+            result = evaluate_run(run, transfers[name], device=device, allow_external=allow_external)
             result["transfer"] = name
             out.setdefault(str(run), {})[name] = result
             if write:

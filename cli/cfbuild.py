@@ -9,7 +9,7 @@ import click
 
 from cfbuild.protocol import all_builders
 from cli.builders import builder_command
-from cli.common import Group, InputPath, group_options
+from cli.common import ALLOW_EXTERNAL, Group, InputPath, group_options
 
 OUT = click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
                    help="The store to write (.h5). Written to a temporary file, renamed when complete.")
@@ -31,7 +31,8 @@ def main(debug, quiet):
 @main.command()
 @STORE
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def inspect(store, as_json):
+@ALLOW_EXTERNAL
+def inspect(store, as_json, allow_external):
     """Summarise STORE: kinds, classes, splits, pairs, labels, sources, digest.
 
     Example: cfbuild inspect toy.h5 --json
@@ -39,28 +40,36 @@ def inspect(store, as_json):
     from cfpairs.check import format_summary, summarize
     from cfpairs.store import Store
 
-    with Store(store) as opened:
+    with Store(store, allow_external) as opened:
         summary = summarize(opened)
     click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
 
 
 @main.command()
 @STORE
-def verify(store):
+@ALLOW_EXTERNAL
+def verify(store, allow_external):
     """Recompute the digest and check every invariant of the format.
 
     Prints "ok" and exits 0 when the store is whole; exits 1 naming the first
-    failing dataset or invariant otherwise.
+    failing dataset, invariant or object a store may not hold (a link to another
+    file, say) otherwise. With --allow-external, linked feature files are checked
+    against the sha256 the store lists for them.
 
     Example: cfbuild verify toy.h5
     """
-    from cfpairs.check import verify_store
+    from cfpairs.check import upgrade_note, verify_store
+    from cfpairs.store import Store
 
-    problem = verify_store(store)
+    problem = verify_store(store, allow_external)
     if problem:
         click.echo(f"FAILED: {problem}", err=True)
         raise SystemExit(1)
     click.echo("ok")
+    with Store(store, allow_external) as opened:
+        note = upgrade_note(opened)
+    if note:
+        click.echo(f"note: {note}", err=True)
 
 
 @main.command()
@@ -69,7 +78,8 @@ def verify(store):
 @click.option("--to", "to", required=True, type=click.Choice(["hf", "parquet"]),
               help="hf: a datasets.DatasetDict (save_to_disk); parquet: one file per split.")
 @FORCE
-def export(store, out_dir, to, force):
+@ALLOW_EXTERNAL
+def export(store, out_dir, to, force, allow_external):
     """Export STORE as tables for other tools: one row per example, pair_id, labels, inputs.
 
     Written beside OUT_DIR under a temporary name and renamed when complete; store.json keeps the
@@ -82,7 +92,7 @@ def export(store, out_dir, to, force):
     """
     from cfbuild.export import export_store
 
-    rows = export_store(store, out_dir, to=to, force=force)
+    rows = export_store(store, out_dir, to=to, force=force, allow_external=allow_external)
     click.echo(f"wrote {out_dir} ({to}): " + ", ".join(f"{name} {n} rows" for name, n in rows.items()))
 
 
@@ -99,7 +109,8 @@ def export(store, out_dir, to, force):
 @click.option("--images", type=InputPath(file_okay=False, dir_okay=True),
               help="Region stores: a folder of images (<image_id>.jpg or COCO's names) to draw masked boxes on.")
 @click.option("--force", is_flag=True, help="Replace an existing page written by cfbuild view (never another file).")
-def view(store, out, split, run_dir, limit, images, force):
+@ALLOW_EXTERNAL
+def view(store, out, split, run_dir, limit, images, force, allow_external):
     """One HTML page of STORE's pairs: each original beside its counterfactual, the edit as a word
     diff, labels, pair kinds, the builder's remarks; search and filters; with --run, predictions.
 
@@ -110,7 +121,8 @@ def view(store, out, split, run_dir, limit, images, force):
     """
     from cfbuild.view import build_view
 
-    done = build_view(store, out, split=split, run=run_dir, limit=limit, images=images, force=force)
+    done = build_view(store, out, split=split, run=run_dir, limit=limit, images=images, force=force,
+                      allow_external=allow_external)
     click.echo(f"wrote {out}: split {done['split']}, {done['shown']} of {done['pairs']} pairs, "
                f"{done['bytes'] / 1e6:.1f} MB")
 

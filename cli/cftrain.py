@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cftrain.methods import METHODS
-from cli.common import Group, InputPath, TransferStore, group_options
+from cli.common import ALLOW_EXTERNAL, Group, InputPath, TransferStore, group_options
 from cli.options import training_options
 
 STORE = click.argument("store", type=InputPath())
@@ -63,7 +63,7 @@ def run_command(store, out, mode, force, verify, **options):
     from cftrain.train import run
 
     check_output(out, "run", force)
-    with Store(store) as opened:
+    with Store(store, bool(options.get("allow_external"))) as opened:
         config = resolve(opened.task, opened.input_kind, mode=mode, **options)
     metrics = run(store, out, config, force=force, verify=verify)
     metric = metrics["metric"]
@@ -249,7 +249,8 @@ def report_command(run_dirs, out, force):
 @DEVICE
 @click.option("--force", is_flag=True, help="Replace an existing --out written by cftrain eval.")
 @VERIFY
-def eval_command(run_dir, store, out, device, force, verify):
+@ALLOW_EXTERNAL
+def eval_command(run_dir, store, out, device, force, verify, allow_external):
     """Evaluate a trained run on another store (e.g. a transfer set from cfbuild transfer).
 
     Example: cftrain eval runs/imdb/gs yelp.h5 --out runs/imdb-gs-yelp.json
@@ -257,7 +258,8 @@ def eval_command(run_dir, store, out, device, force, verify):
     from cftrain.evaluate import evaluate_run
     from cftrain.rundir import strict_json
 
-    click.echo(strict_json(evaluate_run(run_dir, store, out, device=device, force=force, verify=verify)))
+    click.echo(strict_json(evaluate_run(run_dir, store, out, device=device, force=force, verify=verify,
+                                        allow_external=allow_external)))
 
 
 @main.command("collect")

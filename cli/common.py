@@ -121,6 +121,12 @@ class Group(click.Group):
         sys.exit(rc if isinstance(rc, int) else 0)
 
 
+ALLOW_EXTERNAL = click.option(
+    "--allow-external", is_flag=True,
+    help="Read region features that the store keeps in other feature files (an external link or a virtual "
+         "dataset, as cfbuild vqa links them; inspect shows where); refused otherwise.")
+
+
 def one_line(exc) -> str:
     """The message on one line; an OS error gives its reason first, so a long name cannot hide it."""
     if isinstance(exc, OSError) and exc.filename:

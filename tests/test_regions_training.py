@@ -22,7 +22,7 @@ from tests.vqa_fixtures import build
 
 def test_batches_read_linked_features_and_zero_masked_regions(tmp_path):
     out = build(tmp_path)  # the VQA fixture store, features linked to feats.h5
-    with open_store(out) as store:
+    with open_store(out, allow_external=True) as store:
         train = load_split(store, "train")
         image_id = store.image_ids
     rows = np.array([0, 5, 0, 2])
@@ -38,7 +38,7 @@ def test_batches_read_linked_features_and_zero_masked_regions(tmp_path):
 
 def test_worker_processes_give_the_same_batches(tmp_path):
     out = build(tmp_path)
-    with open_store(out) as store:
+    with open_store(out, allow_external=True) as store:
         train = load_split(store, "train")
     in_process = list(PairBatches(train, 4, seed=3).loader(workers=0))
     with_workers = list(PairBatches(train, 4, seed=3).loader(workers=2))
@@ -51,7 +51,7 @@ def test_worker_processes_give_the_same_batches(tmp_path):
 
 def test_answer_types_are_store_subsets_that_keep_only_their_rows(tmp_path):
     out = build(tmp_path)
-    with open_store(out) as store:
+    with open_store(out, allow_external=True) as store:
         splits = load_splits(store, resolve("vqa", "regions", subsets=["answer_yes_no"]))
         kinds = {name: store[name].examples["answer_type"].astype(str) for name in store.splits}
         for name, data in splits.items():
@@ -67,10 +67,14 @@ def test_answer_types_are_store_subsets_that_keep_only_their_rows(tmp_path):
 
 def test_eval_loads_splits_with_the_runs_subsets(tmp_path):
     out = build(tmp_path)
-    config = resolve("vqa", "regions", mode="gs", subsets=["answer_yes_no"], hidden=[8], epochs=2, batch_size=8)
+    config = resolve("vqa", "regions", mode="gs", subsets=["answer_yes_no"], hidden=[8], epochs=2, batch_size=8,
+                     allow_external=True)  # the fixture links its features
     metrics = run(out, tmp_path / "run", config)
     assert metrics["splits"]["test"]["all"]["n"] == 1  # only the yes/no test question
-    result = CliRunner().invoke(cftrain, ["eval", str(tmp_path / "run"), str(out), "--device", "cpu"])
+    refused = CliRunner().invoke(cftrain, ["eval", str(tmp_path / "run"), str(out), "--device", "cpu"])
+    assert refused.exit_code == 2 and "pass --allow-external" in refused.stderr
+    result = CliRunner().invoke(cftrain, ["eval", str(tmp_path / "run"), str(out), "--device", "cpu",
+                                          "--allow-external"])
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["splits"] == metrics["splits"]
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from cfpairs.errors import StoreError, UserError
-from cfpairs.store import Store, StoreWriter, content_digest
+from cfpairs.digest import data_digest
+from cfpairs.store import RegionFeatureReader, Store, StoreWriter, content_digest
 from tests.helpers import PAIRS, VOCAB, examples_for, write_features_file, write_store
 
 KINDS = ["text", "text_pair", "vector", "regions"]
@@ -19,7 +20,7 @@ KINDS = ["text", "text_pair", "vector", "regions"]
 def test_round_trip_every_input_kind(tmp_path, kind):
     features = write_features_file(tmp_path / "feats.h5")
     written = write_store(tmp_path / "s.h5", kind, features_file=tmp_path / "feats.h5")
-    with Store(tmp_path / "s.h5") as store:
+    with Store(tmp_path / "s.h5", allow_external=kind == "regions") as store:
         assert (store.task, store.input_kind, store.label_kind) == ("t", kind, "binary")
         assert store.splits == ["train", "val"]
         train = store.split("train")
@@ -33,7 +34,7 @@ def test_round_trip_every_input_kind(tmp_path, kind):
         if kind != "vector":
             assert store.vocab == VOCAB
         if kind == "regions":
-            assert np.array_equal(store.regions["features"][()], features)
+            assert np.array_equal(RegionFeatureReader(store.path, store.feature_parts()).read([0, 1]), features)
             assert store.regions["image_id"][()].tolist() == [101, 102]
 
 
@@ -109,10 +110,12 @@ def test_existing_output_needs_force(tmp_path):
     write_store(tmp_path / "s.h5")
     with pytest.raises(UserError, match="already exists"):
         write_store(tmp_path / "s.h5")
-    before = Store(tmp_path / "s.h5").digest
+    with Store(tmp_path / "s.h5") as store:
+        before, data_before = store.digest, data_digest(store.h5)
     write_store(tmp_path / "s.h5", task="other", force=True)
     with Store(tmp_path / "s.h5") as store:
-        assert store.task == "other" and store.digest == before  # digest covers datasets, not attributes
+        assert store.task == "other" and data_digest(store.h5) == data_before
+        assert store.digest != before  # format 2: the digest covers the attributes too
 
 
 def test_reader_refuses_non_cfpairs_and_future_versions(tmp_path):
@@ -122,8 +125,8 @@ def test_reader_refuses_non_cfpairs_and_future_versions(tmp_path):
         Store(tmp_path / "plain.h5")
     write_store(tmp_path / "s.h5")
     with h5py.File(tmp_path / "s.h5", "a") as h5:
-        h5.attrs["format_version"] = 2
-    with pytest.raises(StoreError, match="format_version 2 is not supported"):
+        h5.attrs["format_version"] = 3
+    with pytest.raises(StoreError, match="format_version 3 is not supported"):
         Store(tmp_path / "s.h5")
     (tmp_path / "junk.h5").write_text("not hdf5")
     with pytest.raises(StoreError, match="cannot open as HDF5"):
@@ -147,8 +150,9 @@ def test_external_link_survives_moving_store_and_features_together(tmp_path):
     cwd = os.getcwd()
     os.chdir("/")
     try:
-        with Store(tmp_path / "b" / "s.h5") as store:
-            assert np.array_equal(store.regions["features"][()], features)
+        with Store(tmp_path / "b" / "s.h5", allow_external=True) as store:
+            reader = RegionFeatureReader(store.path, store.feature_parts())
+            assert np.array_equal(reader.read(np.arange(len(features))), features)
     finally:
         os.chdir(cwd)
 
@@ -157,7 +161,7 @@ def test_plain_h5py_reader_following_design_alone(tmp_path):
     """A reader that knows only the README's format section (no cfpairs import) gets the pairs back."""
     write_store(tmp_path / "s.h5", "text")
     with h5py.File(tmp_path / "s.h5", "r") as h5:
-        assert h5.attrs["format"] == "cfpairs" and h5.attrs["format_version"] == 1
+        assert h5.attrs["format"] == "cfpairs" and h5.attrs["format_version"] == 2
         assert json.loads(h5.attrs["class_names"]) == ["neg", "pos"]
         vocab = [t.decode() for t in h5["vocab"][()]]
         ex = h5["train/examples"]

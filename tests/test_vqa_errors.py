@@ -40,7 +40,7 @@ def test_question_without_features_is_an_error_unless_skipped(tmp_path):
                    "--skip-missing-images")
     code, err = run(args + ["--skip-missing-images"])
     assert code == 0, err
-    with Store(tmp_path / "v.h5") as store:
+    with Store(tmp_path / "v.h5", allow_external=True) as store:
         report = store.json_attr("report")
         assert report["images_missing"]["images"] == 1
         assert report["images_missing"]["questions_skipped"] == {"train": 1, "val": 1, "test": 1}
@@ -120,7 +120,7 @@ def test_hat_maps_make_the_counterfactual_masks(tmp_path):
     args[at:at + 2] = ["--hat-dir", str(hat)]
     code, err = run(args)
     assert code == 0, err
-    with Store(tmp_path / "v.h5") as store:
+    with Store(tmp_path / "v.h5", allow_external=True) as store:
         train = store.split("train")
         ids = train.read("id").astype(str).tolist()
         assert [i for i in ids if i.endswith("masked_relevant")] == ["11:masked_relevant"]
@@ -147,3 +147,15 @@ def test_feature_files_are_closed_when_a_build_fails(tmp_path, monkeypatch):
     second, index = fx.write_h5(tmp_path / "more.h5", rows=[1, 3])  # a clash: fails after both are open
     assert_refused(tmp_path, args + ["--features", second, "--imgid2idx", index], "feature key 1 is in both")
     assert sorted(closed) == ["feats.h5", "more.h5"]
+
+
+@pytest.mark.parametrize("materialize", [False, True])
+def test_a_features_file_whose_boxes_live_in_another_file_is_refused(tmp_path, materialize):
+    """A downloaded features file is as untrusted as a store: its datasets may not read other files."""
+    import h5py
+    args = fx.vqa_args(tmp_path, tmp_path / "v.h5", *(["--materialize"] if materialize else []))
+    (tmp_path / "secret").write_bytes(b"SECRET" * 200)
+    with h5py.File(tmp_path / "feats.h5", "r+") as h5:
+        del h5["image_bb"]
+        h5.create_dataset("image_bb", shape=(4, 4, 4), dtype="<f4", external=[(str(tmp_path / "secret"), 0, 256)])
+    assert_refused(tmp_path, args, "feats.h5: /image_bb keeps its bytes in", "secret (HDF5 external storage)")

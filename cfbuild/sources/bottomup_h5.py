@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 
 from cfpairs.errors import UserError
+from cfpairs.structure import plain_member
 from cfbuild.sources.safe_pickle import load_pickle
 
 FEATURES, BOXES, SPATIAL = "image_features", "image_bb", "spatial_features"
@@ -26,6 +27,9 @@ class H5Features:
             self.h5 = h5py.File(self.path, "r")
         except OSError as exc:
             raise UserError(f"{self.path}: not a readable HDF5 file ({exc})") from None
+        for name in (FEATURES, BOXES, SPATIAL):
+            if name in self.h5:
+                plain_member(self.h5, name, self.path)
         if FEATURES not in self.h5:
             raise UserError(f"{self.path}: dataset {FEATURES!r} is missing")
         feats = self.h5[FEATURES]

@@ -1,0 +1,253 @@
+"""What a store may contain (docs/STORE.md: "What a reader refuses, and why"), checked when any
+reader opens one, before a byte of data is read.
+
+A store is a tree of groups and datasets joined by hard links, one link per object, datasets of
+numbers or strings kept in the file itself. Anything that would make a reader open another file
+is refused by name: an external link, a soft link, a virtual dataset, HDF5 external raw storage
+(a dataset whose bytes live in another file, e.g. /etc/passwd), a second hard link (which also
+makes a cycle), a filter plugin, references. The one exception is `/regions/features`, which
+`docs/STORE.md` lets a builder leave in source feature files (an external link or a virtual
+dataset joining whole files row by row): read only when the caller allows it (`allow_external`),
+resolved by this module relative to the store's folder, never by HDF5's own search paths, and
+every linked dataset checked by the same rules.
+
+`walk` returns the layout every reader and the digest use, so the digest covers what is read.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from cfpairs.errors import StoreError
+
+EXTERNAL_FEATURES = "/regions/features"
+RULES = "docs/STORE.md: What a reader refuses"
+# HDF5's built-in filters and h5py's LZF: none of them loads a plugin (a shared library)
+PLAIN_FILTERS = {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32,
+                 h5py.h5z.FILTER_SZIP, h5py.h5z.FILTER_NBIT, h5py.h5z.FILTER_SCALEOFFSET, 32000}
+ALLOW_HINT = "pass --allow-external (Python: allow_external=True) to read it"
+
+
+@dataclass(frozen=True)
+class FeaturePart:
+    """Rows [start, stop) of /regions/features, read from `dataset` in `file` (`name`: the file as the
+    store names it, relative to its folder)."""
+    file: Path
+    dataset: str
+    start: int
+    stop: int
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class ExternalFeatures:
+    """Region features kept in other files: how the store reaches them and where they resolve."""
+    how: str                 # "external link" or "virtual dataset"
+    parts: tuple             # FeaturePart, in row order
+    shape: tuple
+    dtype: str
+
+    def describe(self) -> str:
+        files = ", ".join(f"{p.file}:{p.dataset}" for p in self.parts)
+        return f"{self.how} to {files}"
+
+
+@dataclass
+class Layout:
+    """Every dataset and attribute a reader may read, by path, and the external features if allowed."""
+    datasets: list = field(default_factory=list)      # paths without the leading "/", e.g. train/examples/id
+    attributes: list = field(default_factory=list)    # (object path, attribute name)
+    external: ExternalFeatures | None = None
+
+
+def walk(h5: h5py.File, path, allow_external: bool = False) -> Layout:
+    """The store's layout after checking every link, dataset and attribute (StoreError names the
+    first object a store may not hold)."""
+    layout, seen = Layout(), {}
+    _check_object(h5, "/", path, seen, layout)
+    pending = [(h5, "/")]
+    while pending:
+        group, where = pending.pop()
+        for name in sorted(group):
+            child = where.rstrip("/") + "/" + name
+            if _link_class(group, name, child, path) is h5py.ExternalLink:
+                layout.external = _external_features(group, name, child, path, allow_external)
+                continue
+            obj = group[name]
+            _check_object(obj, child, path, seen, layout)
+            if child == EXTERNAL_FEATURES and _is_virtual(obj):
+                layout.external = _external_features(group, name, child, path, allow_external)
+                continue
+            if isinstance(obj, h5py.Group):
+                pending.append((obj, child))
+            elif isinstance(obj, h5py.Dataset):
+                check_dataset(obj, child, path)
+                layout.datasets.append(child.lstrip("/"))
+            else:
+                raise StoreError(f"{path}: {child} is a {type(obj).__name__.lower()}, not a group or a dataset "
+                                 f"({RULES})")
+    layout.datasets.sort()
+    layout.attributes.sort()
+    return layout
+
+
+def _link_class(group: h5py.Group, name: str, where: str, path):
+    try:
+        link = group.get(name, getlink=True)
+    except (KeyError, OSError, RuntimeError, TypeError, ValueError):  # e.g. a user-defined link class
+        raise StoreError(f"{path}: {where} is a link of a kind HDF5 cannot describe ({RULES})") from None
+    if isinstance(link, h5py.SoftLink):
+        raise StoreError(f"{path}: {where} is a soft link to {link.path}; a store holds no links ({RULES})")
+    if isinstance(link, h5py.ExternalLink) and where != EXTERNAL_FEATURES:
+        raise StoreError(f"{path}: {where} is an external link to {link.filename}:{link.path}; a store holds no "
+                         f"links to other files ({RULES})")
+    return type(link)
+
+
+def _check_object(obj, where: str, path, seen: dict, layout: Layout) -> None:
+    """One hard link per object (a second one is also how a cycle is made); attributes checked."""
+    info = h5py.h5o.get_info(obj.id)
+    if info.addr in seen:
+        raise StoreError(f"{path}: {where} is a second hard link to {seen[info.addr]}; each object of a store "
+                         f"has one ({RULES})")
+    if info.rc != 1:
+        raise StoreError(f"{path}: {where} has {info.rc} hard links; each object of a store has one ({RULES})")
+    seen[info.addr] = where
+    for name in obj.attrs:
+        dtype = obj.attrs.get_id(name).dtype
+        if not plain_dtype(dtype):
+            raise StoreError(f"{path}: attribute {name!r} of {where} has type {dtype}; attributes hold numbers "
+                             f"and strings ({RULES})")
+        layout.attributes.append((where, name))
+
+
+def plain_dtype(dtype) -> bool:
+    """Numbers, booleans and strings: nothing that refers to anything else."""
+    return dtype.kind in "biuf" or (dtype.kind == "S") or h5py.check_string_dtype(dtype) is not None
+
+
+def _is_virtual(ds) -> bool:
+    return isinstance(ds, h5py.Dataset) and ds.is_virtual
+
+
+def check_dataset(ds: h5py.Dataset, where: str, path) -> None:
+    """A dataset whose bytes are in its own file, of numbers or strings, with built-in filters only."""
+    plist = ds.id.get_create_plist()
+    if plist.get_external_count():
+        target = plist.get_external(0)[0]
+        target = target.decode(errors="replace") if isinstance(target, bytes) else target
+        raise StoreError(f"{path}: {where} keeps its bytes in {target} (HDF5 external storage); a store holds "
+                         f"its data itself ({RULES})")
+    if ds.is_virtual:
+        files = sorted({s.file_name for s in ds.virtual_sources()})
+        raise StoreError(f"{path}: {where} is a virtual dataset over {', '.join(files)}; a store holds its data "
+                         f"itself ({RULES})")
+    for index in range(plist.get_nfilters()):
+        code = plist.get_filter(index)[0]
+        if code not in PLAIN_FILTERS:
+            raise StoreError(f"{path}: {where} needs HDF5 filter {code} (a plugin library); stores use gzip, "
+                             f"shuffle and fletcher32 ({RULES})")
+    if not plain_dtype(ds.dtype):
+        raise StoreError(f"{path}: {where} has type {ds.dtype}; datasets hold numbers and strings ({RULES})")
+
+
+def plain_member(h5: h5py.File, name: str, path) -> h5py.Dataset:
+    """A builder's input dataset `name` (a features file's), held by the file itself: reached by a
+    hard link, its bytes not in another file (a downloaded file is as untrusted as a store)."""
+    if not isinstance(h5.get(name, getlink=True), h5py.HardLink) or not isinstance(h5[name], h5py.Dataset):
+        raise StoreError(f"{path}: /{name} is not a dataset of this file (a link?) ({RULES})")
+    check_dataset(h5[name], f"/{name}", path)
+    return h5[name]
+
+
+# ---------------------------------------------------------------- external region features
+
+
+def _external_features(group, name: str, where: str, path, allow: bool) -> ExternalFeatures:
+    link = group.get(name, getlink=True)
+    if isinstance(link, h5py.ExternalLink):
+        what = f"an external link to {link.filename}:{link.path}"
+        if not allow:
+            raise StoreError(f"{path}: {where} is {what} (region features kept in another file); {ALLOW_HINT}")
+        file = resolve_linked_file(path, link.filename, where)
+        shape, dtype = _linked_dataset(file, link.path, where, path)
+        return ExternalFeatures("external link", (FeaturePart(file, link.path, 0, shape[0], link.filename),),
+                                shape, dtype)
+    ds = group[name]
+    sources = ds.virtual_sources()
+    what = f"a virtual dataset over {', '.join(sorted({s.file_name for s in sources}))}"
+    if not allow:
+        raise StoreError(f"{path}: {where} is {what} (region features kept in other files); {ALLOW_HINT}")
+    return ExternalFeatures("virtual dataset", _virtual_parts(ds, sources, where, path), tuple(ds.shape),
+                            str(ds.dtype))
+
+
+def resolve_linked_file(path, filename: str, where: str) -> Path:
+    """A linked file, relative to the store's folder (as the writer makes it): an existing regular file."""
+    if filename in ("", ".") or os.path.isabs(filename):
+        raise StoreError(f"{path}: {where} links to {filename!r}; linked feature files are named relative to the "
+                         f"store's folder ({RULES})")
+    file = Path(path).resolve().parent / filename
+    try:
+        mode = os.stat(file).st_mode
+    except OSError:
+        raise StoreError(f"{path}: {where} links to {file}, which cannot be found (linked file moved?)") from None
+    if not stat.S_ISREG(mode):
+        raise StoreError(f"{path}: {where} links to {file}, which is not a regular file")
+    return file
+
+
+def _linked_dataset(file: Path, dataset: str, where: str, path) -> tuple:
+    """(shape, dtype) of a linked features dataset, reached by hard links only and checked like any."""
+    try:
+        with h5py.File(file, "r") as linked:
+            node = linked
+            for part in [p for p in dataset.split("/") if p]:
+                if part not in node or not isinstance(node.get(part, getlink=True), h5py.HardLink):
+                    raise StoreError(f"{path}: {where} links to {file}:{dataset}, which is not a dataset reached "
+                                     f"without links ({RULES})")
+                node = node[part]
+            if not isinstance(node, h5py.Dataset) or node.ndim != 3:
+                raise StoreError(f"{path}: {where} links to {file}:{dataset}, which is not an (M, R, D) dataset")
+            check_dataset(node, f"{where} ({file}:{dataset})", path)
+            return tuple(node.shape), str(node.dtype)
+    except OSError as exc:
+        raise StoreError(f"{path}: {where} links to {file}, which cannot be opened as HDF5 "
+                         f"({' '.join(str(exc).split())[:120]})") from None
+
+
+def _virtual_parts(ds, sources, where: str, path) -> tuple:
+    """Whole source datasets joined row by row in order (what the writer makes), else refused."""
+    parts, row = [], 0
+    for source in sorted(sources, key=lambda s: s.vspace.get_select_bounds()[0][0]):
+        (start, *low), (stop, *high) = source.vspace.get_select_bounds()
+        full = list(low) == [0] * (ds.ndim - 1) and [h + 1 for h in high] == list(ds.shape[1:])
+        if start != row or not full or source.src_space.get_select_type() != h5py.h5s.SEL_ALL:
+            raise StoreError(f"{path}: {where} is a virtual dataset that does not join whole files row by row "
+                             f"({RULES})")
+        file = resolve_linked_file(path, source.file_name, where)
+        shape, _ = _linked_dataset(file, source.dset_name, where, path)
+        if shape != (stop + 1 - start, *ds.shape[1:]):
+            raise StoreError(f"{path}: {where}: {file}:{source.dset_name} has shape {shape}, the virtual dataset maps "
+                             f"{stop + 1 - start} rows of {tuple(ds.shape[1:])}")
+        parts.append(FeaturePart(file, source.dset_name, start, stop + 1, source.file_name))
+        row = stop + 1
+    if row != ds.shape[0]:
+        raise StoreError(f"{path}: {where} is a virtual dataset whose files cover {row} of {ds.shape[0]} rows")
+    return tuple(parts)
+
+
+def read_rows(parts, rows: np.ndarray, open_file) -> np.ndarray:
+    """Rows (sorted, unique) of features split across `parts`; `open_file(part)` gives its dataset."""
+    blocks = []
+    for part in parts:
+        inside = rows[(rows >= part.start) & (rows < part.stop)]
+        if len(inside):
+            blocks.append(open_file(part)[inside - part.start])
+    return np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
