@@ -40,6 +40,11 @@ def stop_if_requested() -> None:
         raise Terminated() if signum == signal.SIGTERM else Interrupted()
 
 
+def note(message: str) -> None:
+    """One line for the user on stderr, quiet or not: something a command set aside or decided."""
+    print(f"note: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+
+
 def clear_stop() -> None:
     _settings["stop"] = None
 

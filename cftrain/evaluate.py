@@ -78,17 +78,19 @@ def evaluate_run(run_dir, store_path, out=None, device: str = "auto", force: boo
                  verify: bool = False, allow_external: bool = False) -> dict:
     """Metrics of a trained run on every split of another store (e.g. a transfer set); the store's
     splits are loaded as the run loaded its own (token truncation, subsets)."""
-    from cftrain.train import load_splits, open_store, resolve_device  # noqa: PLC0415
+    from cftrain.train import load_splits, open_verified, resolve_device  # noqa: PLC0415
     if out is not None:
         check_output(out, "json", force, inputs=[run_dir, store_path])
     config = check_fits(run_dir, store_path, allow_external)
     target = resolve_device(device)
-    with open_store(store_path, verify, allow_external=allow_external) as store:
+    store, verified = open_verified(store_path, verify, allow_external=allow_external)
+    with store:
         members = [m.to(target) for m in RunDir(run_dir).load_members()]
         splits = load_splits(store, config, training=False)
         labels = training_labels(store.label_kind, config.loss)
         metrics, consistency = evaluate(members, splits, labels, target)
-        result = {"run": str(run_dir), "store": str(store_path), "store_digest": store.digest, "task": store.task,
+        result = {"run": str(run_dir), "store": str(store_path), "store_digest": verified or store.digest,
+                  "store_verified": verified is not None, "task": store.task,
                   "metric": labels.metric, "splits": metrics, "consistency": consistency}
     if out:
         write_page(out, "json", strict_json(signed_json(result)) + "\n", force, inputs=[run_dir, store_path])

@@ -26,7 +26,7 @@ from pathlib import Path
 from cfpairs.check import check_store
 from cfpairs.errors import OutputWriteError, UserError
 from cfpairs.outputs import check_output, folder_in_place, remove_stale_parts, staged
-from cfpairs.progress import Progress, set_quiet, stop_if_requested
+from cfpairs.progress import Progress, note, set_quiet, stop_if_requested
 from cfpairs.store import Store
 from cftrain.options import all_options
 from cftrain.presets import RunConfig, identity
@@ -180,11 +180,11 @@ def run_calls(function, args_list: list, processes: int, on_done=None) -> list:
 # ---------------------------------------------------------------- campaigns
 
 
-def _run_job(final: str, store_path: str, config: RunConfig, labels: dict) -> dict:
+def _run_job(final: str, store_path: str, config: RunConfig, labels: dict, verified: str | None) -> dict:
     from cftrain.train import run_into  # noqa: PLC0415  (a worker imports the trainer itself)
 
     with staged(final, "run") as tmp:
-        return run_into(tmp, store_path, config, check=False, job=labels)
+        return run_into(tmp, store_path, config, check=False, job=labels, verified=verified)
 
 
 def _finished(folder: Path, job: Job, digest: str, out: Path, kind: str) -> bool:
@@ -218,7 +218,7 @@ def run_campaign(kind: str, store_path, out, jobs: list, processes: int | None =
     inputs = [store_path, *inputs]
     check_output(out, kind, force, inputs=inputs, resumable=not force)
     allow = any(job.config.allow_external for job in jobs)
-    check_store(store_path, digest=verify, allow_external=allow)  # once for every run, before the folder is made
+    verified = check_store(store_path, digest=verify, allow_external=allow)  # once, before the folder is made
     with Store(store_path, allow) as store:
         digest, label_kind = store.digest, store.label_kind
     from cftrain.train import checked_labels  # noqa: PLC0415  (the trainer: in the workers too)
@@ -236,7 +236,8 @@ def run_campaign(kind: str, store_path, out, jobs: list, processes: int | None =
                 bar.set_postfix(run=todo[index].folder, **_headline(metrics))
                 bar.update()
             try:
-                run_calls(_run_job, [(str(folder / j.folder), str(store_path), j.config, j.labels) for j in todo],
+                run_calls(_run_job, [(str(folder / j.folder), str(store_path), j.config, j.labels, verified)
+                                     for j in todo],
                           processes, on_done=done)
             except BaseException:
                 for job in todo:  # what killed workers left half-written
@@ -264,11 +265,50 @@ def read_record(run_dir: Path, root: Path) -> dict:
 
 
 def collect_records(root) -> list:
-    """Every finished run directory under `root` (any depth), as records, in path order."""
+    """Every finished run directory under `root` (any depth), as records, in path order; a folder
+    that repeats another run (a copy: same options, seed, store and weights) counted once, said."""
     root = Path(root)
     found = sorted(p.parent for p in root.rglob(METRICS) if (p.parent / CONFIG).is_file()
                    and not any(part.endswith(".part") for part in p.parent.relative_to(root).parts))
-    return [read_record(d, root) for d in found]
+    return once_each([read_record(d, root) for d in found], root)
+
+
+def once_each(records: list, root: Path) -> list:
+    """The records without repeats of one run. Weights are hashed only where two runs share their
+    options and seed; such runs with other weights are both kept, and said."""
+    by_identity, kept, repeats, differing = {}, [], [], []
+    for record in records:
+        key = json.dumps(identity(record["config"]), sort_keys=True)
+        weights = None
+        for other in by_identity.get(key, []):
+            weights = weights or _weights(root / record["folder"])
+            if weights == _weights(root / other["folder"]):
+                repeats.append((record["folder"], other["folder"]))
+                break
+        else:
+            if by_identity.get(key):
+                differing.append((record["folder"], by_identity[key][0]["folder"]))
+            by_identity.setdefault(key, []).append(record)
+            kept.append(record)
+    for found, what in ((repeats, "repeat(s) another run (same options, seed, store and weights): counted once"),
+                        (differing, "has the same options and seed as another run but other weights: both counted")):
+        if found:
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            note(f"{len(found)} run folder(s) {what}: {found[0][0]} and {found[0][1]}{more}")
+    return kept
+
+
+def _weights(run_dir: Path) -> str:
+    """sha256 of a run's model.pt ('' for a run without one: its draws follow from options and seed)."""
+    import hashlib  # noqa: PLC0415
+    path = run_dir / "model.pt"
+    if not path.is_file():
+        return ""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_view_files(folder: Path, files: dict) -> None:

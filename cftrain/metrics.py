@@ -78,9 +78,9 @@ def pair_consistency(logits: torch.Tensor, data: SplitTensors, labels) -> dict |
 
 def mean_se(values, digits: int = 2) -> dict:
     """{mean, stderr, n} of the defined values, rounded to `digits`: standard error = sample std /
-    sqrt(n) (0 for one)."""
+    sqrt(n); None for one value (one seed says nothing about the spread: views print n=1)."""
     defined = np.array([v for v in values if v is not None], float)
     if not len(defined):
         return {"mean": None, "stderr": None, "n": 0}
-    se = float(defined.std(ddof=1) / math.sqrt(len(defined))) if len(defined) > 1 else 0.0
-    return {"mean": round(float(defined.mean()), digits), "stderr": round(se, digits), "n": len(defined)}
+    se = round(float(defined.std(ddof=1) / math.sqrt(len(defined))), digits) if len(defined) > 1 else None
+    return {"mean": round(float(defined.mean()), digits), "stderr": se, "n": len(defined)}

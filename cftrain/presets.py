@@ -49,7 +49,7 @@ RunConfig.__module__ = __name__
 def identity(config: dict) -> dict:
     """The options of a run's config.json that change its results, and the store's content digest."""
     ignore = {o.name for o in all_options().values() if not o.identity}
-    ignore |= {"store", "store_signature", "embeddings_source", "job"}
+    ignore |= {"store", "store_signature", "store_verified", "embeddings_source", "job"}
     return {k: v for k, v in config.items() if k not in ignore}
 
 

@@ -10,13 +10,19 @@ from pathlib import Path
 from cfpairs.outputs import check_output, markdown_signature, write_page
 from cftrain.rundir import RunDir
 
-SKIPPED_OPTIONS = ("store_signature",)
+SKIPPED_OPTIONS = ("store_signature", "store_digest", "store_verified")  # the store column shows them
 
 
 def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+
+def _store(config: dict) -> str:
+    """The store a run trained on: its digest's first characters, and whether the run verified it."""
+    digest = str(config.get("store_digest"))[:8]
+    return digest if config.get("store_verified") is True else f"{digest} (not verified)"
 
 
 def report_markdown(run_dirs: list, out: Path) -> str:
@@ -39,11 +45,11 @@ def report_markdown(run_dirs: list, out: Path) -> str:
     columns = list(dict.fromkeys((s, g) for _, _, m in runs for s, groups in m["splits"].items() if s != "train"
                                  for g in groups))
     lines += [f"## Metrics ({', '.join(metric_names)}, %)", "",
-              "| run | best epoch | " + " | ".join(f"{s} {g}" for s, g in columns) + " |",
-              "|---|---:|" + "---:|" * len(columns)]
-    for name, (_, _, m) in zip(names, runs):
+              "| run | store | best epoch | " + " | ".join(f"{s} {g}" for s, g in columns) + " |",
+              "|---|---|---:|" + "---:|" * len(columns)]
+    for name, (_, c, m) in zip(names, runs):
         cells = [_metric(m, s, g) for s, g in columns]
-        lines.append(f"| {name} | {m.get('best_epoch', '-')} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {_store(c)} | {m.get('best_epoch', '-')} | " + " | ".join(cells) + " |")
     aligned = list(dict.fromkeys(s for _, _, m in runs for s in m.get("alignment", {})))
     if aligned:
         lines += ["", "## Gradient alignment (mean cos(g, t) over each split's pairs)", "",

@@ -22,6 +22,7 @@ import torch
 from cfpairs.errors import UserError
 from cfpairs.outputs import write_text_atomic
 from cftrain.models import make_model
+from cftrain.runschema import check_config, check_metrics
 
 CONFIG, HISTORY, METRICS, MODEL = "config.json", "history.jsonl", "metrics.json", "model.pt"
 
@@ -33,6 +34,20 @@ def strict_json(value) -> str:
 
 def write_json_atomic(path: Path, value) -> None:
     write_text_atomic(Path(path), strict_json(value) + "\n")
+
+
+def read_json_file(path: Path):
+    """A JSON file of a run folder (a regular file; NaN and Infinity are not JSON)."""
+    if path.is_symlink() or not path.is_file():
+        raise UserError(f"{path}: not a regular file")
+    try:
+        return json.loads(path.read_text(), parse_constant=_not_json)
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{path}: not valid JSON ({' '.join(str(exc).split())[:120]})") from None
+
+
+def _not_json(word: str):
+    raise ValueError(f"{word} is not a JSON number")
 
 
 def tensor_sha256(tensor: torch.Tensor) -> str:
@@ -74,16 +89,13 @@ class RunDir:
         path = self.path / name
         if not path.is_file():
             raise UserError(f"{self.path}: not a trained run ({name} is missing)")
-        try:
-            return json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not valid JSON ({exc})") from None
+        return read_json_file(path)
 
     def read_config(self) -> dict:
-        return self.read_json(CONFIG)
+        return check_config(self.read_json(CONFIG), self.path / CONFIG)
 
     def read_metrics(self) -> dict:
-        return self.read_json(METRICS)
+        return check_metrics(self.read_json(METRICS), self.path / METRICS)
 
     def check_trained(self) -> None:
         """A complete run directory of a trained model (what `cftrain eval` needs)."""

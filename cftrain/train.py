@@ -19,6 +19,7 @@ from cfpairs.errors import UserError
 from cfpairs.outputs import staged
 from cfpairs.progress import Progress, stop_if_requested
 from cfpairs.api import PairStore
+from cfpairs.store import Store
 from cftrain import distributed, optim
 from cftrain.data import PairBatches, SplitTensors, group_subset, load_split, to_device
 from cftrain.ensemble import Ensemble, Single, checked_on, make_ensemble
@@ -277,9 +278,26 @@ def open_store(store_path, verify: bool = False, check: bool = True, allow_exter
     """The store through the public reader, after the checks of `cfbuild verify` that read no
     features (with `verify`, the content digest too): a damaged store is a one-line error before
     training, never mid-run. `allow_external`: region features in other files may be read."""
-    if check or verify:
-        check_store(store_path, digest=verify, allow_external=allow_external)
-    return PairStore(store_path, check=False, allow_external=allow_external)
+    return open_verified(store_path, verify, check, allow_external)[0]
+
+
+def open_verified(store_path, verify: bool = False, check: bool = True, allow_external: bool = False,
+                  verified: str | None = None) -> tuple[PairStore, str | None]:
+    """(the store, the content digest verified as it was loaded, or None). Text and vector stores
+    are always verified (their whole content is loaded anyway: the digest costs about 1% of an
+    IMDb run, bench/verify_cost.py); region stores, whose features may be gigabytes, only with
+    `verify`, or when the caller `verified` them already (a campaign, once for all its runs). A
+    mismatch is a one-line error before training."""
+    with Store(store_path, allow_external) as peek:
+        regions, claimed = peek.input_kind == "regions", peek.digest
+    if regions and verified is not None and verified == claimed and not verify:
+        return PairStore(store_path, check=False, allow_external=allow_external), verified
+    verified = None
+    if verify or not regions:
+        verified = check_store(store_path, digest=True, allow_external=allow_external)
+    elif check:
+        check_store(store_path, allow_external=allow_external)
+    return PairStore(store_path, check=False, allow_external=allow_external), verified
 
 
 def run(store_path, out_dir, config: RunConfig, force: bool = False, verify: bool = False) -> dict:
@@ -297,23 +315,26 @@ def run(store_path, out_dir, config: RunConfig, force: bool = False, verify: boo
 
 
 def run_into(out_dir, store_path, config: RunConfig, verify: bool = False, check: bool = True,
-             job: dict | None = None) -> dict:
+             job: dict | None = None, verified: str | None = None) -> dict:
     """The run directory's files written into `out_dir` (an existing, empty folder). `check=False`:
-    the caller checked the store already (a table or a curve checks it once for all its runs).
-    `job`: what a campaign (table, sweep, curve) knows this run as, kept in config.json."""
+    the caller checked the store already (a table or a curve checks it once for all its runs);
+    `verified`: the digest it verified then. `job`: what a campaign (table, sweep, curve) knows
+    this run as, kept in config.json."""
     torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     rundir = RunDir(out_dir)
     trainer = method(config.mode)
-    with open_store(store_path, verify, check, config.allow_external) as store:
+    store, verified = open_verified(store_path, verify, check, config.allow_external, verified)
+    with store:
         validate(config, store.input_kind)
         labels = checked_labels(config, store.label_kind)
         if trainer.trains:
             check_memory(config, store, device)
         splits = load_splits(store, config)
+        checked = {"store_digest": verified or store.digest, "store_verified": verified is not None}
         metrics = {"task": store.task, "mode": config.mode, "model": config.model, "ensemble": config.ensemble,
-                   "seed": config.seed, "store": str(store_path), "store_digest": store.digest, "metric": labels.metric}
-        rundir.write_config({**config.to_dict(), "store": str(store_path), "store_digest": store.digest,
+                   "seed": config.seed, "store": str(store_path), **checked, "metric": labels.metric}
+        rundir.write_config({**config.to_dict(), "store": str(store_path), **checked,
                              "store_signature": signature(store), "job": job or {},
                              "embeddings_source": describe(config.embeddings) if config.get("embeddings") else None})
         if not trainer.trains:

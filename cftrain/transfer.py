@@ -9,7 +9,6 @@ task or label set) is refused before any work.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -75,7 +74,14 @@ def read_evals(run_dir) -> dict:
     folder = Path(run_dir) / EVALS
     if not folder.is_dir():
         return {}
-    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+    from cftrain.rundir import read_json_file  # noqa: PLC0415
+    from cftrain.runschema import check_eval  # noqa: PLC0415
+    found = {}
+    for path in sorted(folder.glob("*.json")):
+        if not NAME.fullmatch(path.stem):
+            raise UserError(f"{path}: {path.stem[:40]!r} is not a transfer name (letters, digits, '_', '-', '.')")
+        found[path.stem] = check_eval(read_json_file(path), path)
+    return found
 
 
 def evaluate_transfers(run_dirs: list, transfers: dict, digests: dict, device: str = "cpu",
@@ -108,5 +114,5 @@ def evaluate_transfers(run_dirs: list, transfers: dict, digests: dict, device: s
 
 def _trains(run_dir) -> bool:
     from cftrain.methods import method  # noqa: PLC0415
-    config = json.loads((Path(run_dir) / "config.json").read_text())
-    return method(config["mode"]).trains
+    from cftrain.rundir import RunDir  # noqa: PLC0415
+    return method(RunDir(run_dir).read_config()["mode"]).trains

@@ -78,5 +78,6 @@ def test_report_compares_runs(stores, tmp_path):
     row = [c.strip() for c in next(line for line in section if line.startswith("| gs ")).split("|")[1:-1]]
     assert row[header.index("test all")] == f"{gs['splits']['test']['all']['accuracy']:.1f}"
     assert row[header.index("best epoch")] == str(gs["best_epoch"])
+    assert row[header.index("store")] == gs["store_digest"][:8]  # verified as it was loaded: no "(not verified)"
     assert f"| gs | {gs['alignment']['train']['cosine']:.3f} | {gs['alignment']['val']['cosine']:.3f} |" in text
     assert "![history of gs](gs/history.png)" in text

@@ -245,7 +245,23 @@ def test_collect_combines_tables_of_separate_invocations(work, tmp_path):
     assert [r["seed"] for r in combined["rows"][0]["runs"]] == [0, 1, 2]
 
 
-def test_collect_refuses_runs_of_two_stores(work, tmp_path):
+def test_collect_refuses_runs_of_two_tasks(work, tmp_path):
     ok("cftrain", ["table", work / "toy.h5", "--out", tmp_path / "runs" / "a", "--modes", "chance"])
     ok("cftrain", ["table", work / "text.h5", "--out", tmp_path / "runs" / "b", "--modes", "chance"])
-    refused("cftrain", ["collect", tmp_path / "runs", "--view", "table"], "runs of 2 different stores")
+    refused("cftrain", ["collect", tmp_path / "runs", "--view", "table"], "runs of 2 tasks or metrics",
+            "table (accuracy), toy (accuracy)")
+
+
+def test_collect_never_merges_runs_of_two_stores_and_names_them(work, tmp_path):
+    from cfpairs.store import Store
+    from cfbuild.builders.toy import build_toy
+    build_toy(tmp_path / "other.h5", n=200, seed=1)  # the same task, other content
+    ok("cftrain", ["table", work / "toy.h5", "--out", tmp_path / "runs" / "a", "--modes", "chance"])
+    ok("cftrain", ["table", tmp_path / "other.h5", "--out", tmp_path / "runs" / "b", "--modes", "chance"])
+    digests = [Store(p).digest for p in (work / "toy.h5", tmp_path / "other.h5")]
+    for view in ("sweep", "curve"):  # runs ranked or plotted against each other: refused
+        refused("cftrain", ["collect", tmp_path / "runs", "--view", view], "runs of 2 different stores")
+    text = ok("cftrain", ["collect", tmp_path / "runs", "--view", "table"]).stdout
+    rows = [line for line in text.splitlines() if line.startswith("| Chance")]
+    assert len(rows) == 2 and "Runs of 2 different stores" in text
+    assert {row.split("[store ")[1][:8] for row in rows} == {d[:8] for d in digests}

@@ -8,7 +8,7 @@ import math
 import statistics
 
 from cftrain.metrics import mean_se
-from cftrain.views.common import common_of, seed_of
+from cftrain.views.common import common_of, seed_of, unverified_note
 
 
 def sweep_view(records: list, top: int = 5) -> dict:
@@ -24,6 +24,7 @@ def sweep_view(records: list, top: int = 5) -> dict:
     summary = summarise(common["task"], common["metric"], [r for r in rows if not r["final"]], modes, seeds, top,
                         folds=max(folds) if folds else None)
     summary["final"] = finals([r for r in rows if r["final"]], common["metric"], summary["modes"])
+    summary["unverified"], summary["runs"] = common["unverified"], len(records)
     return summary
 
 
@@ -119,7 +120,9 @@ def _transfer_columns(found) -> tuple[list, list]:
 def _mean_cell(summary: dict | None) -> str:
     if not summary or summary.get("mean") is None:
         return "-"
-    return f"{summary['mean']:.1f}" + (f" ± {summary['stderr']:.1f}" if summary.get("stderr") is not None else "")
+    if summary.get("stderr") is None:
+        return f"{summary['mean']:.1f}" + (f" (n={summary['n']})" if summary.get("n") == 1 else "")
+    return f"{summary['mean']:.1f} ± {summary['stderr']:.1f}"
 
 
 def format_summary(summary: dict) -> str:
@@ -128,7 +131,8 @@ def format_summary(summary: dict) -> str:
     by = f"mean held-out fold {metric} over {folds} folds of train+val and seeds" if folds else \
         f"mean val {metric} over seeds"
     lines = [f"Task `{summary['task']}`: trials ranked by {by} {', '.join(map(str, summary['seeds']))} "
-             f"(selection on {'train+val' if folds else 'val'} only); mean ± standard error in %.", ""]
+             f"(selection on {'train+val' if folds else 'val'} only); mean ± standard error in %.", "",
+             *unverified_note(summary, summary.get("runs", 0))]
     for mode, entries in summary["modes"].items():
         splits = list(dict.fromkeys(s for e in entries for s in e["splits"] if s != "train"))
         transfers, names = _transfer_columns(e.get("transfers", {}) for e in entries)

@@ -8,15 +8,15 @@ import json
 from cftrain.methods import METHODS, method
 from cftrain.metrics import mean_se
 from cftrain.presets import identity
-from cftrain.views.common import common_of, seed_of
+from cftrain.views.common import common_of, seed_of, store_of, unverified_note
 
 
 def _row_groups(records: list) -> list:
     """Records grouped into rows: same options but the seed. Rows in the methods' order, then as found."""
     groups = {}
-    for record in records:
-        key = json.dumps({k: v for k, v in identity(record["config"]).items() if k not in ("seed", "fraction_seed")},
-                         sort_keys=True)
+    for record in records:  # the store's digest is part of the identity; its verification too
+        key = json.dumps({**{k: v for k, v in identity(record["config"]).items() if k not in ("seed", "fraction_seed")},
+                          "store_verified": store_of(record)[1]}, sort_keys=True)
         groups.setdefault(key, []).append(record)
     order = list(METHODS)
     rows = sorted(groups.values(), key=lambda rs: order.index(rs[0]["config"]["mode"])
@@ -30,15 +30,17 @@ def _distinguishing(rows: list) -> list:
     for rs in rows:
         config = identity(rs[0]["config"])
         twins = [identity(o[0]["config"]) for o in rows if o is not rs and o[0]["config"]["mode"] == config["mode"]]
-        keys = sorted({k for t in twins for k in config if t.get(k) != config.get(k)} - {"seed", "fraction_seed"})
+        keys = sorted({k for t in twins for k in config if t.get(k) != config.get(k)} -
+                      {"seed", "fraction_seed", "store_digest"})
         out.append(", ".join(f"{k}={config[k]}" for k in keys))
     return out
 
 
 def table_view(records: list, seeds: list | None = None) -> dict:
     """table.json: one row per group of runs that differ only by seed; with `seeds` (or several
-    seeds in a row), every cell the mean and standard error over seeds."""
-    common = common_of(records, "table")
+    seeds in a row), every cell the mean and standard error over seeds. Runs of different stores,
+    or of a store they did not verify, are never merged: their rows say so."""
+    common = common_of(records, "table", one_store=False)
     rows = []
     groups = _row_groups(records)
     for group, extra in zip(groups, _distinguishing(groups)):
@@ -50,11 +52,20 @@ def table_view(records: list, seeds: list | None = None) -> dict:
                         [r.get("evals", {}) for r in group])
         if extra:
             row["name"] += f" ({extra})"
+        row["store_digest"], row["store_verified"] = store_of(group[0])
+        row["name"] += _store_tag(row, len(common["stores"]) > 1)
         rows.append(row)
     with_seeds = seeds is not None or any(r["labels"].get("seed") is not None for r in records)
     used = sorted({seed_of(r) for r in records if seed_of(r) is not None}) if with_seeds else None
-    return {"task": common["task"], "store": common["store"], "metric": common["metric"],
+    return {"task": common["task"], "store": common["store"], "stores": common["stores"],
+            "unverified": common["unverified"], "runs": len(records), "metric": common["metric"],
             "seeds": seeds if seeds is not None else used, "rows": rows}
+
+
+def _store_tag(row: dict, several: bool) -> str:
+    tags = ([f"store {str(row['store_digest'])[:8]}"] if several else []) + \
+        ([] if row["store_verified"] else ["store not verified"])
+    return f" [{'; '.join(tags)}]" if tags else ""
 
 
 def table_row(name: str, input_kind: str, metric: str, results: list, seeds: list | None,
@@ -139,8 +150,11 @@ def format_table(table: dict) -> str:
     seeds = table.get("seeds")
     over = f"mean ± standard error over seeds {', '.join(map(str, seeds))}, " if seeds else ""
     lines = [f"Task `{table['task']}`, {metric} in %, {over}best epoch by val {metric}; consistency: pairs whose "
-             "original and edit are both right, %; alignment: mean cos(g, t) over the split's pairs.", "",
-             header, "|---|" + "---:|" * (len(columns) + len(aligned))]
+             "original and edit are both right, %; alignment: mean cos(g, t) over the split's pairs.", ""]
+    if len(table.get("stores", [])) > 1:
+        lines += [f"Runs of {len(table['stores'])} different stores (content digests "
+                  f"{', '.join(d[:8] for d in table['stores'])}): each row names its store.", ""]
+    lines += [*unverified_note(table, table.get("runs", 0)), header, "|---|" + "---:|" * (len(columns) + len(aligned))]
     for row in table["rows"]:
         cells = []
         for _, cell_of, key in columns:
@@ -148,8 +162,9 @@ def format_table(table: dict) -> str:
             if not values or values.get(key) is None:
                 cells.append("-")
             else:
-                se = values.get("stderr")
-                cells.append(f"{values[key]:.1f}" + (f" ± {se:.1f}" if se is not None else ""))
+                se, n = values.get("stderr"), values.get("seeds")
+                cells.append(f"{values[key]:.1f}" + (f" ± {se:.1f}" if se is not None else
+                                                     f" (n={n})" if n == 1 and seeds else ""))
         for split in aligned:
             value = row.get("alignment", {}).get(split, {}).get("cosine")
             cells.append("-" if value is None else f"{value:.3f}")
