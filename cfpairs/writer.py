@@ -36,13 +36,23 @@ class LinkedFeatures:
 
 
 def describe_source(path, manifest_id: str | None = None) -> dict:
-    """The `sources` entry of one input file: name, size and sha256."""
+    """The `sources` entry of one input file: name, size and sha256 (of a folder, e.g. a split that
+    `datasets` saved: its files' total size, and the sha256 over each file's relative name and sha256)."""
     path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        listing = "".join(f"{p.relative_to(path)}\0{_sha256(p)}\n" for p in files)
+        return {"file": path.name, "size": sum(p.stat().st_size for p in files),
+                "sha256": hashlib.sha256(listing.encode()).hexdigest(), "manifest_id": manifest_id}
+    return {"file": path.name, "size": path.stat().st_size, "sha256": _sha256(path), "manifest_id": manifest_id}
+
+
+def _sha256(path: Path) -> str:
     sha = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             sha.update(block)
-    return {"file": path.name, "size": path.stat().st_size, "sha256": sha.hexdigest(), "manifest_id": manifest_id}
+    return sha.hexdigest()
 
 
 def describe_source_stat(path, manifest_id: str | None = None) -> dict:

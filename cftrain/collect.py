@@ -7,7 +7,7 @@ from pathlib import Path
 from cfpairs.errors import UserError
 from cfpairs.outputs import owner, staged
 from cftrain.jobs import collect_records, write_view_files
-from cftrain.transfer import check_transfers, evaluate_transfers
+from cftrain.transfer import check_names_once, check_transfers, evaluate_transfers
 from cftrain.views import VIEWS, sweep_top_runs, view_files
 
 
@@ -34,7 +34,9 @@ def collect(folder, view: str | None = None, out=None, split: str | None = None,
 
 def _add_transfers(folder: Path, records: list, view: str, top: int, transfers: dict, device: str) -> None:
     """Each record's `evals` completed with `transfers` (a sweep: its top trials only)."""
-    digests = check_transfers(records[0]["config"]["store_signature"], transfers)
+    digests = check_transfers(records[0]["config"]["store_signature"], transfers,
+                              trained_digests={r["config"]["store_digest"] for r in records})
+    check_names_once({folder / r["folder"]: r.get("evals", {}) for r in records}, transfers, digests, "")
     chosen = set(sweep_top_runs(records, top)) if view == "sweep" else {r["folder"] for r in records}
     found = evaluate_transfers([folder / r["folder"] for r in records if r["folder"] in chosen], transfers,
                                digests, device, write=False)

@@ -25,7 +25,7 @@ from cfpairs.store import Store
 from cftrain.jobs import Job, run_campaign
 from cftrain.presets import check_some_mode_reads, read_by, resolve
 from cftrain.spaces import check_spec, default_space, draw, load_space
-from cftrain.transfer import check_transfers, evaluate_transfers
+from cftrain.transfer import check_names_once, check_transfers, evals_in, evaluate_transfers
 from cftrain.views import refit_epochs, sweep_top_runs, sweep_view, view_files
 
 def parse_select(text: str | None) -> int | None:
@@ -85,6 +85,8 @@ def run_sweep(store_path, out_dir, modes: list, trials: int, seeds: list, space_
     transfers = transfers or {}
     allow = bool(fixed.get("allow_external"))
     digests = check_transfers(store_path, transfers, verify, allow)
+    if not force:
+        check_names_once(evals_in(out_dir), transfers, digests, ", or --force to start the sweep again")
     device = fixed.get("device") or "cpu"
     campaign = dict(inputs=list(transfers.values()),
                     after_runs=lambda folder, rs: evaluate_transfers(

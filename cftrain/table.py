@@ -8,7 +8,7 @@ from cfpairs.store import Store
 from cftrain.jobs import Job, run_campaign
 from cftrain.methods import METHODS, method
 from cftrain.presets import check_some_mode_reads, resolve
-from cftrain.transfer import check_transfers, evaluate_transfers
+from cftrain.transfer import check_names_once, check_transfers, evals_in, evaluate_transfers
 from cftrain.views import table_view, view_files
 
 
@@ -52,6 +52,8 @@ def run_table(store_path, out_dir, modes=None, force: bool = False, verify: bool
     transfers = transfers or {}
     allow = bool(overrides.get("allow_external"))
     digests = check_transfers(store_path, transfers, verify, allow)
+    if not force:
+        check_names_once(evals_in(out_dir), transfers, digests, ", or --force to start the table again")
     device = overrides.get("device") or "cpu"
     records = run_campaign("table", store_path, out_dir, submission_order(planned), jobs, force, verify,
                            desc=f"{task} table", inputs=list(transfers.values()),

@@ -41,16 +41,17 @@ def parse_transfers(specs) -> dict:
 
 
 def check_transfers(trained: str | Path | dict, transfers: dict, verify: bool = False,
-                    allow_external: bool = False) -> dict:
-    """Each transfer store readable and fitting a model trained on `trained` (a store, or the
-    signature runs keep in config.json: same input and label kind, classes and vocabulary), else a
-    UserError naming the option and the difference. Returns {name: content digest}."""
+                    allow_external: bool = False, trained_digests=()) -> dict:
+    """Each transfer store readable, not the store the runs trained on, and fitting a model trained
+    on `trained` (a store, or the signature runs keep in config.json, their stores' digests in
+    `trained_digests`: same input and label kind, classes and vocabulary), else a UserError naming
+    the option and the difference. Returns {name: content digest}."""
     from cftrain.evaluate import signature, signature_mismatch  # noqa: PLC0415
-    what = "the runs"
+    what, trained_digests = "the runs", set(trained_digests)
     if not isinstance(trained, dict):
         what = f"the runs of {trained}"
         with Store(trained, allow_external) as store:
-            trained = signature(store)
+            trained, trained_digests = signature(store), {store.digest}
     digests = {}
     for name, path in transfers.items():
         try:
@@ -60,9 +61,33 @@ def check_transfers(trained: str | Path | dict, transfers: dict, verify: bool = 
         with Store(path, allow_external) as other:
             problem = signature_mismatch(trained, signature(other))
             digests[name] = other.digest
+        if digests[name] in trained_digests:
+            raise UserError(f"--transfer {name}={path}: is the store {what.removeprefix('the runs of ') or 'the runs'} "
+                            "trained on (the same content); a transfer column evaluates another store")
         if problem:
             raise UserError(f"--transfer {name}={path}: does not fit {what}: {problem}")
     return digests
+
+
+def check_names_once(evals_of: dict, transfers: dict, digests: dict, restart: str) -> None:
+    """A transfer name names one store: refused (naming both stores) when a run already holds an
+    evaluation under that name on another store. `evals_of` {run folder: its evals}; `restart`:
+    how the user starts again ("--force starts the table again")."""
+    for run, evals in evals_of.items():
+        for name, path in transfers.items():
+            before = evals.get(name)
+            if before is not None and before.get("store_digest") != digests[name]:
+                raise UserError(f"--transfer {name}={path}: {eval_path(run, name)} holds an evaluation of another "
+                                f"store under that name ({before.get('store')}, digest "
+                                f"{str(before.get('store_digest'))[:12]}...); give this one another name{restart}")
+
+
+def evals_in(folder) -> dict:
+    """{run folder: its evals} of every run under a campaign folder (none when it does not exist)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    return {path.parent: read_evals(path.parent) for path in sorted(folder.rglob(EVALS)) if path.is_dir()}
 
 
 def eval_path(run_dir, name: str) -> Path:

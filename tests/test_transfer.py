@@ -109,16 +109,34 @@ def test_a_later_transfer_evaluates_finished_runs_without_retraining(table, stor
     assert "evals/again.json" in marker["files"]
 
 
-def test_a_transfer_store_changed_under_its_name_is_evaluated_again(stores, tmp_path):
+def test_a_transfer_name_names_one_store(stores, tmp_path):
+    """Reusing a name for another store (or a rebuilt one) is refused, naming both, until --force."""
     build_toy(tmp_path / "x.h5", n=100, seed=1)
-    args = ["table", stores / "toy.h5", "--out", tmp_path / "t", "--modes", "augmented", "--transfer",
-            f"x={tmp_path / 'x.h5'}", *QUICK]
-    ok(*args)
+    build_toy(tmp_path / "y.h5", n=100, seed=2)
+    args = ["table", stores / "toy.h5", "--out", tmp_path / "t", "--modes", "augmented", *QUICK]
+    ok(*args, "--transfer", f"x={tmp_path / 'x.h5'}")
     first = json.loads((tmp_path / "t" / "augmented" / "evals" / "x.json").read_text())
-    build_toy(tmp_path / "x.h5", n=100, seed=2, force=True)
-    ok(*args)
+    before = snapshot(tmp_path / "t")
+    line = refused("cftrain", [*args, "--transfer", f"x={tmp_path / 'y.h5'}"], f"--transfer x={tmp_path / 'y.h5'}",
+                   "evals/x.json holds an evaluation of another store under that name", str(tmp_path / "x.h5"),
+                   "or --force to start the table again")
+    assert first["store_digest"][:12] in line and snapshot(tmp_path / "t") == before
+    refused("cftrain", ["collect", tmp_path / "t", "--transfer", f"x={tmp_path / 'y.h5'}"], "holds an evaluation")
+    ok(*args, "--transfer", f"y={tmp_path / 'y.h5'}")  # another name: a second column
+    ok(*args, "--transfer", f"x={tmp_path / 'y.h5'}", "--force")  # starts again: x is y's now
     second = json.loads((tmp_path / "t" / "augmented" / "evals" / "x.json").read_text())
-    assert first["store_digest"] != second["store_digest"]
+    assert second["store"] == str(tmp_path / "y.h5") and first["store_digest"] != second["store_digest"]
+
+
+@pytest.mark.parametrize("command", ["table", "sweep", "collect"])
+def test_the_training_store_is_not_a_transfer(stores, table, tmp_path, command):
+    import shutil
+    shutil.copy(stores / "toy.h5", tmp_path / "same.h5")  # another name, the same content
+    args = {"table": ["table", stores / "toy.h5", "--out", tmp_path / "t", "--modes", "augmented", *QUICK],
+            "sweep": ["sweep", stores / "toy.h5", "--out", tmp_path / "t", "--trials", "1", "--seeds", "0", *QUICK],
+            "collect": ["collect", table]}[command]
+    refused("cftrain", [*args, "--transfer", f"again={tmp_path / 'same.h5'}"], "is the store",
+            "trained on (the same content)", out=tmp_path / "t")
 
 
 def test_a_sweep_evaluates_its_top_trials_only(stores, tmp_path):
@@ -164,8 +182,12 @@ def test_a_text_table_gets_a_column_from_cfbuild_transfer(stores, tmp_path):
     source = tmp_path / "yelp.jsonl"
     source.write_text("".join(json.dumps({"label": i % 2, "text": f"{'good' if i % 2 else 'bad'} film {i}"}) + "\n"
                               for i in range(20)))
-    build_transfer("yelp", str(source), stores / "text.h5", tmp_path / "yelp.h5", sample=12, seed=0)
-    text = ok("table", stores / "text.h5", "--out", tmp_path / "t", "--modes", "augmented", "--seeds", "0,1",
+    rows = [{"g": i, "a": f"{w} film {i}", "y": y} for i in range(8) for w, y in (("good", "positive"), ("bad", "negative"))]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    build_table({"train": tmp_path / "rows.jsonl", "val": tmp_path / "rows.jsonl"}, tmp_path / "text.h5",
+                text_cols=["a"], label_col="y", pair_col="g")  # classes named as the preset names them
+    build_transfer("yelp", str(source), tmp_path / "text.h5", tmp_path / "yelp.h5", sample=12, seed=0)
+    text = ok("table", tmp_path / "text.h5", "--out", tmp_path / "t", "--modes", "augmented", "--seeds", "0,1",
               "--transfer", f"yelp={tmp_path / 'yelp.h5'}", *QUICK)
     assert "yelp (n=12)" in text.splitlines()[2]  # one split: the column is the name alone
     row = json.loads((tmp_path / "t" / "table.json").read_text())["rows"][0]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cfbuild.builders.table import label_classes
 from cfbuild.builders.textpairs import PairedSplit, write_text_store
+from cfbuild.labels import ALLOW, ALLOW_HELP, check_label_column
 from cfbuild.protocol import Builder, option, register, run_builder
 from cfbuild.sources.tables import read_headerless, read_table
 from cfpairs.errors import UserError
@@ -56,6 +57,7 @@ class AlignedOptions:
     task: str = option("aligned", help="The store's task (with --vocab-from: that store's).")
     max_tokens: int = option(0, help="Tokens kept per text (0: all; with --vocab-from: that store's).", low=0)
     vocab_size: int = option(20000, help="Most frequent tokens kept (without --vocab-from).", low=1)
+    allow: list = option([], help=ALLOW_HELP, multiple=True, choices=ALLOW)
 
 
 @register
@@ -86,7 +88,8 @@ class Aligned(Builder):
         split = to_split(rows, classes, o.kind, driver.report)
         driver.sources.extend(describe_source(p) for p in (o.file, o.edited_file) if p)
         write_text_store(driver, task=task, class_names=classes, splits={o.split: split}, max_tokens=max_tokens,
-                         vocab_size=len(vocab) if vocab else o.vocab_size, vocab=vocab, vocab_split=o.split)
+                         vocab_size=len(vocab) if vocab else o.vocab_size, vocab=vocab, vocab_split=o.split,
+                         allow=o.allow)
 
     def read_rows(self, o) -> list:
         """(original (text, label, id), edit (text, label, id)) per aligned row."""
@@ -107,10 +110,11 @@ class Aligned(Builder):
 
     @staticmethod
     def classes_and_vocab(o, rows) -> tuple:
-        labels = [r[1] for pair in rows for r in pair]
-        empty = next((r[2] for pair in rows for r in pair if not r[1].strip()), None)
-        if empty:
-            raise UserError(f"{empty}: empty label")
+        sides = [r for pair in rows for r in pair]
+        labels = [r[1] for r in sides]
+        allow = o.allow if o.vocab_from is None else (*o.allow, "label-spellings", "many-classes")  # its classes
+        check_label_column(labels, lambda row: (sides[row][2].split(":")[0], f"line {sides[row][2].split(':')[1]}"),
+                           "label", allow)
         if o.vocab_from is None:
             return label_classes(labels), None, o.max_tokens, o.task
         with Store(o.vocab_from) as trained:
@@ -157,6 +161,9 @@ def to_split(rows: list, classes: list, kind: str, report: dict) -> PairedSplit:
         split.pairs.append((a, b, kind, f"line {edit[2]}"))
     report.update(rows_in_source=len(rows), dropped_empty_text=len(empty), dropped_empty_text_first=empty[:10],
                   unpaired_same_label=len(same_label), unpaired_same_label_first=same_label[:10])
+    if same_label:
+        split.notes.append(f"{len(same_label)} of {len(rows)} edits have the same label as their original "
+                           f"(first: {same_label[0]})")
     return split
 
 

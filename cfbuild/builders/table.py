@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cfbuild.builders.textpairs import PairedSplit, write_text_store
+from cfbuild.labels import ALLOW, ALLOW_HELP, check_label_column
 from cfbuild.protocol import Builder, option, register, run_builder
 from cfbuild.sources.tables import Table, read_table
 from cfpairs.errors import UserError
@@ -90,16 +91,17 @@ def _named_labels(table: Table, label_col: str, names: tuple) -> None:
         column[row] = names[int(value)]
 
 
-def table_split(path, layout: Layout, classes: list | None) -> tuple[PairedSplit, list]:
-    """One file as a PairedSplit; `classes` None means: take them from this file's labels."""
+def table_split(path, layout: Layout, classes: list | None, allow=()) -> tuple[PairedSplit, list]:
+    """One file as a PairedSplit; `classes` None means: take them from this file's labels (checked:
+    `cfbuild.labels`; `allow` what the user accepts)."""
     text_cols, label_col, pair_col = list(layout.text_cols), layout.label_col, layout.pair_col
     table = read_table(path)
     optional = [c for c in (layout.original_col, layout.counterfactual_col, layout.id_col, layout.kind_col) if c]
     table.require(*text_cols, label_col, pair_col, *optional)
-    empty = [row for row, value in enumerate(table.columns[label_col]) if not value.strip()]
-    if empty:
-        raise UserError(f"{table.path}: line {table.line(empty[0])}: empty label in column {label_col!r} "
-                        f"({len(empty)} such rows)")
+    if not len(table):
+        raise UserError(f"{table.path}: no data rows")
+    check_label_column(table.columns[label_col], lambda row: (table.path, f"line {table.line(row)}"), label_col,
+                       allow if classes is None else (*allow, "many-classes"))  # classes come from train
     if layout.label_names:
         _named_labels(table, label_col, layout.label_names)
     classes = classes or (list(layout.label_names) if layout.label_names else label_classes(table.columns[label_col]))
@@ -131,20 +133,21 @@ def table_split(path, layout: Layout, classes: list | None) -> tuple[PairedSplit
     return out, classes
 
 
-def write_table_store(driver, files: dict, layout: Layout, task: str, max_tokens: int, vocab_size: int) -> dict:
+def write_table_store(driver, files: dict, layout: Layout, task: str, max_tokens: int, vocab_size: int,
+                      allow=()) -> dict:
     """`files`: {split name: path}, `train` required (its labels define the classes)."""
     if "train" not in files:
         raise UserError("--file (the train split) is required")
-    split, classes = table_split(files["train"], layout, classes=None)
+    split, classes = table_split(files["train"], layout, classes=None, allow=allow)
     if len(classes) < 2:
         raise UserError(f"{files['train']}: column {layout.label_col!r} has fewer than 2 classes ({classes})")
     splits = {"train": split}
     for name in ("val", "test"):
         if files.get(name):
-            splits[name], _ = table_split(files[name], layout, classes=classes)
+            splits[name], _ = table_split(files[name], layout, classes=classes, allow=allow)
     driver.sources.extend(describe_source(files[n]) for n in splits)
     return write_text_store(driver, task=task, class_names=classes, splits=splits, max_tokens=max_tokens,
-                            vocab_size=vocab_size)
+                            vocab_size=vocab_size, allow=allow)
 
 
 @dataclass
@@ -161,6 +164,7 @@ class TableOptions:
     task: str = option("table", help="The store's task name.")
     max_tokens: int = option(32, help="Tokens kept per text (0: keep all, padded to the longest).", low=0)
     vocab_size: int = option(20000, help="Most frequent training tokens kept (plus padding and unknown).", low=1)
+    allow: list = option([], help=ALLOW_HELP, multiple=True, choices=ALLOW)
 
 
 @register
@@ -173,17 +177,19 @@ class TableBuilder(Builder):
     def build(self, o, driver):
         files = {"train": o.file, "val": o.file_val, "test": o.file_test}
         layout = Layout(tuple(c for c in (o.text_col, o.text2_col) if c), o.label_col, o.pair_col, o.original_col)
-        write_table_store(driver, {k: v for k, v in files.items() if v}, layout, o.task, o.max_tokens, o.vocab_size)
+        write_table_store(driver, {k: v for k, v in files.items() if v}, layout, o.task, o.max_tokens, o.vocab_size,
+                          o.allow)
 
 
 def build_table(files: dict, out, *, text_cols: list, label_col: str, pair_col: str, original_col=None,
-                task: str = "table", max_tokens: int = 32, vocab_size: int = 20000, force: bool = False) -> dict:
+                task: str = "table", max_tokens: int = 32, vocab_size: int = 20000, force: bool = False,
+                allow=()) -> dict:
     """The `table` builder from Python: `files` {split name: path}, `train` required."""
     return run_builder("table", out, force, file=files.get("train"), file_val=files.get("val"),
                        file_test=files.get("test"), text_col=text_cols[0],
                        text2_col=text_cols[1] if len(text_cols) > 1 else None, label_col=label_col,
                        pair_col=pair_col, original_col=original_col, task=task, max_tokens=max_tokens,
-                       vocab_size=vocab_size)
+                       vocab_size=vocab_size, allow=list(allow))
 
 
 def _store_json(folder: Path) -> dict:
@@ -199,6 +205,19 @@ def _store_json(folder: Path) -> dict:
     return meta
 
 
+def _class_names(folder: Path, meta: dict) -> tuple | None:
+    """store.json's class names: a list of distinct, non-empty strings (or absent)."""
+    names = meta.get("class_names")
+    if names is None:
+        return None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise UserError(f"{folder / 'store.json'}: class_names must be a list of class names, e.g. [\"neg\", \"pos\"], "
+                        f"found {json.dumps(names)[:60]}")
+    if len(set(names)) != len(names):
+        raise UserError(f"{folder / 'store.json'}: class_names repeats a name: {json.dumps(names)[:60]}")
+    return tuple(names)
+
+
 @dataclass
 class ImportOptions:
     folder: Path = option(help="Holds train.parquet (or .jsonl/.csv/.tsv), optionally val and test, in the export "
@@ -207,6 +226,7 @@ class ImportOptions:
                                                "else 0].", low=0)
     vocab_size: int | None = option(None, help="Most frequent training tokens kept [default: the exported store's "
                                                "own, else 20000].", low=1)
+    allow: list = option([], help=ALLOW_HELP, multiple=True, choices=ALLOW)
 
 
 @register
@@ -225,11 +245,12 @@ class ImportBuilder(Builder):
         files = {}
         for split in ("train", "val", "test"):
             found = [p for p in (folder / f"{split}{ext}" for ext in (".parquet", ".jsonl", ".csv", ".tsv"))
-                     if p.is_file()]
+                     if p.is_file()] + [p for p in [folder / split] if (p / "state.json").is_file()]  # --to hf
             if found:
                 files[split] = found[0]
         if "train" not in files:
-            raise UserError(f"{folder}: no train.parquet (or train.jsonl/.csv/.tsv) in the exported layout")
+            raise UserError(f"{folder}: no train.parquet (or train.jsonl/.csv/.tsv, or a train/ folder that "
+                            "cfbuild export --to hf writes) in the exported layout")
         meta = _store_json(folder)
         built = (meta.get("build") or {}).get("parameters") or {}
         max_tokens = built.get("max_tokens", 0) if o.max_tokens is None else o.max_tokens
@@ -239,10 +260,9 @@ class ImportBuilder(Builder):
         header = read_table(files["train"]).columns
         text_cols = ("premise_text", "hypothesis_text") if "premise_text" in header else ("text",)
         layout = Layout(text_cols, "label", "pair_id", counterfactual_col="is_counterfactual", unpaired=("-1",),
-                        label_names=tuple(meta["class_names"]) if meta.get("class_names") else None,
-                        id_col="id" if "id" in header else None,
+                        label_names=_class_names(folder, meta), id_col="id" if "id" in header else None,
                         kind_col="pair_kind" if "pair_kind" in header else None)
-        write_table_store(driver, files, layout, meta.get("task", "import"), max_tokens, vocab_size)
+        write_table_store(driver, files, layout, meta.get("task", "import"), max_tokens, vocab_size, o.allow)
 
 
 def build_import(folder, out, *, max_tokens: int | None = None, vocab_size: int | None = None,

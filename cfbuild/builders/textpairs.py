@@ -13,6 +13,7 @@ import numpy as np
 
 from cfpairs.errors import UserError
 from cfpairs.progress import Progress
+from cfbuild.labels import check_some_pair
 from cfbuild.text import build_vocab, encode, jaccard, tokenize
 
 LOW_OVERLAP = 0.2
@@ -69,6 +70,11 @@ def check_pairs(split: PairedSplit, class_names: list) -> None:
                             f"{class_names[split.labels[a]]!r}; a pair needs two labels")
 
 
+def _why_unpaired(splits: dict) -> str:
+    notes = [note for split in splits.values() for note in split.notes if "same label" in note]
+    return notes[0] if notes else ""
+
+
 def empty_texts(split: PairedSplit) -> list:
     """Ids of rows whose text (every text field) is empty or blank: kept, but reported."""
     return [i for i, texts in zip(split.ids, split.texts) if not any(t.strip() for t in texts)]
@@ -76,13 +82,19 @@ def empty_texts(split: PairedSplit) -> list:
 
 def write_text_store(driver, *, task: str, class_names: list, splits: dict, max_tokens: int,
                      vocab_size: int, vocab: list | None = None, extra_report: dict | None = None,
-                     vocab_split: str = "train") -> dict:
+                     vocab_split: str = "train", allow=(), pairs_expected: bool = True) -> dict:
     """Tokenise, pair, validate and write `splits` ({name: PairedSplit}) through the builder's
-    driver (`cfbuild.protocol.Driver`); the report goes to the driver (and is returned)."""
+    driver (`cfbuild.protocol.Driver`); the report goes to the driver (and is returned). A build
+    that would hold no pair is refused (`pairs_expected`; `allow` "no-pairs" builds it)."""
+    empty = [name for name, split in splits.items() if not split.ids]
+    if empty:
+        raise UserError(f"split {empty[0]}: no rows to build from")
     n_fields = len(next(iter(splits.values())).texts[0])
     prefixes = FIELD_PREFIXES[n_fields]
     for split in splits.values():
         check_pairs(split, class_names)
+    if pairs_expected:
+        check_some_pair({name: len(split.pairs) for name, split in splits.items()}, allow, _why_unpaired(splits))
     tokens = {}
     with Progress(len(splits), "tokenising", unit="split") as bar:
         for name, s in splits.items():
@@ -94,14 +106,19 @@ def write_text_store(driver, *, task: str, class_names: list, splits: dict, max_
         vocab = build_vocab([t for field_tokens in tokens[vocab_split] for t in field_tokens], vocab_size)
     report = driver.report
     report.update(extra_report or {}, vocab_size=len(vocab), splits={})
+    kept = {}
+    for name, split in splits.items():
+        kept[name], report["splits"][name] = _pair_report(split, tokens[name])
+    if pairs_expected:
+        check_some_pair({name: len(pairs) for name, pairs in kept.items()}, allow,
+                        "every pair's original and edit have the same tokens")
     with driver.writer(task=task, input_kind="text_pair" if n_fields == 2 else "text",
                        label_kind="binary" if len(class_names) == 2 else "multiclass",
                        class_names=class_names) as writer:
         writer.write_vocab(vocab)
         for name, split in splits.items():
-            kept, report["splits"][name] = _pair_report(split, tokens[name])
             truncated_same = sum(all(t[a][:max_tokens] == t[b][:max_tokens] for t in tokens[name])
-                                 for a, b, _ in kept) if max_tokens else 0
+                                 for a, b, _ in kept[name]) if max_tokens else 0
             report["splits"][name]["pairs_same_after_truncation"] = truncated_same
             blank = empty_texts(split)
             report["splits"][name].update(empty_texts=len(blank), empty_texts_first=blank[:10])
@@ -110,5 +127,5 @@ def write_text_store(driver, *, task: str, class_names: list, splits: dict, max_
             for prefix, field_texts, field_tokens in zip(prefixes, zip(*split.texts), tokens[name]):
                 ids, lengths = encode(field_tokens, vocab, max_tokens)
                 examples.update({f"{prefix}text": list(field_texts), f"{prefix}tokens": ids, f"{prefix}length": lengths})
-            writer.write_split(name, examples, [(a, b) for a, b, _ in kept], [k for _, _, k in kept])
+            writer.write_split(name, examples, [(a, b) for a, b, _ in kept[name]], [k for _, _, k in kept[name]])
     return report

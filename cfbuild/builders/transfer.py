@@ -15,20 +15,64 @@ from cfpairs.store import Store, describe_source
 
 
 @dataclass(frozen=True)
+class Convention:
+    """One way a source writes its labels: value -> class name, and the values dropped on purpose."""
+    name: str
+    labels: dict        # source label -> class name (matched to the trained store's classes, case aside)
+    dropped: tuple = ()  # values left out by design (SemEval's neutral tweets), counted in the report
+
+
+@dataclass(frozen=True)
 class Preset:
     hub: tuple          # (name, config, split) for load_dataset
     text_cols: tuple    # joined with a space when several (amazon: title + content)
     pair_kind: bool     # True: premise/hypothesis text pair
-    labels: dict        # source label -> class index; other labels are dropped and counted
+    conventions: tuple  # Convention: the one whose values the source uses is chosen, else refused
 
 
+POLARITY = Convention("0 = negative, 1 = positive (Hugging Face)", {"0": "negative", "1": "positive"})
+POLARITY_RAW = Convention("1 = negative, 2 = positive (the original CSV release)", {"1": "negative", "2": "positive"})
+NLI = {"entailment": "entailment", "neutral": "neutral", "contradiction": "contradiction"}
 PRESETS = {
-    "amazon": Preset(("amazon_polarity", None, "test"), ("title", "content"), False, {"0": 0, "1": 1}),
-    "yelp": Preset(("yelp_polarity", None, "test"), ("text",), False, {"0": 0, "1": 1}),
-    "semeval": Preset(("tweet_eval", "sentiment", "test"), ("text",), False, {"0": 0, "2": 1}),
+    "amazon": Preset(("amazon_polarity", None, "test"), ("title", "content"), False, (POLARITY, POLARITY_RAW)),
+    "yelp": Preset(("yelp_polarity", None, "test"), ("text",), False, (POLARITY, POLARITY_RAW)),
+    "semeval": Preset(("tweet_eval", "sentiment", "test"), ("text",), False,
+                      (Convention("0 = negative, 1 = neutral (dropped), 2 = positive (tweet_eval)",
+                                  {"0": "negative", "2": "positive"}, ("1",)),)),
     "multinli": Preset(("multi_nli", None, "validation_matched"), ("premise", "hypothesis"), True,
-                       {"0": 0, "1": 1, "2": 2}),
+                       (Convention("0 = entailment, 1 = neutral, 2 = contradiction (Hugging Face)",
+                                   {"0": "entailment", "1": "neutral", "2": "contradiction"}),
+                        Convention("gold_label words; '-' (no consensus) dropped (the original JSONL)", NLI, ("-",)))),
 }
+
+
+def convention_of(values: list, preset: str, source: str) -> Convention:
+    """The preset's convention whose values the source uses: every value is one of its labels or
+    drops; a source that fits none or several is refused, naming what it found."""
+    found = sorted(set(values))
+    fitting = [c for c in PRESETS[preset].conventions if set(found) <= set(c.labels) | set(c.dropped)]
+    shown = ", ".join(repr(v) for v in found[:8]) + (" ..." if len(found) > 8 else "")
+    conventions = "; ".join(c.name for c in PRESETS[preset].conventions)
+    if not fitting:
+        raise UserError(f"{source}: labels {shown} fit none of the preset {preset!r}'s conventions ({conventions})")
+    if len(fitting) > 1:
+        raise UserError(f"{source}: labels {shown} fit several of the preset {preset!r}'s conventions "
+                        f"({conventions}): too few label values to tell")
+    return fitting[0]
+
+
+def class_indexes(convention: Convention, classes: list, values: list, vocab_from, allow=()) -> dict:
+    """{source label: class index in the trained store}, by class name; a class the convention
+    declares that no row has is refused unless allowed (a preset never drops a class quietly)."""
+    lowered = [c.lower() for c in classes]
+    unknown = sorted({name for name in convention.labels.values() if name not in lowered})
+    if unknown:
+        raise UserError(f"--vocab-from {vocab_from}: its classes {classes} do not name the preset's {unknown}")
+    absent = sorted({name for value, name in convention.labels.items() if value not in set(values)})
+    if absent and "missing-class" not in allow:
+        raise UserError(f"no row has the label of class {absent[0]!r} ({convention.name}); pass --allow missing-class "
+                        "if the source really has none")
+    return {value: lowered.index(name) for value, name in convention.labels.items()}
 
 
 def load_rows(source: str, preset: Preset) -> tuple[dict, dict]:
@@ -55,6 +99,8 @@ class TransferOptions:
     vocab_from: Path = option(help="The store whose vocabulary (and max tokens) the transfer set uses.", inputs="file")
     sample: int = option(2000, help="Rows sampled from the source (seeded).", low=1)
     seed: int = option(0, help="Seed of the sample.", low=0, high=SEED_MAX)
+    allow: list = option([], help="Accept what is usually a mistake: missing-class (a class of the preset that no "
+                                  "row has).", multiple=True, choices=("missing-class",))
 
 
 @register
@@ -80,20 +126,24 @@ class Transfer(Builder):
         missing = [c for c in (*preset.text_cols, "label") if c not in columns]
         if missing:
             raise UserError(f"{o.source}: missing column(s) {missing} for preset {o.preset!r}")
-        keep = np.array([i for i, v in enumerate(columns["label"]) if v in preset.labels], dtype=np.int64)
+        values = [v.strip() for v in columns["label"]]
+        convention = convention_of(values, o.preset, o.source)
+        index = class_indexes(convention, classes, values, o.vocab_from, o.allow)
+        keep = np.array([i for i, v in enumerate(values) if v in index], dtype=np.int64)
         if not len(keep):
-            raise UserError(f"{o.source}: no rows with a label the preset {o.preset!r} keeps ({sorted(preset.labels)})")
+            raise UserError(f"{o.source}: no rows with a label the preset {o.preset!r} keeps ({convention.name})")
         chosen = np.sort(np.random.default_rng(o.seed).choice(keep, size=min(o.sample, len(keep)), replace=False))
         split = PairedSplit()
         for i in chosen.tolist():
             texts = [columns[c][i] for c in preset.text_cols]
             texts = texts if preset.pair_kind else [" ".join(t for t in texts if t)]
-            split.add(f"{o.preset}:{i}", texts, preset.labels[columns["label"][i]], False)
+            split.add(f"{o.preset}:{i}", texts, index[values[i]], False)
         report = {"rows_in_source": len(columns["label"]), "rows_with_kept_labels": int(len(keep)),
+                  "label_convention": convention.name,
                   "dropped_labels": len(columns["label"]) - int(len(keep)), "sampled": int(len(chosen))}
         driver.sources.append(source_entry)
         write_text_store(driver, task=task, class_names=classes, splits={"test": split}, max_tokens=max_tokens,
-                         vocab_size=len(vocab), vocab=vocab, extra_report=report)
+                         vocab_size=len(vocab), vocab=vocab, extra_report=report, pairs_expected=False)
 
 
 def build_transfer(preset: str, source: str, vocab_from, out, force: bool = False, **options) -> dict:

@@ -61,23 +61,36 @@ def read_headerless(path, names: list) -> Table:
     path = Path(path)
     delimiter = DELIMITERS.get(path.suffix.lower(), "\t")
     header, rows, starts = parse_delimited(path, check_utf8(path).decode("utf-8"), delimiter, names)
-    return Table(path, {name: [row[i] for row in rows] for i, name in enumerate(header)}, first_line=1, lines=starts)
+    return _without_nul(Table(path, {name: [row[i] for row in rows] for i, name in enumerate(header)}, first_line=1,
+                              lines=starts))
 
 
 def read_table(path) -> Table:
     """Read a .tsv/.csv (with a header row) or .jsonl/.json (one object a line)."""
     path = Path(path)
+    if path.is_dir() and (path / "state.json").is_file():
+        return _without_nul(_read_saved(path))  # a split `datasets` saved (cfbuild export --to hf): rows
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     if path.suffix.lower() == ".parquet":
-        return _read_parquet(path)  # rows, not lines: "line" n is row n
+        return _without_nul(_read_parquet(path))  # rows, not lines: "line" n is row n
     data = check_utf8(path)
     suffix = path.suffix.lower()
     if suffix in DELIMITERS:
-        return _read_delimited(path, data, DELIMITERS[suffix])
+        return _without_nul(_read_delimited(path, data, DELIMITERS[suffix]))
     if suffix in JSON_SUFFIXES:
-        return _read_jsonl(path, data)
+        return _without_nul(_read_jsonl(path, data))
     raise UserError(f"{path}: unknown table format {suffix!r} (expected .tsv, .csv, .jsonl, .json or .parquet)")
+
+
+def _without_nul(table: Table) -> Table:
+    """A NUL character in a cell is refused by line and column (HDF5 strings cannot hold one)."""
+    for name, values in table.columns.items():
+        if any("\x00" in value for value in values):
+            row = next(row for row, value in enumerate(values) if "\x00" in value)
+            raise UserError(f"{table.path}: line {table.line(row)}: a NUL character in column {name!r} (a text "
+                            "cannot hold one; remove it)")
+    return table
 
 
 def _read_parquet(path: Path) -> Table:
@@ -87,6 +100,21 @@ def _read_parquet(path: Path) -> Table:
         table = pq.read_table(path).to_pydict()
     except Exception as exc:  # pyarrow raises many types for damaged files
         raise UserError(f"{path}: not a readable parquet file ({' '.join(str(exc).split())[:160]})") from None
+    return _strings(path, table)
+
+
+def _read_saved(path: Path) -> Table:
+    """One split that `datasets` saved to disk (`save_to_disk`), as strings."""
+    import datasets
+
+    try:
+        table = datasets.load_from_disk(str(path)).to_dict()
+    except Exception as exc:  # datasets raises many types for damaged folders
+        raise UserError(f"{path}: not a readable saved dataset ({' '.join(str(exc).split())[:160]})") from None
+    return _strings(path, table)
+
+
+def _strings(path: Path, table: dict) -> Table:
     columns = {name: ["" if v is None else (str(v).lower() if isinstance(v, bool) else str(v)) for v in values]
                for name, values in table.items()}
     return Table(path, columns, first_line=1)
@@ -135,9 +163,9 @@ def _read_delimited(path: Path, data: bytes, delimiter: str) -> Table:
 
 
 def _read_jsonl(path: Path, data: bytes) -> Table:
-    objects = []
+    objects, lines = [], []
     for number, line in enumerate(data.decode("utf-8").splitlines(), 1):
-        if line.strip():
+        if line.strip():  # blank lines are skipped, and every row keeps its own line number
             try:
                 value = json.loads(line)
             except ValueError as exc:
@@ -145,6 +173,7 @@ def _read_jsonl(path: Path, data: bytes) -> Table:
             if not isinstance(value, dict):
                 raise UserError(f"{path}: line {number}: not a JSON object ({type(value).__name__})")
             objects.append(value)
+            lines.append(number)
     names = list(dict.fromkeys(k for obj in objects for k in obj))
     columns = {name: ["" if obj.get(name) is None else str(obj[name]) for obj in objects] for name in names}
-    return Table(path, columns, first_line=1)
+    return Table(path, columns, first_line=1, lines=lines)
