@@ -93,12 +93,15 @@ def _check_splits(store: Store) -> None:
         examples = {f: _read(store, ds) for f, ds in split.examples.items()}
         index, kinds = _read(store, index), _read(store, kinds)
         subsets = {k: _read(store, v) for k, v in split.subsets.items()}
-        validate_split(name, examples, index, kinds, subsets, input_kind=store.input_kind,
-                       label_kind=store.label_kind, n_classes=len(store.class_names),
-                       vocab_size=None if vocab is None else len(vocab),
-                       n_images=None if regions is None else regions.n_images)
+        try:
+            validate_split(name, examples, index, kinds, subsets, input_kind=store.input_kind,
+                           label_kind=store.label_kind, n_classes=len(store.class_names),
+                           vocab_size=None if vocab is None else len(vocab),
+                           n_images=None if regions is None else regions.n_images)
+        except StoreError as exc:  # the rules name the dataset; a reader also needs the file
+            raise StoreError(f"{store.path}: {exc}") from None
         if regions is not None and examples["region_mask"].shape[1] != regions.boxes_shape[1]:
-            raise StoreError(f"/{name}/examples/region_mask: {examples['region_mask'].shape[1]} regions, "
+            raise StoreError(f"{store.path}: /{name}/examples/region_mask: {examples['region_mask'].shape[1]} regions, "
                              f"/regions/boxes has {regions.boxes_shape[1]}")
 
 

@@ -26,6 +26,10 @@ def _check_inputs(ex: dict, input_kind: str, vocab_size: int | None, n_images: i
             raise StoreError(f"{where}/{prefix}length: lengths outside [0, {tokens.shape[1]}]")
     if input_kind == "vector" and (ex["x"].ndim != 2 or ex["x"].dtype != np.float32):
         raise StoreError(f"{where}/x: expected (N, D) float32, got {ex['x'].dtype} {ex['x'].shape}")
+    if input_kind == "vector" and not np.isfinite(ex["x"]).all():
+        row = int(np.flatnonzero(~np.isfinite(ex["x"]).all(1))[0])
+        raise StoreError(f"{where}/x: row {row} (id {ex['id'][row]!s}) is not finite (NaN or infinity); inputs "
+                         "must be numbers")
     if input_kind == "regions":
         if n_images is None:
             raise StoreError(f"{where}: /regions is required for input kind 'regions'")

@@ -269,4 +269,9 @@ class RegionFeatureReader:
         out = np.asarray(block, dtype=np.float32)[inverse.reshape(-1)]
         if keep is not None:
             out[~keep] = 0  # numpy: ~10x faster here than torch's boolean index_put
+        if not np.isfinite(out).all():  # as it is read: a features file may be gigabytes
+            row = int(np.asarray(image_rows).reshape(-1)[np.flatnonzero(~np.isfinite(out).reshape(len(out), -1)
+                                                                         .all(1))[0]])
+            raise StoreError(f"{self.path}: /regions/features row {row} is not finite (NaN or infinity); region "
+                             "features must be numbers")
         return out

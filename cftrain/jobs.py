@@ -28,6 +28,7 @@ from cfpairs.errors import OutputWriteError, UserError
 from cfpairs.outputs import check_output, folder_in_place, remove_stale_parts, staged
 from cfpairs.progress import Progress, note, set_quiet, stop_if_requested
 from cfpairs.store import Store
+from cftrain.methods import method
 from cftrain.options import all_options
 from cftrain.presets import RunConfig, identity
 from cftrain.rundir import CONFIG, METRICS, RunDir
@@ -221,9 +222,11 @@ def run_campaign(kind: str, store_path, out, jobs: list, processes: int | None =
     verified = check_store(store_path, digest=verify, allow_external=allow)  # once, before the folder is made
     with Store(store_path, allow) as store:
         digest, label_kind = store.digest, store.label_kind
+        pairs = store.split("train").pairs_index.shape[0] if "train" in store.splits else 0
     from cftrain.train import checked_labels  # noqa: PLC0415  (the trainer: in the workers too)
     for job in jobs:
         checked_labels(job.config, label_kind)
+        method(job.config.mode).check_pairs(pairs, f"split train of {store_path}")
     with folder_in_place(out, kind, force, inputs=inputs) as (folder, resumed):
         todo = [job for job in jobs if not (resumed and _finished(folder, job, digest, out, kind))]
         for job in todo:

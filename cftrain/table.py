@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from cfpairs.errors import UserError
+from cfpairs.progress import note
 from cfpairs.store import Store
 from cftrain.jobs import Job, run_campaign
 from cftrain.methods import METHODS, method
@@ -48,6 +49,11 @@ def run_table(store_path, out_dir, modes=None, force: bool = False, verify: bool
     ({name: store}): every run evaluated on each, one column each (`cftrain.transfer`)."""
     with Store(store_path, bool(overrides.get("allow_external"))) as store:
         task, input_kind = store.task, store.input_kind
+        pairs = store.split("train").pairs_index.shape[0] if "train" in store.splits else 0
+    if modes is None and not pairs:  # a default table leaves out the rows that learn from pairs
+        modes = [name for name in fitting_modes(task, input_kind, overrides) if not METHODS[name].needs_pairs]
+        left_out = ", ".join(name for name in METHODS if METHODS[name].needs_pairs)
+        note(f"{store_path}: split train has no pairs: the table leaves out {left_out}")
     planned = plan_table(task, input_kind, modes, seeds, overrides)
     transfers = transfers or {}
     allow = bool(overrides.get("allow_external"))

@@ -189,6 +189,9 @@ def fit(config: RunConfig, store: PairStore, splits: dict, log=None, device="cpu
     subset = group_subset(splits["train"], config.fraction,
                           config.seed if config.fraction_seed is None else config.fraction_seed)
     train = trainer.training_rows(subset, config.seed)
+    trainer.check_pairs(len(train.pairs), f"split train of {store.path}" + (
+        f" (--fraction {config.fraction})" if config.fraction < 1 else "") + (
+        f" (--subsets {','.join(config.subsets)})" if config.subsets else ""))
     kwargs = model_kwargs(config, store)
     members = [m.to(device) for m in build_members(config, store, kwargs,
                                                    sparse_pays(config, train, kwargs["vocab_size"]))]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import zlib
 import importlib
 import importlib.util
 from dataclasses import dataclass
@@ -139,11 +140,15 @@ def check_embeddings(spec: str | None) -> None:
 
 
 def load_vectors(spec: str, vocab: list[str]) -> tuple[torch.Tensor, int]:
-    """(V, D) vectors for `vocab` (unknown words zero) and how many words were found."""
+    """(V, D) vectors for `vocab` (unknown words zero) and how many words were found; a vector with
+    a NaN or an infinity is refused, naming the word (it would only show as a diverged loss)."""
     check_embeddings(spec)
-    if spec in RESOURCES:
-        return RESOURCES[spec].load(spec, vocab)
-    return load_word_vectors(spec, vocab)
+    matrix, found = RESOURCES[spec].load(spec, vocab) if spec in RESOURCES else load_word_vectors(spec, vocab)
+    bad = torch.nonzero(~torch.isfinite(matrix).all(1)).flatten()
+    if len(bad):
+        raise UserError(f"--embeddings {spec}: the vector of {vocab[int(bad[0])]!r} (vocabulary row {int(bad[0])}) is "
+                        f"not finite ({len(bad)} such words)")
+    return matrix, found
 
 
 def describe(spec: str) -> dict:
@@ -170,19 +175,33 @@ def load_word_vectors(path, vocab: list[str], dim: int = 300) -> tuple[torch.Ten
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     index = {w: i for i, w in enumerate(vocab)}
-    matrix, found = None, 0
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-        for number, line in enumerate(fh, 1):
-            parts = line.rstrip().split(" ")
-            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                continue  # word2vec header: count and width
-            if matrix is None:
-                matrix = torch.zeros(len(vocab), len(parts) - 1)
-            if len(parts) - 1 != matrix.shape[1]:
-                raise UserError(f"{path}: line {number}: {len(parts) - 1} values, expected {matrix.shape[1]}")
-            if parts[0] in index:
-                matrix[index[parts[0]]] = torch.tensor([float(v) for v in parts[1:]])
-                found += 1
+    matrix, found, number = None, 0, 0
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            for number, line in enumerate(fh, 1):
+                parts = line.rstrip().split(" ")
+                if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                    continue  # word2vec header: count and width
+                if matrix is None:
+                    matrix = torch.zeros(len(vocab), len(parts) - 1)
+                if len(parts) - 1 != matrix.shape[1]:
+                    raise UserError(f"{path}: line {number}: {len(parts) - 1} values, expected {matrix.shape[1]}")
+                if parts[0] in index:
+                    matrix[index[parts[0]]] = _numbers(parts[0], parts[1:], path, number)
+                    found += 1
+    except (EOFError, OSError, zlib.error) as exc:  # a cut .gz ends in EOFError: never an interrupt
+        raise UserError(f"{path}: truncated or corrupt after line {number} ({type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:100]})") from None
     if matrix is None:
         raise UserError(f"{path}: no word vectors")
     return matrix, found
+
+
+def _numbers(word: str, values: list, path: Path, number: int) -> torch.Tensor:
+    try:
+        vector = torch.tensor([float(v) for v in values])
+    except ValueError:
+        raise UserError(f"{path}: line {number}: the vector of {word!r} holds a value that is not a number") from None
+    if not torch.isfinite(vector).all():
+        raise UserError(f"{path}: line {number}: the vector of {word!r} is not finite (NaN or infinity)")
+    return vector

@@ -56,6 +56,7 @@ class Method:
     trains = True               # False: predictions are drawn, no model is trained
     options: tuple = ()         # the run options only this method reads (cftrain.options.Option)
     cost = 1.0                  # expected training time relative to augmentation's (orders a table's runs)
+    needs_pairs = False         # True: learns from the pairs (a train split without any is refused)
     order = 50.0                # the row's place in tables (built-in rows: 0-10)
 
     def table_row_name(self, input_kind: str) -> str:
@@ -63,6 +64,12 @@ class Method:
 
     def check(self, config, model_class) -> None:
         """Refuse, before any work, a config this method cannot train (a UserError naming why)."""
+
+    def check_pairs(self, pairs: int, where: str) -> None:
+        """Refuse, before any work, a train split with no pairs when this method learns from pairs."""
+        if self.needs_pairs and not pairs:
+            raise UserError(f"--mode {self.name}: {where} has no pairs, and {self.name} learns from pairs (it would "
+                            "train as plain augmentation); use --mode augmented, or a store with pairs")
 
     def check_labels(self, config, labels) -> None:
         """Refuse, before any work, a config this method cannot train with the store's labels

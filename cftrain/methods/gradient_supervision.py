@@ -28,6 +28,7 @@ class GradientSupervision(Method):
     regions_row_name = "+ CF data + GS"
     options = (GS_WEIGHT, GS_DETACH_TARGET, GS_CLASS)
     random_relations = False
+    needs_pairs = True
     cost, order = 1.5, 4  # the GS term's double backward
 
     def check_labels(self, config, labels):

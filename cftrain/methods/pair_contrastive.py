@@ -49,6 +49,7 @@ class PairContrastive(Method):
     regions_row_name = "+ CF data + pair-contrastive term"
     options = (CONTRASTIVE_WEIGHT, TEMPERATURE)
     cost, order = 1.1, 6
+    needs_pairs = True
 
     def check(self, config, model_class):
         if not model_class.learned_encoding:
