@@ -4,6 +4,8 @@ figures, one line per split, then each split's anomalies indented under it."""
 
 from __future__ import annotations
 
+from cfpairs.check import short_list
+
 # Wording for report keys whose name alone says too little; others print with spaces for '_'.
 LABELS = {
     "pairs_dropped_identical": "left out of pairs, identical texts",
@@ -27,11 +29,17 @@ def _empty(value) -> bool:
     return value in (None, "", 0, []) and value is not False
 
 
+FIRST = 5  # items of a list printed on the terminal; the store's report keeps them all
+LINE = 300  # characters of one printed line at most
+WHERE = "all in the store's report: cfbuild inspect --json, or cfbuild view"
+
+
 def _text(value) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{_label(k)} {_text(v)}" for k, v in value.items() if not _empty(v))
     if isinstance(value, list):
-        return ", ".join(f"({_text(v)})" if isinstance(v, dict) else str(v) for v in value)
+        items = [f"({_text(v)})" if isinstance(v, dict) else str(v) for v in value]
+        return short_list(items, FIRST, WHERE) if len(items) > FIRST else ", ".join(items)
     return str(value)
 
 
@@ -44,5 +52,8 @@ def format_report(report: dict) -> str:
         lines.append(f"{name}: " + ", ".join(scalars))
         for key, value in stats.items():
             if isinstance(value, (list, dict)) and not _empty(value):
-                lines += [f"  {note}" for note in value] if key == "notes" else [f"  {_label(key)}: {_text(value)}"]
-    return "\n".join(lines)
+                notes = [f"  {note}" for note in value[:FIRST]] + \
+                    ([f"  ... {len(value) - FIRST} more notes ({WHERE})"] if len(value) > FIRST else [])
+                lines += notes if key == "notes" else [f"  {_label(key)}: {_text(value)}"]
+    cut = f" ... ({WHERE})"
+    return "\n".join(line if len(line) <= LINE else line[:LINE - len(cut)] + cut for line in lines)

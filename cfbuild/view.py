@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import difflib
-import html
 import re
 from collections import Counter
 from pathlib import Path
@@ -23,7 +22,7 @@ from cfpairs.errors import UserError
 from cfpairs.outputs import check_output, write_page
 from cfpairs.store import Store
 from cfpairs.api import PairStore
-from cfbuild.view_page import page
+from cfbuild.view_page import escape, page
 
 TEXT_FIELDS = {"text": ("text",), "text_pair": ("premise_text", "hypothesis_text"), "regions": ("text",)}
 
@@ -33,7 +32,7 @@ def word_diff(before: str, after: str) -> tuple[str, str]:
     a, b = before.split(), after.split()
     left, right = [], []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        old, new = html.escape(" ".join(a[i1:i2])), html.escape(" ".join(b[j1:j2]))
+        old, new = escape(" ".join(a[i1:i2])), escape(" ".join(b[j1:j2]))
         if op == "equal":
             left.append(old)
             right.append(new)

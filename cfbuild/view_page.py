@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import html
 import json
+import re
+import unicodedata
 
 from cfpairs.outputs import html_signature
 
@@ -18,7 +20,9 @@ padding:2px 8px;text-align:left;vertical-align:top}
 .pair{border:1px solid #ddd;border-radius:4px;margin:.6em 0;padding:.4em .6em}
 .pair[hidden]{display:none}
 .head{color:#555;font-size:.9em;margin-bottom:.3em}
-.sides{display:grid;grid-template-columns:1fr 1fr;gap:1em}
+.sides{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:1em}
+.pair,.field,.remark,.head,td,pre,code{overflow-wrap:anywhere}
+bdi{unicode-bidi:isolate}.ctl{color:#a00;border:1px dotted #a00;font-size:.8em;padding:0 2px}
 .side .label{font-weight:600}
 del{background:#fdd;text-decoration:line-through}ins{background:#dfd;text-decoration:none}
 .field{margin:.2em 0}.field b{color:#666;font-weight:500}
@@ -53,8 +57,26 @@ SCRIPT = """
 """
 
 
-def _e(value) -> str:
-    return html.escape(str(value))
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def escape(value) -> str:
+    """Text escaped for the page, its bidirectional controls shown, never obeyed: a right-to-left
+    override would otherwise reverse what follows it ('loved it' read as 'ti devol')."""
+    return BIDI_CONTROLS.sub(_control, html.escape(str(value)))
+
+
+_e = escape
+
+
+def _control(match) -> str:
+    code = ord(match.group())
+    return f'<span class=ctl title="U+{code:04X} {unicodedata.name(match.group(), "")}">U+{code:04X}</span>'
+
+
+def text_html(value) -> str:
+    """A text from the store: escaped (`_e`) and isolated, so right-to-left words stay in place."""
+    return f"<bdi>{_e(value)}</bdi>"
 
 
 def _options(element_id: str, label: str, values: list) -> str:
@@ -86,14 +108,14 @@ def summary_html(info: dict) -> str:
 
 def side_html(row: dict, side: int) -> str:
     fields = "".join(f'<div class=field><b>{_e(f)}{" (edited)" if f in row["edited"] and len(row["diff"]) > 1 else ""}'
-                     f':</b> {d[side]}</div>' for f, d in row["diff"].items())
+                     f':</b> <bdi>{d[side]}</bdi></div>' for f, d in row["diff"].items())
     pred = ""
     if "predictions" in row:
         members, ensemble = row["predictions"][side], row["predictions"][2 + side]
         pred = (f'<div class=pred>prediction: <b>{_e(ensemble)}</b>'
                 + (f' (members: {_e(", ".join(members))})' if len(members) > 1 else "") + "</div>")
     return (f'<div class=side><div class=label>{"original" if side == 0 else "counterfactual"}: '
-            f'{_e(row["labels"][side])} <small>{_e(row["ids"][side])}</small></div>{fields}{pred}</div>')
+            f'{text_html(row["labels"][side])} <small>{text_html(row["ids"][side])}</small></div>{fields}{pred}</div>')
 
 
 def regions_html(regions: dict) -> str:
@@ -113,7 +135,7 @@ def pair_html(row: dict) -> str:
     changed = "changed" if row["labels"][0] != row["labels"][1] else "same"
     correct = f' data-correct="{row["correct"]}"' if row.get("correct") else ""
     badge = f' <span class="badge {row["correct"]}">{row["correct"]}</span>' if row.get("correct") else ""
-    remarks = "".join(f"<div class=remark>{_e(r)}</div>" for r in row["remarks"])
+    remarks = "".join(f"<div class=remark>{text_html(r)}</div>" for r in row["remarks"])
     edited = f", {' and '.join(row['edited'])} edited" if len(row["diff"]) > 1 and row["edited"] else ""
     return (f'<div class=pair data-pair-id="{row["id"]}" data-kind="{_e(row["kind"])}" data-label-change="{changed}"'
             f'{correct}><div class=head>pair {row["id"]} · {_e(row["kind"])}{_e(edited)} · label {changed}'

@@ -142,12 +142,20 @@ def summarize(store: Store) -> dict:
     return summary
 
 
+def short_list(items: list, first: int = 8, rest: str = "") -> str:
+    """A long list on a terminal: its count, its first items, and where the rest is."""
+    items = [str(i) for i in items]
+    if len(items) <= first:
+        return ", ".join(items)
+    return f"{', '.join(items[:first])} ... ({len(items) - first} more{'; ' + rest if rest else ''})"
+
+
 def format_summary(summary: dict) -> str:
     """A human-readable table of `summarize`'s output."""
     classes = summary["classes"]
     lines = [f"store    {summary['path']}",
              f"task     {summary['task']}  (input {summary['input_kind']}, labels {summary['label_kind']})",
-             f"classes  {len(classes)}: {', '.join(classes[:8])}{' ...' if len(classes) > 8 else ''}"]
+             f"classes  {len(classes)}: {short_list(classes, rest='inspect --json lists them')}"]
     if "vocab_size" in summary:
         lines.append(f"vocab    {summary['vocab_size']} entries")
     if "regions" in summary:
@@ -159,7 +167,7 @@ def format_summary(summary: dict) -> str:
         pairs = ", ".join(f"{k} {v}" for k, v in s["pairs"].items()) or "-"
         lines.append(f"{name:<14}{s['examples']:>10}{s['originals']:>10}{s['counterfactuals']:>10}  {pairs}")
     for name, s in summary["splits"].items():
-        labels = ", ".join(f"{k} {v}" for k, v in s["labels"].items())
+        labels = short_list([f"{k} {v}" for k, v in s["labels"].items()], rest="inspect --json lists them")
         subsets = "".join(f"; subset {k}: {v} rows" for k, v in s["subsets"].items())
         lines.append(f"labels {name}: {labels}{subsets}")
     lines.append("")

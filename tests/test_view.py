@@ -200,3 +200,43 @@ def test_region_pairs_show_the_masked_boxes_and_draw_them_on_the_image(tmp_path)
     assert f"image {image_id}: masked regions {', '.join(map(str, masked))} of {len(mask_o)}" in first
     assert "data:image/png;base64," in first and first.count("<rect ") == len(masked)
     assert 'viewBox="0 0 64 48"' in first
+
+
+def test_bidirectional_controls_are_shown_never_obeyed():
+    before, after = word_diff("\u202eloved it", "\u202ehated it")
+    assert "\u202e" not in before + after and 'title="U+202E RIGHT-TO-LEFT OVERRIDE"' in before
+    assert "<del>" in before and "loved" in before and "<ins>" in after
+
+
+@pytest.fixture(scope="module")
+def hostile_text(tmp_path_factory):
+    """A text store whose texts hold a right-to-left override and a 5,000-character token."""
+    import json
+    root = tmp_path_factory.mktemp("hostile")
+    long = "x" * 5000
+    rows = [{"g": 0, "a": "\u202eloved it", "y": "pos"}, {"g": 0, "a": "\u202ehated it", "y": "neg"},
+            {"g": 1, "a": f"good {long}", "y": "pos"}, {"g": 1, "a": f"bad {long}", "y": "neg"}]
+    (root / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    build_table({"train": root / "rows.jsonl", "val": root / "rows.jsonl"}, root / "s.h5", text_cols=["a"],
+                label_col="y", pair_col="g")
+    view(root / "s.h5", "--out", root / "s.html")
+    return root / "s.html"
+
+
+@pytest.mark.e2e
+def test_a_long_token_wraps_and_an_override_does_not_reverse_the_text(browser, hostile_text):
+    page = opened(browser, hostile_text)
+    page.set_viewport_size({"width": 1200, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1200  # was ~100,000 px wide
+    side = page.locator('[data-pair-id="0"] .side').first.locator(".field bdi")
+    assert "\u202e" not in side.text_content() and "U+202E" in side.text_content()
+    order = side.evaluate("""node => {
+        const place = word => {
+            const walker = document.createTreeWalker(node, NodeFilter.SHOW_TEXT);
+            for (let t = walker.nextNode(); t; t = walker.nextNode()) {
+                const at = t.textContent.indexOf(word);
+                if (at >= 0) { const r = document.createRange(); r.setStart(t, at); r.setEnd(t, at + word.length);
+                               return r.getBoundingClientRect().left; } }
+            return null; };
+        return [place('loved'), place(' it')]; }""")
+    assert None not in order and order[0] < order[1]  # 'loved' is drawn left of 'it', as written
