@@ -7,7 +7,7 @@
 See docs/READING.md for the reader and docs/STORE.md for the format itself.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from cfpairs.api import PairStore, SplitView, open_store  # noqa: E402
 

@@ -53,8 +53,10 @@ def table_view(records: list, seeds: list | None = None) -> dict:
         if extra:
             row["name"] += f" ({extra})"
         row["store_digest"], row["store_verified"] = store_of(group[0])
-        row["name"] += _store_tag(row, len(common["stores"]) > 1)
         rows.append(row)
+    mixed = 0 < common["unverified"] < len(records)  # all unverified: the caption says it once
+    for row in rows:
+        row["name"] += _store_tag(row, len(common["stores"]) > 1, mixed)
     with_seeds = seeds is not None or any(r["labels"].get("seed") is not None for r in records)
     used = sorted({seed_of(r) for r in records if seed_of(r) is not None}) if with_seeds else None
     return {"task": common["task"], "store": common["store"], "stores": common["stores"],
@@ -62,9 +64,9 @@ def table_view(records: list, seeds: list | None = None) -> dict:
             "seeds": seeds if seeds is not None else used, "rows": rows}
 
 
-def _store_tag(row: dict, several: bool) -> str:
+def _store_tag(row: dict, several: bool, mixed: bool) -> str:
     tags = ([f"store {str(row['store_digest'])[:8]}"] if several else []) + \
-        ([] if row["store_verified"] else ["store not verified"])
+        (["store not verified"] if mixed and not row["store_verified"] else [])
     return f" [{'; '.join(tags)}]" if tags else ""
 
 
