@@ -114,8 +114,9 @@ class PairBatches(torch.utils.data.Dataset):
     batch is gathered with a few vectorised index operations whatever the split's size.
     """
 
-    def __init__(self, data: SplitTensors, batch_size: int, seed: int, shard: tuple = (0, 1)):
-        self.data, self.shard = data, shard  # shard: (rank, world) under torchrun
+    def __init__(self, data: SplitTensors, batch_size: int, seed: int, shard: tuple = (0, 1), whole: bool = False):
+        # shard: (rank, world) under torchrun; `whole`: each rank gets the whole batch, owning its share
+        self.data, self.shard, self.whole = data, shard, whole
         self.groups = pair_groups(len(data), data.pairs)
         self.batch_size, self.seed = batch_size, seed
         self.rng = np.random.default_rng(seed)
@@ -152,25 +153,22 @@ class PairBatches(torch.utils.data.Dataset):
         return batches
 
     def local_plan(self) -> list:
-        """This rank's share of each global batch: (its groups, the global batch's rows)."""
+        """This rank's share of each global batch: its groups; or, `whole`, (every group, its own)."""
         rank, world = self.shard
-        return [(groups[rank::world], int(self.group_len[groups].sum())) for groups in self.plan()]
+        return [(groups, groups[rank::world]) if self.whole else groups[rank::world] for groups in self.plan()]
 
     def __len__(self) -> int:
         return max(1, int(np.ceil(len(self.data) / self.batch_size)))
 
     def __getitem__(self, item) -> dict:
-        """The batch of a sampler's item: a list of groups, or (groups, global rows) under torchrun."""
+        """The batch of a sampler's item: a list of groups, or (groups, the groups it owns) under torchrun."""
         return self.make_batch(*item) if isinstance(item, tuple) else self.make_batch(item)
 
-    def make_batch(self, groups: list, global_rows: int | None = None) -> dict:
-        """The batch of these groups; with `global_rows` (torchrun), also `share`: this rank's
-        rows over the global batch's (0, and no rows, when the rank has no group this step)."""
-        if global_rows is not None:
-            if not len(groups):
-                return {"share": 0.0}
-            batch = self.make_batch(groups)
-            return {**batch, "share": len(batch["targets"]) / global_rows}
+    def make_batch(self, groups: list, owned_groups: list | None = None) -> dict:
+        """The batch of these groups ({} when there is none: this rank has no group this step);
+        with `owned_groups`, `owned`: (B,) True for their rows (the rows this rank's terms sum over)."""
+        if not len(groups):
+            return {}
         groups = np.asarray(groups, dtype=np.int64)
         sizes, n_edges = self.group_len[groups], self.edge_len[groups]
         rows = self.group_rows[concat_ranges(self.group_start[groups], sizes)]
@@ -181,6 +179,8 @@ class PairBatches(torch.utils.data.Dataset):
                  "edges": torch.as_tensor(edges, dtype=torch.long)}
         if self.edge_distance is not None:
             batch["edge_distances"] = self.edge_distance[torch.as_tensor(edge_rows)]
+        if owned_groups is not None:
+            batch["owned"] = torch.as_tensor(np.repeat(np.isin(groups, owned_groups), sizes))
         return batch
 
     def __iter__(self):

@@ -1,18 +1,20 @@
 """Data-parallel training under `torchrun` (torch.distributed: gloo on CPU, nccl on CUDA).
 
 Every rank plans the same global batches (same seed) and takes a disjoint share of each
-batch's whole pair groups (groups[rank::world]: pairs are never split across ranks). Losses are
-normalised by the global batch: the task loss by the global number of rows, the GS term by the
-global number of supervised edges (counted with one all-reduce before the loss is formed). After
-`backward()` the gradients are summed across ranks with an explicit all-reduce, so every rank
-takes the step one process would take on the whole global batch.
+batch's whole pair groups (groups[rank::world]: pairs are never split across ranks); a method whose
+terms relate rows of different groups (`couples_rows`: random partners, a contrastive batch) gets
+the whole batch on every rank and sums its terms over the rows of its share. Every term is
+normalised globally: methods report sums and counts, and the run divides each sum by its count
+over all ranks (one all-reduce, `cftrain.runtime.Run.combine`). After `backward()` the gradients
+are summed across ranks with an explicit all-reduce, so every rank takes the step one process
+would take on the whole global batch (tests/test_distributed.py: every trained method).
 
 Why not DistributedDataParallel: its gradient hooks do not support the GS term's
 `autograd.grad(create_graph=True)` (double backward through the reducer), and one flat all-reduce
 after backward costs the same for these models.
 
-Known differences from one process: random relations draw partners within each rank's share of
-the batch, and batch norm (nli-bow) uses each rank's share for its batch statistics.
+Known differences from one process: batch norm (nli-bow) uses each rank's share for its batch
+statistics, and dropout draws its masks from each rank's own generator.
 """
 
 from __future__ import annotations

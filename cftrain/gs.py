@@ -169,6 +169,32 @@ def edge_distances(values: torch.Tensor, edges: torch.Tensor, chunk: int | None 
     return out
 
 
+def gs_sums(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor,
+            label_kind: str, random: bool = False, generator: torch.Generator | None = None,
+            members: bool = False, constant_direction: bool = False, random_sign: str = "partner",
+            space=None, partner_class: bool = False, rows: torch.Tensor | None = None) -> tuple:
+    """(sums, counts, mean cosine): per member, the sum of 1 - cos(g_i, t_i) over the supervised
+    edges and their number; `rows` (B,) bool: only edges whose row i is one of them (the rows this
+    process owns of a batch every process holds). Arguments as `gs_loss`."""
+    edges, sign_edges = as_edges(partner).long(), None
+    if random:
+        drawn = random_edges(len(x), generator)
+        if random_sign in ("pair", "none"):
+            edges, sign_edges = pair_sign_edges(drawn, edges.cpu(), len(x))
+        else:
+            edges = drawn
+        if space is not None:
+            space.known = None
+    cos, valid = edge_cosines(x, logits, targets, edges, label_kind, members=members,
+                              constant_direction=constant_direction, sign_edges=sign_edges,
+                              space=space, unsigned=random and random_sign == "none", partner_class=partner_class)
+    if rows is not None:
+        valid = valid & rows.to(valid.device).index_select(0, edges[:, 0].to(valid.device))[:, None]
+    sums = torch.where(valid, 1.0 - cos, torch.zeros_like(cos)).sum(0)
+    mean_cos = float(cos[valid].detach().mean()) if valid.any() else float("nan")
+    return sums, valid.sum(0), mean_cos
+
+
 def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor,
             label_kind: str, random: bool = False, generator: torch.Generator | None = None,
             members: bool = False, reduce_counts=None, constant_direction: bool = False,
@@ -189,24 +215,11 @@ def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partne
     (its known distances, those of `partner`'s edges, are not used for random relations).
     `partner_class`: each edge supervises its partner's class (see edge_cosines).
     """
-    edges, sign_edges = as_edges(partner).long(), None
-    if random:
-        drawn = random_edges(len(x), generator)
-        if random_sign in ("pair", "none"):
-            edges, sign_edges = pair_sign_edges(drawn, edges.cpu(), len(x))
-        else:
-            edges = drawn
-        if space is not None:
-            space.known = None
-    cos, valid = edge_cosines(x, logits, targets, edges, label_kind, members=members,
-                              constant_direction=constant_direction, sign_edges=sign_edges,
-                              space=space, unsigned=random and random_sign == "none", partner_class=partner_class)
-    counts = valid.sum(0)
+    sums, counts, mean_cos = gs_sums(x, logits, targets, partner, label_kind, random, generator, members,
+                                     constant_direction, random_sign, space, partner_class)
     if reduce_counts is not None:
         counts = reduce_counts(counts.clone())
     if not counts.any():
         return logits.sum() * 0.0, {"rows": 0, "cosine": float("nan")}
-    per_member = torch.where(valid, 1.0 - cos, torch.zeros_like(cos)).sum(0) / counts.clamp(min=1)
-    term = per_member[counts > 0].sum()
-    mean_cos = float(cos[valid].detach().mean())
+    term = (sums / counts.clamp(min=1))[counts > 0].sum()
     return term, {"rows": int(counts.sum()), "cosine": mean_cos, "members": int((counts > 0).sum())}

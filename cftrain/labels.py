@@ -47,10 +47,10 @@ class Labels:
         raise NotImplementedError
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """(N,) each member's mean loss over the batch; logits (B, N, C), targets (B, C). The paper's:
-        sigmoid binary cross-entropy on the logits."""
+        """(B, N) each row's loss for each member; logits (B, N, C), targets (B, C). The paper's:
+        sigmoid binary cross-entropy on the logits, averaged over the classes."""
         expanded = targets[:, None, :].expand_as(logits)
-        return F.binary_cross_entropy_with_logits(logits, expanded, reduction="none").mean(dim=(0, 2))
+        return F.binary_cross_entropy_with_logits(logits, expanded, reduction="none").mean(dim=2)
 
     def score(self, logits, targets, labels) -> float:
         """The metric in percent over these rows (NaN when undefined, e.g. no rows)."""
@@ -142,7 +142,7 @@ class MulticlassSoftmax(Multiclass):
         n = logits.shape[1]
         flat = logits.reshape(-1, logits.shape[2])
         classes = targets.argmax(1).repeat_interleave(n)
-        return F.cross_entropy(flat, classes, reduction="none").view(-1, n).mean(0)
+        return F.cross_entropy(flat, classes, reduction="none").view(-1, n)
 
 
 @register

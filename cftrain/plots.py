@@ -11,20 +11,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def history_png(history: list, path: Path, metric: str, title: str) -> None:
-    """Task loss, GS term and the validation metric per epoch, three panels side by side."""
+    """The task loss, each term the method reports, and the validation metric per epoch, a panel each."""
     epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3), constrained_layout=True)
-    for ax, key, label in zip(axes, ("task_loss", "gs", f"val_{metric}"),
-                              ("task loss", "GS term (1 - cos)", f"val {metric} (%)")):
-        ax.plot(epochs, [h[key] if h[key] is not None else float("nan") for h in history], marker=".")
+    terms = [k for k in history[0] if k not in ("epoch", "task_loss", "seconds", f"val_{metric}")
+             and not k.endswith("_rows")]
+    keys = ["task_loss", *terms, f"val_{metric}"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3), constrained_layout=True)
+    for ax, key in zip(axes, keys):
+        label = {"task_loss": "task loss", f"val_{metric}": f"val {metric} (%)"}.get(key, f"{key} term")
+        ax.plot(epochs, [h.get(key) if h.get(key) is not None else float("nan") for h in history], marker=".")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     scored = [h for h in history if h[f"val_{metric}"] is not None]  # none: a refit on train+val
     if scored:
         best = max(scored, key=lambda h: h[f"val_{metric}"])
-        axes[2].axvline(best["epoch"], color="grey", linestyle=":", label=f"best epoch {best['epoch']}")
-        axes[2].legend(loc="lower right", fontsize=8)
+        axes[-1].axvline(best["epoch"], color="grey", linestyle=":", label=f"best epoch {best['epoch']}")
+        axes[-1].legend(loc="lower right", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -50,6 +50,11 @@ def _not_json(word: str):
     raise ValueError(f"{word} is not a JSON number")
 
 
+def _trains(mode) -> bool:
+    from cftrain.methods import METHODS  # noqa: PLC0415  (the registry imports the trainer's modules)
+    return mode not in METHODS or METHODS[mode].trains
+
+
 def tensor_sha256(tensor: torch.Tensor) -> str:
     return hashlib.sha256(tensor.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
 
@@ -103,8 +108,8 @@ class RunDir:
             raise UserError(f"{self.path}: no such run directory")
         missing = [n for n in (CONFIG, METRICS, HISTORY, MODEL) if not (self.path / n).is_file()]
         config = self.read_config() if (self.path / CONFIG).is_file() else {}
-        if missing and config.get("mode") == "chance" and missing == [HISTORY, MODEL]:
-            raise UserError(f"{self.path}: a chance run has no trained model to evaluate")
+        if missing and missing == [HISTORY, MODEL] and not _trains(config.get("mode")):
+            raise UserError(f"{self.path}: a {config.get('mode')} run has no trained model to evaluate")
         if missing:
             raise UserError(f"{self.path}: incomplete run directory (missing {', '.join(missing)})")
 

@@ -26,12 +26,13 @@ from cftrain.ensemble import Ensemble, Single, checked_on, make_ensemble
 from cftrain.evaluate import alignments, evaluate, scored, signature
 from cftrain.folds import fold_splits
 from cftrain.labels import Labels, training_labels
-from cftrain.methods import StepContext, method
+from cftrain.methods import method
 from cftrain.metrics import ensemble_logits, split_metrics
 from cftrain.models import make_model
 from cftrain.plots import history_png
 from cftrain.presets import RunConfig, validate
 from cftrain.rundir import RunDir
+from cftrain.runtime import At, Run
 from cftrain.vectors import describe, load_vectors
 
 
@@ -40,13 +41,15 @@ def make_optimizer(config: RunConfig, params):
 
 
 def train_step(model, optimizer, batch: dict, config: RunConfig, kind, generator: torch.Generator | None = None) -> dict:
-    """One step of `config.mode` on one batch, for a model (an ensemble of one) or an Ensemble;
+    """One step of `config.mode` on one batch, for a model (an ensemble of one) or an Ensemble, with
+    `optimizer` (a method built for this one step: for checks of the default step);
     `kind`: the store's label kind (its name or its `cftrain.labels.Labels`)."""
     ensemble = model if isinstance(model, Ensemble) else Single(model)
     labels = kind if isinstance(kind, Labels) else training_labels(kind, config.loss)
     device = next((v.device for v in batch.values() if isinstance(v, torch.Tensor)), torch.device("cpu"))
-    ctx = StepContext(config, labels, ensemble.n, device, generator or torch.Generator(), distributed.current())
-    return method(config.mode).step(ensemble, optimizer, batch, ctx)
+    run = Run(config, ensemble, labels, device, generator or torch.Generator(), distributed.current(),
+              make_optimizer=lambda params: optimizer)
+    return method(config.mode)(run).step(batch, At(1, 1))
 
 
 def checked_labels(config: RunConfig, label_kind: str) -> Labels:
@@ -184,7 +187,10 @@ def truncate(data: SplitTensors, max_tokens: int | None) -> SplitTensors:
 
 
 def fit(config: RunConfig, store: PairStore, splits: dict, log=None, device="cpu") -> tuple[list, int, list]:
-    """Train the ensemble in lockstep; select the epoch by the ensemble's val metric."""
+    """Train the ensemble in lockstep; select the epoch by the ensemble's val metric. The method is
+    built once for the run (it owns its optimizers and state) and steps every batch; under torchrun
+    each process takes its share of every batch (the whole batch, owning a share of its rows, for a
+    method whose terms relate rows of different pair groups)."""
     trainer = method(config.mode)
     subset = group_subset(splits["train"], config.fraction,
                           config.seed if config.fraction_seed is None else config.fraction_seed)
@@ -198,23 +204,23 @@ def fit(config: RunConfig, store: PairStore, splits: dict, log=None, device="cpu
     ensemble = make_ensemble(members).to(device)
     context = distributed.current()
     shard = (context.rank, context.world) if context else (0, 1)
-    loader = PairBatches(train, config.batch_size, config.seed, shard)  # one batch order for every member
+    loader = PairBatches(train, config.batch_size, config.seed, shard, whole=trainer.couples_rows)
     labels = training_labels(store.label_kind, config.loss)
-    ctx = StepContext(config, labels, config.ensemble, torch.device(device), torch.Generator().manual_seed(config.seed),
-                      context)
+    generator = torch.Generator().manual_seed(config.seed)
     best, best_epoch, best_state, history = -math.inf, 0, None, []
     selecting = "val" in splits  # else a refit on train+val (k-fold selection): every epoch, the last kept
-    optimizer = None
+    stepper, step = None, 0
     bar = Progress(config.epochs, f"{store.task} {config.mode}", unit="epochs", every_update=True)
     for epoch in range(1, config.epochs + 1):
         start, steps = time.perf_counter(), []
         for batch in loader.loader(config.workers):
             stop_if_requested()
             batch = to_device(batch, device)
-            if optimizer is None:  # the generic fused form is checked on the first batch
+            if stepper is None:  # the generic fused form is checked on the first batch
                 ensemble = checked_on(ensemble, batch, trainer.needs_input_gradient(config)).to(device)
-                optimizer = make_optimizer(config, ensemble.parameters())
-            steps.append(trainer.step(ensemble, optimizer, batch, ctx))
+                stepper = trainer(Run(config, ensemble, labels, torch.device(device), generator, context))
+            step += 1
+            steps.append(stepper.step(batch, At(epoch, step)))
         val = split_metrics(ensemble_logits([ensemble], splits["val"], device), splits["val"],
                             labels)["all"][labels.metric] if selecting else None
         line = epoch_line(epoch, steps, labels.metric, val, start, store, selecting)
@@ -237,19 +243,22 @@ def fit(config: RunConfig, store: PairStore, splits: dict, log=None, device="cpu
 
 def epoch_line(epoch: int, steps: list, metric: str, val, start: float, store: PairStore,
                selecting: bool = True) -> dict:
-    """One history.jsonl line; a diverged loss or an undefined val metric stops training by name."""
+    """One history.jsonl line: the task loss, what the method reports (each term's mean over the
+    epoch's steps, its `_rows` summed), the val metric, seconds; a diverged loss or an undefined
+    val metric stops training by name."""
     if val is None and selecting:
         raise UserError(f"{store.path}: the val {metric} is undefined (e.g. no positive label in val), "
                         "so no epoch can be selected")
     losses = [s["task_loss"] for s in steps if s["task_loss"] is not None]
-    line = {"epoch": epoch, "task_loss": float(np.mean(losses)), "gs": float(np.mean([s.get("gs", 0.0) for s in steps])),
-            "gs_rows": int(sum(s.get("gs_rows", 0) for s in steps)), f"val_{metric}": val,
-            "seconds": round(time.perf_counter() - start, 3)}
-    extra = sorted({k for s in steps for k in s} - {"task_loss", "gs", "gs_rows"})
-    line.update({k: float(np.mean([s[k] for s in steps if k in s])) for k in extra})  # a method's own stats
-    if not all(math.isfinite(v) for k, v in line.items() if isinstance(v, float)):
-        raise UserError(f"training diverged at epoch {epoch} (task loss {line['task_loss']}, GS term "
-                        f"{line['gs']}): lower --lr or the method's weight")
+    line = {"epoch": epoch, "task_loss": float(np.mean(losses))}
+    for key in sorted({k for s in steps for k in s} - {"task_loss"}):
+        found = [s[key] for s in steps if s.get(key) is not None]
+        line[key] = int(sum(found)) if key.endswith("_rows") else float(np.mean(found)) if found else None
+    line.update({f"val_{metric}": val, "seconds": round(time.perf_counter() - start, 3)})
+    if not all(math.isfinite(v) for v in line.values() if isinstance(v, float)):
+        terms = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in line.items() if isinstance(v, float)
+                          and k not in ("seconds", f"val_{metric}"))
+        raise UserError(f"training diverged at epoch {epoch} ({terms}): lower --lr or the method's weight")
     return line
 
 

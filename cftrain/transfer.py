@@ -118,7 +118,7 @@ def evaluate_transfers(run_dirs: list, transfers: dict, digests: dict, device: s
     from cftrain.rundir import strict_json  # noqa: PLC0415
     todo = []
     for run in run_dirs:
-        if not _trains(run):  # chance draws: no model to evaluate, its cells stay "-"
+        if not _trains(run):  # a method that draws its predictions: no model, its cells stay "-"
             continue
         done = read_evals(run)
         todo += [(run, name) for name in transfers if done.get(name, {}).get("store_digest") != digests[name]]

@@ -55,8 +55,10 @@ def test_every_method_on_every_store_kind(stores, kind, name, tmp_path):
         return
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert 1 <= len(history) <= 2 and all(math.isfinite(h["task_loss"]) for h in history)
-    supervised = sum(h["gs_rows"] for h in history)
-    assert (supervised > 0) == name.startswith("gs"), history  # GS rows exactly when GS is on
+    terms = METHODS[name].terms  # each line carries what the method reports: its terms and their rows
+    assert all(set(h) == {"epoch", "task_loss", f"val_{metric}", "seconds", *terms, *(f"{t}_rows" for t in terms)}
+               for h in history), history
+    assert all(sum(h[f"{t}_rows"] for h in history) > 0 for t in terms), history
     assert evaluate_run(out, path, device="cpu")["splits"] == metrics["splits"]  # model.pt alone rebuilds it
 
 
@@ -77,11 +79,11 @@ def test_train_time_max_tokens_truncates_every_batch(stores, kind, tmp_path, mon
     widths = []
     real_step = Method.step
 
-    def spy(self, ensemble, optimizer, batch, ctx):
+    def spy(self, batch, at):
         widths.extend(v.shape[1] for k, v in batch.items() if k.endswith("tokens"))
         lengths = [v for k, v in batch.items() if k.endswith("length")]
         assert all(int(v.max()) <= 2 for v in lengths)
-        return real_step(self, ensemble, optimizer, batch, ctx)
+        return real_step(self, batch, at)
 
     monkeypatch.setattr(Method, "step", spy)
     metrics = run(stores[kind], tmp_path / "r", config_for(stores[kind], mode="gs", max_tokens=2))
@@ -93,12 +95,16 @@ def test_train_time_max_tokens_truncates_every_batch(stores, kind, tmp_path, mon
 def test_a_new_method_is_one_class(stores, tmp_path):
     """Registering a class makes it a mode for resolve, run and the table (rows in registry order)."""
 
+    from cftrain.methods import task_term
+
     @register
     class Doubled(Augmented):
         name, row_name = "doubled-test", "Augmentation, twice the loss"
+        terms = ("again",)
 
-        def loss(self, x, logits, batch, ctx, space=None):
-            return ctx.labels.loss(logits, batch["targets"]).sum(), {}
+        def extra_terms(self, x, logits, batch, space, at):
+            task = task_term(self.run.loss, logits, batch)
+            return [type(task)("again", task.sums, task.counts)]
 
     try:
         table = run_table(stores["vector"], tmp_path, modes=["doubled-test", "augmented"], epochs=2, jobs=1)

@@ -54,7 +54,7 @@ def test_original_mode_never_sees_counterfactuals(toy, tmp_path, monkeypatch):
 
     seen = []
     real_step = Method.step
-    monkeypatch.setattr(Method, "step", lambda self, m, o, b, ctx: seen.append(len(b["x"])) or real_step(self, m, o, b, ctx))
+    monkeypatch.setattr(Method, "step", lambda self, b, at: seen.append(len(b["x"])) or real_step(self, b, at))
     run(toy, tmp_path / "r", resolve("toy", mode="original", epochs=1))
     assert sum(seen) == 2000  # the 2000 originals of train, not the 4000 rows
 

@@ -1,112 +1,126 @@
-"""Training methods, one class each, behind one registry (DomainBed's idea).
+"""Training methods, one class each, behind one registry (DomainBed's idea: an `Algorithm` per run).
 
-A method says which rows it trains on (`training_rows`), declares the options only it reads
-(`options`, `cftrain.options.Option`s: default, check, sweep range), and owns its training step:
-`step(ensemble, optimizer, batch, ctx)` is today's default step (the task loss of the label kind,
-plus whatever `loss(...)` adds), so a GS variant overrides the small `loss` hook and a method that
-needs its own state or optimizer overrides `step`. The loop, the command line, sweeps and tables
-read this registry and never test a method's name. Every module of this package is imported with
-it, so a new method is one new file (`docs/EXTENDING.md`); `order` places its row in tables.
+A method's class says which rows it trains on (`training_rows`) and declares the options only it
+reads (`options`, `cftrain.options.Option`s: default, check, sweep range). The loop builds one
+instance per run (`Method(run)`, `cftrain.runtime.Run`), which owns its optimizer(s) and state, and
+calls `step(batch, at)` on every batch with the epoch and step. The default step is the task loss
+plus the terms of `extra_terms`, each reported as sums and counts (`cftrain.runtime.Term`) that the
+run normalises over every process: a GS variant overrides `extra_terms`, a method with its own
+optimizer or schedule overrides `__init__` and `step`. The loop, the command line, sweeps and
+tables read this registry and never test a method's name. Every module of this package is imported
+with it, so a new method is one new file (`docs/EXTENDING.md`); `order` places its row in tables.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass
-
-import torch
 
 from cfpairs.errors import UserError
+from cftrain.runtime import Term, owned
 
-METHODS: dict[str, "Method"] = {}
+METHODS: dict[str, type] = {}
 
 
 def register(cls):
-    METHODS[cls.name] = cls()
+    METHODS[cls.name] = cls
     ordered = sorted(METHODS.items(), key=lambda item: item[1].order)
     METHODS.clear()
     METHODS.update(ordered)
     return cls
 
 
-def method(name: str) -> "Method":
+def method(name: str) -> type:
+    """The method class registered as `name` (a mode)."""
     if name not in METHODS:
         raise UserError(f"unknown mode {name!r} (choose from {', '.join(METHODS)})")
     return METHODS[name]
 
 
-@dataclass
-class StepContext:
-    """What a step needs beyond the batch: the run's config, its labels (loss, metric, the class GS
-    supervises: `cftrain.labels`), the ensemble's size, the device, the run's random generator and
-    the data-parallel context (`cftrain.distributed`, None in one process)."""
-    config: object
-    labels: object
-    members: int
-    device: torch.device
-    generator: torch.Generator
-    distributed: object = None
-
-
 class Method:
+    """A training method: its class declares what it is (rows, options, checks: read before any
+    run), and an instance is built for each run from the run's config and ensemble (`Run`): it
+    owns its optimizer(s) and any state it keeps across steps, and `step(batch, at)` is the whole
+    training step. The default step adds the method's own terms (`extra_terms`) to the task loss;
+    a method with its own step or optimizer overrides `__init__` and `step`."""
     name = ""
     row_name = ""               # the row of the paper's Table 3 (text, COCO)
     regions_row_name = None     # the row of the paper's Table 1 (VQA), when it differs
     trains = True               # False: predictions are drawn, no model is trained
     options: tuple = ()         # the run options only this method reads (cftrain.options.Option)
+    terms: tuple = ()           # the names of its own loss terms beside the task loss (history keys)
     cost = 1.0                  # expected training time relative to augmentation's (orders a table's runs)
-    needs_pairs = False         # True: learns from the pairs (a train split without any is refused)
     order = 50.0                # the row's place in tables (built-in rows: 0-10)
+    needs_pairs = False         # True: learns from the pairs (a train split without any is refused)
+    couples_rows = False        # True: a term relates rows of different pair groups (random partners,
+    #                             a contrastive batch): under torchrun every process holds the whole batch
 
-    def table_row_name(self, input_kind: str) -> str:
-        return (self.regions_row_name if input_kind == "regions" else None) or self.row_name
+    def __init__(self, run):
+        self.run, self.config, self.ensemble = run, run.config, run.ensemble
+        self.optimizer = run.optimizer(self.ensemble.parameters())
 
-    def check(self, config, model_class) -> None:
+    @classmethod
+    def table_row_name(cls, input_kind: str) -> str:
+        return (cls.regions_row_name if input_kind == "regions" else None) or cls.row_name
+
+    @classmethod
+    def check(cls, config, model_class) -> None:
         """Refuse, before any work, a config this method cannot train (a UserError naming why)."""
 
-    def check_pairs(self, pairs: int, where: str) -> None:
-        """Refuse, before any work, a train split with no pairs when this method learns from pairs."""
-        if self.needs_pairs and not pairs:
-            raise UserError(f"--mode {self.name}: {where} has no pairs, and {self.name} learns from pairs (it would "
-                            "train as plain augmentation); use --mode augmented, or a store with pairs")
-
-    def check_labels(self, config, labels) -> None:
+    @classmethod
+    def check_labels(cls, config, labels) -> None:
         """Refuse, before any work, a config this method cannot train with the store's labels
         (`cftrain.labels.Labels`: the loss the store's label kind trains with)."""
 
-    def training_rows(self, train, seed: int):
+    @classmethod
+    def check_pairs(cls, pairs: int, where: str) -> None:
+        """Refuse, before any work, a train split with no pairs when this method learns from pairs."""
+        if cls.needs_pairs and not pairs:
+            raise UserError(f"--mode {cls.name}: {where} has no pairs, and {cls.name} learns from pairs (it would "
+                            "train as plain augmentation); use --mode augmented, or a store with pairs")
+
+    @classmethod
+    def training_rows(cls, train, seed: int):
         """The training split this method learns from (default: every row, pairs kept)."""
         return train
 
-    def needs_input_gradient(self, config) -> bool:
-        """Whether `loss` differentiates the logits w.r.t. x and then again (double backward: x must
+    @classmethod
+    def needs_input_gradient(cls, config) -> bool:
+        """Whether a term differentiates the logits w.r.t. x and then again (double backward: x must
         require grad, and models avoid layers that cannot, e.g. cuDNN's RNN)."""
         return False
 
-    def loss(self, x, logits, batch: dict, ctx: StepContext, space=None) -> tuple:
-        """(term already weighted, stats) added to the task loss; (None, {}) for none. x (B, N, ...)
-        and logits (B, N, C) have the ensemble's member dimension; `space`: a
-        `cftrain.gs_space.DataSpace` when x is data the model reads through linear maps."""
-        return None, {}
+    def extra_terms(self, x, logits, batch: dict, space, at) -> list:
+        """The method's own `cftrain.runtime.Term`s, named as `terms` declares, summed over the rows
+        this process owns (`cftrain.runtime.owned`). x (B, N, ...) and logits (B, N, C) have the
+        ensemble's member dimension; `space`: a `cftrain.gs_space.DataSpace` when x is data the
+        model reads through linear maps; `at`: the epoch and step."""
+        return []
 
-    def step(self, ensemble, optimizer, batch: dict, ctx: StepContext) -> dict:
-        """One optimisation step on one batch of whole pair groups (already on the device):
-        {"task_loss": members' mean, plus the `loss` hook's stats}."""
-        ensemble.train()
-        if "targets" not in batch:  # torchrun: this process has no group in this global batch
-            return _empty_step(ensemble, optimizer, ctx)
-        x, logits, space = forward(ensemble, batch, self.needs_input_gradient(ctx.config))
-        per_member = ctx.labels.loss(logits, batch["targets"])
-        task_loss = per_member.sum() * batch.get("share", 1.0)  # torchrun: this process's share of the batch
-        extra, stats = self.loss(x, logits, batch, ctx, space)
-        loss = task_loss if extra is None else task_loss + extra
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if ctx.distributed is not None:
-            ctx.distributed.sum_gradients(ensemble.parameters())
-        optimizer.step()
-        return {"task_loss": float(per_member.detach().mean()), **stats}
+    def step(self, batch: dict, at) -> dict:
+        """One optimisation step on one batch of whole pair groups (already on the device); returns
+        the history's stats: {"task_loss": the members' mean, each term's value and rows}."""
+        self.ensemble.train()
+        terms = None
+        if "targets" in batch:  # else (torchrun): this process holds no group of this batch
+            x, logits, space = forward(self.ensemble, batch, self.needs_input_gradient(self.config))
+            terms = [task_term(self.run.loss, logits, batch), *self.extra_terms(x, logits, batch, space, at)]
+        loss, stats = self.run.combine(terms, ("task", *self.terms))
+        self.optimizer.zero_grad(set_to_none=True)
+        if loss is not None:
+            loss.backward()
+        self.run.reduce_gradients(self.ensemble.parameters())
+        self.optimizer.step()
+        return stats
+
+
+def task_term(loss, logits, batch: dict) -> Term:
+    """The task loss as a term: each member's per-row losses summed over the rows this process owns."""
+    rows = loss.loss(logits, batch["targets"])  # (B, N)
+    mine = owned(batch)
+    if mine is not None:
+        rows = rows[mine]
+    return Term("task", rows.sum(0), rows.new_full((rows.shape[1],), float(rows.shape[0])))
 
 
 def forward(ensemble, batch: dict, double: bool) -> tuple:
@@ -126,14 +140,6 @@ def forward(ensemble, batch: dict, double: bool) -> tuple:
     return x, ensemble.head(x, batch), None
 
 
-def _empty_step(ensemble, optimizer, ctx) -> dict:
-    """Take part in the gradient sum with zeros, then step like every other process."""
-    optimizer.zero_grad(set_to_none=True)
-    ctx.distributed.sum_gradients(ensemble.parameters())
-    optimizer.step()
-    return {"task_loss": None}
-
-
 def _discover() -> None:
     """Import every method module of this package (each registers its methods)."""
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
@@ -143,4 +149,4 @@ def _discover() -> None:
 _discover()
 TRAINED = tuple(name for name, m in METHODS.items() if m.trains)
 
-__all__ = ["METHODS", "TRAINED", "Method", "StepContext", "forward", "method", "register"]
+__all__ = ["METHODS", "TRAINED", "Method", "forward", "method", "register", "task_term"]

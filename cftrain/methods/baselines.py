@@ -16,7 +16,8 @@ class Chance(Method):
     trains = False
     cost, order = 0.0, 0
 
-    def predict(self, splits: dict, seed: int) -> dict:
+    @classmethod
+    def predict(cls, splits: dict, seed: int) -> dict:
         """Random scores per split (a uniformly drawn class, or random scores for mAP)."""
         generator = torch.Generator().manual_seed(seed)
         return {name: torch.rand(data.targets.shape, generator=generator) - 0.5 for name, data in splits.items()}
@@ -27,7 +28,8 @@ class Shuffled(Method):
     name, row_name = "shuffled", "Trained on shuffled labels"
     cost, order = 0.8, 1  # its val metric stops improving early
 
-    def training_rows(self, train, seed):
+    @classmethod
+    def training_rows(cls, train, seed):
         perm = torch.as_tensor(np.random.default_rng(seed).permutation(len(train)))
         shuffled = copy.copy(train)
         shuffled.targets, shuffled.labels = train.targets[perm], train.labels[perm]
@@ -40,7 +42,8 @@ class Original(Method):
     regions_row_name = "Baseline (BUTD)"
     cost, order = 0.5, 2  # half the rows
 
-    def training_rows(self, train, seed):
+    @classmethod
+    def training_rows(cls, train, seed):
         return train.rows(np.flatnonzero(~train.is_counterfactual.numpy()))
 
 

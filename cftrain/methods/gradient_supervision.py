@@ -4,9 +4,10 @@ plus `--gs-weight` x the GS term over each batch's pairs (`cftrain.gs`)."""
 from __future__ import annotations
 
 from cfpairs.errors import UserError
-from cftrain.gs import RANDOM_SIGNS, gs_loss
+from cftrain.gs import RANDOM_SIGNS, gs_sums
 from cftrain.methods import Method, register
 from cftrain.options import Option
+from cftrain.runtime import Term, owned
 
 GS_WEIGHT = Option("gs_weight", float, 1.0, "Weight (lambda) of the GS term.", low=0, high=1e6,
                    sweep={"log_scale": [0.1, 10.0]})
@@ -27,29 +28,32 @@ class GradientSupervision(Method):
     name, row_name = "gs", "With edited data + GS"
     regions_row_name = "+ CF data + GS"
     options = (GS_WEIGHT, GS_DETACH_TARGET, GS_CLASS)
+    terms = ("gs",)
     random_relations = False
     needs_pairs = True
     cost, order = 1.5, 4  # the GS term's double backward
 
-    def check_labels(self, config, labels):
+    @classmethod
+    def check_labels(cls, config, labels):
         if config.get("gs_class") == "partner" and not labels.one_class_per_row:
             raise UserError(f"--gs-class partner: the {labels.name} loss supervises every class the edit changes "
                             "(one logit, or several labels per row); only one-class-per-row stores choose a class")
 
-    def needs_input_gradient(self, config):
+    @classmethod
+    def needs_input_gradient(cls, config):
         return config.gs_weight > 0
 
-    def loss(self, x, logits, batch, ctx, space=None):
-        config = ctx.config
+    def extra_terms(self, x, logits, batch, space, at):
+        config = self.config
         if config.gs_weight <= 0:
-            return None, {}
-        term, stats = gs_loss(x, logits, batch["targets"], batch["edges"], ctx.labels, random=self.random_relations,
-                              generator=ctx.generator, members=True,
-                              reduce_counts=ctx.distributed.sum_ if ctx.distributed else None,
-                              constant_direction=x.grad_fn is None or config.gs_detach_target,
-                              random_sign=config.get("random_sign", "partner"),  # grad_fn None: x is data
-                              space=space, partner_class=config.get("gs_class") == "partner")
-        return config.gs_weight * term, {"gs": float(term.detach()) / ctx.members, "gs_rows": stats["rows"]}
+            zero = logits.new_zeros(logits.shape[1])
+            return [Term("gs", zero, zero)]
+        sums, counts, _ = gs_sums(x, logits, batch["targets"], batch["edges"], self.run.loss,
+                                  random=self.random_relations, generator=self.run.generator, members=True,
+                                  constant_direction=x.grad_fn is None or config.gs_detach_target,
+                                  random_sign=config.get("random_sign", "partner"),  # grad_fn None: x is data
+                                  space=space, partner_class=config.get("gs_class") == "partner", rows=owned(batch))
+        return [Term("gs", sums, counts, config.gs_weight)]
 
 
 @register
@@ -59,4 +63,5 @@ class GradientSupervisionRandom(GradientSupervision):
     regions_row_name = "+ CF data + GS, random relations"
     options = (GS_WEIGHT, GS_DETACH_TARGET, GS_CLASS, RANDOM_SIGN)
     random_relations = True
+    couples_rows = True  # a row's partner may be in any pair group of the batch
     order = 5

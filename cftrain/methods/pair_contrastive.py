@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from cfpairs.errors import UserError
 from cftrain.methods import Method, register
 from cftrain.options import Option
+from cftrain.runtime import Term, owned
 
 CONTRASTIVE_WEIGHT = Option("contrastive_weight", float, 3.0, "Weight of the pair-contrastive term.", low=0,
                             high=1e3, sweep={"log_uniform": [0.05, 5.0]})
@@ -26,9 +27,10 @@ TEMPERATURE = Option("temperature", float, 0.15, "Temperature of the pair-contra
                      high=10, sweep={"log_uniform": [0.05, 1.0]})
 
 
-def supervised_contrastive(x: torch.Tensor, targets: torch.Tensor, temperature: float) -> tuple:
-    """(the sum over members of each member's mean over anchors, anchors): x (B, N, D), targets (B, C);
-    anchors without a positive in the batch are left out."""
+def supervised_contrastive(x: torch.Tensor, targets: torch.Tensor, temperature: float, rows=None) -> tuple:
+    """(sums, counts): per member, the sum of the anchors' terms and the number of anchors; x (B, N, D),
+    targets (B, C); anchors without a positive in the batch are left out, and with `rows` (B,) bool,
+    anchors outside those rows (every row is still a positive or a negative)."""
     z = F.normalize(x.flatten(2), dim=2).transpose(0, 1)  # (N, B, D)
     n = z.shape[1]
     own = torch.eye(n, dtype=torch.bool, device=x.device)
@@ -38,9 +40,10 @@ def supervised_contrastive(x: torch.Tensor, targets: torch.Tensor, temperature: 
     count = positive.sum(1)
     per_anchor = -log_prob.masked_fill(~positive, 0.0).sum(2) / count.clamp(min=1)
     anchors = count > 0
-    if not anchors.any():
-        return x.sum() * 0.0, 0
-    return per_anchor[:, anchors].mean(1).sum(), int(anchors.sum())
+    if rows is not None:
+        anchors = anchors & rows.to(anchors.device)
+    sums = per_anchor.masked_fill(~anchors[None, :], 0.0).sum(1)
+    return sums, anchors.sum().expand(z.shape[0]).to(sums.dtype)
 
 
 @register
@@ -48,15 +51,17 @@ class PairContrastive(Method):
     name, row_name = "pair-contrastive", "With edited data + pair-contrastive term (PairCFR-style)"
     regions_row_name = "+ CF data + pair-contrastive term"
     options = (CONTRASTIVE_WEIGHT, TEMPERATURE)
+    terms = ("contrastive",)
     cost, order = 1.1, 6
     needs_pairs = True
+    couples_rows = True  # every row of the batch is a negative of every anchor
 
-    def check(self, config, model_class):
+    @classmethod
+    def check(cls, config, model_class):
         if not model_class.learned_encoding:
-            raise UserError(f"--mode {self.name}: model {config.model} encodes its input data as it is, so a term on "
+            raise UserError(f"--mode {cls.name}: model {config.model} encodes its input data as it is, so a term on "
                             "the encoding cannot train anything; use a model with a learned encoding (bow, nli-bow)")
 
-    def loss(self, x, logits, batch, ctx, space=None):
-        term, anchors = supervised_contrastive(x, batch["targets"], ctx.config.temperature)
-        return ctx.config.contrastive_weight * term, {"contrastive": float(term.detach()) / ctx.members,
-                                                      "contrastive_rows": anchors}
+    def extra_terms(self, x, logits, batch, space, at):
+        sums, counts = supervised_contrastive(x, batch["targets"], self.config.temperature, owned(batch))
+        return [Term("contrastive", sums, counts, self.config.contrastive_weight)]

@@ -1,0 +1,98 @@
+"""What a method is built with for one run (`Run`) and how its loss terms become one loss (`Term`,
+`Run.combine`): with the loop (`cftrain.train.fit`), the only code that knows about processes.
+
+A method reports each term as sums and counts (per ensemble member: the sum of a per-row, per-edge
+or per-anchor value over the rows this process owns, and how many there were). The run divides
+each sum by its count over every process (one all-reduce for all terms under `torchrun`), so a
+term is normalised globally by construction: two processes take exactly the step one process
+takes on the whole batch, whatever the method computes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class Term:
+    """One loss term: `sums` and `counts` are (N,) per ensemble member, over this process's rows;
+    the loss adds weight x sum / count (the count over every process) of each member that has one."""
+    name: str
+    sums: torch.Tensor
+    counts: torch.Tensor
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class At:
+    """Where training is: the epoch (from 1) and the step (from 1, counted over the whole run)."""
+    epoch: int
+    step: int
+
+
+@dataclass
+class Run:
+    """One run's config, ensemble, loss and random generator, and the loop's services: an
+    optimizer over parameters (the run's --optimizer), the global combination of terms and the
+    gradient sum across processes. `distributed`: the loop's `cftrain.distributed.Context` or None."""
+    config: object
+    ensemble: object
+    loss: object                 # cftrain.labels.Labels: the task loss, metric, GS class choice
+    device: torch.device
+    generator: torch.Generator
+    distributed: object = None
+    make_optimizer: object = None  # params -> optimizer; default: cftrain.optim.make_optimizer
+    history: dict = field(default_factory=dict)
+
+    @property
+    def members(self) -> int:
+        return self.ensemble.n
+
+    def optimizer(self, params) -> torch.optim.Optimizer:
+        from cftrain import optim  # noqa: PLC0415
+        return (self.make_optimizer or (lambda p: optim.make_optimizer(self.config, p)))(params)
+
+    def combine(self, terms: list | None, names: tuple) -> tuple:
+        """(loss or None, stats) of the terms named `names` (the task loss first), normalised by
+        their counts over every process. `terms` None: this process holds no row of the batch, and
+        takes part with zeros (every process joins the same all-reduce)."""
+        n = self.members
+        if terms is None:
+            sums, counts, weights = torch.zeros(len(names), n), torch.zeros(len(names), n), [0.0] * len(names)
+        else:
+            found = tuple(t.name for t in terms)
+            if found != names:
+                raise RuntimeError(f"the method reported terms {found}, it declares {names}")
+            sums = torch.stack([t.sums.reshape(n) for t in terms])
+            counts = torch.stack([t.counts.reshape(n).to(sums.dtype) for t in terms])
+            weights = [t.weight for t in terms]
+        totals = torch.cat([sums.detach().float().cpu(), counts.detach().float().cpu()])
+        if self.distributed is not None:
+            self.distributed.sum_(totals)
+        global_sums, global_counts = totals[:len(names)], totals[len(names):]
+        per_member = global_sums / global_counts.clamp(min=1)
+        stats = {}
+        for k, name in enumerate(names):
+            has = global_counts[k] > 0
+            key = "task_loss" if k == 0 else name
+            stats[key] = float(per_member[k][has].mean()) if has.any() else (None if k == 0 else 0.0)
+            if k:
+                stats[f"{name}_rows"] = int(global_counts[k].sum())
+        if terms is None:
+            return None, stats
+        scale = torch.where(global_counts > 0, 1.0 / global_counts.clamp(min=1), torch.zeros_like(global_counts))
+        scale = scale.to(sums.device, sums.dtype) * torch.tensor(weights, dtype=sums.dtype, device=sums.device)[:, None]
+        return (sums * scale).sum(), stats
+
+    def reduce_gradients(self, params) -> None:
+        """Sum the gradients across processes (nothing to do in one process)."""
+        if self.distributed is not None:
+            self.distributed.sum_gradients(params)
+
+
+def owned(batch: dict) -> torch.Tensor | None:
+    """(B,) True for the rows this process owns (its share of a batch every process holds whole:
+    methods whose terms relate rows of different pair groups); None when it owns every row."""
+    return batch.get("owned")
