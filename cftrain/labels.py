@@ -1,10 +1,7 @@
 """The training half of label kinds (the store half is `cfpairs.label_kinds`): dense targets, the
-task loss, the evaluation metric and the class gradient supervision works on, one class per
-loss behind one registry. A store's label kind trains with the loss of the same name unless
-`--loss` names another that serves it.
-
-Adding a loss = one class here (or in any module imported by `cftrain`), registered with
-`@register`: e.g. softmax cross-entropy for multiclass stores (`MulticlassSoftmax`).
+evaluation metric, pair consistency and the class gradient supervision works on, one class per
+label kind of the format. Each holds the run's task loss (`cftrain.losses`: `bce`, the paper's,
+unless `--loss` names another that serves the label kind): `labels.loss(logits, targets)`.
 """
 
 from __future__ import annotations
@@ -15,42 +12,33 @@ import torch.nn.functional as F
 
 from cfpairs.errors import UserError
 
-LOSSES: dict[str, "Labels"] = {}
+KINDS: dict[str, type] = {}
 
 
 def register(cls):
-    LOSSES[cls.name] = cls()
+    KINDS[cls.name] = cls
     return cls
 
 
-def training_labels(label_kind: str, loss: str | None = None) -> "Labels":
-    """The loss to train a store of `label_kind` with: `loss`, or the label kind's own."""
-    name = loss or label_kind
-    if name not in LOSSES:
-        raise UserError(f"--loss {name}: unknown loss (choose from {', '.join(sorted(LOSSES))})")
-    labels = LOSSES[name]
-    if label_kind not in labels.serves:
-        fitting = sorted(n for n, lab in LOSSES.items() if label_kind in lab.serves)
-        raise UserError(f"--loss {name}: does not fit the store's label kind {label_kind!r} (losses for it: "
-                        f"{', '.join(fitting)})")
-    return labels
+def training_labels(label_kind: str, loss: str | None = None, config=None) -> "Labels":
+    """The label kind of a store with the run's task loss: `loss` (its options from `config`), or `bce`."""
+    from cftrain.losses import make_loss  # noqa: PLC0415  (losses import nothing of this module)
+    if label_kind not in KINDS:
+        raise UserError(f"label kind {label_kind!r} has no trainer (known: {', '.join(KINDS)})")
+    return KINDS[label_kind](make_loss(loss, label_kind, config))
 
 
 class Labels:
     name: str = ""
-    serves: tuple = ()           # the store label kinds it trains
     metric: str = "accuracy"     # the key of the metric in metrics.json, percent
     undefined: str = "no rows"   # why `score` can be NaN (metrics.json then says so, with null)
+
+    def __init__(self, loss):
+        self.loss = loss  # (logits (B, N, C), targets (B, C)) -> (B, N): each row's loss per member
 
     def targets(self, read, n_classes: int) -> tuple:
         """(targets, labels): dense (N, C) float targets (or SoftTargets) and (N,) class indices."""
         raise NotImplementedError
-
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """(B, N) each row's loss for each member; logits (B, N, C), targets (B, C). The paper's:
-        sigmoid binary cross-entropy on the logits, averaged over the classes."""
-        expanded = targets[:, None, :].expand_as(logits)
-        return F.binary_cross_entropy_with_logits(logits, expanded, reduction="none").mean(dim=2)
 
     def score(self, logits, targets, labels) -> float:
         """The metric in percent over these rows (NaN when undefined, e.g. no rows)."""
@@ -111,7 +99,7 @@ def predictions(logits):
 @register
 class Binary(Labels):
     """One logit per row."""
-    name, serves = "binary", ("binary",)
+    name = "binary"
 
     def targets(self, read, n_classes):
         label = torch.as_tensor(read("label"))
@@ -126,7 +114,7 @@ class Binary(Labels):
 @register
 class Multiclass(Labels):
     """C logits against one-hot targets."""
-    name, serves = "multiclass", ("multiclass",)
+    name = "multiclass"
 
     def targets(self, read, n_classes):
         label = torch.as_tensor(read("label"))
@@ -134,21 +122,9 @@ class Multiclass(Labels):
 
 
 @register
-class MulticlassSoftmax(Multiclass):
-    """Softmax cross-entropy instead of the paper's per-class sigmoids (`--loss multiclass-softmax`)."""
-    name = "multiclass-softmax"
-
-    def loss(self, logits, targets):
-        n = logits.shape[1]
-        flat = logits.reshape(-1, logits.shape[2])
-        classes = targets.argmax(1).repeat_interleave(n)
-        return F.cross_entropy(flat, classes, reduction="none").view(-1, n)
-
-
-@register
 class Multilabel(Labels):
     """Multi-hot targets; metric: mean average precision over classes."""
-    name, serves = "multilabel", ("multilabel",)
+    name = "multilabel"
     metric = "map"
     undefined = "no class has a positive row here"
 
@@ -185,7 +161,7 @@ class Multilabel(Labels):
 @register
 class Soft(Labels):
     """Soft VQA targets (label_index + label_score); metric: VQA accuracy."""
-    name, serves = "soft", ("soft",)
+    name = "soft"
     metric = "vqa_accuracy"
     consistency_undefined = ("soft answers: a counterfactual may have no answer at all (VQA's masked regions), "
                              "so 'both right' has no single meaning")

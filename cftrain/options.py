@@ -123,7 +123,7 @@ def _optimizers():
 
 
 def _losses():
-    from cftrain.labels import LOSSES  # noqa: PLC0415
+    from cftrain.losses import LOSSES  # noqa: PLC0415
     return sorted(LOSSES)
 
 
@@ -155,7 +155,7 @@ SHARED = (
            high=SEED_MAX, cli=False),
     Option("subsets", "names", None, "Train and evaluate on the rows of these store subsets only, e.g. "
            "answer_other (VQA's answer types).", nullable=True),
-    Option("loss", str, None, "The task loss [default: the store's label kind's own].", choices=_losses,
+    Option("loss", str, None, "The task loss [default: bce, the paper's sigmoid cross-entropy].", choices=_losses,
            nullable=True),
     Option("threads", int, 1, "torch threads (small models train fastest on 1).", low=1, high=1024,
            identity=False),
@@ -184,14 +184,19 @@ MAX_TOKENS = Option("max_tokens", int, None, "Truncate the store's tokens furthe
 # ---------------------------------------------------------------- the registry of declarations
 
 
+PART_KINDS = ("mode", "model", "optimizer", "loss")  # what a run is made of: each part declares its options
+
+
 def owners() -> list:
-    """(kind, name, declared options) of every method, model and optimizer."""
+    """(kind, name, declared options) of every method, model, optimizer and loss."""
+    from cftrain.losses import LOSSES  # noqa: PLC0415
     from cftrain.methods import METHODS  # noqa: PLC0415
     from cftrain.models import MODELS  # noqa: PLC0415
     from cftrain.optim import OPTIMIZERS  # noqa: PLC0415
     out = [("mode", name, tuple(m.options)) for name, m in METHODS.items()]
     out += [("model", name, tuple(cls.options)) for name, cls in sorted(MODELS.items())]
     out += [("optimizer", name, tuple(spec.options)) for name, spec in OPTIMIZERS.items()]
+    out += [("loss", name, tuple(cls.options)) for name, cls in sorted(LOSSES.items())]
     return out
 
 
@@ -207,8 +212,8 @@ def all_options() -> dict:
 
 
 def readers(name: str) -> dict:
-    """{"mode": [...], "model": [...], "optimizer": [...]}: who reads a non-shared option."""
-    out = {"mode": [], "model": [], "optimizer": []}
+    """{"mode": [...], "model": [...], "optimizer": [...], "loss": [...]}: who reads a non-shared option."""
+    out = {kind: [] for kind in PART_KINDS}
     for kind, owner, options in owners():
         if any(o.name == name for o in options):
             out[kind].append(owner)

@@ -75,23 +75,37 @@ PRESETS = {
 DEFAULT_MODEL = {"text": "bow", "text_pair": "nli-bow", "vector": "mlp", "regions": "butd"}
 
 
-def read_by(mode: str, model: str, optimizer: str) -> set:
-    """Names of the options a run of this mode, model and optimizer reads."""
-    from cftrain.methods import method  # noqa: PLC0415  (registries import the options)
+def parts_of(values) -> dict:
+    """{mode, model, optimizer, loss}: the parts a run (a config or its values) is made of."""
+    from cftrain.losses import DEFAULT  # noqa: PLC0415
+    get = values.get if isinstance(values, dict) else lambda k, d=None: getattr(values, k, d)
+    return {"mode": get("mode") or "gs", "model": get("model"),
+            "optimizer": get("optimizer") or all_options()["optimizer"].default, "loss": get("loss") or DEFAULT}
+
+
+def part_class(kind: str, name: str):
+    """The registered method, model, optimizer or loss `name` (a one-line error when unknown)."""
+    from cftrain.losses import loss_class  # noqa: PLC0415  (registries import the options)
+    from cftrain.methods import method  # noqa: PLC0415
     from cftrain.models import model_class  # noqa: PLC0415
     from cftrain.optim import optimizer_spec  # noqa: PLC0415
-    owned = [*method(mode).options, *model_class(model).options, *optimizer_spec(optimizer).options]
+    return {"mode": method, "model": model_class, "optimizer": optimizer_spec, "loss": loss_class}[kind](name)
+
+
+def read_by(parts: dict) -> set:
+    """Names of the options a run made of these parts reads."""
+    owned = [option for kind, name in parts.items() for option in part_class(kind, name).options]
     return set(SHARED_NAMES) | {o.name for o in owned}
 
 
-def not_read(name: str, value, mode: str, model: str, optimizer: str) -> str:
+def not_read(name: str, value, parts: dict) -> str:
     """The message for an option given to a run that does not read it."""
     option = all_options()[name]
     who = readers(name)
-    for kind, chosen in (("mode", mode), ("model", model), ("optimizer", optimizer)):
+    for kind, chosen in parts.items():
         if who[kind]:
             return (f"{option.flag} {_shown(value)}: the {kind} {chosen} does not read it "
-                    f"({kind}s that do: {', '.join(who[kind])})")
+                    f"({'losses' if kind == 'loss' else kind + 's'} that do: {', '.join(who[kind])})")
     return f"{option.flag} {_shown(value)}: not read by this run"
 
 
@@ -117,14 +131,12 @@ def resolve(task: str, input_kind: str | None = None, strict: bool = True, **ove
     same options, and only some modes read some of them)."""
     values, given = _values(task, input_kind, overrides)
     known = all_options()
-    mode, model = values.get("mode", "gs"), values["model"]
-    optimizer = values.get("optimizer", known["optimizer"].default)
-    _check_named(mode, model, optimizer)
-    reads = read_by(mode, model, optimizer)
+    parts = parts_of(values)
+    reads = read_by(parts)
     if strict:
         for name, value in given.items():
             if name not in reads:
-                raise UserError(not_read(name, value, mode, model, optimizer))
+                raise UserError(not_read(name, value, parts))
     shared = {name: values.get(name, copy.deepcopy(known[name].default)) for name in SHARED_NAMES}
     extra = {name: values.get(name, copy.deepcopy(known[name].default))
              for name in sorted(reads - set(SHARED_NAMES))}
@@ -135,29 +147,16 @@ def resolve(task: str, input_kind: str | None = None, strict: bool = True, **ove
     return config
 
 
-def _check_named(mode: str, model: str, optimizer: str) -> None:
-    from cftrain.methods import method  # noqa: PLC0415
-    from cftrain.models import check_model  # noqa: PLC0415
-    from cftrain.optim import optimizer_spec  # noqa: PLC0415
-    method(mode)
-    check_model(model)
-    optimizer_spec(optimizer)
-
-
 def check_some_mode_reads(task: str, input_kind: str | None, modes: list, overrides: dict) -> None:
     """For a table, sweep or curve: every option the user gave is read by at least one of its modes."""
     for name, value in overrides.items():
         if value is None:
             continue
-        runs = []
-        for mode in modes:
-            values, _ = _values(task, input_kind, {**overrides, "mode": mode})
-            runs.append((mode, values["model"], values.get("optimizer", all_options()["optimizer"].default)))
-        if not any(name in read_by(*run) for run in runs):
-            mode, model, optimizer = runs[0]
-            message = not_read(name, value, mode, model, optimizer)
+        runs = [parts_of(_values(task, input_kind, {**overrides, "mode": mode})[0]) for mode in modes]
+        if not any(name in read_by(parts) for parts in runs):
+            message = not_read(name, value, runs[0])
             if len(modes) > 1 and readers(name)["mode"]:
-                message = message.replace(f"the mode {mode} does not read it",
+                message = message.replace(f"the mode {runs[0]['mode']} does not read it",
                                           f"none of the modes {', '.join(modes)} reads it")
             raise UserError(message)
 
@@ -170,7 +169,8 @@ def validate(config: RunConfig, input_kind: str | None = None) -> None:
     from cftrain.methods import method  # noqa: PLC0415
     from cftrain.models import model_class  # noqa: PLC0415
     known = all_options()
-    _check_named(config.mode, config.model, config.optimizer)
+    for kind, name in parts_of(config).items():
+        part_class(kind, name)
     for name, value in config.to_dict().items():
         problem = known[name].problem(value)
         if problem:

@@ -23,7 +23,7 @@ from cfpairs.errors import UserError
 from cfpairs.progress import Progress
 from cfpairs.store import Store
 from cftrain.jobs import Job, run_campaign
-from cftrain.presets import check_some_mode_reads, read_by, resolve
+from cftrain.presets import check_some_mode_reads, parts_of, read_by, resolve
 from cftrain.spaces import check_spec, default_space, draw, load_space
 from cftrain.transfer import check_names_once, check_transfers, evals_in, evaluate_transfers
 from cftrain.views import refit_epochs, sweep_top_runs, sweep_view, view_files
@@ -46,7 +46,7 @@ def plan_sweep(task: str, input_kind: str, modes: list, trials: int, seeds: list
     with Progress(len(modes) * trials, f"{task} sweep: planning", unit="trials") as bar:
         for mode in modes:
             preset = resolve(task, input_kind, strict=False, **{**fixed, "mode": mode})
-            reads = read_by(mode, preset.model, preset.optimizer)
+            reads = read_by(parts_of(preset))
             for trial in range(trials):
                 options = {k: v for k, v in draw(space, trial, sweep_seed, preset).items() if k in reads}
                 for seed in seeds:
@@ -72,7 +72,7 @@ def run_sweep(store_path, out_dir, modes: list, trials: int, seeds: list, space_
         task, input_kind = store.task, store.input_kind
     fixed = {k: v for k, v in fixed.items() if v is not None}
     check_some_mode_reads(task, input_kind, modes, fixed)
-    reads = set().union(*(read_by(m, p.model, p.optimizer) for m in modes
+    reads = set().union(*(read_by(parts_of(p)) for m in modes
                           for p in [resolve(task, input_kind, strict=False, **{**fixed, "mode": m})]))
     space = load_space(space_path) if space_path else default_space(task, reads)
     for key, spec in space.items():

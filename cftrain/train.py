@@ -45,7 +45,7 @@ def train_step(model, optimizer, batch: dict, config: RunConfig, kind, generator
     `optimizer` (a method built for this one step: for checks of the default step);
     `kind`: the store's label kind (its name or its `cftrain.labels.Labels`)."""
     ensemble = model if isinstance(model, Ensemble) else Single(model)
-    labels = kind if isinstance(kind, Labels) else training_labels(kind, config.loss)
+    labels = kind if isinstance(kind, Labels) else training_labels(kind, config.loss, config)
     device = next((v.device for v in batch.values() if isinstance(v, torch.Tensor)), torch.device("cpu"))
     run = Run(config, ensemble, labels, device, generator or torch.Generator(), distributed.current(),
               make_optimizer=lambda params: optimizer)
@@ -55,7 +55,7 @@ def train_step(model, optimizer, batch: dict, config: RunConfig, kind, generator
 def checked_labels(config: RunConfig, label_kind: str) -> Labels:
     """The loss the store's label kind trains with under `config`, refused (UserError) when it or
     the mode's options do not fit those labels."""
-    labels = training_labels(label_kind, config.loss)
+    labels = training_labels(label_kind, config.loss, config)
     method(config.mode).check_labels(config, labels)
     return labels
 
@@ -205,7 +205,7 @@ def fit(config: RunConfig, store: PairStore, splits: dict, log=None, device="cpu
     context = distributed.current()
     shard = (context.rank, context.world) if context else (0, 1)
     loader = PairBatches(train, config.batch_size, config.seed, shard, whole=trainer.couples_rows)
-    labels = training_labels(store.label_kind, config.loss)
+    labels = training_labels(store.label_kind, config.loss, config)
     generator = torch.Generator().manual_seed(config.seed)
     best, best_epoch, best_state, history = -math.inf, 0, None, []
     selecting = "val" in splits  # else a refit on train+val (k-fold selection): every epoch, the last kept
