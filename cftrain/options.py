@@ -163,6 +163,8 @@ SHARED = (
            choices=("auto", "cpu", "cuda"), identity=False),
     Option("workers", int, 0, "Processes building batches (region stores read features per batch).", low=0,
            high=256, identity=False),
+    Option("max_tokens", int, None, "Truncate the store's tokens further (stores with texts).", low=1,
+           high=10 ** 6, nullable=True),
     Option("allow_external", bool, False, "Read region features that the store keeps in other feature files (an "
            "external link or a virtual dataset, as cfbuild vqa links them); refused otherwise.", identity=False),
 )
@@ -178,8 +180,6 @@ EMBED_INIT = Option("embed_init", str, "normal", "Learned word embeddings drawn 
                     "or uniform (Keras' U(-0.05, 0.05)).", choices=("normal", "uniform"))
 EMBED_SCALE = Option("embed_scale", float, None, "Std (normal) or half-width (uniform) of that draw "
                      "[default: 1.0 / 0.05].", low=0, high=1e3, low_open=True, nullable=True)
-MAX_TOKENS = Option("max_tokens", int, None, "Truncate the store's tokens further.", low=1, high=10 ** 6,
-                    nullable=True)
 
 # ---------------------------------------------------------------- the registry of declarations
 

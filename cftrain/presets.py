@@ -176,6 +176,8 @@ def validate(config: RunConfig, input_kind: str | None = None) -> None:
         if problem:
             raise UserError(f"{known[name].flag} {_shown(value)}: {problem}")
     check_model(config.model, input_kind)
+    if config.max_tokens is not None and input_kind == "vector":
+        raise UserError(f"--max-tokens {config.max_tokens}: the store's inputs are vectors, with no tokens to cut")
     method(config.mode).check(config, model_class(config.model))
     check_embeddings(config.get("embeddings"))
 

@@ -75,8 +75,7 @@ def resolve_device(name: str) -> torch.device:
 def model_kwargs(config: RunConfig, store: PairStore) -> dict:
     """Constructor arguments of the run's models, from the store's shapes (saved in model.pt)."""
     kwargs = {"vocab_size": len(store.vocab or []),
-              "n_outputs": 1 if store.label_kind == "binary" else len(store.class_names),
-              "hidden": list(config.get("hidden", []))}
+              "n_outputs": 1 if store.label_kind == "binary" else len(store.class_names)}
     columns = store[store.splits[0]].examples
     if "x" in columns:
         kwargs["input_dim"] = int(columns.shape("x")[1])
@@ -84,7 +83,7 @@ def model_kwargs(config: RunConfig, store: PairStore) -> dict:
     if regions is not None:
         kwargs["feature_dim"] = int(regions.features_shape[2])
     from cftrain.models import model_class  # noqa: PLC0415
-    kwargs.update({name: config.get(name) for name in getattr(model_class(config.model), "constructor_options", ())})
+    kwargs.update({o.name: config.get(o.name) for o in model_class(config.model).options})  # its own options
     return kwargs
 
 
@@ -149,30 +148,9 @@ def build_members(config: RunConfig, store: PairStore, kwargs: dict, sparse: boo
     with Progress(config.ensemble, f"{store.task} {config.mode}: building members", unit="models") as bar:
         for k in range(config.ensemble):
             torch.manual_seed(config.seed + k)
-            member = make_model(config.model, **kwargs)
-            init_embeddings(member, config)
-            members.append(member)
+            members.append(make_model(config.model, **kwargs))
             bar.update()
     return members
-
-
-def init_embeddings(model, config: RunConfig) -> None:
-    """Learned word embeddings drawn as `--embed-init` says (torch's N(0, 1) by default; Keras draws
-    U(-0.05, 0.05)); the padding row stays zero. Frozen pretrained vectors are left alone."""
-    embed = getattr(model, "embed", None)
-    if not isinstance(embed, torch.nn.Embedding) or not embed.weight.requires_grad:
-        return
-    init, scale = config.get("embed_init", "normal"), config.get("embed_scale")
-    if init == "normal" and scale is None:
-        return  # torch's own initialisation, as drawn by the constructor
-    with torch.no_grad():
-        if init == "uniform":
-            scale = 0.05 if scale is None else scale
-            embed.weight.uniform_(-scale, scale)
-        else:
-            embed.weight.normal_(0.0, scale)
-        if embed.padding_idx is not None:
-            embed.weight[embed.padding_idx].zero_()
 
 
 def truncate(data: SplitTensors, max_tokens: int | None) -> SplitTensors:

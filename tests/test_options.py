@@ -18,15 +18,14 @@ from cftrain import vectors
 from cftrain.gs import gs_loss, pair_sign_edges, random_edges
 from cftrain.models import make_model
 from cftrain.presets import resolve
-from cftrain.train import init_embeddings, make_optimizer, run
+from cftrain.train import make_optimizer, run
 from tests.helpers import run_cli
 
 
 def bow(config, vocab=50):
+    """The bow model as a run builds it: its declared options (--embed-init, --embed-scale) in its constructor."""
     torch.manual_seed(config.seed)
-    model = make_model("bow", vocab_size=vocab)
-    init_embeddings(model, config)
-    return model
+    return make_model("bow", vocab_size=vocab, embed_init=config.embed_init, embed_scale=config.embed_scale)
 
 
 @pytest.mark.parametrize("init, scale, bound, std", [("uniform", None, 0.05, 0.05 / 3 ** 0.5),
@@ -43,8 +42,7 @@ def test_embedding_init_draws_the_asked_distribution_and_keeps_padding_zero(init
 
 def test_frozen_vectors_are_not_reinitialised():
     vectors_in = torch.randn(6, 4)
-    model = make_model("nli-bow", vocab_size=6, vectors=vectors_in)
-    init_embeddings(model, resolve("snli", "text_pair", embed_init="uniform"))
+    model = make_model("nli-bow", vocab_size=6, vectors=vectors_in, embed_init="uniform")
     assert torch.equal(model.embed.weight, vectors_in)
 
 

@@ -161,7 +161,7 @@ UPFRONT = {
     "embedding init to a model without words": (["run", "{toy}", "--out", "r", "--embed-init", "uniform"],
                                                 "--embed-init uniform: the model mlp does not read it"),
     "max tokens on a vector store": (["run", "{toy}", "--out", "r", "--max-tokens", "5"],
-                                     "--max-tokens 5: the model mlp does not read it"),
+                                     "--max-tokens 5: the store's inputs are vectors, with no tokens to cut"),
     "a table option no mode reads": (["table", "{toy}", "--out", "r", "--modes", "augmented,original", "--gs-weight",
                                       "3"], "--gs-weight 3.0: none of the modes original, augmented reads it"),
     "a fraction twice": (["curve", "{toy}", "--out", "r", "--fractions", "1/2,0.5"],

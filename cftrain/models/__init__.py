@@ -7,6 +7,7 @@ imported with the package, so a new model is one new file (`docs/EXTENDING.md`).
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 
 import torch
@@ -26,8 +27,13 @@ def register(name: str):
 
 
 def make_model(name: str, **kwargs) -> nn.Module:
+    """Model `name` built from `kwargs`: every option it declares (each a keyword of its constructor:
+    a registry test checks it), and of the store's shapes (vocab_size, input_dim...) those it takes."""
     check_model(name)
-    return MODELS[name](**kwargs)
+    cls = MODELS[name]
+    accepted = inspect.signature(cls.__init__).parameters
+    declared = {o.name for o in cls.options}
+    return cls(**{k: v for k, v in kwargs.items() if k in accepted or k in declared})
 
 
 def model_class(name: str) -> type:
@@ -88,6 +94,32 @@ class RowGather(torch.autograd.Function):
     def backward(ctx, grad):
         rows, = ctx.saved_tensors
         return torch.sparse_coo_tensor(rows[None], grad, ctx.shape, is_coalesced=True, check_invariants=False), None
+
+
+def init_embedding(embed: nn.Embedding, init: str = "normal", scale: float | None = None) -> None:
+    """Learned word embeddings drawn as `--embed-init` says (torch's N(0, 1) by default; Keras draws
+    U(-0.05, 0.05)); the padding row stays zero. Frozen pretrained vectors are left alone. Models
+    call it last in their constructor, so the draw follows every other layer's."""
+    if not embed.weight.requires_grad or (init == "normal" and scale is None):
+        return  # frozen, or torch's own initialisation as drawn by nn.Embedding
+    with torch.no_grad():
+        if init == "uniform":
+            scale = 0.05 if scale is None else scale
+            embed.weight.uniform_(-scale, scale)
+        else:
+            embed.weight.normal_(0.0, scale)
+        if embed.padding_idx is not None:
+            embed.weight[embed.padding_idx].zero_()
+
+
+def frozen_or_learned(vocab_size: int, dim: int, vectors, embeddings, sparse: bool = False) -> nn.Embedding:
+    """The word embedding table: `vectors` frozen (the run loads `--embeddings` once for its
+    members), or learned of width `dim`."""
+    if embeddings is not None and vectors is None:
+        raise UserError(f"--embeddings {embeddings}: the vectors were not loaded for the model")
+    if vectors is not None:
+        return nn.Embedding.from_pretrained(vectors, freeze=True, padding_idx=0)
+    return nn.Embedding(vocab_size, dim, padding_idx=0, sparse=sparse)
 
 
 def mean_embedding(embed, tokens: torch.Tensor, length: torch.Tensor) -> torch.Tensor:

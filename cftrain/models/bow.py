@@ -8,21 +8,23 @@ import torch
 from torch import nn
 
 from cftrain.ensemble import FusedEnsemble, StackedLinear
-from cftrain.models import PairModel, mean_embedding, register
-from cftrain.options import EMBED_INIT, EMBED_SCALE, MAX_TOKENS
+from cftrain.models import PairModel, init_embedding, mean_embedding, register
+from cftrain.options import EMBED_INIT, EMBED_SCALE
 
 
 @register("bow")
 class BagOfWords(PairModel):
     """IMDb: learned 50-d embeddings averaged over the real tokens, linear to one logit."""
     input_kinds = ("text",)
-    options = (EMBED_INIT, EMBED_SCALE, MAX_TOKENS)
+    options = (EMBED_INIT, EMBED_SCALE)
 
-    def __init__(self, vocab_size: int, n_outputs: int = 1, dim: int = 50, sparse: bool = False, **_):
+    def __init__(self, vocab_size: int, n_outputs: int = 1, dim: int = 50, sparse: bool = False,
+                 embed_init: str = "normal", embed_scale: float | None = None):
         super().__init__()
         # sparse: a step's gradient covers only the rows its batch uses (cftrain.optim.LazyAdadelta)
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=0, sparse=sparse)
         self.out = nn.Linear(dim, n_outputs)
+        init_embedding(self.embed, embed_init, embed_scale)
 
     def encode(self, batch):
         return mean_embedding(self.embed, batch["tokens"], batch["length"])

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from cftrain.gs_space import DataSpace, first_layer, rows_of
-from cftrain.models import PairModel, register
-from cftrain.options import EMBED_INIT, EMBED_SCALE, EMBEDDINGS, HIDDEN, MAX_TOKENS
+from cftrain.models import PairModel, frozen_or_learned, init_embedding, register
+from cftrain.options import EMBED_INIT, EMBED_SCALE, EMBEDDINGS, HIDDEN
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -32,18 +32,16 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 @register("butd")
 class BottomUpTopDown(PairModel):
     input_kinds = ("regions",)
-    options = (HIDDEN, EMBEDDINGS, EMBED_INIT, EMBED_SCALE, MAX_TOKENS)
+    options = (HIDDEN, EMBEDDINGS, EMBED_INIT, EMBED_SCALE)
     vmappable = False  # a GRU: its members train one after another
     learned_encoding = False  # x: the region features themselves
 
     def __init__(self, vocab_size: int, n_outputs: int, feature_dim: int, hidden=(1024,),
-                 vectors: torch.Tensor | None = None, embed_dim: int = 300, dropout: float = 0.2, **_):
+                 vectors: torch.Tensor | None = None, embed_dim: int = 300, dropout: float = 0.2,
+                 embeddings: str | None = None, embed_init: str = "normal", embed_scale: float | None = None):
         super().__init__()
         width = int(hidden[0]) if hidden else 1024
-        if vectors is None:
-            self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
-        else:
-            self.embed = nn.Embedding.from_pretrained(vectors, freeze=True, padding_idx=0)
+        self.embed = frozen_or_learned(vocab_size, embed_dim, vectors, embeddings)
         self.gru = nn.GRU(self.embed.embedding_dim, width, batch_first=True)
         self.att_v, self.att_q = nn.Linear(feature_dim, width), nn.Linear(width, width)
         self.att_out = nn.Linear(width, 1)
@@ -53,6 +51,7 @@ class BottomUpTopDown(PairModel):
         self.dropout = nn.Dropout(dropout)
         # cuDNN's RNN cannot be differentiated twice; GS training turns this on (see `question`)
         self.plain_rnn = False
+        init_embedding(self.embed, embed_init, embed_scale)
 
     def set_double_backward(self, enabled: bool) -> None:
         self.plain_rnn = enabled

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from cftrain.ensemble import FusedEnsemble, StackedLinear
-from cftrain.models import PairModel, mean_embedding, register
-from cftrain.options import EMBED_INIT, EMBED_SCALE, EMBEDDINGS, MAX_TOKENS, Option
+from cftrain.models import PairModel, frozen_or_learned, init_embedding, mean_embedding, register
+from cftrain.options import EMBED_INIT, EMBED_SCALE, EMBEDDINGS, Option
 
 GS_SPACE = Option("gs_space", str, "hidden", "Where GS supervises the gradient: hidden (the batch-normalised 50-d "
                   "projections of premise and hypothesis, averaged over their words) or input (the averaged frozen "
@@ -29,18 +29,16 @@ class NliBagOfWords(PairModel):
     is the difference of their averaged projections, rescaled per feature.
     """
     input_kinds = ("text_pair",)
-    options = (EMBEDDINGS, EMBED_INIT, EMBED_SCALE, MAX_TOKENS, GS_SPACE)
-    constructor_options = ("gs_space",)  # saved in model.pt: it changes the architecture
+    options = (EMBEDDINGS, EMBED_INIT, EMBED_SCALE, GS_SPACE)
     vmappable = False  # batch norm's running statistics; embedding_bag has no vmap rule either
 
     def __init__(self, vocab_size: int, n_outputs: int = 3, vectors: torch.Tensor | None = None,
-                 width: int = 100, dim: int = 50, sparse: bool = False, gs_space: str = "hidden", **_):
+                 width: int = 100, dim: int = 50, sparse: bool = False, gs_space: str = "hidden",
+                 embeddings: str | None = None, embed_init: str = "normal", embed_scale: float | None = None):
         super().__init__()
         if vectors is None:
             warnings.warn("nli-bow without --embeddings: learning 300-d word embeddings from scratch")
-            self.embed = nn.Embedding(vocab_size, 300, padding_idx=0, sparse=sparse)
-        else:
-            self.embed = nn.Embedding.from_pretrained(vectors, freeze=True, padding_idx=0)
+        self.embed = frozen_or_learned(vocab_size, 300, vectors, embeddings, sparse)
         self.gs_space = gs_space
         self.project = nn.Sequential(nn.Linear(self.embed.embedding_dim, dim), nn.ReLU())
         if gs_space == "input":  # the average before the projection; per-row norms: no batch statistics in head
@@ -54,6 +52,7 @@ class NliBagOfWords(PairModel):
             layers += [nn.Linear(size, width), nn.ReLU()]
             size = width
         self.classifier = nn.Sequential(*layers, nn.Linear(size, n_outputs))
+        init_embedding(self.embed, embed_init, embed_scale)
 
     def encode(self, batch):
         if self.gs_space == "input":  # x: the averaged word vectors of premise and hypothesis
