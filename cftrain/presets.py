@@ -9,6 +9,7 @@ from dataclasses import asdict, field, fields, make_dataclass
 
 from cfpairs.errors import UserError
 from cftrain.options import SHARED, all_options, readers
+from cftrain.tasks import preset
 
 SHARED_NAMES = tuple(o.name for o in SHARED)
 
@@ -52,25 +53,6 @@ def identity(config: dict) -> dict:
     ignore |= {"store", "store_signature", "store_verified", "embeddings_source", "job"}
     return {k: v for k, v in config.items() if k not in ignore}
 
-
-# The paper's values where it gives them (docs/TRAINING.md: Presets); epochs/patience chosen on val.
-PRESETS = {
-    # IMDb: AdaDelta's steps made larger (lr 6.5, eps 1e-4, rho 0.95) and Keras' uniform embeddings,
-    # chosen on val by cftrain sweep (docs/REPRODUCTION.md); batch, GS weight and ensemble the paper's
-    "imdb": dict(model="bow", batch_size=32, gs_weight=20.0, ensemble=6, epochs=100, patience=20, lr=6.5,
-                 eps=1e-4, rho=0.95, embed_init="uniform"),
-    # SNLI: spaCy's en_core_web_md vectors (300-d; not the paper's GloVe 840B, unavailable offline) and
-    # GS in the hidden space, both chosen on val (docs/REPRODUCTION.md); the rest the paper's
-    "snli": dict(model="nli-bow", batch_size=512, gs_weight=0.01, ensemble=6, epochs=200, patience=30,
-                 embeddings="spacy-md", gs_space="hidden"),
-    "coco": dict(model="mlp", hidden=[64, 64, 64], batch_size=512, gs_weight=1.0, ensemble=1),
-    # BUTD's usual recipe (Adamax 2e-3, width 1024); the paper gives no GS weight for VQA: choose it on val
-    "vqa": dict(model="butd", hidden=[1024], batch_size=512, optimizer="adamax", lr=2e-3, gs_weight=1.0,
-                ensemble=1, epochs=20, patience=5),
-    "toy-vqa": dict(model="butd", hidden=[32], batch_size=64, optimizer="adamax", lr=2e-3, gs_weight=1.0,
-                    ensemble=1, epochs=80, patience=20),
-    "toy": dict(model="mlp", hidden=[], batch_size=64, gs_weight=1.0, ensemble=1, epochs=30, patience=10),
-}
 
 DEFAULT_MODEL = {"text": "bow", "text_pair": "nli-bow", "vector": "mlp", "regions": "butd"}
 
@@ -120,7 +102,7 @@ def _values(task: str, input_kind: str | None, overrides: dict) -> tuple[dict, d
     if unknown:
         raise UserError(f"unknown option {unknown[0]!r}")
     given = {k: known[k].coerce(v) for k, v in overrides.items() if v is not None}
-    values = {**PRESETS.get(task, {}), **given}
+    values = {**preset(task), **given}
     values["model"] = values.get("model") or DEFAULT_MODEL.get(input_kind, "mlp")
     return values, given
 
@@ -182,4 +164,4 @@ def validate(config: RunConfig, input_kind: str | None = None) -> None:
     check_embeddings(config.get("embeddings"))
 
 
-__all__ = ["PRESETS", "RunConfig", "fields", "identity", "resolve", "validate"]  # fields: for callers
+__all__ = ["RunConfig", "fields", "identity", "resolve", "validate"]  # fields: for callers

@@ -1,13 +1,17 @@
-"""Sweep spaces: {option: spec} from JSON or TOML files or the defaults, checked against each
-option's declaration (`cftrain.options`), and the seeded draw of a trial. No torch here: spaces
-are read and checked before any training starts.
+"""Sweep spaces: {option: spec} from JSON or TOML files or the defaults (each option's own range,
+`Option.sweep`, under the task's, `cftrain.tasks`), checked against each option's declaration
+(`cftrain.options`), and the seeded draw of a trial. No torch here: spaces are read and checked
+before any training starts.
 
 A spec is a list of values (one drawn), {"uniform": [a, b]}, {"log_uniform": [a, b]}, {"int": [a, b]}
 (inclusive) or {"log_scale": [a, b]} (the preset's value times a log-uniform factor in [a, b]).
+Each trial draws each option from its own generator, seeded by (sweep seed, trial, option name):
+adding a mode, a model or an option to a sweep never changes what an existing trial draws.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -16,13 +20,7 @@ import numpy as np
 
 from cfpairs.errors import UserError
 from cftrain.options import all_options
-
-DEFAULT_SPACES = {  # around each task's preset; other tasks: every read option's own sweep range
-    "imdb": {"lr": {"log_uniform": [2.0, 15.0]}, "eps": [1e-5, 1e-4], "gs_weight": {"log_uniform": [5.0, 50.0]},
-             "embed_init": ["normal", "uniform"], "rho": [0.9, 0.95], "batch_size": [16, 32, 64]},
-    "snli": {"lr": {"log_uniform": [0.3, 3.0]}, "gs_weight": {"log_uniform": [0.001, 1.0]},
-             "rho": [0.9, 0.95], "batch_size": [128, 256, 512]},
-}
+from cftrain.tasks import task_space
 NOT_SWEPT = ("mode", "seed", "fraction", "fraction_seed", "subsets")
 KINDS = ("uniform", "log_uniform", "int", "log_scale")
 
@@ -88,18 +86,23 @@ def default_space(task: str, readers_of_modes: set) -> dict:
     with a sweep range declared (a new method's own options are swept without a space file)."""
     declared = {name: option.sweep for name, option in all_options().items()
                 if option.sweep is not None and name in readers_of_modes}
-    own = {name: spec for name, spec in DEFAULT_SPACES.get(task, {}).items() if name in readers_of_modes}
+    own = {name: spec for name, spec in task_space(task).items() if name in readers_of_modes}
     return {**declared, **own} if own else declared
 
 
+def option_generator(sweep_seed: int, trial: int, name: str) -> np.random.Generator:
+    """The generator of one option's draw in one trial: seeded by (sweep seed, trial, the option's name)."""
+    return np.random.default_rng([sweep_seed, trial, int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")])
+
+
 def draw(space: dict, trial: int, sweep_seed: int, preset) -> dict:
-    """Trial 0: {} (the preset); else one value per option, from a generator seeded by (seed, trial)."""
+    """Trial 0: {} (the preset); else one value per option, each from its own generator
+    (`option_generator`), so what one option draws depends on nothing else in the space."""
     if trial == 0:
         return {}
-    rng = np.random.default_rng([sweep_seed, trial])
     values = {}
     for key in sorted(space):
-        spec = space[key]
+        spec, rng = space[key], option_generator(sweep_seed, trial, key)
         if isinstance(spec, list):
             values[key] = all_options()[key].coerce(spec[int(rng.integers(len(spec)))])
             continue
@@ -109,7 +112,7 @@ def draw(space: dict, trial: int, sweep_seed: int, preset) -> dict:
         elif kind == "int":
             values[key] = int(rng.integers(int(low), int(high) + 1))
         else:
-            value = float(np.exp(rng.uniform(np.log(low), np.log(high))))  # drawn even when unread: same stream
+            value = float(np.exp(rng.uniform(np.log(low), np.log(high))))
             base = preset.get(key) if kind == "log_scale" else 1.0
             if base is None:  # a mode that does not read it (augmentation and the GS weight): left out
                 continue

@@ -63,6 +63,32 @@ def test_draws_are_seeded_per_trial_inside_their_specs():
     assert np.log([d["lr"] for d in first]).mean() == pytest.approx(0.0, abs=0.6)  # log-uniform around 1
 
 
+def test_each_option_draws_from_its_own_stream():
+    """Adding an option (or a mode whose options join the space) never changes an existing trial's draws."""
+    preset = resolve("toy", "vector")
+    alone = {"lr": SPACE["lr"]}
+    for trial in range(1, 20):
+        assert draw(alone, trial, 3, preset)["lr"] == draw(SPACE, trial, 3, preset)["lr"]
+        assert draw({"rho": SPACE["rho"]}, trial, 3, preset)["rho"] == draw(SPACE, trial, 3, preset)["rho"]
+
+
+def test_a_modes_trials_are_the_same_whatever_modes_are_swept_with_it(stores):
+    """The issue's case: GS's trial 1 drew {gs_weight 6.018, lr 1.082} alone and {1.301, 1.897} beside
+    pair-contrastive, whose options joined the one stream."""
+    from cftrain.presets import parts_of, read_by
+    from cftrain.spaces import default_space
+    from cftrain.sweep import plan_sweep
+
+    def gs_trials(modes):
+        presets = [resolve("table", "text", strict=False, mode=m) for m in modes]
+        space = default_space("table", set().union(*(read_by(parts_of(p)) for p in presets)))
+        jobs = plan_sweep("table", "text", modes, 4, [0], space, 0, {})
+        return [job.labels["options"] for job in jobs if job.labels["mode"] == "gs"]
+
+    alone, together = gs_trials(["gs"]), gs_trials(["gs", "pair-contrastive"])
+    assert alone == together and any(alone)  # trial 0 is the preset itself: {}
+
+
 @pytest.mark.parametrize("text, problem", [('{"seed": [1, 2]}', "'seed' is not an option a sweep can vary"),
                                            ('{"colour": [1]}', "'colour' is not an option"),
                                            ('{"lr": {"log_uniform": [0, 1]}}', "lr: a spec is"),
