@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cfpairs-installed
 DEMO_DIR ?= demo_out
 
-.PHONY: install demo test test-fast bench bench-smoke clean
+.PHONY: install demo test test-fast docs bench bench-smoke clean
 
 install: $(STAMP)
 
@@ -28,6 +28,9 @@ test: $(STAMP)  # everything CI runs: unit, end-to-end (signals, torchrun, bench
 
 test-fast: $(STAMP)  # the quick loop (under a minute on 2 cores): in-process unit tests, both cores
 	$(PY) -m pytest -q -m "not slow and not e2e" -n 2 --dist worksteal  # idle workers take over queued tests
+
+docs: $(STAMP)  # the pages the registries write: docs/OPTIONS.md, the lists of modes, models, losses, builders
+	$(PY) -m cli.docs
 
 bench: $(STAMP)  # performance figures (minutes; docs/PERFORMANCE.md)
 	$(PY) bench/toy_build.py

@@ -7,7 +7,8 @@ declares the options only it reads in its own class (`options = (...)`), with th
 for those several of them read (`HIDDEN`, `EMBEDDINGS`...). A run refuses an option the user gave
 that its mode, model and optimizer do not read, naming who does.
 
-    python -m cftrain.options > docs/OPTIONS.md     (a test fails when that file is stale)
+    make docs     (writes docs/OPTIONS.md with the lists of modes, models, losses and builders; a test
+                   fails when a page is stale)
 """
 
 from __future__ import annotations
@@ -130,7 +131,8 @@ def _losses():
 # ---------------------------------------------------------------- what every run reads
 
 SHARED = (
-    Option("mode", str, "gs", "Training method (a row of the paper's tables).", choices=_methods, cli=False),
+    Option("mode", str, None, "Training method (a row of the paper's tables) [default: the registry's default "
+           "mode].", choices=_methods, nullable=True, cli=False),
     Option("model", str, None, "Model [default: the task's preset, else the store's input kind's].",
            choices=_models, nullable=True),
     Option("optimizer", str, "adadelta", "Optimizer.", choices=_optimizers),
@@ -223,7 +225,7 @@ def readers(name: str) -> dict:
 def markdown() -> str:
     """docs/OPTIONS.md: every option, who reads it, its default and range."""
     lines = ["# cftrain options", "",
-             "Generated from the declarations (`python -m cftrain.options > docs/OPTIONS.md`); a test fails when",
+             "Generated from the declarations (`make docs`); a test fails when",
              "this page is stale. Options every method shares come first; the others are read only by the",
              "modes, models or optimizer named, and a run refuses one that its mode, model and optimizer do",
              "not read. A task's preset (`cftrain/presets.py`) sets its own defaults over these.", "",

@@ -61,7 +61,8 @@ def parts_of(values) -> dict:
     """{mode, model, optimizer, loss}: the parts a run (a config or its values) is made of."""
     from cftrain.losses import DEFAULT  # noqa: PLC0415
     get = values.get if isinstance(values, dict) else lambda k, d=None: getattr(values, k, d)
-    return {"mode": get("mode") or "gs", "model": get("model"),
+    from cftrain.methods import default_mode  # noqa: PLC0415
+    return {"mode": get("mode") or default_mode(), "model": get("model"),
             "optimizer": get("optimizer") or all_options()["optimizer"].default, "loss": get("loss") or DEFAULT}
 
 
@@ -104,6 +105,7 @@ def _values(task: str, input_kind: str | None, overrides: dict) -> tuple[dict, d
     given = {k: known[k].coerce(v) for k, v in overrides.items() if v is not None}
     values = {**preset(task), **given}
     values["model"] = values.get("model") or DEFAULT_MODEL.get(input_kind, "mlp")
+    values["mode"] = parts_of(values)["mode"]
     return values, given
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cftrain.methods import METHODS
+from cftrain.methods import METHODS, curve_modes, default_mode
 from cli.common import ALLOW_EXTERNAL, Group, InputPath, TransferStore, group_options
 from cli.options import training_options
 
@@ -47,7 +47,7 @@ def main(debug, quiet):
 @STORE
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Run directory (written beside it under a temporary name, renamed when complete).")
-@click.option("--mode", default="gs", show_default=True, type=click.Choice(list(METHODS)),
+@click.option("--mode", default=default_mode(), show_default=True, type=click.Choice(list(METHODS)),
               help="Training method: " + ", ".join(METHODS) + ".")
 @training_options
 @FORCE
@@ -143,7 +143,7 @@ def _list(value, convert, option):
               help="Curve directory: one run per mode, fraction and seed, curve.json, curve.png, curve.md.")
 @click.option("--fractions", default="1/9,1/8,1/7,1/6,1/5,1/4,1/3,1/2,1/1", show_default=True,
               help="Fractions of the training pair groups (nested subsets).")
-@click.option("--modes", default="original,augmented,gs", show_default=True, help="Comma-separated modes.")
+@click.option("--modes", default=",".join(curve_modes()), show_default=True, help="Comma-separated modes.")
 @click.option("--seeds", default="0,1,2", show_default=True,
               help="Seeds: each a model seed and its own chain of nested subsets.")
 @click.option("--split", help="Split whose metric is plotted (default: test, else val).")
@@ -187,7 +187,8 @@ def curve_command(store, out, fractions, modes, seeds, split, jobs, force, verif
 @click.option("--space", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help='JSON or TOML {option: spec}; a spec is a list of values or {"uniform"|"log_uniform"|"int"|'
                    '"log_scale": [low, high]} (log_scale: times the preset). Default: the task\'s own space.')
-@click.option("--modes", default="gs", show_default=True, help="Comma-separated modes, each with its own trials.")
+@click.option("--modes", default=default_mode(), show_default=True,
+              help="Comma-separated modes, each with its own trials.")
 @click.option("--sweep-seed", type=int, default=0, show_default=True, help="Seeds the trials' draws.")
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Trials per mode in the summary.")
 @click.option("--select", default="val", show_default=True,

@@ -16,6 +16,8 @@ from click.testing import CliRunner
 
 from cfbuild.builders.table import build_table
 from cfpairs.store import StoreWriter
+from cftrain.models import MODELS
+from cftrain.options import readers
 from cftrain.presets import resolve
 from cftrain.train import run
 from cli.cfbuild import main as cfbuild_main
@@ -26,6 +28,12 @@ from tests.vqa_fixtures import build as build_vqa_fixture
 
 
 # ---------------------------------------------------------------- options, before any work
+
+
+def models_for(kind: str) -> str:
+    """The registry's models for an input kind, as messages list them."""
+    return ", ".join(sorted(name for name, cls in MODELS.items() if kind in cls.input_kinds))
+
 
 OPTION_CASES = {
     "lr nan": (["--lr", "nan"], "'--lr': 'nan' is not a finite number"),
@@ -44,18 +52,20 @@ OPTION_CASES = {
     "unknown mode": (["--mode", "nope"], "'--mode'"),
     "unknown optimizer": (["--optimizer", "sgd"], "'--optimizer'"),
     "model for text on vectors": (["--model", "bow"], "--model bow: does not fit the store's input kind 'vector' "
-                                                      "(models for vector: mlp)"),
-    "unknown model": (["--model", "resnet"], "'--model': 'resnet' is not one of 'bow', 'butd', 'mlp', 'nli-bow'"),
+                                                      f"(models for vector: {models_for('vector')})"),
+    "unknown model": (["--model", "resnet"], "'--model': 'resnet' is not one of " +
+                      ", ".join(f"'{name}'" for name in sorted(MODELS))),
     "rho one": (["--rho", "1"], "'--rho': 1.0 must be < 1"),
     "eps zero": (["--eps", "0"], "'--eps': 0.0 must be > 0"),
     "embed-scale nan": (["--embed-scale", "nan"], "'--embed-scale': 'nan' is not a finite number"),
     "unknown embed-init": (["--embed-init", "xavier"], "'--embed-init'"),
     "unknown random-sign": (["--random-sign", "both"], "'--random-sign'"),
     "rho with adam": (["--optimizer", "adam", "--rho", "0.5"], "--rho 0.5: the optimizer adam does not read it "
-                                                                "(optimizers that do: adadelta)"),
+                                                                f"(optimizers that do: "
+                                                                f"{', '.join(readers('rho')['optimizer'])})"),
     "embeddings for a model without words": (["--embeddings", "glove-6b-50d"], "--embeddings glove-6b-50d: the model "
                                                                                "mlp does not read it (models that do: "
-                                                                               "butd, nli-bow)"),
+                                                                               f"{', '.join(readers('embeddings')['model'])})"),
 }
 
 
@@ -77,7 +87,8 @@ def test_cftrain_run_refuses_bad_options(work, tmp_path, case):
 
 def test_model_for_vectors_on_a_text_store(work, tmp_path):
     refused("cftrain", ["run", work / "text.h5", "--out", tmp_path / "r", "--model", "mlp"],
-            "--model mlp: does not fit the store's input kind 'text' (models for text: bow)", out=tmp_path / "r")
+            f"--model mlp: does not fit the store's input kind 'text' (models for text: {models_for('text')})",
+            out=tmp_path / "r")
 
 
 def test_table_refuses_unknown_modes(work, tmp_path):

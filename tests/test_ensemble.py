@@ -123,3 +123,65 @@ def test_a_new_model_trains_as_a_fused_ensemble_without_code_of_its_own(mode):
     ensemble = make_ensemble(members)
     assert isinstance(ensemble, Vmapped)
     check_equal_to_separate_members("mlp", members, ensemble, mode)
+
+
+# ---------------------------------------------------------------- every registered model, every form it has
+
+
+def kind_batches(input_kind: str, steps: int = 4):
+    """Batches of 3 pairs (one-hot targets over 3 classes, each pair changing its class) for any input kind."""
+    g = torch.Generator().manual_seed(1)
+    edges = torch.tensor([[0, 1], [1, 0], [2, 3], [3, 2], [4, 5], [5, 4]])
+    for _ in range(steps):
+        batch = {"targets": torch.eye(3)[[0, 1, 2, 0, 1, 2]], "edges": edges}
+        tokens = lambda width: (torch.randint(2, 40, (6, width), generator=g), torch.tensor([5, 4, 3, 5, 2, 5]))
+        if input_kind == "vector":
+            batch["x"] = torch.randn(6, 9, generator=g)
+        if input_kind in ("text", "regions"):
+            batch["tokens"], batch["length"] = tokens(5)
+        if input_kind == "text_pair":
+            for side in ("premise", "hypothesis"):
+                batch[f"{side}_tokens"], batch[f"{side}_length"] = tokens(5)
+        if input_kind == "regions":
+            mask = torch.ones(6, 4, dtype=torch.bool)
+            mask[1::2, 0] = False
+            batch["features"] = torch.randn(6, 4, 5, generator=g) * mask[..., None]
+            batch["region_mask"] = mask
+        yield batch
+
+
+def registered_forms():
+    from cftrain.models import MODELS
+    for name, cls in sorted(MODELS.items()):
+        forms = ["sequential"] + (["hand"] if cls.fused is not None else []) + (["vmap"] if cls.vmappable else [])
+        yield from ((name, form) for form in forms)
+
+
+@pytest.mark.filterwarnings("ignore:nli-bow without --embeddings")
+@pytest.mark.parametrize("name, form", list(registered_forms()))
+@pytest.mark.parametrize("mode", ["gs", "augmented"])
+def test_every_registered_model_trains_as_its_members_would(name, form, mode):
+    """A new model is checked here without a line of its own: each of its ensemble forms equals N members."""
+    from cftrain.models import MODELS
+    cls = MODELS[name]
+    shapes = dict(vocab_size=40, n_outputs=3, input_dim=9, feature_dim=5)
+    own = {"hidden": [5]} if any(o.name == "hidden" for o in cls.options) else {}
+    members = []
+    for k in range(N):
+        torch.manual_seed(30 + k)
+        members.append(make_model(name, **shapes, **own))
+        for layer in members[-1].modules():  # dropout draws from one generator: the members' turns would differ
+            if isinstance(layer, nn.Dropout):
+                layer.p = 0.0
+    ensemble = FORMS[form](members)
+    alone = copy.deepcopy(members)
+    config = resolve("table", cls.input_kinds[0], mode=mode, model=name, strict=False, gs_weight=5.0)
+    ensemble_opt = make_optimizer(config, ensemble.parameters())
+    alone_opts = [make_optimizer(config, m.parameters()) for m in alone]
+    for batch in kind_batches(cls.input_kinds[0]):
+        stats = train_step(ensemble, ensemble_opt, batch, config, "multiclass")
+        alone_stats = [train_step(m, o, batch, config, "multiclass") for m, o in zip(alone, alone_opts)]
+        assert stats["task_loss"] == pytest.approx(sum(s["task_loss"] for s in alone_stats) / N, rel=1e-4)
+    for a, b in zip(ensemble.unfuse(), alone):
+        for (key, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.allclose(p, q, atol=1e-4), key

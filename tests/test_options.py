@@ -195,11 +195,24 @@ def test_unsigned_variant_uses_the_random_direction_as_is():
     assert stats["rows"] == 4 and loss.item() == pytest.approx(np.mean(expected), abs=1e-6)
 
 
-def test_the_options_page_is_generated_from_the_declarations():
-    from cftrain.options import markdown
-    from tests.helpers import REPO
-    page = (REPO / "docs" / "OPTIONS.md").read_text()
-    assert page == markdown(), "docs/OPTIONS.md is stale: python -m cftrain.options > docs/OPTIONS.md"
+def test_the_pages_the_registries_write_are_current():
+    """docs/OPTIONS.md and the lists of modes, models, losses and builders: `make docs` writes them."""
+    from cli.docs import pages
+    stale = [str(path.name) for path, text in pages().items() if path.read_text() != text]
+    assert not stale, f"stale: {', '.join(stale)}: run make docs"
+
+
+def test_a_generated_list_follows_its_registry(monkeypatch):
+    """A method registered later is a row of the generated modes table with its options."""
+    from cftrain.methods import METHODS
+    from cftrain.methods.baselines import Augmented
+    from cli.docs import modes
+
+    class Later(Augmented):
+        """A mode no page knows."""
+        name, row_name, order = "later-test", "Later", 99
+    monkeypatch.setitem(METHODS, "later-test", Later)
+    assert "| `later-test` | A mode no page knows. | Later | - | - | no |" in modes()
 
 
 def test_every_declared_option_is_a_flag_with_its_own_check(tmp_path):

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.cfbuild import main as cfbuild_main
+from cftrain.options import readers
 from tests.helpers import CAD_DIR as CAD, CAD_MISSING, QUICK, ok, refused, run_cli
 
 
@@ -155,9 +156,11 @@ UPFRONT = {
     "an ensemble past the memory": (["run", "{toy}", "--out", "r", "--hidden", "1000000", "--ensemble", "1000"],
                                     "--ensemble 1000, --hidden 1000000: model mlp would need about"),
     "gs weight to augmentation": (["run", "{toy}", "--out", "r", "--mode", "augmented", "--gs-weight", "3"],
-                                  "--gs-weight 3.0: the mode augmented does not read it (modes that do: gs, gs-random)"),
+                                  "--gs-weight 3.0: the mode augmented does not read it (modes that do: "
+                                  f"{', '.join(readers('gs_weight')['mode'])})"),
     "random sign to gs": (["run", "{toy}", "--out", "r", "--random-sign", "pair"],
-                          "--random-sign pair: the mode gs does not read it (modes that do: gs-random)"),
+                          "--random-sign pair: the mode gs does not read it (modes that do: "
+                          f"{', '.join(readers('random_sign')['mode'])})"),
     "embedding init to a model without words": (["run", "{toy}", "--out", "r", "--embed-init", "uniform"],
                                                 "--embed-init uniform: the model mlp does not read it"),
     "max tokens on a vector store": (["run", "{toy}", "--out", "r", "--max-tokens", "5"],

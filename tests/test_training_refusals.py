@@ -32,10 +32,6 @@ def unpaired_store(path):
     return path
 
 
-def test_pair_methods_are_the_ones_that_say_so():
-    assert {"gs", "gs-random", "pair-contrastive"} <= set(PAIR_METHODS) and "augmented" not in PAIR_METHODS
-
-
 @pytest.mark.parametrize("mode", PAIR_METHODS)
 def test_a_pair_method_without_pairs_is_refused(tmp_path, mode):
     store = unpaired_store(tmp_path / "s.h5")

@@ -30,6 +30,16 @@ def register(cls):
     return cls
 
 
+def default_mode() -> str:
+    """The mode a run trains when none is given: the method that says it is the default."""
+    return next(name for name, cls in METHODS.items() if cls.default)
+
+
+def curve_modes() -> list:
+    """The modes a learning curve draws by default."""
+    return [name for name, cls in METHODS.items() if cls.in_curves]
+
+
 def method(name: str) -> type:
     """The method class registered as `name` (a mode)."""
     if name not in METHODS:
@@ -52,6 +62,8 @@ class Method:
     cost = 1.0                  # expected training time relative to augmentation's (orders a table's runs)
     order = 50.0                # the row's place in tables (built-in rows: 0-10)
     needs_pairs = False         # True: learns from the pairs (a train split without any is refused)
+    default = False             # True: the mode a run trains when none is given (one method says so)
+    in_curves = False           # True: a row of a learning curve by default (the paper's Fig. 5)
     couples_rows = False        # True: a term relates rows of different pair groups (random partners,
     #                             a contrastive batch): under torchrun every process holds the whole batch
 
@@ -149,4 +161,5 @@ def _discover() -> None:
 _discover()
 TRAINED = tuple(name for name, m in METHODS.items() if m.trains)
 
-__all__ = ["METHODS", "TRAINED", "Method", "forward", "method", "register", "task_term"]
+__all__ = ["METHODS", "TRAINED", "Method", "curve_modes", "default_mode", "forward", "method", "register",
+           "task_term"]

@@ -12,6 +12,7 @@ from cftrain.methods import Method, register
 
 @register
 class Chance(Method):
+    """Uniform random predictions (a table runs it first)."""
     name, row_name = "chance", "Chance (uniform random)"
     trains = False
     cost, order = 0.0, 0
@@ -25,6 +26,7 @@ class Chance(Method):
 
 @register
 class Shuffled(Method):
+    """The training labels permuted (what a model learns without the labels' meaning)."""
     name, row_name = "shuffled", "Trained on shuffled labels"
     cost, order = 0.8, 1  # its val metric stops improving early
 
@@ -38,8 +40,10 @@ class Shuffled(Method):
 
 @register
 class Original(Method):
+    """The originals only."""
     name, row_name = "original", "Trained without edited data"
     regions_row_name = "Baseline (BUTD)"
+    in_curves = True
     cost, order = 0.5, 2  # half the rows
 
     @classmethod
@@ -49,6 +53,8 @@ class Original(Method):
 
 @register
 class Augmented(Method):
+    """Originals and counterfactuals as plain examples (pairs only keep batches whole)."""
     name, row_name = "augmented", "With edited data (augmentation)"
     regions_row_name = "+ CF data"
+    in_curves = True
     order = 3

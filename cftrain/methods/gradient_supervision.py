@@ -31,6 +31,7 @@ class GradientSupervision(Method):
     terms = ("gs",)
     random_relations = False
     needs_pairs = True
+    default = in_curves = True  # the product's method
     cost, order = 1.5, 4  # the GS term's double backward
 
     @classmethod
@@ -58,10 +59,11 @@ class GradientSupervision(Method):
 
 @register
 class GradientSupervisionRandom(GradientSupervision):
-    """The paper's ablation: each row related to a random other row of its batch."""
+    """The paper's ablation: GS with each row related to a random other row of its batch."""
     name, row_name = "gs-random", "With edited data + GS, random relations"
     regions_row_name = "+ CF data + GS, random relations"
     options = (GS_WEIGHT, GS_DETACH_TARGET, GS_CLASS, RANDOM_SIGN)
     random_relations = True
+    default = in_curves = False
     couples_rows = True  # a row's partner may be in any pair group of the batch
     order = 5

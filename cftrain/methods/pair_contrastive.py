@@ -48,6 +48,7 @@ def supervised_contrastive(x: torch.Tensor, targets: torch.Tensor, temperature: 
 
 @register
 class PairContrastive(Method):
+    """Augmentation plus a supervised contrastive term over each batch's encodings (PairCFR, Qiu et al. 2024)."""
     name, row_name = "pair-contrastive", "With edited data + pair-contrastive term (PairCFR-style)"
     regions_row_name = "+ CF data + pair-contrastive term"
     options = (CONTRASTIVE_WEIGHT, TEMPERATURE)
