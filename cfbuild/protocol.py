@@ -25,6 +25,7 @@ from cfpairs import __version__
 from cfpairs.errors import UserError
 from cfpairs.outputs import check_output
 from cfpairs.writer import StoreWriter
+from cfbuild.manifest import SourceLedger
 
 BUILDERS: dict[str, "Builder"] = {}
 SEED_MAX = 2 ** 32 - 1
@@ -112,7 +113,6 @@ class Driver:
 
     def ledger(self, root, allow_unverified: bool = False):
         """The source ledger of this builder's manifest: `check(relpath)` pins a file (sha256, size)."""
-        from cfbuild.manifest import SourceLedger  # noqa: PLC0415
 
         ledger = SourceLedger(self.builder.manifest, root, allow_unverified)
         ledger.entries = self.sources  # the store's `sources` fill as files are checked

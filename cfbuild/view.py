@@ -22,6 +22,7 @@ from cfpairs.errors import UserError
 from cfpairs.outputs import check_output, write_page
 from cfpairs.store import Store
 from cfpairs.api import PairStore
+from cfbuild.predictions import read_predictions
 from cfbuild.view_page import escape, page
 
 TEXT_FIELDS = {"text": ("text",), "text_pair": ("premise_text", "hypothesis_text"), "regions": ("text",)}
@@ -183,11 +184,12 @@ def image_for(images: Path, image_id: int) -> dict | None:
     return None
 
 
-def build_view(store_path, out, split: str | None = None, run=None, limit: int = 2000, images=None,
+def build_view(store_path, out, split: str | None = None, predictions=None, limit: int = 2000, images=None,
                force: bool = False, allow_external: bool = False) -> dict:
-    """Write the page; returns {split, pairs, shown, bytes}."""
+    """Write the page; returns {split, pairs, shown, bytes}. `predictions`: a page `cftrain eval
+    --predictions` wrote (each row's predictions, each pair's badge)."""
     store_path, out = Path(store_path), Path(out)
-    inputs = [p for p in (store_path, run, images) if p is not None]
+    inputs = [p for p in (store_path, predictions, images) if p is not None]
     check_output(out, "html", force, inputs=inputs)
     check_store(store_path, allow_external=allow_external)
     if limit < 1:
@@ -197,23 +199,18 @@ def build_view(store_path, out, split: str | None = None, run=None, limit: int =
         split = split or ("train" if "train" in store.splits else store.splits[0])
         if split not in store.splits:
             raise UserError(f"--split {split}: {store_path} has splits {', '.join(store.splits)}")
-        predictions = _predictions(run, store_path, split, allow_external) if run is not None else None
+        source = predictions
+        if predictions is not None:
+            predictions = read_predictions(source, store.digest, split, len(store[split]), len(store[split].pairs))
         rows = pair_rows(store, raw, split, limit, predictions)
         if images is not None:
             for row in rows:
                 if "regions" in row:
                     row["regions"]["image"] = image_for(Path(images), row["regions"]["image_id"])
         total = len(store[split].pairs)
-        text = page(summary(store), split, rows, total, str(store_path), str(run) if run else None,
+        text = page(summary(store), split, rows, total, str(store_path), str(source) if source else None,
                     predictions and predictions["consistency"])
     write_page(out, "html", text, force, inputs=inputs)
     return {"split": split, "pairs": total, "shown": len(rows), "bytes": len(text.encode())}
 
-
-def _predictions(run, store_path, split: str, allow_external: bool) -> dict:
-    try:
-        from cftrain.predict import split_predictions  # noqa: PLC0415  (torch: only for --run)
-    except ImportError as exc:
-        raise UserError(f"--run needs the trainer (torch): pip install 'cfpairs[train]' ({exc})") from None
-    return split_predictions(run, store_path, split, allow_external)
 

@@ -159,7 +159,7 @@ def page(info: dict, split: str, rows: list, total: int, store: str, run: str | 
     if with_run:
         overall = (consistency or {}).get("all", {})
         value = overall.get("consistency")
-        run_html = (f"<h2>Run {_e(run)}</h2><p id=consistency>Pair consistency on {_e(split)} (both sides right): "
+        run_html = (f"<h2>Predictions {_e(run)}</h2><p id=consistency>Pair consistency on {_e(split)} (both sides right): "
                     f"<b>{'-' if value is None else f'{value:.1f}%'}</b> of {overall.get('pairs', 0)} pairs"
                     f"{' (' + _e(overall['undefined']) + ')' if overall.get('undefined') else ''}.</p>")
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">{html_signature()}'

@@ -7,8 +7,7 @@
 See docs/READING.md for the reader and docs/STORE.md for the format itself.
 """
 
-__version__ = "0.3.0"
-
-from cfpairs.api import PairStore, SplitView, open_store  # noqa: E402
+from cfpairs._version import __version__
+from cfpairs.api import PairStore, SplitView, open_store
 
 __all__ = ["PairStore", "SplitView", "open_store", "__version__"]

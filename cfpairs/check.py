@@ -12,6 +12,7 @@ from cfpairs.errors import StoreError
 from cfpairs.label_kinds import label_kind
 from cfpairs.store import Store, content_digest, read_dataset
 from cfpairs.rules import validate_split
+from cfpairs.writer import describe_source
 
 ROOT_ATTRS = ("task", "input_kind", "label_kind", "class_names", "build", "sources", "content_digest")
 
@@ -47,7 +48,6 @@ def check_store(path, digest: bool = False, allow_external: bool = False) -> str
 
 def check_linked_files(store: Store) -> None:
     """Each file the features are linked to is listed in `sources` with its size and sha256."""
-    from cfpairs.writer import describe_source  # noqa: PLC0415
 
     for file in dict.fromkeys(part.file for part in store.layout.external.parts):
         listed = [s for s in store.sources if isinstance(s, dict) and s.get("file") == file.name]

@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from cfpairs.errors import StoreError
+from cfpairs.structure import walk
 
 DIGEST_ATTRIBUTE = "content_digest"
 
@@ -34,7 +35,6 @@ def content_digest(h5: h5py.File, layout=None, version: int | None = None) -> st
     and per part its file as the store names it, dataset and rows). Format 1: the datasets only.
     `layout`: the store's checked layout (`cfpairs.structure.walk`); walked here when not given.
     """
-    from cfpairs.structure import walk  # noqa: PLC0415  (structure reads is_string_dtype from here)
 
     if layout is None:
         layout = walk(h5, h5.filename, allow_external=True)

@@ -10,6 +10,7 @@ from cfpairs.outputs import check_output, signed_json, write_page
 from cfpairs.store import Store
 from cftrain.alignment import split_alignment
 from cftrain.labels import training_labels
+from cftrain.loading import load_splits, open_store, open_verified, resolve_device
 from cftrain.metrics import ensemble_logits, pair_consistency, split_metrics
 from cftrain.presets import RunConfig
 from cftrain.rundir import RunDir, strict_json
@@ -60,7 +61,6 @@ def signature_mismatch(trained: dict, other: dict) -> str | None:
 
 def check_fits(run_dir, store_path, allow_external: bool = False) -> RunConfig:
     """The run's config, after checking that the store fits the run (named difference otherwise)."""
-    from cftrain.train import open_store  # noqa: PLC0415  (train imports this module)
     rundir = RunDir(run_dir)
     rundir.check_trained()
     values = rundir.read_config()
@@ -78,7 +78,6 @@ def evaluate_run(run_dir, store_path, out=None, device: str = "auto", force: boo
                  verify: bool = False, allow_external: bool = False) -> dict:
     """Metrics of a trained run on every split of another store (e.g. a transfer set); the store's
     splits are loaded as the run loaded its own (token truncation, subsets)."""
-    from cftrain.train import load_splits, open_verified, resolve_device  # noqa: PLC0415
     if out is not None:
         check_output(out, "json", force, inputs=[run_dir, store_path])
     config = check_fits(run_dir, store_path, allow_external)

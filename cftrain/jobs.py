@@ -29,10 +29,11 @@ from cfpairs.outputs import check_output, folder_in_place, remove_stale_parts, s
 from cfpairs.progress import Progress, note, set_quiet, stop_if_requested
 from cfpairs.store import Store
 from cftrain.methods import method
-from cftrain.options import all_options
+from cftrain.registry import all_options
 from cftrain.presets import RunConfig, identity
 from cftrain.rundir import CONFIG, METRICS, RunDir
 from cftrain.transfer import read_evals
+from cfpairs.outputs import add_to_marker, write_text_atomic
 
 
 @dataclass
@@ -317,7 +318,6 @@ def _weights(run_dir: Path) -> str:
 def write_view_files(folder: Path, files: dict) -> None:
     """The view's files (name -> text, or a callable writing a path) into a campaign folder, listed
     in its marker."""
-    from cfpairs.outputs import add_to_marker, write_text_atomic  # noqa: PLC0415
 
     for name, content in files.items():
         if callable(content):

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from cfpairs.errors import UserError
+from cftrain.losses import make_loss
 
 KINDS: dict[str, type] = {}
 
@@ -22,7 +23,6 @@ def register(cls):
 
 def training_labels(label_kind: str, loss: str | None = None, config=None) -> "Labels":
     """The label kind of a store with the run's task loss: `loss` (its options from `config`), or `bce`."""
-    from cftrain.losses import make_loss  # noqa: PLC0415  (losses import nothing of this module)
     if label_kind not in KINDS:
         raise UserError(f"label kind {label_kind!r} has no trainer (known: {', '.join(KINDS)})")
     return KINDS[label_kind](make_loss(loss, label_kind, config))

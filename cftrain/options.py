@@ -13,7 +13,6 @@ that its mode, model and optimizer do not read, naming who does.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 
@@ -40,13 +39,14 @@ class Option:
     sweep: dict | None = None
     identity: bool = True
     cli: bool = True
+    part: str | None = None  # "mode", "model", "optimizer" or "loss": a name in that registry (cftrain.registry)
 
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
     def allowed(self) -> tuple | None:
-        return tuple(self.choices()) if callable(self.choices) else self.choices
+        return self.choices
 
     def must(self) -> str:
         """What a value must be, for error messages."""
@@ -54,6 +54,8 @@ class Option:
             return "comma-separated layer widths >= 1, e.g. 64,64 (empty: none)"
         if self.kind == "names":
             return "comma-separated names, e.g. a,b"
+        if self.part is not None:
+            return f"a registered {self.part}"
         if self.allowed() is not None:
             return "one of " + ", ".join(map(str, self.allowed()))
         if self.kind is bool:
@@ -108,34 +110,17 @@ def _number(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _methods():
-    from cftrain.methods import METHODS  # noqa: PLC0415  (the registries import this module)
-    return list(METHODS)
-
-
-def _models():
-    from cftrain.models import MODELS  # noqa: PLC0415
-    return sorted(MODELS)
-
-
-def _optimizers():
-    from cftrain.optim import OPTIMIZERS  # noqa: PLC0415
-    return list(OPTIMIZERS)
-
-
-def _losses():
-    from cftrain.losses import LOSSES  # noqa: PLC0415
-    return sorted(LOSSES)
+PART_KINDS = ("mode", "model", "optimizer", "loss")  # what a run is made of: each part declares its options
 
 
 # ---------------------------------------------------------------- what every run reads
 
 SHARED = (
     Option("mode", str, None, "Training method (a row of the paper's tables) [default: the registry's default "
-           "mode].", choices=_methods, nullable=True, cli=False),
+           "mode].", part="mode", nullable=True, cli=False),
     Option("model", str, None, "Model [default: the task's preset, else the store's input kind's].",
-           choices=_models, nullable=True),
-    Option("optimizer", str, "adadelta", "Optimizer.", choices=_optimizers),
+           part="model", nullable=True),
+    Option("optimizer", str, "adadelta", "Optimizer.", part="optimizer"),
     Option("lr", float, 1.0, "Learning rate (AdaDelta's own scale: 1.0 is its published default).",
            low=0, high=1e3, low_open=True, sweep={"log_scale": [0.3, 3.0]}),
     Option("ensemble", int, 1, "Models per ensemble (the mean of their logits predicts).", low=1, high=1000),
@@ -157,7 +142,7 @@ SHARED = (
            high=SEED_MAX, cli=False),
     Option("subsets", "names", None, "Train and evaluate on the rows of these store subsets only, e.g. "
            "answer_other (VQA's answer types).", nullable=True),
-    Option("loss", str, None, "The task loss [default: bce, the paper's sigmoid cross-entropy].", choices=_losses,
+    Option("loss", str, None, "The task loss [default: bce, the paper's sigmoid cross-entropy].", part="loss",
            nullable=True),
     Option("threads", int, 1, "torch threads (small models train fastest on 1).", low=1, high=1024,
            identity=False),
@@ -182,75 +167,3 @@ EMBED_INIT = Option("embed_init", str, "normal", "Learned word embeddings drawn 
                     "or uniform (Keras' U(-0.05, 0.05)).", choices=("normal", "uniform"))
 EMBED_SCALE = Option("embed_scale", float, None, "Std (normal) or half-width (uniform) of that draw "
                      "[default: 1.0 / 0.05].", low=0, high=1e3, low_open=True, nullable=True)
-
-# ---------------------------------------------------------------- the registry of declarations
-
-
-PART_KINDS = ("mode", "model", "optimizer", "loss")  # what a run is made of: each part declares its options
-
-
-def owners() -> list:
-    """(kind, name, declared options) of every method, model, optimizer and loss."""
-    from cftrain.losses import LOSSES  # noqa: PLC0415
-    from cftrain.methods import METHODS  # noqa: PLC0415
-    from cftrain.models import MODELS  # noqa: PLC0415
-    from cftrain.optim import OPTIMIZERS  # noqa: PLC0415
-    out = [("mode", name, tuple(m.options)) for name, m in METHODS.items()]
-    out += [("model", name, tuple(cls.options)) for name, cls in sorted(MODELS.items())]
-    out += [("optimizer", name, tuple(spec.options)) for name, spec in OPTIMIZERS.items()]
-    out += [("loss", name, tuple(cls.options)) for name, cls in sorted(LOSSES.items())]
-    return out
-
-
-def all_options() -> dict:
-    """{name: Option}: the shared ones, then every owner's (one declaration each)."""
-    found = {o.name: o for o in SHARED}
-    for _, owner, options in owners():
-        for option in options:
-            if option.name in found and found[option.name] != option:
-                raise RuntimeError(f"option {option.name!r} of {owner} is declared twice, differently")
-            found[option.name] = option
-    return found
-
-
-def readers(name: str) -> dict:
-    """{"mode": [...], "model": [...], "optimizer": [...], "loss": [...]}: who reads a non-shared option."""
-    out = {kind: [] for kind in PART_KINDS}
-    for kind, owner, options in owners():
-        if any(o.name == name for o in options):
-            out[kind].append(owner)
-    return out
-
-
-def markdown() -> str:
-    """docs/OPTIONS.md: every option, who reads it, its default and range."""
-    lines = ["# cftrain options", "",
-             "Generated from the declarations (`make docs`); a test fails when",
-             "this page is stale. Options every method shares come first; the others are read only by the",
-             "modes, models or optimizer named, and a run refuses one that its mode, model and optimizer do",
-             "not read. A task's preset (`cftrain/presets.py`) sets its own defaults over these.", "",
-             "| option | read by | type | default | range or choices | sweep | changes results | what |",
-             "|---|---|---|---|---|---|---|---|"]
-    for option in all_options().values():
-        if not option.cli:
-            continue
-        who = readers(option.name)
-        read_by = "; ".join(f"{k} {', '.join(v)}" for k, v in who.items() if v) or "every run"
-        kind = option.kind if isinstance(option.kind, str) else option.kind.__name__
-        sweep = "" if option.sweep is None else f"`{json.dumps(option.sweep)}`"
-        lines.append(f"| `{option.flag}` | {read_by} | {kind} | {_shown(option.default)} | "
-                     f"{option.must().removeprefix('must be ')} | {sweep} | {'yes' if option.identity else 'no'} | "
-                     f"{option.help} |")
-    return "\n".join(lines) + "\n"
-
-
-def _shown(value) -> str:
-    if value is None or value == []:
-        return "-"
-    if isinstance(value, list):
-        return ",".join(map(str, value))
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-if __name__ == "__main__":
-    print(markdown(), end="")

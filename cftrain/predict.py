@@ -1,4 +1,5 @@
-"""A trained run's predictions on one split of a store, pair by pair (`cfbuild view --run`)."""
+"""A trained run's predictions on a store, pair by pair: `cftrain eval RUN STORE --predictions FILE`
+writes them for every split (a JSON page `cfbuild view --predictions FILE` reads, without the trainer)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from cftrain.evaluate import check_fits
 from cftrain.labels import training_labels
 from cftrain.metrics import ensemble_logits, pair_consistency
 from cftrain.rundir import RunDir
-from cftrain.train import open_store, truncate
+from cftrain.loading import open_verified, truncate
 
 BADGES = {(1.0, 1.0): "both", (1.0, 0.0): "original", (0.0, 1.0): "edited", (0.0, 0.0): "none"}
 
@@ -19,20 +20,34 @@ def split_predictions(run_dir, store_path, split: str, allow_external: bool = Fa
     correct: [each pair's badge: both | original | edited | none | None], consistency: the split's
     pair consistency as in metrics.json}. Every row of the split is predicted (a run trained on
     store subsets too), with the run's own token truncation."""
+    return predictions_page(run_dir, store_path, allow_external, [split])["splits"][split]
+
+
+def predictions_page(run_dir, store_path, allow_external: bool = False, splits: list | None = None) -> dict:
+    """{run, store, store_digest, metric, splits: {split: what `split_predictions` gives}} for every split
+    (or `splits`): what `cftrain eval --predictions` writes."""
     config = check_fits(run_dir, store_path, allow_external)
-    with open_store(store_path, allow_external=allow_external) as store:
-        labels = training_labels(store.label_kind, config.loss)
-        data = truncate(load_split(store, split), config.get("max_tokens"))
+    store, verified = open_verified(store_path, allow_external=allow_external)
+    with store:
         members = RunDir(run_dir).load_members()
-        names = store.class_names
-        per_member = [labels.predicted_names(ensemble_logits([m], data), names) for m in members]
-        logits = ensemble_logits(members, data)
-        pairs = np.asarray(data.pairs, dtype=np.int64).reshape(-1, 2)
-        consistency = pair_consistency(logits, data, labels)
-        if labels.consistency_undefined or not len(pairs):
-            correct = [None] * len(pairs)
-        else:
-            sides = labels.pair_sides_right(logits, data.targets, data.labels, pairs)
-            correct = [None if np.isnan(row).any() else BADGES[tuple(row)] for row in sides]
+        found = {name: _predictions(store, name, config, members) for name in (splits or store.splits)}
+        return {"kind": "predictions", "run": str(run_dir), "store": str(store_path),
+                "store_digest": verified or store.digest, "metric": next(iter(found.values()))["metric"],
+                "splits": found}
+
+
+def _predictions(store, split: str, config, members: list) -> dict:
+    labels = training_labels(store.label_kind, config.loss)
+    data = truncate(load_split(store, split), config.get("max_tokens"))
+    names = store.class_names
+    per_member = [labels.predicted_names(ensemble_logits([m], data), names) for m in members]
+    logits = ensemble_logits(members, data)
+    pairs = np.asarray(data.pairs, dtype=np.int64).reshape(-1, 2)
+    consistency = pair_consistency(logits, data, labels)
+    if labels.consistency_undefined or not len(pairs):
+        correct = [None] * len(pairs)
+    else:
+        sides = labels.pair_sides_right(logits, data.targets, data.labels, pairs)
+        correct = [None if np.isnan(row).any() else BADGES[tuple(row)] for row in sides]
     return {"members": per_member, "ensemble": labels.predicted_names(logits, names), "correct": correct,
             "consistency": consistency, "metric": labels.metric}

@@ -8,8 +8,18 @@ import copy
 from dataclasses import asdict, field, fields, make_dataclass
 
 from cfpairs.errors import UserError
-from cftrain.options import SHARED, all_options, readers
+from cftrain.options import SHARED
+from cftrain.registry import all_options, readers
+from cftrain.registry import problem as option_problem
 from cftrain.tasks import preset
+from cftrain.losses import DEFAULT
+from cftrain.losses import loss_class
+from cftrain.methods import default_mode
+from cftrain.methods import method
+from cftrain.models import check_model
+from cftrain.models import model_class
+from cftrain.optim import optimizer_spec
+from cftrain.vectors import check_embeddings
 
 SHARED_NAMES = tuple(o.name for o in SHARED)
 
@@ -59,19 +69,13 @@ DEFAULT_MODEL = {"text": "bow", "text_pair": "nli-bow", "vector": "mlp", "region
 
 def parts_of(values) -> dict:
     """{mode, model, optimizer, loss}: the parts a run (a config or its values) is made of."""
-    from cftrain.losses import DEFAULT  # noqa: PLC0415
     get = values.get if isinstance(values, dict) else lambda k, d=None: getattr(values, k, d)
-    from cftrain.methods import default_mode  # noqa: PLC0415
     return {"mode": get("mode") or default_mode(), "model": get("model"),
             "optimizer": get("optimizer") or all_options()["optimizer"].default, "loss": get("loss") or DEFAULT}
 
 
 def part_class(kind: str, name: str):
     """The registered method, model, optimizer or loss `name` (a one-line error when unknown)."""
-    from cftrain.losses import loss_class  # noqa: PLC0415  (registries import the options)
-    from cftrain.methods import method  # noqa: PLC0415
-    from cftrain.models import model_class  # noqa: PLC0415
-    from cftrain.optim import optimizer_spec  # noqa: PLC0415
     return {"mode": method, "model": model_class, "optimizer": optimizer_spec, "loss": loss_class}[kind](name)
 
 
@@ -148,15 +152,11 @@ def check_some_mode_reads(task: str, input_kind: str | None, modes: list, overri
 def validate(config: RunConfig, input_kind: str | None = None) -> None:
     """A one-line error naming the first option whose value its declaration refuses, an unknown mode,
     model or optimizer, or a model that does not fit the store's input kind."""
-    from cftrain.models import check_model  # noqa: PLC0415
-    from cftrain.vectors import check_embeddings  # noqa: PLC0415
-    from cftrain.methods import method  # noqa: PLC0415
-    from cftrain.models import model_class  # noqa: PLC0415
     known = all_options()
     for kind, name in parts_of(config).items():
         part_class(kind, name)
     for name, value in config.to_dict().items():
-        problem = known[name].problem(value)
+        problem = option_problem(known[name], value)
         if problem:
             raise UserError(f"{known[name].flag} {_shown(value)}: {problem}")
     check_model(config.model, input_kind)

@@ -23,6 +23,7 @@ from cfpairs.errors import UserError
 from cfpairs.outputs import write_text_atomic
 from cftrain.models import make_model
 from cftrain.runschema import check_config, check_metrics
+from cftrain.methods import METHODS
 
 CONFIG, HISTORY, METRICS, MODEL = "config.json", "history.jsonl", "metrics.json", "model.pt"
 
@@ -51,7 +52,6 @@ def _not_json(word: str):
 
 
 def _trains(mode) -> bool:
-    from cftrain.methods import METHODS  # noqa: PLC0415  (the registry imports the trainer's modules)
     return mode not in METHODS or METHODS[mode].trains
 
 

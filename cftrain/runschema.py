@@ -13,6 +13,8 @@ import re
 
 from cfpairs.errors import UserError
 from cfpairs.schema import SPLIT_NAME
+from cftrain.registry import PARTS, all_options
+from cftrain.registry import problem as option_problem
 
 DIGEST = re.compile(r"[0-9a-f]{64}")
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}")  # groups, kinds, transfer names: table headers
@@ -91,7 +93,6 @@ def _shown(value) -> str:
 def check_config(values, path) -> dict:
     """config.json: every declared option valid, the mode, model and optimizer registered, the store's
     digest, its signature and the campaign's job labels well-formed."""
-    from cftrain.options import all_options  # noqa: PLC0415  (the registries import the trainer)
     check = _Checker(path)
     check.obj(values, "")
     options = all_options()
@@ -122,7 +123,7 @@ def check_config(values, path) -> dict:
 def _check_options(check: _Checker, values: dict, options: dict, prefix: str) -> None:
     for name, option in options.items():
         if name in values:
-            problem = option.problem(option.coerce(values[name]))
+            problem = option_problem(option, option.coerce(values[name]))
             if problem:
                 check.fail(prefix + name, f"{_shown(values[name])} {problem}")
 
@@ -139,11 +140,10 @@ def _check_signature(check: _Checker, signature) -> None:
 def check_metrics(values, path) -> dict:
     """metrics.json: the metric's name, every split's groups {n, metric in [0, 100]}, pair
     consistency in [0, 100], alignment cosines in [-1, 1], the mode registered."""
-    from cftrain.methods import METHODS  # noqa: PLC0415
     check = _Checker(path)
     check.obj(values, "")
     metric = check.text(check.member(values, "metric", ""), "metric", choices=METRICS)
-    check.text(check.member(values, "mode", ""), "mode", choices=tuple(METHODS))
+    check.text(check.member(values, "mode", ""), "mode", choices=tuple(PARTS["mode"]))
     check.text(values.get("task"), "task")
     check.count(check.member(values, "best_epoch", ""), "best_epoch")
     check.text(values.get("store_digest"), "store_digest", DIGEST, nullable=True)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from cftrain import optim
+
 
 @dataclass
 class Term:
@@ -51,7 +53,6 @@ class Run:
         return self.ensemble.n
 
     def optimizer(self, params) -> torch.optim.Optimizer:
-        from cftrain import optim  # noqa: PLC0415
         return (self.make_optimizer or (lambda p: optim.make_optimizer(self.config, p)))(params)
 
     def combine(self, terms: list | None, names: tuple) -> tuple:

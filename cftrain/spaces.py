@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from cfpairs.errors import UserError
-from cftrain.options import all_options
+from cftrain.registry import all_options
+from cftrain.registry import problem as option_problem
 from cftrain.tasks import task_space
 NOT_SWEPT = ("mode", "seed", "fraction", "fraction_seed", "subsets")
 KINDS = ("uniform", "log_uniform", "int", "log_scale")
@@ -57,7 +58,7 @@ def check_spec(key: str, spec, where) -> None:
         for value in spec:
             if value is None:
                 raise UserError(f"{where}: {key}: null is not a value (leave the option out)")
-            problem = option.problem(option.coerce(value))
+            problem = option_problem(option, option.coerce(value))
             if problem:
                 raise UserError(f"{where}: {key}: {value!r}: {problem}")
         return

@@ -9,31 +9,29 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import replace
 
 import numpy as np
 import torch
 
-from cfpairs.check import check_store
 from cfpairs.errors import UserError
 from cfpairs.outputs import staged
 from cfpairs.progress import Progress, stop_if_requested
 from cfpairs.api import PairStore
-from cfpairs.store import Store
 from cftrain import distributed, optim
-from cftrain.data import PairBatches, SplitTensors, group_subset, load_split, to_device
+from cftrain.data import PairBatches, SplitTensors, group_subset, to_device
 from cftrain.ensemble import Ensemble, Single, checked_on, make_ensemble
 from cftrain.evaluate import alignments, evaluate, scored, signature
-from cftrain.folds import fold_splits
 from cftrain.labels import Labels, training_labels
 from cftrain.methods import method
 from cftrain.metrics import ensemble_logits, split_metrics
-from cftrain.models import make_model
+from cftrain.models import make_model, model_class
 from cftrain.plots import history_png
 from cftrain.presets import RunConfig, validate
 from cftrain.rundir import RunDir
 from cftrain.runtime import At, Run
 from cftrain.vectors import describe, load_vectors
+from cftrain.loading import load_splits, open_verified, resolve_device
+from cftrain.loading import open_store, truncate  # noqa: F401  (re-exported: the trainer's readers)
 
 
 def make_optimizer(config: RunConfig, params):
@@ -60,18 +58,6 @@ def checked_labels(config: RunConfig, label_kind: str) -> Labels:
     return labels
 
 
-def resolve_device(name: str) -> torch.device:
-    """cpu, cuda, or auto (cuda when available); under torchrun, this process's GPU (LOCAL_RANK)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
-    if name == "cuda" and "LOCAL_RANK" in os.environ:
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    return torch.device(name)
-
-
 def model_kwargs(config: RunConfig, store: PairStore) -> dict:
     """Constructor arguments of the run's models, from the store's shapes (saved in model.pt)."""
     kwargs = {"vocab_size": len(store.vocab or []),
@@ -82,7 +68,6 @@ def model_kwargs(config: RunConfig, store: PairStore) -> dict:
     regions = store.regions_info()
     if regions is not None:
         kwargs["feature_dim"] = int(regions.features_shape[2])
-    from cftrain.models import model_class  # noqa: PLC0415
     kwargs.update({o.name: config.get(o.name) for o in model_class(config.model).options})  # its own options
     return kwargs
 
@@ -151,17 +136,6 @@ def build_members(config: RunConfig, store: PairStore, kwargs: dict, sparse: boo
             members.append(make_model(config.model, **kwargs))
             bar.update()
     return members
-
-
-def truncate(data: SplitTensors, max_tokens: int | None) -> SplitTensors:
-    if not max_tokens:
-        return data
-    inputs = dict(data.inputs)
-    for key in [k for k in inputs if k.endswith("tokens")]:
-        inputs[key] = inputs[key][:, :max_tokens]
-        length_key = key.replace("tokens", "length")
-        inputs[length_key] = inputs[length_key].clamp(max=max_tokens)
-    return replace(data, inputs=inputs)
 
 
 def fit(config: RunConfig, store: PairStore, splits: dict, log=None, device="cpu") -> tuple[list, int, list]:
@@ -238,56 +212,6 @@ def epoch_line(epoch: int, steps: list, metric: str, val, start: float, store: P
                           and k not in ("seconds", f"val_{metric}"))
         raise UserError(f"training diverged at epoch {epoch} ({terms}): lower --lr or the method's weight")
     return line
-
-
-def load_splits(store: PairStore, config: RunConfig, training: bool = True) -> dict:
-    """Every split of the store, truncated and filtered as the run's options say (run and eval alike)."""
-    missing = [s for s in ("train", "val") if s not in store.splits]
-    if training and missing:
-        raise UserError(f"{store.path}: training needs splits train and val; missing {', '.join(missing)}")
-    splits = {name: truncate(load_split(store, name), config.get("max_tokens")) for name in store.splits}
-    if config.subsets:
-        splits = {name: only_subsets(data, config.subsets, store.path, training) for name, data in splits.items()}
-    if training and config.get("folds"):
-        splits = fold_splits(splits, config.folds, config.get("fold"), config.get("fold_seed") or 0)
-    return splits
-
-
-def only_subsets(data: SplitTensors, names: list, path, training: bool = True) -> SplitTensors:
-    """The rows of the named store subsets (e.g. VQA's answer_other: the paper's weak-baseline setting)."""
-    picked = [data.subsets[k] for k in names if k in data.subsets]
-    rows = np.unique(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
-    if training and data.name in ("train", "val") and not len(rows):
-        have = ", ".join(sorted(data.subsets)) or "none"
-        raise UserError(f"--subsets {','.join(names)}: split {data.name} of {path} has no rows in them "
-                        f"(its subsets: {have})")
-    return data.rows(rows)
-
-
-def open_store(store_path, verify: bool = False, check: bool = True, allow_external: bool = False) -> PairStore:
-    """The store through the public reader, after the checks of `cfbuild verify` that read no
-    features (with `verify`, the content digest too): a damaged store is a one-line error before
-    training, never mid-run. `allow_external`: region features in other files may be read."""
-    return open_verified(store_path, verify, check, allow_external)[0]
-
-
-def open_verified(store_path, verify: bool = False, check: bool = True, allow_external: bool = False,
-                  verified: str | None = None) -> tuple[PairStore, str | None]:
-    """(the store, the content digest verified as it was loaded, or None). Text and vector stores
-    are always verified (their whole content is loaded anyway: the digest costs about 1% of an
-    IMDb run, bench/verify_cost.py); region stores, whose features may be gigabytes, only with
-    `verify`, or when the caller `verified` them already (a campaign, once for all its runs). A
-    mismatch is a one-line error before training."""
-    with Store(store_path, allow_external) as peek:
-        regions, claimed = peek.input_kind == "regions", peek.digest
-    if regions and verified is not None and verified == claimed and not verify:
-        return PairStore(store_path, check=False, allow_external=allow_external), verified
-    verified = None
-    if verify or not regions:
-        verified = check_store(store_path, digest=True, allow_external=allow_external)
-    elif check:
-        check_store(store_path, allow_external=allow_external)
-    return PairStore(store_path, check=False, allow_external=allow_external), verified
 
 
 def run(store_path, out_dir, config: RunConfig, force: bool = False, verify: bool = False) -> dict:

@@ -17,6 +17,10 @@ from cfpairs.errors import UserError
 from cfpairs.outputs import add_to_marker, signed_json, write_text_atomic
 from cfpairs.progress import Progress
 from cfpairs.store import Store
+from cftrain.evaluate import evaluate_run, signature, signature_mismatch
+from cftrain.methods import method
+from cftrain.rundir import RunDir, read_json_file, strict_json
+from cftrain.runschema import check_eval
 
 EVALS = "evals"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -46,7 +50,6 @@ def check_transfers(trained: str | Path | dict, transfers: dict, verify: bool = 
     on `trained` (a store, or the signature runs keep in config.json, their stores' digests in
     `trained_digests`: same input and label kind, classes and vocabulary), else a UserError naming
     the option and the difference. Returns {name: content digest}."""
-    from cftrain.evaluate import signature, signature_mismatch  # noqa: PLC0415
     what, trained_digests = "the runs", set(trained_digests)
     if not isinstance(trained, dict):
         what = f"the runs of {trained}"
@@ -99,8 +102,6 @@ def read_evals(run_dir) -> dict:
     folder = Path(run_dir) / EVALS
     if not folder.is_dir():
         return {}
-    from cftrain.rundir import read_json_file  # noqa: PLC0415
-    from cftrain.runschema import check_eval  # noqa: PLC0415
     found = {}
     for path in sorted(folder.glob("*.json")):
         if not NAME.fullmatch(path.stem):
@@ -114,8 +115,6 @@ def evaluate_transfers(run_dirs: list, transfers: dict, digests: dict, device: s
     """Every run on every transfer store not yet evaluated there (or evaluated on a store that has
     changed since); `write`: kept in each run's evals/ (else only returned: `cftrain collect` never
     writes into the folders it reads). Returns {run_dir: {name: evaluation}} of the new ones."""
-    from cftrain.evaluate import evaluate_run  # noqa: PLC0415
-    from cftrain.rundir import strict_json  # noqa: PLC0415
     todo = []
     for run in run_dirs:
         if not _trains(run):  # a method that draws its predictions: no model, its cells stay "-"
@@ -138,6 +137,4 @@ def evaluate_transfers(run_dirs: list, transfers: dict, digests: dict, device: s
 
 
 def _trains(run_dir) -> bool:
-    from cftrain.methods import method  # noqa: PLC0415
-    from cftrain.rundir import RunDir  # noqa: PLC0415
     return method(RunDir(run_dir).read_config()["mode"]).trains

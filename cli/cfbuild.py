@@ -101,27 +101,28 @@ def export(store, out_dir, to, force, allow_external):
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The page to write (.html, self-contained: opens from disk).")
 @click.option("--split", help="The split whose pairs are shown [default: train, else the first].")
-@click.option("--run", "run_dir", type=InputPath(file_okay=False, dir_okay=True),
-              help="A run trained on this store (cftrain): each member's prediction for both sides and a "
-                   "consistency badge per pair (needs the trainer: pip install 'cfpairs[train]').")
+@click.option("--predictions", type=InputPath(),
+              help="A run's predictions on this store (cftrain eval RUN STORE --predictions FILE): each member's "
+                   "prediction for both sides and a consistency badge per pair.")
 @click.option("--limit", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Pairs shown at most (the page says when it is cut).")
 @click.option("--images", type=InputPath(file_okay=False, dir_okay=True),
               help="Region stores: a folder of images (<image_id>.jpg or COCO's names) to draw masked boxes on.")
 @click.option("--force", is_flag=True, help="Replace an existing page written by cfbuild view (never another file).")
 @ALLOW_EXTERNAL
-def view(store, out, split, run_dir, limit, images, force, allow_external):
+def view(store, out, split, predictions, limit, images, force, allow_external):
     """One HTML page of STORE's pairs: each original beside its counterfactual, the edit as a word
-    diff, labels, pair kinds, the builder's remarks; search and filters; with --run, predictions.
+    diff, labels, pair kinds, the builder's remarks; search and filters; with --predictions, a run's.
 
     \b
     Example:
       cfbuild view imdb.h5 --out imdb-train.html
-      cfbuild view imdb.h5 --split val --run runs/imdb/gs/seed-0 --out imdb-val-gs.html
+      cftrain eval runs/imdb/gs/seed-0 imdb.h5 --predictions gs.json
+      cfbuild view imdb.h5 --split val --predictions gs.json --out imdb-val-gs.html
     """
     from cfbuild.view import build_view
 
-    done = build_view(store, out, split=split, run=run_dir, limit=limit, images=images, force=force,
+    done = build_view(store, out, split=split, predictions=predictions, limit=limit, images=images, force=force,
                       allow_external=allow_external)
     click.echo(f"wrote {out}: split {done['split']}, {done['shown']} of {done['pairs']} pairs, "
                f"{done['bytes'] / 1e6:.1f} MB")

@@ -247,20 +247,35 @@ def report_command(run_dirs, out, force):
 @click.argument("run_dir", type=RUN_DIR)
 @STORE
 @click.option("--out", type=click.Path(path_type=Path), help="Write the metrics as JSON here.")
+@click.option("--predictions", type=click.Path(path_type=Path),
+              help="Also write each row's predictions and each pair's badge, every split (JSON), for "
+                   "cfbuild view --predictions.")
 @DEVICE
-@click.option("--force", is_flag=True, help="Replace an existing --out written by cftrain eval.")
+@click.option("--force", is_flag=True, help="Replace an existing --out or --predictions written by cftrain eval.")
 @VERIFY
 @ALLOW_EXTERNAL
-def eval_command(run_dir, store, out, device, force, verify, allow_external):
-    """Evaluate a trained run on another store (e.g. a transfer set from cfbuild transfer).
+def eval_command(run_dir, store, out, predictions, device, force, verify, allow_external):
+    """Evaluate a trained run on a store (its own, or another: e.g. a transfer set from cfbuild transfer).
 
-    Example: cftrain eval runs/imdb/gs yelp.h5 --out runs/imdb-gs-yelp.json
+    \b
+    Example:
+      cftrain eval runs/imdb/gs yelp.h5 --out runs/imdb-gs-yelp.json
+      cftrain eval runs/imdb/gs imdb.h5 --predictions gs.json   # then: cfbuild view imdb.h5 --predictions gs.json
     """
+    from cfpairs.outputs import check_output, signed_json, write_page
     from cftrain.evaluate import evaluate_run
     from cftrain.rundir import strict_json
 
+    if predictions is not None:
+        check_output(predictions, "json", force, inputs=[run_dir, store], option="--predictions")
     click.echo(strict_json(evaluate_run(run_dir, store, out, device=device, force=force, verify=verify,
                                         allow_external=allow_external)))
+    if predictions is not None:
+        from cftrain.predict import predictions_page
+        page = predictions_page(run_dir, store, allow_external)
+        write_page(predictions, "json", strict_json(signed_json(page)) + "\n", force, inputs=[run_dir, store],
+                   option="--predictions")
+        click.echo(f"wrote {predictions}", err=True)
 
 
 @main.command("collect")

@@ -85,7 +85,7 @@ REGIONS = {"modes": modes, "models": models, "losses": losses, "builders": build
 
 def pages() -> dict:
     """{path: text as the registries write it}."""
-    from cftrain.options import markdown  # noqa: PLC0415
+    from cftrain.registry import markdown  # noqa: PLC0415
     out = {DOCS / "OPTIONS.md": markdown()}
     for name in ("TRAINING.md", "BUILDING.md"):
         path = DOCS / name

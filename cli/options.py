@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import click
 
-from cftrain.options import Option, all_options, readers
+from cftrain.options import Option
+from cftrain.registry import all_options, choices, readers
 from cli.common import FiniteFloat
 
 
@@ -27,8 +28,8 @@ def _list_callback(option: Option):
 
 
 def _click_type(option: Option):
-    if option.allowed() is not None:
-        return click.Choice([str(c) for c in option.allowed()])
+    if choices(option) is not None:
+        return click.Choice([str(c) for c in choices(option)])
     if option.kind is int:
         return click.IntRange(option.low, option.high, min_open=option.low_open, max_open=option.high_open)
     if option.kind is float:

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from cfbuild.builders.table import build_table
 from cfpairs.store import StoreWriter
 from cftrain.models import MODELS
-from cftrain.options import readers
+from cftrain.registry import readers
 from cftrain.presets import resolve
 from cftrain.train import run
 from cli.cfbuild import main as cfbuild_main

@@ -220,7 +220,7 @@ def test_every_declared_option_is_a_flag_with_its_own_check(tmp_path):
     refused by the command line and by resolve alike, naming the option."""
     from click.testing import CliRunner
 
-    from cftrain.options import all_options
+    from cftrain.registry import all_options
     from cli.cftrain import main
     flags = {p.opts[0] for p in main.commands["run"].params if p.opts}
     for option in all_options().values():

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.cfbuild import main as cfbuild_main
-from cftrain.options import readers
+from cftrain.registry import readers
 from tests.helpers import CAD_DIR as CAD, CAD_MISSING, QUICK, ok, refused, run_cli
 
 

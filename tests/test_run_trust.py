@@ -168,5 +168,5 @@ def test_resume_eval_and_view_read_through_the_schema(work, table, tmp_path):
                         "--seeds", "0,1", "--epochs", "1"], str(path), "is outside [0, 100]")
     config = _break(tmp_path / "t", "config mode a path")
     refused("cftrain", ["eval", config.parent, work / "toy.h5"], str(config), "mode: '../../x'")
-    refused("cfbuild", ["view", work / "toy.h5", "--run", config.parent, "--out", tmp_path / "p.html"], str(config),
-            out=tmp_path / "p.html")
+    refused("cftrain", ["eval", config.parent, work / "toy.h5", "--predictions", tmp_path / "p.json"], str(config),
+            out=tmp_path / "p.json")

@@ -54,6 +54,15 @@ def stores(tmp_path_factory):
     return root
 
 
+def eval_predictions(run, store, out):
+    """`cftrain eval RUN STORE --predictions OUT`: what cfbuild view --predictions reads."""
+    from cli.cftrain import main as cftrain_main
+    result = CliRunner().invoke(cftrain_main, ["eval", str(run), str(store), "--predictions", str(out), "--device",
+                                               "cpu"])
+    assert result.exit_code == 0, result.stderr
+    return out
+
+
 def view(*args) -> str:
     result = CliRunner().invoke(cfbuild_main, ["view", *[str(a) for a in args]])
     assert result.exit_code == 0, (result.exit_code, result.stderr, result.stdout)
@@ -66,8 +75,9 @@ def test_view_follows_the_output_rules(stores, tmp_path):
     refused("cfbuild", ["view", stores / "toy.h5", "--out", foreign, "--force"], "mine.html", out=foreign)
     refused("cfbuild", ["view", stores / "toy.h5", "--out", tmp_path / "p.html", "--split", "dev"],
             "--split dev", "train, val, test, test_shifted", out=tmp_path / "p.html")
-    refused("cfbuild", ["view", stores / "toy.h5", "--out", tmp_path / "p.html", "--run", stores / "text-run"],
-            "does not fit the run", out=tmp_path / "p.html")
+    predictions = eval_predictions(stores / "text-run", stores / "text.h5", tmp_path / "text.json")
+    refused("cfbuild", ["view", stores / "toy.h5", "--out", tmp_path / "p.html", "--predictions", predictions],
+            "made on another store", out=tmp_path / "p.html")
     assert not (tmp_path / "p.html").exists()
     view(stores / "toy.h5", "--out", tmp_path / "p.html")
     view(stores / "toy.h5", "--out", tmp_path / "p.html", "--split", "val", "--force")  # ours: replaced
@@ -157,7 +167,8 @@ def test_run_badges_are_the_runs_own_predictions(browser, stores, tmp_path):
     from cftrain.metrics import ensemble_logits
     from cftrain.rundir import RunDir
 
-    view(stores / "toy.h5", "--out", tmp_path / "run.html", "--split", "test", "--run", stores / "toy-run")
+    page_json = eval_predictions(stores / "toy-run", stores / "toy.h5", tmp_path / "p.json")
+    view(stores / "toy.h5", "--out", tmp_path / "run.html", "--split", "test", "--predictions", page_json)
     with PairStore(stores / "toy.h5") as store:
         data = load_split(store, "test")
     members = RunDir(stores / "toy-run").load_members()
@@ -240,3 +251,33 @@ def test_a_long_token_wraps_and_an_override_does_not_reverse_the_text(browser, h
             return null; };
         return [place('loved'), place(' it')]; }""")
     assert None not in order and order[0] < order[1]  # 'loved' is drawn left of 'it', as written
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda p: p.update(kind="table"), "not a predictions page"),
+    (lambda p: p["splits"]["val"]["ensemble"].pop(), "splits.val.ensemble: expected"),
+    (lambda p: p["splits"]["val"]["correct"].__setitem__(0, "<script>"), "splits.val.correct: expected"),
+    (lambda p: p["splits"]["val"]["members"][0].__setitem__(0, 7), "splits.val.members.0: expected"),
+    (lambda p: p["splits"].pop("val"), "holds no split 'val'"),
+])
+def test_a_predictions_page_from_elsewhere_is_checked(stores, tmp_path, change, fragment):
+    """cfbuild view reads the trainer's predictions as data: no trainer import, every list checked."""
+    path = eval_predictions(stores / "toy-run", stores / "toy.h5", tmp_path / "p.json")
+    page = json.loads(path.read_text())
+    change(page)
+    path.write_text(json.dumps(page))
+    refused("cfbuild", ["view", stores / "toy.h5", "--split", "val", "--predictions", path, "--out",
+                        tmp_path / "v.html"], "--predictions", fragment, out=tmp_path / "v.html")
+
+
+def test_cfbuild_view_does_not_import_the_trainer(stores, tmp_path):
+    import subprocess
+    import sys
+    from tests.helpers import REPO
+    path = eval_predictions(stores / "toy-run", stores / "toy.h5", tmp_path / "p.json")
+    code = (f"import sys\nfrom cli.cfbuild import main\ntry:\n    main(['view', {str(stores / 'toy.h5')!r}, '--predictions', "
+            f"{str(path)!r}, '--out', {str(tmp_path / 'v.html')!r}])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('cftrain', 'torch')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr
+    assert (tmp_path / "v.html").is_file()

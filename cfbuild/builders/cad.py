@@ -11,6 +11,7 @@ from cfbuild.protocol import Builder, option, register, run_builder
 from cfbuild.sources.tables import read_table
 from cfbuild.text import jaccard, tokenize
 from cfpairs.errors import UserError
+from cfbuild.builders.textpairs import write_text_store
 
 SPLIT_FILES = {"train": "train", "val": "dev", "test": "test"}
 SENTIMENT = {"Negative": 0, "Positive": 1}
@@ -157,7 +158,6 @@ class CadBuilder(Builder):
     classes: list = []
 
     def build(self, o, driver):
-        from cfbuild.builders.textpairs import write_text_store  # noqa: PLC0415
 
         present, missing = available_splits(o.cad_dir, self.pattern, _split_names(o.splits))
         if "train" not in present:

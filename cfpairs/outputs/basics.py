@@ -8,17 +8,27 @@ import os
 import tempfile
 from pathlib import Path
 
+from cfpairs._version import __version__
+
 MARKER = ".cfpairs"
-FOLDER_KINDS = ("run", "table", "sweep", "curve", "export")
+FOLDER_KINDS: set = set()  # folders of marked files: each program registers its own (`register_folder_kind`)
 PAGE_KINDS = ("json", "markdown", "html")
-KINDS = ("store", *FOLDER_KINDS, *PAGE_KINDS)
+
+
+def register_folder_kind(*names: str) -> None:
+    """A program's kinds of output folder (the trainer's runs and tables, the builder's exports): each
+    holds the `.cfpairs` marker listing what was written there."""
+    FOLDER_KINDS.update(names)
+
+
+def is_kind(kind: str) -> bool:
+    return kind == "store" or kind in PAGE_KINDS or kind in FOLDER_KINDS
 WRITE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 NAME_MAX = 255
 PART_EXTRA = len(".") + len(".4194304.") + len("12345678") + len(".part")  # what a part name adds
 
 
 def generator() -> str:
-    from cfpairs import __version__  # noqa: PLC0415  (the package imports this module)
     return f"cfpairs {__version__}"
 
 

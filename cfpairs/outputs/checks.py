@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cfpairs.errors import UserError
-from cfpairs.outputs.basics import FOLDER_KINDS, KINDS, NAME_MAX, PART_EXTRA
+from cfpairs.outputs.basics import FOLDER_KINDS, NAME_MAX, PART_EXTRA, is_kind
 from cfpairs.outputs.ownership import not_ours, owner
 
 _inputs: contextvars.ContextVar[tuple] = contextvars.ContextVar("cfpairs_inputs", default=())
@@ -122,7 +122,7 @@ def check_output(path, kind: str, force: bool = False, inputs=(), option: str = 
                  resumable: bool = False) -> Path:
     """Every check that can be made before any work; raises UserError naming `option` and the problem.
     `resumable`: an existing folder of this kind is continued rather than replaced."""
-    assert kind in KINDS, kind
+    assert is_kind(kind), f"{kind}: not a registered kind of output"
     path = Path(path)
     _check_name(path, option)
     _check_not_special(path, option)

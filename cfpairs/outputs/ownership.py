@@ -66,8 +66,11 @@ def _files_written(folder: Path) -> list:
 
 
 def add_to_marker(folder: Path, *names: str) -> None:
-    marker = read_marker(folder) or {}
-    write_marker(folder, marker.get("kind", "run"), set(marker.get("files", [])) | set(names))
+    """Files written later into a marked folder (its kind kept), listed in its marker."""
+    marker = read_marker(folder)
+    if marker is None:
+        raise RuntimeError(f"{folder}: no {MARKER} marker to add {', '.join(names)} to")
+    write_marker(folder, marker["kind"], set(marker.get("files", [])) | set(names))
 
 
 def is_our_temporary(name: str) -> bool:

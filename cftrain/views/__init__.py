@@ -7,6 +7,7 @@ results of separate invocations combined. One module per view: `table`, `sweep`,
 from __future__ import annotations
 
 from cfpairs.errors import UserError
+from cftrain.rundir import strict_json
 from cftrain.views.common import VIEWS
 from cftrain.views.curve import curve_picture, curve_view, format_curve
 from cftrain.views.sweep import format_summary, refit_epochs, summarise, sweep_results, sweep_top_runs, sweep_view
@@ -15,8 +16,6 @@ from cftrain.views.table import format_table, table_view
 
 def view_files(view: str, records: list, **options) -> tuple[dict, str]:
     """({file name: text or writer}, Markdown) of a view over `records`."""
-    from cftrain.rundir import strict_json  # noqa: PLC0415
-
     if view == "table":
         table = table_view(records, options.get("seeds"))
         text = format_table(table)
