@@ -16,7 +16,9 @@ is new); every module there is imported, so `@register` makes it a command.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
+import inspect
 import json
 import pkgutil
 from pathlib import Path
@@ -25,6 +27,7 @@ from cfpairs import __version__
 from cfpairs.errors import UserError
 from cfpairs.outputs import check_output
 from cfpairs.writer import StoreWriter
+from cfbuild.labels import ALLOW, ALLOW_HELP
 from cfbuild.manifest import SourceLedger
 
 BUILDERS: dict[str, "Builder"] = {}
@@ -59,6 +62,42 @@ def option(default=dataclasses.MISSING, *, help: str, low=None, high=None, choic
 
 def fields(options_class) -> list:
     return [f for f in dataclasses.fields(options_class) if f.metadata.get("cli", True)]
+
+
+@dataclasses.dataclass(kw_only=True)
+class TextOptions:
+    """What every text builder takes, declared once with one default each (a builder's Options
+    inherits it; `Driver.text` resolves it): the task, the tokens kept, the vocabulary's size, and
+    what the label checks accept (`cfbuild.labels`)."""
+    task: str | None = option(None, help="The store's task name [default: the builder's; with --vocab-from or an "
+                                          "exported store: theirs].")
+    max_tokens: int | None = option(None, help="Tokens kept per text, 0 for all [default: all, padded to the "
+                                                "longest; with --vocab-from or an exported store: theirs].", low=0)
+    vocab_size: int | None = option(None, help="Most frequent training tokens kept, besides padding and unknown "
+                                                "[default: 20000; an exported store's own].", low=1)
+    allow: list = option([], help=ALLOW_HELP, multiple=True, choices=ALLOW)
+
+
+@dataclasses.dataclass(kw_only=True)
+class SplitFiles:
+    """Builders that read one table per split: the files declared once, mapped to splits by the driver."""
+    file: Path = option(help="Training rows (.csv, .tsv, .jsonl, .parquet).", inputs="file")
+    file_val: Path | None = option(None, help="Val rows, in the same layout.", inputs="file")
+    file_test: Path | None = option(None, help="Test rows, in the same layout.", inputs="file")
+
+    def split_files(self) -> dict:
+        """{split: path} of the files given (train first)."""
+        found = {"train": self.file, "val": self.file_val, "test": self.file_test}
+        return {split: Path(path) for split, path in found.items() if path}
+
+
+@dataclasses.dataclass(frozen=True)
+class Text:
+    """A text build's resolved settings."""
+    task: str
+    max_tokens: int
+    vocab_size: int
+    allow: tuple
 
 
 class Builder:
@@ -110,6 +149,7 @@ class Driver:
         self.builder, self.options, self.out, self.force = builder, options, Path(out), force
         self.report: dict = {}
         self.sources: list = []
+        self.settings: dict = {}  # a text build's resolved task, max tokens and vocabulary size (`text`)
 
     def ledger(self, root, allow_unverified: bool = False):
         """The source ledger of this builder's manifest: `check(relpath)` pins a file (sha256, size)."""
@@ -118,6 +158,20 @@ class Driver:
         ledger.entries = self.sources  # the store's `sources` fill as files are checked
         return ledger
 
+    def text(self, reference: dict | None = None) -> Text:
+        """The text settings of this build: the options given, else those of `reference` (the build
+        parameters and task of a store the build follows: --vocab-from, an exported store), else the
+        defaults (the builder's task name, every token, 20000 words)."""
+        o, reference = self.options, reference or {}
+        given = {name: getattr(o, name, None) for name in ("task", "max_tokens", "vocab_size")}
+        text = Text(task=given["task"] or reference.get("task") or self.builder.name,
+                    max_tokens=given["max_tokens"] if given["max_tokens"] is not None else
+                    reference.get("max_tokens") or 0,
+                    vocab_size=given["vocab_size"] if given["vocab_size"] is not None else
+                    reference.get("vocab_size") or 20000, allow=tuple(getattr(o, "allow", ())))
+        self.settings = {"task": text.task, "max_tokens": text.max_tokens, "vocab_size": text.vocab_size}
+        return text
+
     def parameters(self) -> dict:
         values = dataclasses.asdict(self.options)
         return {k: (str(v) if isinstance(v, Path) else [str(x) if isinstance(x, Path) else x for x in v]
@@ -125,7 +179,9 @@ class Driver:
 
     def writer(self, *, task: str, input_kind: str, label_kind: str, class_names, sources=None) -> StoreWriter:
         """The store's writer: its build record (command, every option, version) and, at commit, the report."""
-        build = {"command": f"cfbuild {self.builder.name}", "parameters": self.parameters(), "version": __version__}
+        build = {"command": f"cfbuild {self.builder.name}", "parameters": self.parameters(), "version": __version__,
+                 "builder_sha256": builder_source_sha256(self.builder), **({"settings": self.settings}
+                                                                            if self.settings else {})}
         return _ReportingWriter(self, self.out, task=task, input_kind=input_kind, label_kind=label_kind,
                                 class_names=class_names, build=build,
                                 sources=self.sources if sources is None else sources, force=self.force,
@@ -146,6 +202,19 @@ class _ReportingWriter(StoreWriter):
             if self.driver.report:
                 self.set_json_attr("report", self.driver.report)
         super().commit()
+
+
+def reference_of(build: dict, task: str | None) -> dict:
+    """The text settings a store was built with (its build record: the options given, then what they
+    resolved to), for a build that follows it (--vocab-from, cfbuild import)."""
+    build = build if isinstance(build, dict) else {}
+    return {**(build.get("parameters") or {}), **(build.get("settings") or {}), "task": task}
+
+
+def builder_source_sha256(builder: Builder) -> str:
+    """sha256 of the module that defines the builder: two stores built by the same version from
+    edited builder code are told apart."""
+    return hashlib.sha256(Path(inspect.getsourcefile(type(builder))).read_bytes()).hexdigest()
 
 
 def run_builder(name: str, out, force: bool = False, **values) -> dict:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from cfbuild.builders.table import label_classes
 from cfbuild.builders.textpairs import PairedSplit, write_text_store
-from cfbuild.labels import ALLOW, ALLOW_HELP, check_label_column
-from cfbuild.protocol import Builder, option, register, run_builder
+from cfbuild.labels import check_label_column
+from cfbuild.protocol import Builder, TextOptions, option, reference_of, register, run_builder
 from cfbuild.sources.tables import read_headerless, read_table
 from cfpairs.errors import UserError
 from cfpairs.store import Store, describe_source
@@ -35,8 +35,8 @@ def _names(text):
     return [n.strip() for n in text.split(",") if n.strip()] if isinstance(text, str) else text
 
 
-@dataclass
-class AlignedOptions:
+@dataclass(kw_only=True)
+class AlignedOptions(TextOptions):
     file: Path = option(help="The originals (two aligned tables), or the one table with both columns.", inputs="file")
     edited_file: Path | None = option(None, help="Two aligned tables: row k of this file edits row k of --file.",
                                       inputs="file")
@@ -54,10 +54,6 @@ class AlignedOptions:
     kind: str = option("edited", help="The pairs' kind.")
     vocab_from: Path | None = option(None, help="A trained store whose vocabulary, classes and max tokens to use.",
                                      inputs="file")
-    task: str = option("aligned", help="The store's task (with --vocab-from: that store's).")
-    max_tokens: int = option(0, help="Tokens kept per text (0: all; with --vocab-from: that store's).", low=0)
-    vocab_size: int = option(20000, help="Most frequent tokens kept (without --vocab-from).", low=1)
-    allow: list = option([], help=ALLOW_HELP, multiple=True, choices=ALLOW)
 
 
 @register
@@ -84,12 +80,13 @@ class Aligned(Builder):
 
     def build(self, o, driver):
         rows = self.read_rows(o)
-        classes, vocab, max_tokens, task = self.classes_and_vocab(o, rows)
+        classes, vocab, reference = self.classes_and_vocab(o, rows)
+        text = driver.text(reference)
         split = to_split(rows, classes, o.kind, driver.report)
         driver.sources.extend(describe_source(p) for p in (o.file, o.edited_file) if p)
-        write_text_store(driver, task=task, class_names=classes, splits={o.split: split}, max_tokens=max_tokens,
-                         vocab_size=len(vocab) if vocab else o.vocab_size, vocab=vocab, vocab_split=o.split,
-                         allow=o.allow)
+        write_text_store(driver, task=text.task, class_names=classes, splits={o.split: split},
+                         max_tokens=text.max_tokens, vocab_size=len(vocab) if vocab else text.vocab_size, vocab=vocab,
+                         vocab_split=o.split, allow=text.allow)
 
     def read_rows(self, o) -> list:
         """(original (text, label, id), edit (text, label, id)) per aligned row."""
@@ -116,12 +113,12 @@ class Aligned(Builder):
         check_label_column(labels, lambda row: (sides[row][2].split(":")[0], f"line {sides[row][2].split(':')[1]}"),
                            "label", allow)
         if o.vocab_from is None:
-            return label_classes(labels), None, o.max_tokens, o.task
+            return label_classes(labels), None, {}
         with Store(o.vocab_from) as trained:
             if trained.input_kind != "text" or trained.vocab is None:
                 raise UserError(f"--vocab-from {o.vocab_from}: a {trained.input_kind} store; aligned pairs are texts")
-            max_tokens = trained.build.get("parameters", {}).get("max_tokens", 0)
-            return trained.class_names, trained.vocab, max_tokens, trained.task
+            reference = reference_of(trained.build, trained.task)
+            return trained.class_names, trained.vocab, reference
 
 
 def _table(path: Path, o):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cfbuild.builders.textpairs import PairedSplit
 from cfbuild.manifest import SourceLedger
-from cfbuild.protocol import Builder, option, register, run_builder
+from cfbuild.protocol import Builder, TextOptions, option, register, run_builder
 from cfbuild.sources.tables import read_table
 from cfbuild.text import jaccard, tokenize
 from cfpairs.errors import UserError
@@ -134,20 +134,13 @@ def _split_names(text):
     return names
 
 
-@dataclass
-class CadOptions:
+@dataclass(kw_only=True)
+class CadOptions(TextOptions):
     cad_dir: Path = option(help="Root of the CAD release (holds sentiment/ and NLI/).", inputs="dir")
-    max_tokens: int = option(0, help="Tokens kept per text (0: keep all, padded to the longest).", low=0)
-    vocab_size: int = option(20000, help="Most frequent training tokens kept (plus padding and unknown).", low=1)
     splits: list | None = option(None, help="Comma-separated splits that must be built (default: those whose files "
                                             "exist).", parse=_split_names)
     allow_unverified_sources: bool = option(False, help="Build even when a file differs from data_manifests/cad.json "
                                                         "(recorded in sources).")
-
-
-@dataclass
-class SnliOptions(CadOptions):
-    max_tokens: int = option(32, help="Tokens kept per text (0: keep all, padded to the longest).", low=0)
 
 
 class CadBuilder(Builder):
@@ -166,8 +159,9 @@ class CadBuilder(Builder):
                             "(give the release's root folder, which holds sentiment/ and NLI/)")
         ledger = driver.ledger(o.cad_dir, o.allow_unverified_sources)
         paired = {name: self.read_split(ledger, name) for name in present}
-        write_text_store(driver, task=self.name, class_names=self.classes, splits=paired, max_tokens=o.max_tokens,
-                         vocab_size=o.vocab_size, extra_report={"missing_splits": missing})
+        text = driver.text()
+        write_text_store(driver, task=text.task, class_names=self.classes, splits=paired, max_tokens=text.max_tokens,
+                         vocab_size=text.vocab_size, extra_report={"missing_splits": missing}, allow=text.allow)
 
 
 @register
@@ -184,7 +178,7 @@ class Imdb(CadBuilder):
 @register
 class Snli(CadBuilder):
     """Row k of NLI/original is the original of rows 2k and 2k+1 of each revised file."""
-    name, Options = "snli", SnliOptions
+    name, Options = "snli", CadOptions
     summary = "SNLI pairs from CAD's NLI/original and NLI/revised_{premise,hypothesis}."
     example = "cfbuild snli --cad-dir counterfactually-augmented-data --out snli.h5"
     pattern = "NLI/original/{0}.tsv,NLI/revised_premise/{0}.tsv,NLI/revised_hypothesis/{0}.tsv"
@@ -198,5 +192,5 @@ def build_imdb(cad_dir, out, force: bool = False, allow_unverified: bool = False
 
 
 def build_snli(cad_dir, out, force: bool = False, allow_unverified: bool = False, **options) -> dict:
-    """The SNLI store (`SnliOptions`): each original with its two premise and two hypothesis edits."""
+    """The SNLI store (`CadOptions`): each original with its two premise and two hypothesis edits."""
     return run_builder("snli", out, force, cad_dir=Path(cad_dir), allow_unverified_sources=allow_unverified, **options)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cfbuild.builders.textpairs import PairedSplit, write_text_store
-from cfbuild.labels import ALLOW, ALLOW_HELP, check_label_column
-from cfbuild.protocol import Builder, option, register, run_builder
+from cfbuild.labels import check_label_column
+from cfbuild.protocol import Builder, SplitFiles, TextOptions, option, reference_of, register, run_builder
 from cfbuild.sources.tables import Table, read_table
 from cfpairs.errors import UserError
 from cfpairs.store import describe_source
@@ -133,38 +133,31 @@ def table_split(path, layout: Layout, classes: list | None, allow=()) -> tuple[P
     return out, classes
 
 
-def write_table_store(driver, files: dict, layout: Layout, task: str, max_tokens: int, vocab_size: int,
-                      allow=()) -> dict:
-    """`files`: {split name: path}, `train` required (its labels define the classes)."""
+def write_table_store(driver, files: dict, layout: Layout, text) -> dict:
+    """`files`: {split name: path}, `train` required (its labels define the classes); `text`: the
+    build's settings (`Driver.text`)."""
     if "train" not in files:
         raise UserError("--file (the train split) is required")
-    split, classes = table_split(files["train"], layout, classes=None, allow=allow)
+    split, classes = table_split(files["train"], layout, classes=None, allow=text.allow)
     if len(classes) < 2:
         raise UserError(f"{files['train']}: column {layout.label_col!r} has fewer than 2 classes ({classes})")
     splits = {"train": split}
     for name in ("val", "test"):
         if files.get(name):
-            splits[name], _ = table_split(files[name], layout, classes=classes, allow=allow)
+            splits[name], _ = table_split(files[name], layout, classes=classes, allow=text.allow)
     driver.sources.extend(describe_source(files[n]) for n in splits)
-    return write_text_store(driver, task=task, class_names=classes, splits=splits, max_tokens=max_tokens,
-                            vocab_size=vocab_size, allow=allow)
+    return write_text_store(driver, task=text.task, class_names=classes, splits=splits, max_tokens=text.max_tokens,
+                            vocab_size=text.vocab_size, allow=text.allow)
 
 
-@dataclass
-class TableOptions:
-    file: Path = option(help="Training rows (.csv, .tsv, .jsonl, .parquet).", inputs="file")
+@dataclass(kw_only=True)
+class TableOptions(SplitFiles, TextOptions):
     text_col: str = option(help="The text column (the premise for text pairs).")
     label_col: str = option(help="The label column.")
     pair_col: str = option(help="Rows sharing this value form a group: an original and its edits.")
-    file_val: Path | None = option(None, help="Val rows, in the same layout.", inputs="file")
-    file_test: Path | None = option(None, help="Test rows, in the same layout.", inputs="file")
     text2_col: str | None = option(None, help="A second text column (the hypothesis): makes a text_pair store.")
     original_col: str | None = option(None, help="A column marking the original of each group (1/true/yes/original); "
                                                  "default: the group's first row.")
-    task: str = option("table", help="The store's task name.")
-    max_tokens: int = option(32, help="Tokens kept per text (0: keep all, padded to the longest).", low=0)
-    vocab_size: int = option(20000, help="Most frequent training tokens kept (plus padding and unknown).", low=1)
-    allow: list = option([], help=ALLOW_HELP, multiple=True, choices=ALLOW)
 
 
 @register
@@ -175,15 +168,13 @@ class TableBuilder(Builder):
     splits = ("train", "val", "test")
 
     def build(self, o, driver):
-        files = {"train": o.file, "val": o.file_val, "test": o.file_test}
         layout = Layout(tuple(c for c in (o.text_col, o.text2_col) if c), o.label_col, o.pair_col, o.original_col)
-        write_table_store(driver, {k: v for k, v in files.items() if v}, layout, o.task, o.max_tokens, o.vocab_size,
-                          o.allow)
+        write_table_store(driver, o.split_files(), layout, driver.text())
 
 
 def build_table(files: dict, out, *, text_cols: list, label_col: str, pair_col: str, original_col=None,
-                task: str = "table", max_tokens: int = 32, vocab_size: int = 20000, force: bool = False,
-                allow=()) -> dict:
+                task: str | None = None, max_tokens: int | None = None, vocab_size: int | None = None,
+                force: bool = False, allow=()) -> dict:
     """The `table` builder from Python: `files` {split name: path}, `train` required."""
     return run_builder("table", out, force, file=files.get("train"), file_val=files.get("val"),
                        file_test=files.get("test"), text_col=text_cols[0],
@@ -218,15 +209,10 @@ def _class_names(folder: Path, meta: dict) -> tuple | None:
     return tuple(names)
 
 
-@dataclass
-class ImportOptions:
+@dataclass(kw_only=True)
+class ImportOptions(TextOptions):
     folder: Path = option(help="Holds train.parquet (or .jsonl/.csv/.tsv), optionally val and test, in the export "
                                "layout.", inputs="dir", argument=True)
-    max_tokens: int | None = option(None, help="Tokens kept per text (0: all) [default: the exported store's own, "
-                                               "else 0].", low=0)
-    vocab_size: int | None = option(None, help="Most frequent training tokens kept [default: the exported store's "
-                                               "own, else 20000].", low=1)
-    allow: list = option([], help=ALLOW_HELP, multiple=True, choices=ALLOW)
 
 
 @register
@@ -252,9 +238,6 @@ class ImportBuilder(Builder):
             raise UserError(f"{folder}: no train.parquet (or train.jsonl/.csv/.tsv, or a train/ folder that "
                             "cfbuild export --to hf writes) in the exported layout")
         meta = _store_json(folder)
-        built = (meta.get("build") or {}).get("parameters") or {}
-        max_tokens = built.get("max_tokens", 0) if o.max_tokens is None else o.max_tokens
-        vocab_size = built.get("vocab_size", 20000) if o.vocab_size is None else o.vocab_size
         if meta.get("input_kind") not in (None, "text", "text_pair"):
             raise UserError(f"{folder}: a {meta['input_kind']} store cannot be imported (texts only)")
         header = read_table(files["train"]).columns
@@ -262,7 +245,7 @@ class ImportBuilder(Builder):
         layout = Layout(text_cols, "label", "pair_id", counterfactual_col="is_counterfactual", unpaired=("-1",),
                         label_names=_class_names(folder, meta), id_col="id" if "id" in header else None,
                         kind_col="pair_kind" if "pair_kind" in header else None)
-        write_table_store(driver, files, layout, meta.get("task", "import"), max_tokens, vocab_size, o.allow)
+        write_table_store(driver, files, layout, driver.text(reference_of(meta.get("build"), meta.get("task"))))
 
 
 def build_import(folder, out, *, max_tokens: int | None = None, vocab_size: int | None = None,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from cfbuild.builders.textpairs import PairedSplit, write_text_store
-from cfbuild.protocol import SEED_MAX, Builder, option, register, run_builder
+from cfbuild.protocol import SEED_MAX, Builder, TextOptions, option, reference_of, register, run_builder
 from cfbuild.sources.tables import load_with_datasets, read_table
 from cfpairs.errors import UserError
 from cfpairs.store import Store, describe_source
@@ -91,16 +91,14 @@ def _via_datasets(*args, **kwargs) -> dict:
     return {c: [str(v) for v in table[c]] for c in table.column_names}
 
 
-@dataclass
-class TransferOptions:
+@dataclass(kw_only=True)
+class TransferOptions(TextOptions):
     preset: str = option(help="The transfer set's layout and labels.", choices=tuple(PRESETS))
     source: str = option(help="A local csv/tsv/jsonl/parquet file in the preset's layout, or the hub name "
                               "(amazon_polarity, yelp_polarity, tweet_eval, multi_nli).")
     vocab_from: Path = option(help="The store whose vocabulary (and max tokens) the transfer set uses.", inputs="file")
     sample: int = option(2000, help="Rows sampled from the source (seeded).", low=1)
     seed: int = option(0, help="Seed of the sample.", low=0, high=SEED_MAX)
-    allow: list = option([], help="Accept what is usually a mistake: missing-class (a class of the preset that no "
-                                  "row has).", multiple=True, choices=("missing-class",))
 
 
 @register
@@ -113,13 +111,17 @@ class Transfer(Builder):
     def extra_inputs(self, options):
         return [options.source] if Path(options.source).exists() else []
 
+    def check(self, o):
+        super().check(o)
+        if o.vocab_size is not None:
+            raise UserError(f"--vocab-size {o.vocab_size}: a transfer store takes --vocab-from's vocabulary whole")
+
     def build(self, o, driver):
         """One `test` split: a seeded sample of `source`, tokenised with `vocab_from`'s vocabulary."""
         preset = PRESETS[o.preset]
         with Store(o.vocab_from) as trained:
-            vocab, task, classes = trained.vocab, trained.task, trained.class_names
-            max_tokens = trained.build.get("parameters", {}).get("max_tokens", 32)
-            input_kind = trained.input_kind
+            vocab, classes, input_kind = trained.vocab, trained.class_names, trained.input_kind
+            text = driver.text(reference_of(trained.build, trained.task))  # the trained store's settings
         if vocab is None or input_kind != ("text_pair" if preset.pair_kind else "text"):
             raise UserError(f"{o.vocab_from}: a {input_kind} store cannot give the vocabulary for preset {o.preset!r}")
         columns, source_entry = load_rows(o.source, preset)
@@ -142,7 +144,7 @@ class Transfer(Builder):
                   "label_convention": convention.name,
                   "dropped_labels": len(columns["label"]) - int(len(keep)), "sampled": int(len(chosen))}
         driver.sources.append(source_entry)
-        write_text_store(driver, task=task, class_names=classes, splits={"test": split}, max_tokens=max_tokens,
+        write_text_store(driver, task=text.task, class_names=classes, splits={"test": split}, max_tokens=text.max_tokens,
                          vocab_size=len(vocab), vocab=vocab, extra_report=report, pairs_expected=False)
 
 

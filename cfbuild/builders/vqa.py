@@ -40,7 +40,7 @@ class VqaOptions:
     seed: int = option(0, help="Seed of the val draw.", low=0, high=SEED_MAX)
     min_answer_count: int = option(9, help="Answer vocabulary: training multiple-choice answers seen at least this "
                                            "often.", low=1)
-    max_tokens: int = option(14, help="Question tokens kept.", low=1)
+    question_tokens: int = option(14, help="Question tokens kept (BUTD's 14).", low=1)
     materialize: bool = option(False, help="Copy the used images' features into the store (else: link).")
     float16: bool = option(False, help="With --materialize: store features as float16.")
     skip_missing_images: bool = option(False, help="Leave out (and report) questions whose image has no features.")
@@ -178,7 +178,7 @@ class Vqa(Builder):
             writer.write_vocab(vocab)
             report["splits"] = {}
             for name, split in splits.items():
-                tokens = encode(words[name], vocab, o.max_tokens)
+                tokens = encode(words[name], vocab, o.question_tokens)
                 report["splits"].update(_write_split(writer, name, split, regions, attention, class_of, tokens, o))
             report["attention_unused"] = len(attention.question_ids - attention.used)
             driver.sources.extend(regions.sources + [attention.source_entry()])
