@@ -1,8 +1,9 @@
 """Epoch time of a 6-member ensemble over that of 1 member (the fused ensemble at work), for
 `bow` on the IMDb store and `mlp` on a COCO-shaped synthetic store (batch 512,
-2048 -> 64 -> 64 -> 64 -> 80, 80 classes); and the same 6 members in the generic fused form
-(`cftrain.ensemble.Vmapped`: torch.func over the stacked members), which decides where a model keeps
-its hand-fused form (`generic_over_hand` above 1: the hand-fused form pays).
+2048 -> 64 -> 64 -> 64 -> 80, 80 classes); and the same 6 members in the generic form a new model
+gets (`cftrain.ensemble.checked_on`: the faster, on the first batch, of the vmapped members and the
+members in turn; `generic_form` says which), against the hand-fused form (`generic_over_hand`) and
+one member (`generic_ratio`: never above 6, the members in turn).
 
 Usage: python bench/ensemble.py IMDB_STORE [--epochs E] [--rounds R] | --smoke   Prints key=value lines;
 ends with ratio=<the larger of the two hand-fused ratios> (not part of CI). The trainings alternate R
@@ -42,16 +43,23 @@ def coco_shaped(path: Path, n: int = 4096, dim: int = 2048, classes: int = 80) -
     return path
 
 
+CHOSEN = []  # the generic form each generic training chose (vmapped or sequential)
+
+
 def epoch_seconds(store_path, ensemble: int, epochs: int, generic: bool = False) -> float:
-    """Best epoch time; `generic`: the model's hand-fused form set aside (the generic Vmapped form)."""
+    """Best epoch time; `generic`: the model's hand-fused form set aside (the generic form, the faster
+    of the vmapped members and the members in turn, as a new model without a fused form gets)."""
     if generic:
-        from cftrain.models import MODELS  # noqa: PLC0415  (a checkout without it never asks)
-        saved = {name: cls.fused for name, cls in MODELS.items()}
+        import cftrain.train as train  # noqa: PLC0415  (a checkout without it never asks)
+        from cftrain.models import MODELS  # noqa: PLC0415
+        saved, checked = {name: cls.fused for name, cls in MODELS.items()}, train.checked_on
         for cls in MODELS.values():
             cls.fused = None
+        train.checked_on = lambda *a, **k: CHOSEN.append(checked(*a, **k)) or CHOSEN[-1]
         try:
             return epoch_seconds(store_path, ensemble, epochs)
         finally:
+            train.checked_on = checked
             for name, cls in MODELS.items():
                 cls.fused = saved[name]
     with open_store(store_path) as store:
@@ -101,8 +109,9 @@ def main(imdb: str | None, epochs: int, rounds: int, generic: bool) -> None:
             ratios.append(six / one)
             print(f"model={label} epoch_s_1={one:.2f} epoch_s_6={six:.2f} ratio={six / one:.2f}")
             if generic:
-                print(f"model={label} epoch_s_6_generic={vmapped:.2f} generic_ratio={vmapped / one:.2f} "
-                      f"generic_over_hand={vmapped / six:.2f}")
+                form = type(CHOSEN[-1]).__name__.lower() if CHOSEN else "?"
+                print(f"model={label} epoch_s_6_generic={vmapped:.2f} generic_form={form} "
+                      f"generic_ratio={vmapped / one:.2f} generic_over_hand={vmapped / six:.2f}")
     # The floor of the mlp ratio on this machine: one member's epoch plus only the extra arithmetic
     # of five more first layers (16 batches of 512), as if everything else were shared for free.
     extra = 16 * (first_layers_seconds(6) - first_layers_seconds(1))

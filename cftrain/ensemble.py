@@ -16,6 +16,7 @@ Forms, chosen by `make_ensemble`:
 from __future__ import annotations
 
 import copy
+import time
 import warnings
 
 import torch
@@ -246,24 +247,53 @@ def make_ensemble(members: list, generic: bool = True) -> Ensemble:
     return Sequential(members)
 
 
-def checked_on(ensemble: Ensemble, batch: dict, double: bool) -> Ensemble:
-    """The ensemble, or its members as a Sequential when its vmapped form fails on this first batch
-    (a layer without a vmap rule): said once, then training goes on, exactly, one member at a time."""
+def _trial_step(ensemble: Ensemble, batch: dict, double: bool, forward) -> None:
+    """A step's forward (`forward`: the training step's, a data space where the model offers one) and
+    backward, with the input gradient differentiated again when `double`; its gradients returned,
+    not kept: no parameter, gradient or buffer changes (eval mode)."""
+    with torch.enable_grad():
+        x, logits, space = forward(ensemble, batch, double)
+        loss = logits.pow(2).sum()
+        if double:
+            inputs = space.outputs if space is not None else (x,)
+            loss = loss + sum(g.pow(2).sum() for g in torch.autograd.grad(logits.sum(), inputs, create_graph=True))
+        torch.autograd.grad(loss, [p for p in ensemble.parameters() if p.requires_grad], allow_unused=True)
+
+
+def _seconds(ensemble: Ensemble, batch: dict, double: bool, forward, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        _trial_step(ensemble, batch, double, forward)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def checked_on(ensemble: Ensemble, batch: dict, double: bool, forward) -> Ensemble:
+    """The generic form that trains this model fastest, on this first batch: the vmapped members or
+    the members one after another (both exact; the members' own batches of a few steps are timed,
+    without changing anything). A vmapped form that fails (a layer without a vmap rule) is said
+    once, and the members train one after another."""
     if not isinstance(ensemble, Vmapped):
         return ensemble
+    sequential = Sequential(ensemble.members)
+    modes = [(m, m.training) for m in (ensemble, *ensemble.members)]
     try:
-        with torch.enable_grad():
-            x = ensemble.encode(batch)
-            if double and not x.requires_grad:
-                x = x.detach().requires_grad_(True)
-            logits = ensemble.head(x, batch)
-            if double:
-                torch.autograd.grad(logits.sum(), x, create_graph=True)
-    except (RuntimeError, NotImplementedError, ValueError) as exc:
-        warnings.warn(f"{type(ensemble.members[0]).__name__}: vmap cannot run it ({' '.join(str(exc).split())[:120]}); "
-                      "its members train one after another")
-        return Sequential(ensemble.members)
-    return ensemble
+        for module, _ in modes:
+            module.eval()  # batch norm's running statistics stay as they are
+        try:
+            _trial_step(ensemble, batch, double, forward)
+        except (RuntimeError, NotImplementedError, ValueError) as exc:
+            warnings.warn(f"{type(ensemble.members[0]).__name__}: vmap cannot run it "
+                          f"({' '.join(str(exc).split())[:120]}); its members train one after another")
+            return sequential
+        _trial_step(sequential, batch, double, forward)  # warm both up, then time them
+        faster = sequential if _seconds(sequential, batch, double, forward) < \
+            _seconds(ensemble, batch, double, forward) else ensemble
+    finally:
+        for module, training in modes:
+            module.train(training)
+    return faster
 
 
 __all__ = ["Ensemble", "FusedEnsemble", "MemberSpaces", "StackedLinear", "Sequential", "Single", "Vmapped", "checked_on", "expand_members",

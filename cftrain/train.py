@@ -22,7 +22,7 @@ from cftrain.data import PairBatches, SplitTensors, group_subset, to_device
 from cftrain.ensemble import Ensemble, Single, checked_on, make_ensemble
 from cftrain.evaluate import alignments, evaluate, scored, signature
 from cftrain.labels import Labels, training_labels
-from cftrain.methods import method
+from cftrain.methods import forward, method
 from cftrain.metrics import ensemble_logits, split_metrics
 from cftrain.models import make_model, model_class
 from cftrain.plots import history_png
@@ -169,7 +169,7 @@ def fit(config: RunConfig, store: PairStore, splits: dict, log=None, device="cpu
             stop_if_requested()
             batch = to_device(batch, device)
             if stepper is None:  # the generic fused form is checked on the first batch
-                ensemble = checked_on(ensemble, batch, trainer.needs_input_gradient(config)).to(device)
+                ensemble = checked_on(ensemble, batch, trainer.needs_input_gradient(config), forward).to(device)
                 stepper = trainer(Run(config, ensemble, labels, torch.device(device), generator, context))
             step += 1
             steps.append(stepper.step(batch, At(epoch, step)))

@@ -185,3 +185,25 @@ def test_every_registered_model_trains_as_its_members_would(name, form, mode):
     for a, b in zip(ensemble.unfuse(), alone):
         for (key, p), q in zip(a.state_dict().items(), b.state_dict().values()):
             assert torch.allclose(p, q, atol=1e-4), key
+
+
+@pytest.mark.parametrize("slow", ["vmapped", "sequential"])
+def test_the_generic_form_is_the_faster_and_choosing_changes_nothing(monkeypatch, slow):
+    """A new model trains as the faster of its generic forms (never a trap: the members in turn cost
+    at most N members), chosen on the first batch without touching a weight."""
+    import time as clock
+    from cftrain.ensemble import checked_on
+    from cftrain.methods import forward
+    members = []
+    for k in range(N):
+        torch.manual_seed(40 + k)
+        members.append(Bilinear())
+    before = [copy.deepcopy(m.state_dict()) for m in members]
+    cls = Vmapped if slow == "vmapped" else Sequential
+    real = cls.encode
+    monkeypatch.setattr(cls, "encode", lambda self, batch: clock.sleep(0.02) or real(self, batch))
+    chosen = checked_on(make_ensemble(members), next(batches("mlp", 1)), True, forward)
+    assert isinstance(chosen, Sequential if slow == "vmapped" else Vmapped)
+    for m, state in zip(members, before):
+        assert all(torch.equal(m.state_dict()[k], v) for k, v in state.items())
+        assert all(p.grad is None for p in m.parameters())
