@@ -60,7 +60,7 @@ def checked_labels(config: RunConfig, label_kind: str) -> Labels:
 
 def model_kwargs(config: RunConfig, store: PairStore) -> dict:
     """Constructor arguments of the run's models, from the store's shapes (saved in model.pt)."""
-    kwargs = {"vocab_size": len(store.vocab or []),
+    kwargs = {"vocab_size": len(store.vocab or []), "input_kind": store.input_kind,
               "n_outputs": 1 if store.label_kind == "binary" else len(store.class_names)}
     columns = store[store.splits[0]].examples
     if "x" in columns:

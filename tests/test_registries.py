@@ -16,6 +16,7 @@ from cftrain.methods import METHODS
 from cftrain.models import MODELS
 from cftrain.optim import OPTIMIZERS, make_optimizer
 from cftrain.presets import resolve
+from cftrain.data import PairBatches, load_split
 from cftrain.train import build_members, model_kwargs
 
 STORE_OF = {"vector": "vector", "text": "text", "text_pair": "text_pair", "regions": "regions"}
@@ -63,10 +64,17 @@ def test_every_model_option_changes_the_model(stores, tmp_path, name, option):
         built = []
         for given in ({}, {option.name: value}):
             config = resolve(store.task, store.input_kind, mode="augmented", model=name, **given)
-            built.append(build_members(config, store, model_kwargs(config, store))[0].state_dict())
-    default, other = built
+            built.append(build_members(config, store, model_kwargs(config, store))[0])
+        batch = next(iter(PairBatches(load_split(store, "train"), 16, seed=0)))
+    default, other = (m.state_dict() for m in built)
     same = default.keys() == other.keys() and all(default[k].shape == other[k].shape and torch.equal(default[k], other[k])
                                                   for k in default)
+    if same:  # an option without parameters of its own (dropout): it changes what the model computes
+        outputs = []
+        for model in built:
+            torch.manual_seed(0)
+            outputs.append(model.train()(batch))
+        same = torch.equal(*outputs)
     assert not same, f"--{option.name} {value} builds the same {name} model as the default"
 
 
