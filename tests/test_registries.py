@@ -80,9 +80,13 @@ def test_every_model_option_changes_the_model(stores, tmp_path, name, option):
 
 @pytest.mark.parametrize("mode", [m for m, cls in METHODS.items() if cls.options])
 def test_every_method_option_is_read_by_a_step(stores, mode, monkeypatch):
+    """Built for a run and stepped 12 times: an option read every few steps (a schedule) counts."""
     from cftrain.data import PairBatches, load_split
+    from cftrain.ensemble import Single
+    from cftrain.labels import training_labels
+    from cftrain.methods import method
     from cftrain.presets import _ConfigMethods
-    from cftrain.train import train_step
+    from cftrain.runtime import At, Run
     read = set()
     real_getattr, real_get = _ConfigMethods.__getattr__, _ConfigMethods.get
     monkeypatch.setattr(_ConfigMethods, "__getattr__", lambda self, k: read.add(k) or real_getattr(self, k))
@@ -92,7 +96,11 @@ def test_every_method_option_is_read_by_a_step(stores, mode, monkeypatch):
         members = build_members(config, store, model_kwargs(config, store))
         batch = next(iter(PairBatches(load_split(store, "train"), 16, seed=0)))
         read.clear()
-        train_step(members[0], make_optimizer(config, members[0].parameters()), batch, config, store.label_kind)
+        run = Run(config, Single(members[0]), training_labels(store.label_kind, config.loss, config),
+                  torch.device("cpu"), torch.Generator().manual_seed(0))
+        built = method(mode)(run)
+        for step in range(1, 13):
+            built.step(batch, At(1, step))
     assert {o.name for o in METHODS[mode].options} <= read, f"declared but never read: {METHODS[mode].options}"
 
 
