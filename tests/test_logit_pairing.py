@@ -21,14 +21,14 @@ def test_the_term_by_hand():
     edges = torch.tensor([[0, 1], [1, 0]])
     sums, counts = logit_pairing(logits, targets, edges, margin=2.0)
     # edge (0, 1): z gap (-1.5, 2.5, -1), label change (-1, 1, 0): residuals max(0, 2 - 1.5) = 0.5,
-    # max(0, 2 - 2.5) = 0 and (kept class) -1 -> mean of squares (0.25 + 0 + 1) / 3; edge (1, 0) the same
-    assert counts.tolist() == [2.0] and sums.item() == pytest.approx(2 * 1.25 / 3)
+    # max(0, 2 - 2.5) = 0 and (kept class) |-1| = 1 -> mean (0.5 + 0 + 1) / 3; edge (1, 0) the same
+    assert counts.tolist() == [2.0] and sums.item() == pytest.approx(2 * 1.5 / 3)
     wide, _ = logit_pairing(logits, targets, edges, margin=0.0)  # margin 0: only the kept class's invariance
     assert wide.item() == pytest.approx(2 * 1.0 / 3)
     wrong_way, _ = logit_pairing(logits[[1, 0]], targets, edges, margin=0.0)  # each gap the wrong way round
-    assert wrong_way.item() == pytest.approx(2 * (1.5 ** 2 + 2.5 ** 2 + 1) / 3)
+    assert wrong_way.item() == pytest.approx(2 * (1.5 + 2.5 + 1) / 3)
     mine, owned = logit_pairing(logits, targets, edges, 2.0, rows=torch.tensor([True, False]))
-    assert owned.tolist() == [1.0] and mine.item() == pytest.approx(1.25 / 3)
+    assert owned.tolist() == [1.0] and mine.item() == pytest.approx(1.5 / 3)
 
 
 def test_members_are_their_own():
