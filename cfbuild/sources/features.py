@@ -1,5 +1,5 @@
 """Image feature files behind one interface: bottom-up TSV, bottom-up HDF5 + its imgid2idx
-pickle, and pooled `.npz`. Builders never look at a file's suffix; `open_feature_files`
+pickle, pooled `.npz`, and the features files `cfbuild features` writes. Builders never look at a file's suffix; `open_feature_files`
 does, once, and closes every file on every path (success or error).
 
 Each file yields, for the keys a build wants:
@@ -13,6 +13,7 @@ Adding a format = one class here, registered in FORMATS by suffix.
 
 from __future__ import annotations
 
+import json
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import numpy as np
 from cfpairs.errors import UserError
 from cfbuild.sources.bottomup_h5 import FEATURES, H5Features
 from cfbuild.sources.bottomup_tsv import iter_tsv
+from cfbuild.sources.extracted import Extracted, is_extracted
 from cfbuild.sources.pooled_npz import NpzVectors
 from cfpairs.store import describe_source, describe_source_stat
 
@@ -145,11 +147,71 @@ class NpzFile(FeatureFile):
         self.npz.close()
 
 
-FORMATS = {".tsv": TsvFile, ".npz": NpzFile}  # anything else is read as HDF5
+class ExtractedFile(FeatureFile):
+    """A features file of `cfbuild features`: pooled vectors, grid regions when made with --grid."""
+
+    def __init__(self, path, index_path=None, key=int, pooled: bool = False):
+        super().__init__(path, key=key)
+        self.source = Extracted(path, key=key)
+        self.identity = self.source.identity
+
+    def _rows(self, wanted, seen) -> np.ndarray:
+        claim(seen, [k for k in self.source.keys if k is not None], self.path)
+        return self.source.rows_of(wanted)
+
+    def images(self, wanted, seen):
+        features, boxes, sizes = self.source.region_rows()
+        for row in self._rows(wanted, seen):
+            yield self.source.keys[row], Image(boxes[row], features[row], tuple(int(v) for v in sizes[row]))
+
+    def vectors(self, wanted, seen):
+        rows = np.sort(self._rows(wanted, seen))
+        for start in range(0, len(rows), BLOCK * 16):
+            block = rows[start:start + BLOCK * 16]
+            yield [self.source.keys[r] for r in block], self.source.pooled(block)
+
+    def source_entries(self):
+        return [self.source.source_entry()]
+
+    def close(self):
+        self.source.close()
+
+
+FORMATS = {".tsv": TsvFile, ".npz": NpzFile}  # anything else is HDF5: ours (cfbuild features) or bottom-up
 
 
 def format_of(path) -> type:
-    return FORMATS.get(Path(path).suffix.lower(), H5File)
+    suffix = Path(path).suffix.lower()
+    if suffix in FORMATS:
+        return FORMATS[suffix]
+    return ExtractedFile if is_extracted(path) else H5File
+
+
+def check_one_extraction(files: list) -> dict | None:
+    """The extraction all `files` share (None when none was made by `cfbuild features`); files made
+    with other backbones, weights or preprocessing, or mixed with features of unknown making, are refused."""
+    ours = [f for f in files if isinstance(f, ExtractedFile)]
+    if not ours:
+        return None
+    first = ours[0]
+    for f in ours[1:]:
+        if f.identity != first.identity:
+            what = next(k for k in first.identity if first.identity[k] != f.identity.get(k))
+            raise UserError(f"--features {f.path.name} and {first.path.name} were extracted differently ({what}: "
+                            f"{_shown(f.identity.get(what))} vs {_shown(first.identity[what])}); extract every image "
+                            "with the same cfbuild features settings")
+    others = [f for f in files if not isinstance(f, ExtractedFile)]
+    if others:
+        raise UserError(f"--features {others[0].path.name}: features of unknown making cannot be mixed with "
+                        f"{first.path.name} ({first.identity['backbone']}, extracted by cfbuild features); extract "
+                        "every image the same way")
+    return first.identity
+
+
+def _shown(value) -> str:
+    if isinstance(value, dict) and "sha256" in value:
+        return f"{value.get('file')} sha256 {str(value['sha256'])[:12]}"
+    return json.dumps(value, sort_keys=True)[:100]
 
 
 @contextmanager
@@ -169,4 +231,5 @@ def open_feature_files(paths: list, indexes: list, key=int, pooled: bool = False
             extra = {"pooled": True} if pooled and kind is H5File else {}
             files.append(kind(path, index, key=key, **extra))
             stack.callback(files[-1].close)
+        check_one_extraction(files)
         yield files

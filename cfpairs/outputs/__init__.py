@@ -2,7 +2,8 @@
 ownership (what `--force` may replace), locks, staging and write failures.
 
 Kinds of output and when one is ours (the only thing `--force` replaces):
-- `store`: an HDF5 file whose root attribute `format` is "cfpairs";
+- `store`: an HDF5 file whose root attribute `format` is "cfpairs"; `features` (`cfbuild features`):
+  one whose `format` is "cfpairs-features";
 - a folder of a kind a program registers (`register_folder_kind`: the trainer's runs, tables, sweeps
   and curves, the builder's exports): it holds the marker file `.cfpairs`, which lists the files the
   program wrote there; a file that is neither listed nor inside a marked subfolder is foreign, and a

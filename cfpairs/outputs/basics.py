@@ -13,6 +13,7 @@ from cfpairs._version import __version__
 MARKER = ".cfpairs"
 FOLDER_KINDS: set = set()  # folders of marked files: each program registers its own (`register_folder_kind`)
 PAGE_KINDS = ("json", "markdown", "html")
+HDF5_FORMATS = {"cfpairs": "store", "cfpairs-features": "features"}  # root attribute `format` -> kind
 
 
 def register_folder_kind(*names: str) -> None:
@@ -22,7 +23,7 @@ def register_folder_kind(*names: str) -> None:
 
 
 def is_kind(kind: str) -> bool:
-    return kind == "store" or kind in PAGE_KINDS or kind in FOLDER_KINDS
+    return kind in HDF5_FORMATS.values() or kind in PAGE_KINDS or kind in FOLDER_KINDS
 WRITE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 NAME_MAX = 255
 PART_EXTRA = len(".") + len(".4194304.") + len("12345678") + len(".part")  # what a part name adds

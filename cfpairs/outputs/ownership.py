@@ -7,7 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from cfpairs.outputs.basics import PAGE_SIGNS, FOLDER_KINDS, MARKER, PAGE_KINDS, generator, write_text_atomic
+from cfpairs.outputs.basics import (HDF5_FORMATS, PAGE_SIGNS, FOLDER_KINDS, MARKER, PAGE_KINDS, generator,
+                                    write_text_atomic)
 
 
 def owner(path) -> str | None:
@@ -21,7 +22,7 @@ def owner(path) -> str | None:
     with open(path, "rb") as fh:
         head = fh.read(4096)
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
-        return "store" if _is_store(path) else None
+        return HDF5_FORMATS.get(_hdf5_format(path))
     text = head.decode("utf-8", "replace")
     for sign, kind in zip(PAGE_SIGNS, PAGE_KINDS):
         if sign in text:
@@ -29,15 +30,16 @@ def owner(path) -> str | None:
     return None
 
 
-def _is_store(path: Path) -> bool:
+def _hdf5_format(path: Path) -> str | None:
+    """The root attribute `format` of an HDF5 file (None when absent or unreadable)."""
     import h5py  # noqa: PLC0415
 
     try:
         with h5py.File(path, "r") as h5:
             value = h5.attrs.get("format")
     except (OSError, ValueError):
-        return False
-    return (value.decode() if isinstance(value, bytes) else value) == "cfpairs"
+        return None
+    return value.decode() if isinstance(value, bytes) else value if isinstance(value, str) else None
 
 
 def read_marker(folder: Path) -> dict | None:
@@ -92,7 +94,8 @@ def not_ours(path: Path, kind: str) -> str | None:
             return f"holds files cfpairs did not write ({', '.join(foreign[:3])}{more}); move them out first"
         return None
     if found is None:
-        what = "store" if kind == "store" else f"{kind} page"
+        what = kind if kind in HDF5_FORMATS.values() else f"{kind} page"
+        what = "features file" if what == "features" else what
         return f"is not a {what} written by cfpairs"
     return None
 

