@@ -38,7 +38,8 @@ def parse_fractions(text: str) -> list[float]:
 
 
 def run_curve(store_path, out_dir, fractions: list, modes: list, seeds: list, split: str | None = None,
-              force: bool = False, jobs: int | None = None, verify: bool = False, **overrides) -> dict:
+              force: bool = False, jobs: int | None = None, verify: bool = False, launcher=None,
+              **overrides) -> dict:
     with Store(store_path, bool(overrides.get("allow_external"))) as store:
         task, input_kind, splits = store.task, store.input_kind, store.splits
     split = split or ("test" if "test" in splits else "val")
@@ -51,5 +52,6 @@ def run_curve(store_path, out_dir, fractions: list, modes: list, seeds: list, sp
                    {"mode": mode, "fraction": fraction, "seed": seed})
                for mode in modes for fraction in fractions for seed in seeds]  # all checked first
     records = run_campaign("curve", store_path, out_dir, planned, jobs, force, verify, desc=f"{task} curve",
+                           launcher=launcher,
                            render=lambda rs: view_files("curve", rs, split=split)[0])
     return curve_view(records, split)

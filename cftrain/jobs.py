@@ -26,7 +26,7 @@ from pathlib import Path
 from cfpairs.check import check_store
 from cfpairs.errors import OutputWriteError, UserError
 from cfpairs.outputs import check_output, folder_in_place, remove_stale_parts, staged
-from cfpairs.progress import Progress, note, set_quiet, stop_if_requested
+from cfpairs.progress import Progress, note, request_stop, set_quiet, stop_if_requested
 from cfpairs.store import Store
 from cftrain.methods import method
 from cftrain.registry import all_options
@@ -189,6 +189,35 @@ def _run_job(final: str, store_path: str, config: RunConfig, labels: dict, verif
         return run_into(tmp, store_path, config, check=False, job=labels, verified=verified)
 
 
+def _run_job_in_slurm(*args) -> None:
+    """A Slurm job's function (`cftrain.slurm`): SIGTERM (scancel, preemption) stops the run where
+    it is and removes its half-written folder, as locally; the result is the run folder (submitit's
+    result pickle holds None)."""
+    signal.signal(signal.SIGTERM, request_stop)
+    set_quiet(True)
+    try:
+        _run_job(*args)
+    except KeyboardInterrupt:
+        sys.exit(143)
+
+
+class LocalLauncher:
+    """--launcher local: the runs in `processes` worker processes of this machine (`run_calls`)."""
+
+    def __init__(self, processes: int | None = None):
+        self.processes = processes
+
+    def run(self, folder: Path, jobs: list, args_list: list, on_done) -> None:
+        for job in jobs:
+            remove_stale_parts(folder / job.folder)
+        try:
+            run_calls(_run_job, args_list, self.processes, on_done=on_done)
+        except BaseException:
+            for job in jobs:  # what killed workers left half-written
+                remove_stale_parts(folder / job.folder)
+            raise
+
+
 def _finished(folder: Path, job: Job, digest: str, out: Path, kind: str) -> bool:
     """Whether `job` already ran in `folder` with the same options (else an error naming the difference)."""
     run_dir = folder / job.folder
@@ -210,12 +239,14 @@ def _finished(folder: Path, job: Job, digest: str, out: Path, kind: str) -> bool
 
 
 def run_campaign(kind: str, store_path, out, jobs: list, processes: int | None = None, force: bool = False,
-                 verify: bool = False, desc: str = "", render=None, after_runs=None, inputs=()) -> list:
+                 verify: bool = False, desc: str = "", render=None, after_runs=None, inputs=(),
+                 launcher=None) -> list:
     """Run every job of a campaign folder not already finished there; returns every job's record
     ({folder, labels, config, metrics, evals}) in the order of `jobs`. `after_runs(folder, records)`: work
     on the finished runs (transfer evaluations) before `render(records)` -> {file name: text or a
     function writing the path}: the view's files, written into the folder at the end. `inputs`:
-    other files the campaign reads (never replaced by its folder)."""
+    other files the campaign reads (never replaced by its folder). `launcher`: where the runs go
+    (`LocalLauncher(processes)` by default; `cftrain.slurm.SlurmLauncher`)."""
     store_path, out = Path(store_path), Path(out)
     inputs = [store_path, *inputs]
     check_output(out, kind, force, inputs=inputs, resumable=not force)
@@ -232,21 +263,16 @@ def run_campaign(kind: str, store_path, out, jobs: list, processes: int | None =
         todo = [job for job in jobs if not (resumed and _finished(folder, job, digest, out, kind))]
         for job in todo:
             (folder / job.folder).parent.mkdir(parents=True, exist_ok=True)
-            remove_stale_parts(folder / job.folder)
         processes = max(1, min(processes or available_cores(), len(todo) or 1))
-        with Progress(len(todo), f"{desc or kind} ({processes} process{'es' if processes > 1 else ''})",
-                      unit="runs", every_update=True) as bar:
+        launcher = launcher or LocalLauncher(processes)
+        where = f"{processes} process{'es' if processes > 1 else ''}" if isinstance(launcher, LocalLauncher) \
+            else "Slurm"
+        with Progress(len(todo), f"{desc or kind} ({where})", unit="runs", every_update=True) as bar:
             def done(index, metrics):
                 bar.set_postfix(run=todo[index].folder, **_headline(metrics))
                 bar.update()
-            try:
-                run_calls(_run_job, [(str(folder / j.folder), str(store_path), j.config, j.labels, verified)
-                                     for j in todo],
-                          processes, on_done=done)
-            except BaseException:
-                for job in todo:  # what killed workers left half-written
-                    remove_stale_parts(folder / job.folder)
-                raise
+            launcher.run(folder, todo, [(str(folder / j.folder), str(store_path), j.config, j.labels, verified)
+                                        for j in todo], done)
         records = [read_record(folder / job.folder, folder) for job in jobs]
         if after_runs is not None:
             after_runs(folder, records)

@@ -63,7 +63,7 @@ def plan_sweep(task: str, input_kind: str, modes: list, trials: int, seeds: list
 
 def run_sweep(store_path, out_dir, modes: list, trials: int, seeds: list, space_path=None, sweep_seed: int = 0,
               jobs: int | None = None, top: int = 5, force: bool = False, verify: bool = False,
-              transfers: dict | None = None, select: str | None = None, **fixed) -> dict:
+              transfers: dict | None = None, select: str | None = None, launcher=None, **fixed) -> dict:
     """Run every (mode, trial, seed) not yet finished in out_dir, then write the summary.
     `transfers` ({name: store}): every seed of each mode's `top` trials evaluated on each.
     `select` "kfold:K": trials ranked over K folds of train+val, each mode's best retrained."""
@@ -88,14 +88,14 @@ def run_sweep(store_path, out_dir, modes: list, trials: int, seeds: list, space_
     if not force:
         check_names_once(evals_in(out_dir), transfers, digests, ", or --force to start the sweep again")
     device = fixed.get("device") or "cpu"
-    campaign = dict(inputs=list(transfers.values()),
+    campaign = dict(inputs=list(transfers.values()), launcher=launcher,
                     after_runs=lambda folder, rs: evaluate_transfers(
                         [folder / run for run in sweep_top_runs(rs, top)], transfers, digests, device,
                         allow_external=allow),
                     render=lambda rs: view_files("sweep", rs, top=top)[0])
     if folds:  # the folds first; then each mode's best trial retrained, in the same (resumable) folder
         records = run_campaign("sweep", store_path, out_dir, planned, jobs, force, verify,
-                               desc=f"{task} sweep ({folds} folds)")
+                               desc=f"{task} sweep ({folds} folds)", launcher=launcher)
         planned += refits(task, input_kind, sweep_view(records, top), seeds, sweep_seed, fixed)
         force = verify = False  # the folder is ours now, the store was checked
     records = run_campaign("sweep", store_path, out_dir, planned, jobs, force, verify, desc=f"{task} sweep",

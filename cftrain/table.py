@@ -41,7 +41,7 @@ def plan_table(task: str, input_kind: str, modes, seeds: list | None, overrides:
 
 def run_table(store_path, out_dir, modes=None, force: bool = False, verify: bool = False,
               jobs: int | None = None, seeds: list | None = None, transfers: dict | None = None,
-              **overrides) -> dict:
+              launcher=None, **overrides) -> dict:
     """Every mode (in the registry's order) into out_dir/<mode>/, then table.json and table.md.
     `seeds`: every mode once per seed, in out_dir/<mode>/seed-<s>/, each row the mean and standard
     error over seeds. Runs go to `jobs` processes (default: the cores this process may use), the
@@ -62,7 +62,7 @@ def run_table(store_path, out_dir, modes=None, force: bool = False, verify: bool
         check_names_once(evals_in(out_dir), transfers, digests, ", or --force to start the table again")
     device = overrides.get("device") or "cpu"
     records = run_campaign("table", store_path, out_dir, submission_order(planned), jobs, force, verify,
-                           desc=f"{task} table", inputs=list(transfers.values()),
+                           desc=f"{task} table", inputs=list(transfers.values()), launcher=launcher,
                            after_runs=lambda folder, rs: evaluate_transfers(
                                [folder / r["folder"] for r in rs], transfers, digests, device, allow_external=allow),
                            render=lambda rs: view_files("table", _in_plan(rs, planned), seeds=seeds)[0])

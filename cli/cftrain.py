@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
@@ -27,6 +28,71 @@ TRANSFER = click.option("--transfer", "transfers", multiple=True, type=TransferS
                         help="NAME=STORE, repeatable: every run (a sweep: its top trials) evaluated on STORE, a "
                              "zero-shot column NAME (e.g. yelp=yelp.h5 from cfbuild transfer --vocab-from); "
                              "kept in each run's evals/NAME.json, so adding one later retrains nothing.")
+def launcher_options(func):
+    """--launcher local|slurm and what Slurm jobs ask for (docs/CLUSTER.md)."""
+    decorators = [
+        click.option("--launcher", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
+                     help="local: processes of this machine (--jobs); slurm: one Slurm job per run, through "
+                          "submitit (a job array per submission)."),
+        click.option("--slurm-partition", help="Slurm: the partition [default: the cluster's]."),
+        click.option("--slurm-time", help="Slurm: each job's time limit, minutes or HH:MM:SS (sbatch --time)."),
+        click.option("--slurm-gpus", type=click.IntRange(min=0), help="Slurm: GPUs per job (pair with --device cuda)."),
+        click.option("--slurm-cpus", type=click.IntRange(min=1), help="Slurm: CPUs per job (pair with --threads)."),
+        click.option("--slurm-mem", help="Slurm: memory per job, e.g. 16G (sbatch --mem)."),
+        click.option("--slurm-option", "slurm_options", multiple=True,
+                     help="Slurm: any other sbatch option as NAME=VALUE (or NAME), repeatable: account=lab, "
+                          "qos=high, constraint=a100."),
+        click.option("--slurm-array-parallelism", type=click.IntRange(min=1), default=256, show_default=True,
+                     help="Slurm: jobs of one array running at once."),
+        click.option("--no-wait", is_flag=True,
+                     help="Slurm: return once the jobs are submitted; the same command later collects them."),
+    ]
+
+    @functools.wraps(func)
+    def gathered(*args, **kwargs):  # the command receives them as one `launch` dict
+        return func(*args, launch={key: kwargs.pop(key) for key in LAUNCH_KEYS}, **kwargs)
+    for decorator in reversed(decorators):
+        gathered = decorator(gathered)
+    return gathered
+
+
+LAUNCH_KEYS = ("launcher", "slurm_partition", "slurm_time", "slurm_gpus", "slurm_cpus", "slurm_mem", "slurm_options",
+               "slurm_array_parallelism", "no_wait")
+
+
+def make_launcher(kind: str, jobs, launcher, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_mem,
+                  slurm_options, slurm_array_parallelism, no_wait):
+    """None (the local launcher) or a SlurmLauncher; Slurm's options refused with the local one."""
+    given = {"--slurm-partition": slurm_partition, "--slurm-time": slurm_time, "--slurm-gpus": slurm_gpus,
+             "--slurm-cpus": slurm_cpus, "--slurm-mem": slurm_mem, "--slurm-option": slurm_options or None,
+             "--no-wait": no_wait or None}
+    if launcher == "local":
+        used = [flag for flag, value in given.items() if value is not None]
+        if used:
+            raise click.UsageError(f"{used[0]} is for --launcher slurm")
+        return None
+    if jobs is not None:
+        raise click.UsageError("--jobs is for --launcher local (Slurm runs every job it can)")
+    from cftrain.slurm import SlurmLauncher, SlurmSettings, check_cluster, parse_options, parse_time
+
+    settings = SlurmSettings(slurm_partition, None if slurm_time is None else parse_time(slurm_time), slurm_gpus,
+                             slurm_cpus, slurm_mem, parse_options(slurm_options), slurm_array_parallelism,
+                             wait=not no_wait)
+    check_cluster(settings)
+    return SlurmLauncher(settings, kind)
+
+
+def run_or_submitted(call):
+    """The campaign's result; with --no-wait, the submission's message and exit 0."""
+    from cftrain.slurm import Submitted
+
+    try:
+        return call()
+    except Submitted as done:
+        click.echo(str(done))
+        raise SystemExit(0) from None
+
+
 DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                       help="Where the model evaluates (auto: cuda when available).")
 
@@ -86,10 +152,11 @@ def run_command(store, out, mode, force, verify, **options):
 @click.option("--seeds", help="Comma-separated seeds: every row is the mean ± standard error over them "
                               "(each seed a whole ensemble), e.g. 0,1,2.")
 @TRANSFER
+@launcher_options
 @training_options
 @RESTART
 @VERIFY
-def table_command(store, out, modes, jobs, seeds, transfers, force, verify, **options):
+def table_command(store, out, modes, jobs, seeds, transfers, force, verify, launch, **options):
     """Every mode on STORE, one table (table.json, table.md; the Markdown is printed).
 
     \b
@@ -97,6 +164,7 @@ def table_command(store, out, modes, jobs, seeds, transfers, force, verify, **op
       cftrain table toy.h5 --out runs/toy
       cftrain table imdb.h5 --out runs/imdb --seeds 0,1,2
       cftrain table imdb.h5 --out runs/imdb --seeds 0,1,2 --transfer yelp=yelp.h5   # adds a column
+      cftrain table imdb.h5 --out runs/imdb --seeds 0,1,2 --launcher slurm --slurm-partition cpu
     """
     from cfpairs.outputs import check_output
     from cftrain.table import run_table
@@ -112,8 +180,10 @@ def table_command(store, out, modes, jobs, seeds, transfers, force, verify, **op
         if options.pop("seed") is not None:
             raise click.UsageError("give --seed or --seeds, not both")
         seeds = _list(seeds, int, "--seeds")
-    click.echo(format_table(run_table(store, out, modes=chosen, force=force, verify=verify, jobs=jobs, seeds=seeds,
-                                      transfers=parse_transfers(transfers), **options)))
+    chosen_launcher = make_launcher("table", jobs, **launch)
+    click.echo(format_table(run_or_submitted(lambda: run_table(
+        store, out, modes=chosen, force=force, verify=verify, jobs=jobs, seeds=seeds,
+        transfers=parse_transfers(transfers), launcher=chosen_launcher, **options))))
 
 
 SEED_RANGE = (0, 2 ** 32 - 1)
@@ -148,10 +218,11 @@ def _list(value, convert, option):
               help="Seeds: each a model seed and its own chain of nested subsets.")
 @click.option("--split", help="Split whose metric is plotted (default: test, else val).")
 @JOBS
+@launcher_options
 @training_options
 @RESTART
 @VERIFY
-def curve_command(store, out, fractions, modes, seeds, split, jobs, force, verify, **options):
+def curve_command(store, out, fractions, modes, seeds, split, jobs, force, verify, launch, **options):
     """A learning curve (the paper's Fig. 5): each mode on growing nested subsets of the pairs.
 
     \b
@@ -170,8 +241,10 @@ def curve_command(store, out, fractions, modes, seeds, split, jobs, force, verif
     if unknown:
         trained = ", ".join(m for m in METHODS if METHODS[m].trains)
         raise click.BadParameter(f"{unknown}: not a trained mode ({trained})", param_hint="--modes")
-    curve = run_curve(store, out, parse_fractions(fractions), chosen, _list(seeds, int, "--seeds"), split=split,
-                      force=force, jobs=jobs, verify=verify, **options)
+    chosen_launcher = make_launcher("curve", jobs, **launch)
+    curve = run_or_submitted(lambda: run_curve(store, out, parse_fractions(fractions), chosen,
+                                               _list(seeds, int, "--seeds"), split=split, force=force, jobs=jobs,
+                                               verify=verify, launcher=chosen_launcher, **options))
     click.echo(format_curve(curve))
     click.echo(f"wrote {out}/curve.png")
 
@@ -197,11 +270,12 @@ def curve_command(store, out, fractions, modes, seeds, split, jobs, force, verif
                    "best trial then retrained on train+val). K-fold overfits a small val less, at K times the runs.")
 @JOBS
 @TRANSFER
+@launcher_options
 @training_options
 @RESTART
 @VERIFY
 def sweep_command(store, out, trials, seeds, space, modes, sweep_seed, top, select, jobs, transfers, force, verify,
-                  **options):
+                  launch, **options):
     """Random search over run options, selected on val, mean ± standard error over seeds.
 
     \b
@@ -221,9 +295,11 @@ def sweep_command(store, out, trials, seeds, space, modes, sweep_seed, top, sele
     unknown = [m for m in chosen if m not in METHODS or not METHODS[m].trains]
     if unknown:
         raise click.BadParameter(f"{unknown}: not a trained mode", param_hint="--modes")
-    summary = run_sweep(store, out, chosen, trials, _list(seeds, int, "--seeds"), space_path=space,
-                        sweep_seed=sweep_seed, jobs=jobs, top=top, force=force, verify=verify,
-                        transfers=parse_transfers(transfers), select=select, **options)
+    chosen_launcher = make_launcher("sweep", jobs, **launch)
+    summary = run_or_submitted(lambda: run_sweep(
+        store, out, chosen, trials, _list(seeds, int, "--seeds"), space_path=space, sweep_seed=sweep_seed, jobs=jobs,
+        top=top, force=force, verify=verify, transfers=parse_transfers(transfers), select=select,
+        launcher=chosen_launcher, **options))
     click.echo(format_summary(summary))
     click.echo(f"wrote {out}/summary.md")
 

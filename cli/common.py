@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from cfpairs import __version__
-from cfpairs.errors import OutputWriteError, UserError
+from cfpairs.errors import JobsFailed, OutputWriteError, UserError
 from cfpairs.outputs import command_inputs, special_kind
 from cfpairs.progress import Terminated, clear_stop, request_stop, set_quiet
 
@@ -101,7 +101,7 @@ class Group(click.Group):
                 raise
             click.echo(f"{prog}: error: {one_line(exc)}", err=True)
             sys.exit(2)
-        except OutputWriteError as exc:
+        except (OutputWriteError, JobsFailed) as exc:
             if debug:
                 raise
             click.echo(f"{prog}: error: {one_line(exc)}", err=True)

@@ -21,7 +21,6 @@ from cfbuild.images import extract as extract_module
 from cfbuild.images.backbones import BACKBONES, load_backbone
 from cfbuild.sources.features import open_feature_files
 from cli.cfbuild import main
-from tests import coco_fixtures as fx
 from tests.image_fixtures import write_image_coco
 
 pytestmark = pytest.mark.skipif(BACKBONES["efficientnet-lite0"].default_weights() is None,

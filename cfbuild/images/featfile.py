@@ -17,26 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from cfpairs.errors import UserError
-from cfpairs.outputs import (OutputLock, Room, add_to_marker, check_output, register_folder_kind, staged,
-                             write_marker)
+from cfpairs.outputs import OutputLock, Pieces, Room, check_output, staged
 from cfpairs.progress import Progress
 
 FORMAT, VERSION = "cfpairs-features", 1
-PARTIAL = "features-partial"
 STR = h5py.string_dtype()
-register_folder_kind(PARTIAL)
-
-
-def partial_path(final: Path) -> Path:
-    return final.with_name(final.name + ".partial")
 
 
 def listing_sha256(files: list) -> str:
@@ -48,8 +39,10 @@ class FeatureWriter:
     `close()` on any other way out keeps the batches for the next run."""
 
     def __init__(self, final, extraction: dict, listing: str, force: bool = False, inputs=()):
-        self.final, self.partial = Path(final), partial_path(Path(final))
+        self.final = Path(final)
         self.job = {"extraction": extraction, "listing": listing}
+        self.pieces = Pieces(self.final, self.job, inputs)
+        self.partial = self.pieces.folder
         self.force, self.inputs = force, inputs
         self.lock = OutputLock(self.final)
         self.batches: list = []
@@ -57,39 +50,22 @@ class FeatureWriter:
 
     def open(self) -> set:
         check_output(self.final, "features", self.force, self.inputs)
-        check_output(self.partial, PARTIAL, True, self.inputs)  # only a folder of ours is continued or replaced
         self.lock.acquire()
         try:
-            if self.partial.exists() and not self._same_job():
-                shutil.rmtree(self.partial)
-            if not self.partial.exists():
-                self._start()
+            started = self.pieces.started()
+            if started is not None and started != self.job and not self.force:
+                what = _difference(started["extraction"], self.job["extraction"]) if started else ""
+                raise UserError(f"{self.partial}: was started with another {what or 'list of images'}; run the "
+                                "command it was started with, or use --force to start over")
+            if started != self.job:
+                self.pieces.create()
             return self._done_keys()
         except BaseException:
             self.lock.release()
             raise
 
-    def _same_job(self) -> bool:
-        try:
-            started = json.loads((self.partial / "job.json").read_text())
-        except (OSError, ValueError):
-            started = None
-        if started == self.job or self.force:
-            return started == self.job
-        what = _difference(started["extraction"], self.job["extraction"]) if started else ""
-        raise UserError(f"{self.partial}: was started with another {what or 'list of images'}; run the command it "
-                        "was started with, or use --force to start over")
-
-    def _start(self) -> None:
-        tmp = self.partial.with_name(f".{self.partial.name}.{os.getpid()}.part")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        (tmp / "job.json").write_text(json.dumps(self.job, sort_keys=True))
-        write_marker(tmp, PARTIAL)
-        os.rename(tmp, self.partial)
-
     def _done_keys(self) -> set:
-        self.batches = sorted(self.partial.glob("batch-*.npz"))
+        self.batches = self.pieces.list("batch-*.npz")
         done = set()
         for path in self.batches:
             with np.load(path, allow_pickle=False) as batch:
@@ -101,15 +77,8 @@ class FeatureWriter:
         columns = {"key": np.array(keys, str), "path": np.array(shown, str), "image_size": sizes, "pooled": pooled}
         if grid is not None:
             columns.update(grid_features=grid, grid_boxes=boxes)
-        path = self.partial / f"batch-{len(self.batches):07d}.npz"
-        tmp = self.partial / f".{path.name}.part"
-        Room(tmp).ensure(sum(np.asarray(v).nbytes for v in columns.values()))
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **columns)
-            fh.flush()
-            os.fsync(fh.fileno())
-        add_to_marker(self.partial, path.name)  # listed first: a listed name that is absent is harmless
-        os.replace(tmp, path)  # whole or absent, whenever the process dies
+        nbytes = sum(np.asarray(v).nbytes for v in columns.values())
+        path = self.pieces.add(f"batch-{len(self.batches):07d}.npz", nbytes, lambda fh: np.savez(fh, **columns))
         self.batches.append(path)
         self.rows += len(keys)
 
@@ -134,7 +103,7 @@ class FeatureWriter:
                             h5[name][start:start + n] = values.astype(object) if values.dtype.kind == "U" else values
                     start += n
                     bar.update()
-        shutil.rmtree(self.partial, ignore_errors=True)
+        self.pieces.remove()
         return self.final
 
     def _shapes(self) -> tuple:
@@ -148,8 +117,8 @@ class FeatureWriter:
 
     def close(self) -> None:
         """Keep the batches done for the next run; a folder without one is removed."""
-        if self.partial.exists() and not self.batches:
-            shutil.rmtree(self.partial, ignore_errors=True)
+        if not self.batches:
+            self.pieces.remove()
         self.lock.release()
 
 

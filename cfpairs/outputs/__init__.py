@@ -19,7 +19,8 @@ process writes it, so a second process is refused, and a killed one frees it. A 
 file-size limit is an `OutputWriteError` (exit 1) naming the output; the part is removed.
 
 Modules: `basics` (kinds, signatures, atomic files), `ownership` (what is ours), `checks` (before any
-work), `staging` (locks, parts, write failures, folders in place).
+work), `staging` (locks, parts, write failures, folders in place), `pieces` (a long job's finished
+pieces kept across runs in `FINAL.partial/`).
 """
 
 from cfpairs.outputs.basics import (FOLDER_KINDS, MARKER, PAGE_KINDS, generator, html_signature, is_kind,
@@ -27,10 +28,12 @@ from cfpairs.outputs.basics import (FOLDER_KINDS, MARKER, PAGE_KINDS, generator,
                                     write_text_atomic)
 from cfpairs.outputs.checks import check_output, command_inputs, special_kind
 from cfpairs.outputs.ownership import add_to_marker, foreign_files, not_ours, owner, read_marker, write_marker
+from cfpairs.outputs.pieces import Pieces, remove_temporary
 from cfpairs.outputs.staging import (BLOCK_BYTES, OutputLock, Room, Staged, folder_in_place, remove_stale_parts,
                                      staged, write_failure, write_page)
 
-__all__ = ["BLOCK_BYTES", "FOLDER_KINDS", "MARKER", "PAGE_KINDS", "OutputLock", "Room", "Staged", "is_kind",
+__all__ = ["BLOCK_BYTES", "FOLDER_KINDS", "MARKER", "PAGE_KINDS", "OutputLock", "Pieces", "Room", "Staged", "is_kind",
+           "remove_temporary",
            "register_folder_kind",
            "add_to_marker", "check_output", "command_inputs", "folder_in_place", "foreign_files", "generator",
            "html_signature", "markdown_signature", "not_ours", "owner", "part_prefix", "public_mode", "read_marker",

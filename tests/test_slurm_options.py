@@ -1,0 +1,47 @@
+"""The Slurm launcher's options, without a cluster: time limits in sbatch's forms, extra sbatch
+options, and the refusals made before any work."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from cfpairs.errors import UserError
+from cftrain.slurm import SlurmSettings, check_cluster, parse_options, parse_time
+from cli.cftrain import main
+
+
+@pytest.mark.parametrize("text, minutes", [("90", 90), ("30:00", 30), ("30:01", 31), ("1:30:00", 90),
+                                           ("2-00", 2880), ("1-2:30", 1590), ("0-0:0:1", 1)])
+def test_time_limits_in_sbatchs_forms(text, minutes):
+    assert parse_time(text) == minutes
+
+
+@pytest.mark.parametrize("text", ["ninety", "0", "1:2:3:4", "-5"])
+def test_bad_time_limits_are_refused(text):
+    with pytest.raises(UserError, match="--slurm-time"):
+        parse_time(text)
+
+
+def test_extra_sbatch_options():
+    assert parse_options(["account=lab", "--qos=high", "exclusive", "gres = gpu:2"]) == \
+        {"account": "lab", "qos": "high", "exclusive": True, "gres": "gpu:2"}
+    with pytest.raises(UserError, match="NAME=VALUE"):
+        parse_options(["=x"])
+
+
+def test_no_slurm_commands_is_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(UserError, match="sinfo not found"):
+        check_cluster(SlurmSettings())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--slurm-gpus", "1"], "--slurm-gpus is for --launcher slurm"),
+    (["--no-wait"], "--no-wait is for --launcher slurm"),
+    (["--launcher", "slurm", "--jobs", "2"], "--jobs is for --launcher local"),
+])
+def test_options_of_the_other_launcher_are_refused(toy, tmp_path, args, message):
+    result = CliRunner().invoke(main, ["table", str(toy), "--out", str(tmp_path / "t"), *args])
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "t").exists()
