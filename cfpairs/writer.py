@@ -41,13 +41,14 @@ def describe_source(path, manifest_id: str | None = None) -> dict:
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file())
-        listing = "".join(f"{p.relative_to(path)}\0{_sha256(p)}\n" for p in files)
+        listing = "".join(f"{p.relative_to(path)}\0{file_sha256(p)}\n" for p in files)
         return {"file": path.name, "size": sum(p.stat().st_size for p in files),
                 "sha256": hashlib.sha256(listing.encode()).hexdigest(), "manifest_id": manifest_id}
-    return {"file": path.name, "size": path.stat().st_size, "sha256": _sha256(path), "manifest_id": manifest_id}
+    return {"file": path.name, "size": path.stat().st_size, "sha256": file_sha256(path), "manifest_id": manifest_id}
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in blocks."""
     sha = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -13,7 +13,6 @@ sha256 of its files, so a table says exactly which vectors it was trained with.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import zlib
 import importlib
 import importlib.util
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from cfpairs.errors import UserError
+from cfpairs.writer import file_sha256
 
 
 @dataclass(frozen=True)
@@ -156,15 +156,7 @@ def describe(spec: str) -> dict:
     check_embeddings(spec)
     paths = RESOURCES[spec].files(spec) if spec in RESOURCES else [Path(spec)]
     return {"resource": spec if spec in RESOURCES else None,
-            "files": {path.name: sha256_file(path) for path in paths}}
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+            "files": {path.name: file_sha256(path) for path in paths}}
 
 
 def load_word_vectors(path, vocab: list[str], dim: int = 300) -> tuple[torch.Tensor, int]:

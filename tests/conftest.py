@@ -14,6 +14,7 @@ from cfbuild.builders.toy import build_toy
 from cfbuild.builders.toy_regions import build_toy_regions
 from cfpairs.store import StoreWriter
 
+pytest_plugins = ("tests.image_fixtures",)  # `coco`: the image fixture's folders, per module
 STORE_KINDS = ("vector", "text", "text_pair", "multilabel", "regions")
 
 

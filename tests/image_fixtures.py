@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
+from click.testing import CliRunner
 
 from tests.coco_fixtures import CATEGORIES, EDITS_IV, TRAIN, VAL, stem
 
@@ -58,6 +60,18 @@ def instances(images: dict) -> dict:
     return {"info": {}, "licenses": [], "categories": CATEGORIES, "annotations": anns,
             "images": [{"id": i, "file_name": f"COCO_x_{i:012d}.jpg", "width": WIDTH, "height": HEIGHT}
                        for i in images]}
+
+
+def cfbuild(*args):
+    from cli.cfbuild import main
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def coco(tmp_path_factory):
+    """The fixture's folders, written once per test module."""
+    return write_image_coco(tmp_path_factory.mktemp("image-coco"))
 
 
 def write_image_coco(root: Path, edits: dict = EDITS_IV) -> Path:

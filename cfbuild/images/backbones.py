@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from cfpairs.errors import UserError
+from cfpairs.writer import file_sha256
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -85,14 +86,6 @@ BACKBONES.update({name: ResNetBackbone(name, Preprocessing(224, IMAGENET_MEAN, I
                   for name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")})
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def tensors_sha256(state: dict) -> str:
     """Weights that come from a hub, not a file: the sha256 of their names and bytes, in order."""
     digest = hashlib.sha256()
@@ -151,7 +144,7 @@ def load_backbone(name: str, weights: Path | None = None, image_size: int | None
         state, source = _torchvision_weights(name, backbone), f"torchvision:{name}"
         sha = tensors_sha256(state)
     else:
-        state, source, sha = read_state_dict(path), path.name, sha256_of(path)
+        state, source, sha = read_state_dict(path), path.name, file_sha256(path)
     load_weights(network, state, path or source, name)
     prep = _resized(backbone.preprocessing, image_size, crop)
     return Loaded(network.eval(), prep, identity(name, source, sha, prep))
@@ -216,6 +209,6 @@ def _timm_backbone(name: str, weights: Path | None, image_size: int | None, crop
                          interpolation=cfg.get("interpolation", "bilinear"),
                          crop_fraction=float(cfg.get("crop_pct", 0.875)))
     prep = _resized(prep, image_size, crop)
-    sha = sha256_of(Path(weights)) if weights else tensors_sha256(model.state_dict())
+    sha = file_sha256(Path(weights)) if weights else tensors_sha256(model.state_dict())
     source = Path(weights).name if weights else f"timm:{name}"
     return Loaded(_TimmNetwork(model).eval(), prep, identity(name, source, sha, prep))
