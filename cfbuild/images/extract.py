@@ -92,7 +92,7 @@ def _run(job: Job, files: list, done: set, loaded, device, writer) -> dict:
     loader = DataLoader(dataset, batch_size=job.batch_size, num_workers=job.workers,
                         pin_memory=device.type == "cuda", persistent_workers=False)
     network = loaded.network.to(device)
-    bad, start = [], time.monotonic()
+    bad, start, computed = [], time.monotonic(), 0
     with Progress(len(files), "features", unit="img") as bar, torch.inference_mode():
         bar.update(len(files) - len(todo))
         for index, pixels, sizes, errors in loader:
@@ -106,6 +106,8 @@ def _run(job: Job, files: list, done: set, loaded, device, writer) -> dict:
                     raise UserError(f"{image.path}: cannot be read as an image ({errors[i]}); fix or remove it, or "
                                     "use --skip-bad to leave it out")
                 bad.append({"path": image.shown, "error": errors[i]})
+            computed += len(index)
+            bar.set_postfix(img_per_s=f"{computed / max(time.monotonic() - start, 1e-9):.1f}")  # log lines too
             bar.update(len(index))
     seconds = time.monotonic() - start
     return {"images": len(files), "computed": len(todo) - len(bad), "resumed": len(files) - len(todo),
