@@ -208,6 +208,9 @@ class LocalLauncher:
         self.processes = processes
 
     def run(self, folder: Path, jobs: list, args_list: list, on_done) -> None:
+        from cftrain.slurm import refuse_if_jobs_alive  # noqa: PLC0415  (it imports this module)
+
+        refuse_if_jobs_alive(folder)
         for job in jobs:
             remove_stale_parts(folder / job.folder)
         try:

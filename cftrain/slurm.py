@@ -123,6 +123,18 @@ def job_states(job_ids) -> dict:
     return states
 
 
+def refuse_if_jobs_alive(folder: Path) -> None:
+    """Before local runs in a campaign folder Slurm also works on: refused while its jobs live."""
+    path = Path(folder) / STATE_FILE
+    if not path.is_file() or shutil.which("squeue") is None:
+        return
+    ids = [entry["job_id"] for entry in SlurmLauncher(SlurmSettings())._read_state(path).values()]
+    alive = sorted({j.split("_")[0] for j, state in job_states(ids).items() if state in ALIVE})
+    if alive:
+        raise UserError(f"{folder}: Slurm job(s) {', '.join(alive)} of this campaign are still queued or running; "
+                        "wait for them (the same command with --launcher slurm), or scancel them")
+
+
 class SlurmLauncher:
     """Runs a campaign's jobs on Slurm: `run(folder, jobs, args_list, on_done)` as `run_calls` does locally."""
 
@@ -131,7 +143,7 @@ class SlurmLauncher:
 
     def run(self, folder: Path, jobs: list, args_list: list, on_done) -> None:
         self.folder = Path(folder)
-        self.state = self._read_state()
+        self.state = self._read_state(self.folder / STATE_FILE)
         self.args = {job.folder: args for job, args in zip(jobs, args_list)}
         self.index = {job.folder: i for i, job in enumerate(jobs)}
         live = job_states([self.state[r]["job_id"] for r in self.args if r in self.state])
@@ -250,8 +262,8 @@ class SlurmLauncher:
 
     # ------------------------------------------------------------ slurm.json
 
-    def _read_state(self) -> dict:
-        path = self.folder / STATE_FILE
+    @staticmethod
+    def _read_state(path: Path) -> dict:
         if not path.is_file():
             return {}
         try:

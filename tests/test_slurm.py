@@ -105,6 +105,17 @@ def test_no_wait_returns_and_the_same_command_collects(cluster, toy, tmp_path):
     assert (tmp_path / "t" / "table.json").is_file() and job_ids(tmp_path / "t") == before  # nothing resubmitted
 
 
+def test_local_runs_wait_for_the_campaigns_slurm_jobs(cluster, toy, tmp_path):
+    args = ["table", toy, "--out", tmp_path / "t", "--modes", "augmented", "--epochs", 2]
+    submitted = cftrain(cluster, *args, "--launcher", "slurm", "--no-wait", "--slurm-option", "begin=now+120")
+    assert submitted.returncode == 0, submitted.stderr
+    local = cftrain(cluster, *args)
+    assert local.returncode == 2 and "still queued or running" in local.stderr
+    job = next(iter(job_ids(tmp_path / "t").values()))
+    subprocess.run(["scancel", job.split("_")[0]], env=cluster, check=True)
+    assert not (tmp_path / "t" / "augmented").exists()
+
+
 def test_a_killed_job_is_submitted_once_more(cluster, toy, tmp_path):
     folder = tmp_path / "t"
     first = start(cluster, "table", toy, "--out", folder, "--modes", "augmented", "--epochs", 3000, "--patience", 3000,
