@@ -42,8 +42,13 @@ def test_text_pairs_pool_each_side_with_the_same_convolutions():
     model = small_cnn(input_kind="text_pair")
     batch = {"premise_tokens": torch.tensor([[1, 3]]), "premise_length": torch.tensor([2]),
              "hypothesis_tokens": torch.tensor([[2, 2]]), "hypothesis_length": torch.tensor([2])}
-    assert model.encode(batch).tolist() == [[4.0, 4.0]]
-    assert model.out.in_features == 2
+    x = model.encode(batch)
+    assert x.tolist() == [[4.0, 4.0]]
+    # the head reads (u, v, |u - v|, u * v): with one output and unit weights, 4 + 4 + 0 + 16 plus the bias
+    with torch.no_grad():
+        model.out.weight.fill_(1.0)
+        model.out.bias.zero_()
+    assert model.out.in_features == 4 and model.eval().head(x, batch).tolist() == [[24.0]]
 
 
 @pytest.mark.parametrize("kind, task", [("text", "table"), ("text_pair", "table")])
