@@ -30,7 +30,7 @@ if [ $VECTORS = 1 ]; then
   $BIN/cftrain table "$OUT/snli.h5" --out "$OUT/snli-table" --seeds $SEEDS \
       --modes original,augmented,gs,gs-random,logit-pairing --force $QUICK
   $BIN/cftrain table "$OUT/snli.h5" --out "$OUT/snli-cnn" --seeds $SEEDS --modes augmented,gs,logit-pairing --model cnn \
-      --ensemble 1 --epochs 40 --patience 10 --force $QUICK
+      --ensemble 1 --epochs 20 --patience 5 --force $QUICK
   $BIN/cftrain table "$OUT/snli.h5" --out "$OUT/snli-input" --seeds $SEEDS --modes augmented,gs --gs-space input \
       --force $QUICK
   $BIN/cftrain table "$OUT/snli.h5" --out "$OUT/snli-partner" --seeds $SEEDS --modes gs --gs-class partner \
