@@ -25,15 +25,16 @@ from pathlib import Path
 
 from cfpairs.check import check_store
 from cfpairs.errors import OutputWriteError, UserError
-from cfpairs.outputs import check_output, folder_in_place, remove_stale_parts, staged
-from cfpairs.progress import Progress, note, request_stop, set_quiet, stop_if_requested
+from cfpairs.outputs import add_to_marker, check_output, folder_in_place, remove_stale_parts, write_text_atomic
+from cfpairs.progress import Progress, note, set_quiet, stop_if_requested
 from cfpairs.store import Store
+from cftrain.campaign_run import run_job
 from cftrain.methods import method
 from cftrain.registry import all_options
 from cftrain.presets import RunConfig, identity
 from cftrain.rundir import CONFIG, METRICS, RunDir
+from cftrain.slurm import refuse_if_jobs_alive
 from cftrain.transfer import read_evals
-from cfpairs.outputs import add_to_marker, write_text_atomic
 
 
 @dataclass
@@ -182,25 +183,6 @@ def run_calls(function, args_list: list, processes: int, on_done=None) -> list:
 # ---------------------------------------------------------------- campaigns
 
 
-def _run_job(final: str, store_path: str, config: RunConfig, labels: dict, verified: str | None) -> dict:
-    from cftrain.train import run_into  # noqa: PLC0415  (a worker imports the trainer itself)
-
-    with staged(final, "run") as tmp:
-        return run_into(tmp, store_path, config, check=False, job=labels, verified=verified)
-
-
-def _run_job_in_slurm(*args) -> None:
-    """A Slurm job's function (`cftrain.slurm`): SIGTERM (scancel, preemption) stops the run where
-    it is and removes its half-written folder, as locally; the result is the run folder (submitit's
-    result pickle holds None)."""
-    signal.signal(signal.SIGTERM, request_stop)
-    set_quiet(True)
-    try:
-        _run_job(*args)
-    except KeyboardInterrupt:
-        sys.exit(143)
-
-
 class LocalLauncher:
     """--launcher local: the runs in `processes` worker processes of this machine (`run_calls`)."""
 
@@ -208,13 +190,11 @@ class LocalLauncher:
         self.processes = processes
 
     def run(self, folder: Path, jobs: list, args_list: list, on_done) -> None:
-        from cftrain.slurm import refuse_if_jobs_alive  # noqa: PLC0415  (it imports this module)
-
         refuse_if_jobs_alive(folder)
         for job in jobs:
             remove_stale_parts(folder / job.folder)
         try:
-            run_calls(_run_job, args_list, self.processes, on_done=on_done)
+            run_calls(run_job, args_list, self.processes, on_done=on_done)
         except BaseException:
             for job in jobs:  # what killed workers left half-written
                 remove_stale_parts(folder / job.folder)

@@ -1,6 +1,6 @@
 """`--launcher slurm`: a campaign's runs as Slurm jobs, submitted through submitit (one job array per
 submission), watched with `squeue`, each run written by its job exactly as a local worker writes
-it (`cftrain.jobs._run_job`: staged, renamed when complete).
+it (`cftrain.campaign_run.run_job`: staged, renamed when complete).
 
 What holds locally holds here. A run is finished when its folder exists; running the command again
 keeps finished runs, waits for the campaign's jobs still queued or running (it never submits them
@@ -28,7 +28,7 @@ from pathlib import Path
 from cfpairs.errors import JobsFailed, UserError
 from cfpairs.outputs import add_to_marker, remove_stale_parts, remove_temporary, write_text_atomic
 from cfpairs.progress import note, stop_if_requested
-from cftrain.jobs import _run_job_in_slurm
+from cftrain.campaign_run import run_job_in_slurm
 from cftrain.rundir import METRICS, RunDir
 
 ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
@@ -178,7 +178,7 @@ class SlurmLauncher:
         executor.update_parameters(**self._parameters(len(runs)))
         try:
             with contextlib.redirect_stderr(io.StringIO()):  # submitit prints sbatch's refusal: said once, below
-                submitted = executor.map_array(_run_job_in_slurm, *zip(*[self.args[r] for r in runs]))
+                submitted = executor.map_array(run_job_in_slurm, *zip(*[self.args[r] for r in runs]))
         except Exception as exc:  # sbatch's refusal comes as submitit's FailedJobError or an OSError
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
             reason = next((line for line in lines if line.startswith("sbatch:")), lines[0] if lines else repr(exc))
