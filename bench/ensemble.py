@@ -1,8 +1,8 @@
 """Epoch time of a 6-member ensemble over that of 1 member (the fused ensemble at work), for
 `bow` on the IMDb store and `mlp` on a COCO-shaped synthetic store (batch 512,
 2048 -> 64 -> 64 -> 64 -> 80, 80 classes); and the same 6 members in the generic form a new model
-gets (`cftrain.ensemble.checked_on`: the faster, on the first batch, of the vmapped members and the
-members in turn; `generic_form` says which), against the hand-fused form (`generic_over_hand`) and
+gets (`cftrain.ensemble.checked_on`: the fastest, on the first batch, of the vmapped members, the
+members in turn and the members in turn over one shared embedding table; `generic_form` says which), against the hand-fused form (`generic_over_hand`) and
 one member (`generic_ratio`: never above 6, the members in turn).
 
 Usage: python bench/ensemble.py IMDB_STORE [--epochs E] [--rounds R] | --smoke   Prints key=value lines;
@@ -43,12 +43,12 @@ def coco_shaped(path: Path, n: int = 4096, dim: int = 2048, classes: int = 80) -
     return path
 
 
-CHOSEN = []  # the generic form each generic training chose (vmapped or sequential)
+CHOSEN = []  # the generic form each generic training chose (vmapped, sequential or sharedtables)
 
 
 def epoch_seconds(store_path, ensemble: int, epochs: int, generic: bool = False) -> float:
-    """Best epoch time; `generic`: the model's hand-fused form set aside (the generic form, the faster
-    of the vmapped members and the members in turn, as a new model without a fused form gets)."""
+    """Best epoch time; `generic`: the model's hand-fused form set aside (the generic form, the fastest
+    of its generic forms, as a new model without a fused form gets)."""
     if generic:
         import cftrain.train as train  # noqa: PLC0415  (a checkout without it never asks)
         from cftrain.models import MODELS  # noqa: PLC0415

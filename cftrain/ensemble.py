@@ -9,7 +9,11 @@ Forms, chosen by `make_ensemble`:
   (`torch.func.stack_module_state`) and every call vmapped over them (`functional_call` + `vmap`),
   so a new model trains as a fused ensemble with no code of its own;
 - `Sequential`, members one after another on the same batch, for models vmap cannot run (a GRU)
-  or whose vmapped form fails on the first batch (checked once, then it falls back).
+  or whose vmapped form fails on the first batch (checked once, then it falls back);
+- `SharedTables`, members in turn whose learned word-embedding tables sit side by side in one
+  table: one lookup and one (sparse) optimizer update per step for all members, which vmap cannot
+  give a sparse embedding.
+`checked_on` times the generic forms on the first batch and keeps the fastest.
 `unfuse()` gives back ordinary members (model.pt keeps those).
 """
 
@@ -135,6 +139,98 @@ class MemberSpaces:
             squares.append(g_sq)
             start += count
         return torch.cat(dots, 1), torch.cat(squares, 1)
+
+
+class _SharedTable:
+    """N members' embedding tables side by side in one (V, N x D) `table`. While `caching` (one
+    `SharedTables.encode`), a token tensor's lookup or bag mean is computed once for every member
+    (keyed by the tensor's identity, the tensor kept so its memory is not reused); each member reads
+    its own columns."""
+
+    def __init__(self, table: nn.Embedding, n: int):
+        self.table, self.n, self.dim = table, n, table.embedding_dim // n
+        self.caching, self.cache = False, {}
+
+    def once(self, kind: str, tensors: tuple, compute):
+        if not self.caching:
+            return compute()
+        key = (kind, *((t.data_ptr(), tuple(t.shape), t.stride(), t.storage_offset(), t._version) for t in tensors))
+        if key not in self.cache:
+            self.cache[key] = (tensors, compute())
+        return self.cache[key][1]
+
+
+class MemberColumns(nn.Module):
+    """Member k's embedding inside a `_SharedTable`: called like its `nn.Embedding`, or averaged over
+    bags by `cftrain.models.mean_embedding` (`bag_mean`), each the member's own D columns."""
+
+    def __init__(self, shared: _SharedTable, k: int, like: nn.Embedding):
+        super().__init__()
+        self.shared, self.k = shared, k  # not a registered module: the table is the ensemble's parameter
+        self.num_embeddings, self.embedding_dim, self.padding_idx = like.num_embeddings, like.embedding_dim, like.padding_idx
+        self.sparse = like.sparse
+
+    def _own(self, y: torch.Tensor) -> torch.Tensor:
+        return y[..., self.k * self.shared.dim:(self.k + 1) * self.shared.dim]
+
+    def forward(self, tokens):
+        return self._own(self.shared.once("lookup", (tokens,), lambda: self.shared.table(tokens)))
+
+    def bag_mean(self, tokens, length, average):
+        """`average(table, tokens, length)` (mean_embedding) over the shared table, once, then these columns."""
+        return self._own(self.shared.once("mean", (tokens, length), lambda: average(self.shared.table, tokens, length)))
+
+
+def learned_tables(model: nn.Module) -> list:
+    """The names of a model's trainable `nn.Embedding` tables (frozen vectors are read, not fused)."""
+    return [name for name, m in model.named_modules() if type(m) is nn.Embedding and m.weight.requires_grad
+            and m.max_norm is None and not m.scale_grad_by_freq]
+
+
+class SharedTables(Sequential):
+    """Members in turn on copies of the members whose learned embedding tables are columns of one
+    table per name (what the hand-fused bag of words does, for any model): exact, since member k's
+    outputs read only its columns and the optimizers are element-wise. `unfuse` writes every
+    parameter back into the original members."""
+
+    def __init__(self, members: list):
+        working = [copy.deepcopy(m) for m in members]
+        super().__init__(working)
+        self.originals, self.names = members, learned_tables(members[0])
+        self.tables, self.shared = nn.ModuleList(), []
+        for name in self.names:
+            first = members[0].get_submodule(name)
+            table = nn.Embedding(first.num_embeddings, self.n * first.embedding_dim, padding_idx=first.padding_idx,
+                                 sparse=first.sparse, device=first.weight.device, dtype=first.weight.dtype)
+            with torch.no_grad():
+                table.weight.copy_(torch.cat([m.get_submodule(name).weight for m in members], dim=1))
+            shared = _SharedTable(table, self.n)
+            self.tables.append(table)
+            self.shared.append(shared)
+            parent, _, attribute = name.rpartition(".")
+            for k, member in enumerate(working):
+                setattr(member.get_submodule(parent) if parent else member, attribute, MemberColumns(shared, k, first))
+
+    def encode(self, batch):
+        for shared in self.shared:
+            shared.caching = True
+        try:
+            return super().encode(batch)
+        finally:
+            for shared in self.shared:  # the cached lookups hold the step's graph: let it go
+                shared.caching, shared.cache = False, {}
+
+    def members_list(self):
+        return list(self.members)
+
+    def unfuse(self) -> list:
+        with torch.no_grad():
+            for k, (member, original) in enumerate(zip(self.members, self.originals)):
+                state = dict(member.state_dict())
+                for name, shared in zip(self.names, self.shared):
+                    state[f"{name}.weight"] = shared.table.weight[:, k * shared.dim:(k + 1) * shared.dim]
+                original.load_state_dict(state)
+        return self.originals
 
 
 class _Call(nn.Module):
@@ -270,31 +366,36 @@ def _seconds(ensemble: Ensemble, batch: dict, double: bool, forward, repeat: int
 
 
 def checked_on(ensemble: Ensemble, batch: dict, double: bool, forward) -> Ensemble:
-    """The generic form that trains this model fastest, on this first batch: the vmapped members or
-    the members one after another (both exact; the members' own batches of a few steps are timed,
-    without changing anything). A vmapped form that fails (a layer without a vmap rule) is said
-    once, and the members train one after another."""
+    """The generic form that trains this model fastest, on this first batch: the vmapped members,
+    the members one after another, or (for a model with learned embedding tables) the members in
+    turn over one shared table; all exact. Each is timed on a few steps of this batch without
+    changing anything. A vmapped form that fails (a layer without a vmap rule) is said once and left
+    out."""
     if not isinstance(ensemble, Vmapped):
         return ensemble
-    sequential = Sequential(ensemble.members)
-    modes = [(m, m.training) for m in (ensemble, *ensemble.members)]
+    members = ensemble.members
+    candidates = [Sequential(members)] + ([SharedTables(members)] if learned_tables(members[0]) else [])
+    modes = [(m, m.training) for m in (ensemble, *members)]
     try:
         for module, _ in modes:
             module.eval()  # batch norm's running statistics stay as they are
         try:
             _trial_step(ensemble, batch, double, forward)
+            candidates.append(ensemble)
         except (RuntimeError, NotImplementedError, ValueError) as exc:
-            warnings.warn(f"{type(ensemble.members[0]).__name__}: vmap cannot run it "
+            warnings.warn(f"{type(members[0]).__name__}: vmap cannot run it "
                           f"({' '.join(str(exc).split())[:120]}); its members train one after another")
-            return sequential
-        _trial_step(sequential, batch, double, forward)  # warm both up, then time them
-        faster = sequential if _seconds(sequential, batch, double, forward) < \
-            _seconds(ensemble, batch, double, forward) else ensemble
+        for candidate in candidates[1:] and candidates:
+            candidate.train(False)
+            _trial_step(candidate, batch, double, forward)  # warm every form up, then time them
+        faster = candidates[0] if len(candidates) == 1 else \
+            min(candidates, key=lambda form: _seconds(form, batch, double, forward))
     finally:
         for module, training in modes:
             module.train(training)
+    faster.train(ensemble.training)
     return faster
 
 
-__all__ = ["Ensemble", "FusedEnsemble", "MemberSpaces", "StackedLinear", "Sequential", "Single", "Vmapped", "checked_on", "expand_members",
-           "make_ensemble"]
+__all__ = ["Ensemble", "FusedEnsemble", "MemberColumns", "MemberSpaces", "SharedTables", "StackedLinear", "Sequential",
+           "Single", "Vmapped", "checked_on", "expand_members", "learned_tables", "make_ensemble"]

@@ -35,7 +35,7 @@ def models() -> str:
     from cftrain.models import MODELS  # noqa: PLC0415
     lines = ["| model | input kinds | its options | ensemble form |", "|---|---|---|---|"]
     for name, cls in sorted(MODELS.items()):
-        form = "hand-fused" if cls.fused is not None else "generic (vmap or members in turn, the faster)" \
+        form = "hand-fused" if cls.fused is not None else "generic (the fastest of vmap, members in turn, one shared table)" \
             if cls.vmappable else "members in turn"
         lines.append(f"| `{name}` | {', '.join(cls.input_kinds)} | {_flags(cls.options)} | {form} |")
     return "\n".join(lines)

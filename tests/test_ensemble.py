@@ -1,17 +1,19 @@
-"""Every ensemble form (a model's hand-fused form, the generic vmapped form, members in turn) equals
-N separately built members fed the same batches: weights and logits after several steps, GS on;
-and a model no code knows trains as a fused ensemble through the generic form."""
+"""Every ensemble form (a model's hand-fused form, the generic vmapped form, members in turn,
+members over one shared embedding table) equals N separately built members fed the same batches:
+weights and logits after several steps, GS on; and a model no code knows trains as a fused ensemble
+through the generic form."""
 
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import torch
 
 from torch import nn
 
-from cftrain.ensemble import FusedEnsemble, Sequential, Vmapped, make_ensemble
+from cftrain.ensemble import FusedEnsemble, Sequential, SharedTables, Vmapped, learned_tables, make_ensemble
 from cftrain.models import PairModel, make_model
 from cftrain.presets import resolve
 from cftrain.train import make_optimizer, train_step
@@ -49,9 +51,11 @@ KIND = {"bow": "binary", "nli-bow": "multiclass", "mlp": "multilabel"}
 TASK = {"bow": "imdb", "nli-bow": "snli", "mlp": "coco"}
 
 
-FORMS = {"hand": lambda members: make_ensemble(members), "vmap": Vmapped, "sequential": Sequential}
+FORMS = {"hand": lambda members: make_ensemble(members), "vmap": Vmapped, "sequential": Sequential,
+         "shared": SharedTables}
 CASES = [(v, "hand") for v in sorted(KWARGS)] + [("mlp", "vmap"), ("mlp-linear", "vmap"), ("bow-dense", "vmap"),
-                                                  ("mlp", "sequential"), ("nli-bow", "sequential")]
+                                                  ("mlp", "sequential"), ("nli-bow", "sequential"), ("bow", "shared"),
+                                                  ("bow-dense", "shared"), ("nli-bow-learned", "shared")]
 KWARGS["bow-dense"] = dict(vocab_size=40, n_outputs=1)
 
 
@@ -150,10 +154,16 @@ def kind_batches(input_kind: str, steps: int = 4):
         yield batch
 
 
+SHAPES = dict(vocab_size=40, n_outputs=3, input_dim=9, feature_dim=5)
+
+
 def registered_forms():
     from cftrain.models import MODELS
     for name, cls in sorted(MODELS.items()):
-        forms = ["sequential"] + (["hand"] if cls.fused is not None else []) + (["vmap"] if cls.vmappable else [])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a model's notes while it is built to be looked at
+            shared = ["shared"] if learned_tables(make_model(name, **SHAPES)) else []
+        forms = ["sequential"] + (["hand"] if cls.fused is not None else []) + (["vmap"] if cls.vmappable else []) + shared
         yield from ((name, form) for form in forms)
 
 
@@ -164,12 +174,11 @@ def test_every_registered_model_trains_as_its_members_would(name, form, mode):
     """A new model is checked here without a line of its own: each of its ensemble forms equals N members."""
     from cftrain.models import MODELS
     cls = MODELS[name]
-    shapes = dict(vocab_size=40, n_outputs=3, input_dim=9, feature_dim=5)
     own = {"hidden": [5]} if any(o.name == "hidden" for o in cls.options) else {}
     members = []
     for k in range(N):
         torch.manual_seed(30 + k)
-        members.append(make_model(name, **shapes, **own))
+        members.append(make_model(name, **SHAPES, **own))
         for layer in members[-1].modules():  # dropout draws from one generator: the members' turns would differ
             if isinstance(layer, nn.Dropout):
                 layer.p = 0.0
@@ -207,3 +216,32 @@ def test_the_generic_form_is_the_faster_and_choosing_changes_nothing(monkeypatch
     for m, state in zip(members, before):
         assert all(torch.equal(m.state_dict()[k], v) for k, v in state.items())
         assert all(p.grad is None for p in m.parameters())
+
+
+@pytest.mark.parametrize("slow", ["shared", "sequential"])
+def test_a_model_with_learned_tables_may_train_over_one_shared_table(monkeypatch, slow):
+    """A text model without a hand-fused form (bow's set aside: sparse embeddings, no vmap rule) is
+    timed as members in turn and as members over one shared table; the faster is kept, the members
+    untouched, and training through it writes every member's own columns back (`unfuse`)."""
+    import time as clock
+    from cftrain.ensemble import checked_on
+    from cftrain.methods import forward
+    from cftrain.models.bow import BagOfWords
+    monkeypatch.setattr(BagOfWords, "fused", None)
+    members = []
+    for k in range(N):
+        torch.manual_seed(50 + k)
+        members.append(make_model("bow", **KWARGS["bow"]))
+    before = [copy.deepcopy(m.state_dict()) for m in members]
+    real = Sequential.encode
+    slowed = SharedTables if slow == "shared" else Sequential
+    monkeypatch.setattr(Sequential, "encode",
+                        lambda self, batch: (type(self) is slowed and clock.sleep(0.02)) or real(self, batch))
+    with pytest.warns(UserWarning, match="vmap cannot run it"):
+        chosen = checked_on(make_ensemble(members), next(batches("bow", 1)), True, forward)
+    assert type(chosen) is (Sequential if slow == "shared" else SharedTables)
+    for m, state in zip(members, before):
+        assert all(torch.equal(m.state_dict()[k], v) for k, v in state.items())
+        assert all(p.grad is None for p in m.parameters())
+    if slow == "sequential":
+        check_equal_to_separate_members("bow", members, chosen, "gs")

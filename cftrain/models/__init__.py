@@ -127,6 +127,8 @@ def mean_embedding(embed, tokens: torch.Tensor, length: torch.Tensor) -> torch.T
     or any function of a 1-d token tensor. Only real tokens are looked up: an `nn.Embedding` as one
     bag per row (`embedding_bag`), a function once over the flattened tokens, then summed per row;
     no (B, L, ...) tensor of padded positions, forward or backward."""
+    if hasattr(embed, "bag_mean"):  # a member's columns of an ensemble's shared table (cftrain.ensemble)
+        return embed.bag_mean(tokens, length, mean_embedding)
     real = torch.arange(tokens.shape[1], device=tokens.device)[None, :] < length[:, None]
     if isinstance(embed, nn.Embedding):
         offsets = (torch.cumsum(length, 0) - length).long()
