@@ -164,11 +164,9 @@ class MemberColumns(nn.Module):
     """Member k's embedding inside a `_SharedTable`: called like its `nn.Embedding`, or averaged over
     bags by `cftrain.models.mean_embedding` (`bag_mean`), each the member's own D columns."""
 
-    def __init__(self, shared: _SharedTable, k: int, like: nn.Embedding):
+    def __init__(self, shared: _SharedTable, k: int):
         super().__init__()
         self.shared, self.k = shared, k  # not a registered module: the table is the ensemble's parameter
-        self.num_embeddings, self.embedding_dim, self.padding_idx = like.num_embeddings, like.embedding_dim, like.padding_idx
-        self.sparse = like.sparse
 
     def _own(self, y: torch.Tensor) -> torch.Tensor:
         return y[..., self.k * self.shared.dim:(self.k + 1) * self.shared.dim]
@@ -209,7 +207,7 @@ class SharedTables(Sequential):
             self.shared.append(shared)
             parent, _, attribute = name.rpartition(".")
             for k, member in enumerate(working):
-                setattr(member.get_submodule(parent) if parent else member, attribute, MemberColumns(shared, k, first))
+                setattr(member.get_submodule(parent) if parent else member, attribute, MemberColumns(shared, k))
 
     def encode(self, batch):
         for shared in self.shared:
@@ -380,16 +378,18 @@ def checked_on(ensemble: Ensemble, batch: dict, double: bool, forward) -> Ensemb
         for module, _ in modes:
             module.eval()  # batch norm's running statistics stay as they are
         try:
-            _trial_step(ensemble, batch, double, forward)
+            _trial_step(ensemble, batch, double, forward)  # also its warm-up
             candidates.append(ensemble)
         except (RuntimeError, NotImplementedError, ValueError) as exc:
             warnings.warn(f"{type(members[0]).__name__}: vmap cannot run it "
-                          f"({' '.join(str(exc).split())[:120]}); its members train one after another")
-        for candidate in candidates[1:] and candidates:
-            candidate.train(False)
-            _trial_step(candidate, batch, double, forward)  # warm every form up, then time them
-        faster = candidates[0] if len(candidates) == 1 else \
-            min(candidates, key=lambda form: _seconds(form, batch, double, forward))
+                          f"({' '.join(str(exc).split())[:120]}); it trains without vmap")
+        if len(candidates) == 1:
+            return candidates[0]
+        for candidate in candidates:
+            if candidate is not ensemble:
+                candidate.eval()
+                _trial_step(candidate, batch, double, forward)  # warm-up, then every form is timed
+        faster = min(candidates, key=lambda form: _seconds(form, batch, double, forward))
     finally:
         for module, training in modes:
             module.train(training)
