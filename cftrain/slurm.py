@@ -19,6 +19,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -35,6 +36,7 @@ ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEU
          "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD"}
 STATE_FILE, WORK = "slurm.json", ".slurm.part"  # WORK: submitit's pickles and logs while jobs run
 TAIL = 12
+JOB_ID = re.compile(r"[0-9]+(_[0-9]+)?")  # what sbatch gives; never an option of squeue or scancel
 
 
 @dataclass
@@ -109,17 +111,18 @@ def check_cluster(settings: SlurmSettings) -> None:
 def job_states(job_ids) -> dict:
     """{job id: Slurm state} of the jobs squeue still knows (arrays one line per task)."""
     ids = sorted({str(j).split("_")[0] for j in job_ids})
+    if not ids:
+        return {}
+    result = _run(["squeue", "-h", "-r", "--states=all", "-j", ",".join(ids), "-o", "%i|%T"])
+    lines = result.stdout.splitlines() if result.returncode == 0 else []
+    if result.returncode != 0:  # an id slurmctld forgot makes the whole query fail: ask one by one
+        for one in ids:
+            single = _run(["squeue", "-h", "-r", "--states=all", "-j", one, "-o", "%i|%T"])
+            lines += single.stdout.splitlines() if single.returncode == 0 else []
     states = {}
-    for group in ([",".join(ids)] if ids else []):
-        result = _run(["squeue", "-h", "-r", "--states=all", "-j", group, "-o", "%i|%T"])
-        lines = result.stdout.splitlines() if result.returncode == 0 else []
-        if result.returncode != 0:  # an id slurmctld forgot makes the whole query fail: ask one by one
-            for one in ids:
-                single = _run(["squeue", "-h", "-r", "--states=all", "-j", one, "-o", "%i|%T"])
-                lines += single.stdout.splitlines() if single.returncode == 0 else []
-        for line in lines:
-            job, _, state = line.partition("|")
-            states[job.strip()] = state.strip()
+    for line in lines:
+        job, _, state = line.partition("|")
+        states[job.strip()] = state.strip()
     return states
 
 
@@ -162,9 +165,8 @@ class SlurmLauncher:
                             f"{','.join(ids)}); run the same command again to collect them and write the view")
         try:
             self._watch(on_done)
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                self.cancel()
+        except KeyboardInterrupt:  # Ctrl-C and SIGTERM (cfpairs.progress)
+            self.cancel()
             raise
 
     # ------------------------------------------------------------ submission
@@ -255,7 +257,8 @@ class SlurmLauncher:
             add_to_marker(self.folder, *kept)
 
     def cancel(self) -> None:
-        ids = sorted({entry["job_id"].split("_")[0] for entry in self.state.values()})
+        """scancel this command's jobs (only its runs': an entry for another run is not believed)."""
+        ids = sorted({self.state[run]["job_id"].split("_")[0] for run in self.args if run in self.state})
         if ids:
             _run(["scancel", *ids])
             note(f"cancelled Slurm job(s) {', '.join(ids)}")
@@ -268,8 +271,9 @@ class SlurmLauncher:
             return {}
         try:
             runs = json.loads(path.read_text())["runs"]
-            if not all(isinstance(v.get("job_id"), str) and isinstance(v.get("attempts"), int) for v in runs.values()):
-                raise ValueError("entries need job_id and attempts")
+            if not all(isinstance(v.get("job_id"), str) and JOB_ID.fullmatch(v["job_id"]) and
+                       isinstance(v.get("attempts"), int) for v in runs.values()):
+                raise ValueError("entries need a Slurm job id (digits, or JOB_TASK) and attempts")
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UserError(f"{path}: not the job list cftrain writes ({exc}); remove it to submit every unfinished "
                             "run again") from None

@@ -45,3 +45,28 @@ def test_options_of_the_other_launcher_are_refused(toy, tmp_path, args, message)
     result = CliRunner().invoke(main, ["table", str(toy), "--out", str(tmp_path / "t"), *args])
     assert result.exit_code == 2 and message in result.output
     assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("job_id", ["-a", "--user=alice", "12;rm", "", "12_x"])
+def test_a_job_list_from_elsewhere_is_checked(tmp_path, job_id):
+    """slurm.json travels with a campaign folder: a job id that is not what sbatch gives (an option
+    of squeue or scancel, say) is refused naming the file, before any Slurm command sees it."""
+    import json
+    from cftrain.slurm import SlurmLauncher
+    path = tmp_path / "slurm.json"
+    path.write_text(json.dumps({"runs": {"augmented": {"job_id": job_id, "attempts": 1}}}))
+    with pytest.raises(UserError, match="slurm.json: not the job list"):
+        SlurmLauncher._read_state(path)
+
+
+def test_cancel_touches_only_this_commands_runs(monkeypatch):
+    """Ctrl-C cancels the jobs of the runs this command manages, not every id its folder lists."""
+    import cftrain.slurm as slurm
+    called = []
+    monkeypatch.setattr(slurm, "_run", lambda command: called.append(command))
+    launcher = slurm.SlurmLauncher(SlurmSettings())
+    launcher.args = {"augmented": (), "gs": ()}
+    launcher.state = {"augmented": {"job_id": "41_0", "attempts": 1}, "gs": {"job_id": "41_1", "attempts": 1},
+                      "someone-else": {"job_id": "7", "attempts": 1}}
+    launcher.cancel()
+    assert called == [["scancel", "41"]]
