@@ -2,4 +2,4 @@
 
 from cfpairs.outputs import register_folder_kind
 
-register_folder_kind("run", "table", "sweep", "curve")  # the trainer's output folders
+register_folder_kind("run", "table", "sweep", "curve", "reference")  # the trainer's output folders

@@ -7,6 +7,7 @@ from pathlib import Path
 from cfpairs.errors import UserError
 from cfpairs.outputs import owner, staged
 from cftrain.jobs import collect_records, write_view_files
+from cftrain.reference_rows import collect_references
 from cftrain.transfer import check_names_once, check_transfers, evaluate_transfers
 from cftrain.views import VIEWS, sweep_top_runs, view_files
 
@@ -25,7 +26,8 @@ def collect(folder, view: str | None = None, out=None, split: str | None = None,
         raise UserError(f"{folder}: holds no finished runs")
     if transfers:
         _add_transfers(folder, records, view, top, transfers, device)
-    files, text = view_files(view, records, split=split, top=top)
+    references = collect_references(folder) if view == "table" else []
+    files, text = view_files(view, records, split=split, top=top, references=references)
     if out is not None:
         with staged(out, view, force, inputs=[folder, *(transfers or {}).values()]) as tmp:
             write_view_files(Path(tmp), files)

@@ -39,9 +39,13 @@ def predictions_page(run_dir, store_path, allow_external: bool = False, splits: 
 def _predictions(store, split: str, config, members: list) -> dict:
     labels = training_labels(store.label_kind, config.loss)
     data = truncate(load_split(store, split), config.get("max_tokens"))
-    names = store.class_names
-    per_member = [labels.predicted_names(ensemble_logits([m], data), names) for m in members]
-    logits = ensemble_logits(members, data)
+    return split_page([ensemble_logits([m], data) for m in members], ensemble_logits(members, data), data, labels,
+                      store.class_names)
+
+
+def split_page(member_logits: list, logits, data, labels, names: list) -> dict:
+    """A split's entry of a predictions page from each member's logits and the ensemble's (a run's,
+    or a reference's: one member)."""
     pairs = np.asarray(data.pairs, dtype=np.int64).reshape(-1, 2)
     consistency = pair_consistency(logits, data, labels)
     if labels.consistency_undefined or not len(pairs):
@@ -49,5 +53,6 @@ def _predictions(store, split: str, config, members: list) -> dict:
     else:
         sides = labels.pair_sides_right(logits, data.targets, data.labels, pairs)
         correct = [None if np.isnan(row).any() else BADGES[tuple(row)] for row in sides]
-    return {"members": per_member, "ensemble": labels.predicted_names(logits, names), "correct": correct,
+    return {"members": [labels.predicted_names(m, names) for m in member_logits],
+            "ensemble": labels.predicted_names(logits, names), "correct": correct,
             "consistency": consistency, "metric": labels.metric}

@@ -1,5 +1,5 @@
 """The one schema a run folder's JSON is read through (`config.json`, `metrics.json`,
-`evals/<name>.json`): run folders travel between people like stores, so nothing in them is believed
+`evals/<name>.json`, and a reference fit's `reference.json`): run folders travel between people like stores, so nothing in them is believed
 unchecked. Types, finite numbers in their domain (percentages in [0, 100], cosines in [-1, 1],
 counts >= 0), registered modes, models, optimizers and metrics, option values as their
 declarations allow, names safe to show in a table; a file that breaks it is refused with one line
@@ -179,4 +179,31 @@ def check_eval(values, path) -> dict:
     check.text(check.member(values, "store_digest", ""), "store_digest", DIGEST)
     check.text(values.get("store"), "store", nullable=True)
     check_scores(check, values, metric)
+    return values
+
+
+def check_reference(values, path) -> dict:
+    """reference.json (`cftrain.reference_rows`): a registered reference, how it was trained, the
+    store's digest, the k-fold accuracies (percentages) and the parameter value chosen."""
+    from cftrain.references import REFERENCES  # noqa: PLC0415  (the registry, without scikit-learn)
+
+    check = _Checker(path)
+    check.obj(values, "")
+    if values.get("kind") != "reference":
+        check.fail("kind", f"expected 'reference', found {_shown(values.get('kind'))}")
+    check.count(check.member(values, "version", ""), "version")
+    check.text(check.member(values, "reference", ""), "reference", choices=tuple(REFERENCES))
+    check.text(check.member(values, "trained_on", ""), "trained_on", choices=("augmented", "original"))
+    check.text(check.member(values, "store_digest", ""), "store_digest", DIGEST)
+    if not isinstance(values.get("store_verified", False), bool):
+        check.fail("store_verified", f"expected true or false, found {_shown(values['store_verified'])}")
+    for key in ("store", "task", "parameter", "library", "row_name"):
+        check.text(values.get(key), key, nullable=True)
+    check.number(values.get("chosen"), "chosen", 0, 1e12, nullable=True)
+    for key in ("rows", "edited_rows", "features"):
+        check.count(values.get(key), key, nullable=True)
+    kfold = check.obj(values.get("kfold", {}), "kfold")
+    check.count(kfold.get("folds"), "kfold.folds", nullable=True)
+    for value, accuracy in check.obj(kfold.get("accuracy", {}), "kfold.accuracy").items():
+        check.number(accuracy, f"kfold.accuracy.{value[:20]}", 0, 100)
     return values

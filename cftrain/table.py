@@ -9,6 +9,8 @@ from cfpairs.store import Store
 from cftrain.jobs import Job, run_campaign
 from cftrain.methods import METHODS, method
 from cftrain.presets import check_some_mode_reads, resolve
+from cftrain.reference_rows import collect_references, keep_references, require_library
+from cftrain.reference_rows import planned as planned_references
 from cftrain.transfer import check_names_once, check_transfers, evals_in, evaluate_transfers
 from cftrain.views import table_view, view_files
 
@@ -41,14 +43,15 @@ def plan_table(task: str, input_kind: str, modes, seeds: list | None, overrides:
 
 def run_table(store_path, out_dir, modes=None, force: bool = False, verify: bool = False,
               jobs: int | None = None, seeds: list | None = None, transfers: dict | None = None,
-              launcher=None, **overrides) -> dict:
+              launcher=None, reference: bool = True, **overrides) -> dict:
     """Every mode (in the registry's order) into out_dir/<mode>/, then table.json and table.md.
     `seeds`: every mode once per seed, in out_dir/<mode>/seed-<s>/, each row the mean and standard
     error over seeds. Runs go to `jobs` processes (default: the cores this process may use), the
     most expensive first; a table folder run again continues where it stopped. `transfers`
-    ({name: store}): every run evaluated on each, one column each (`cftrain.transfer`)."""
+    ({name: store}): every run evaluated on each, one column each (`cftrain.transfer`). `reference`:
+    a text table's reference block (`cftrain.reference_rows`), fitted once, whatever the seeds."""
     with Store(store_path, bool(overrides.get("allow_external"))) as store:
-        task, input_kind = store.task, store.input_kind
+        task, input_kind, label_kind = store.task, store.input_kind, store.label_kind
         pairs = store.split("train").pairs_index.shape[0] if "train" in store.splits else 0
     if modes is None and not pairs:  # a default table leaves out the rows that learn from pairs
         modes = [name for name in fitting_modes(task, input_kind, overrides) if not METHODS[name].needs_pairs]
@@ -61,12 +64,23 @@ def run_table(store_path, out_dir, modes=None, force: bool = False, verify: bool
     if not force:
         check_names_once(evals_in(out_dir), transfers, digests, ", or --force to start the table again")
     device = overrides.get("device") or "cpu"
+    wanted = planned_references(input_kind, label_kind, [job.config.mode for job in planned], pairs) \
+        if reference else []
+    if wanted:
+        require_library()
+    references = []
+
+    def after_runs(folder, records):
+        evaluate_transfers([folder / r["folder"] for r in records], transfers, digests, device, allow_external=allow)
+        keep_references(folder, store_path, wanted, transfers, digests)
+        references[:] = [r for r in collect_references(folder)
+                         if (r["reference"]["reference"], r["reference"]["trained_on"]) in wanted]
+
     records = run_campaign("table", store_path, out_dir, submission_order(planned), jobs, force, verify,
                            desc=f"{task} table", inputs=list(transfers.values()), launcher=launcher,
-                           after_runs=lambda folder, rs: evaluate_transfers(
-                               [folder / r["folder"] for r in rs], transfers, digests, device, allow_external=allow),
-                           render=lambda rs: view_files("table", _in_plan(rs, planned), seeds=seeds)[0])
-    return table_view(_in_plan(records, planned), seeds)
+                           after_runs=after_runs, render=lambda rs: view_files(
+                               "table", _in_plan(rs, planned), seeds=seeds, references=references)[0])
+    return table_view(_in_plan(records, planned), seeds, references)
 
 
 def _in_plan(records: list, planned: list) -> list:

@@ -18,13 +18,13 @@ from cfpairs.outputs import staged
 from cfpairs.progress import Progress, stop_if_requested
 from cfpairs.api import PairStore
 from cftrain import distributed, optim
-from cftrain.data import PairBatches, SplitTensors, group_subset, to_device
+from cftrain.data import PairBatches, SplitTensors, group_subset, load_split, to_device
 from cftrain.ensemble import Ensemble, Single, checked_on, make_ensemble
 from cftrain.evaluate import alignments, evaluate, scored, signature
 from cftrain.labels import Labels, training_labels
 from cftrain.methods import forward, method
 from cftrain.metrics import ensemble_logits, split_metrics
-from cftrain.models import make_model, model_class
+from cftrain.models import PairModel, make_model, model_class
 from cftrain.plots import history_png
 from cftrain.presets import RunConfig, validate
 from cftrain.rundir import RunDir
@@ -124,16 +124,22 @@ def sparse_pays(config: RunConfig, train: SplitTensors, vocab_size: int) -> bool
     return bool(lengths) and config.batch_size * float(sum(lengths)) <= vocab_size * config.ensemble
 
 
-def build_members(config: RunConfig, store: PairStore, kwargs: dict, sparse: bool = False) -> list:
-    """`config.ensemble` models, member k seeded with seed + k."""
+def build_members(config: RunConfig, store: PairStore, kwargs: dict, sparse: bool = False,
+                  train: SplitTensors | None = None) -> list:
+    """`config.ensemble` models, member k seeded with seed + k, each prepared on `train` (the rows
+    the method trains on; default: the store's train split) when its model keeps statistics of them."""
     kwargs = dict(kwargs, sparse=sparse)  # not saved in model.pt: the state is the same either way
     if config.get("embeddings"):
         kwargs["vectors"], _ = load_vectors(config.embeddings, store.vocab)
-    members = []
+    members, shared = [], {}
     with Progress(config.ensemble, f"{store.task} {config.mode}: building members", unit="models") as bar:
         for k in range(config.ensemble):
             torch.manual_seed(config.seed + k)
-            members.append(make_model(config.model, **kwargs))
+            member = make_model(config.model, **kwargs)
+            if type(member).prepare is not PairModel.prepare:
+                train = train if train is not None else load_split(store, "train")
+                member.prepare(train, shared)
+            members.append(member)
             bar.update()
     return members
 
@@ -152,7 +158,7 @@ def fit(config: RunConfig, store: PairStore, splits: dict, log=None, device="cpu
         f" (--subsets {','.join(config.subsets)})" if config.subsets else ""))
     kwargs = model_kwargs(config, store)
     members = [m.to(device) for m in build_members(config, store, kwargs,
-                                                   sparse_pays(config, train, kwargs["vocab_size"]))]
+                                                   sparse_pays(config, train, kwargs["vocab_size"]), train)]
     ensemble = make_ensemble(members).to(device)
     context = distributed.current()
     shard = (context.rank, context.world) if context else (0, 1)

@@ -152,11 +152,16 @@ def run_command(store, out, mode, force, verify, **options):
 @click.option("--seeds", help="Comma-separated seeds: every row is the mean ± standard error over them "
                               "(each seed a whole ensemble), e.g. 0,1,2.")
 @TRANSFER
+@click.option("--reference/--no-reference", default=True, show_default=True,
+              help="Text stores: the reference block (Naive Bayes over binary uni+bigrams, logistic regression "
+                   "over tf-idf uni+bigrams; scikit-learn on the store's texts, regularisation chosen by 5-fold "
+                   "on train, one fit each), trained like the augmentation row and, beside a \"without edited "
+                   "data\" row, on the originals.")
 @launcher_options
 @training_options
 @RESTART
 @VERIFY
-def table_command(store, out, modes, jobs, seeds, transfers, force, verify, launch, **options):
+def table_command(store, out, modes, jobs, seeds, transfers, reference, force, verify, launch, **options):
     """Every mode on STORE, one table (table.json, table.md; the Markdown is printed).
 
     \b
@@ -164,6 +169,7 @@ def table_command(store, out, modes, jobs, seeds, transfers, force, verify, laun
       cftrain table toy.h5 --out runs/toy
       cftrain table imdb.h5 --out runs/imdb --seeds 0,1,2
       cftrain table imdb.h5 --out runs/imdb --seeds 0,1,2 --transfer yelp=yelp.h5   # adds a column
+      cftrain table imdb.h5 --out runs/imdb-gs --modes gs --no-reference
       cftrain table imdb.h5 --out runs/imdb --seeds 0,1,2 --launcher slurm --slurm-partition cpu
     """
     from cfpairs.outputs import check_output
@@ -183,7 +189,7 @@ def table_command(store, out, modes, jobs, seeds, transfers, force, verify, laun
     chosen_launcher = make_launcher("table", jobs, **launch)
     click.echo(format_table(run_or_submitted(lambda: run_table(
         store, out, modes=chosen, force=force, verify=verify, jobs=jobs, seeds=seeds,
-        transfers=parse_transfers(transfers), launcher=chosen_launcher, **options))))
+        transfers=parse_transfers(transfers), launcher=chosen_launcher, reference=reference, **options))))
 
 
 SEED_RANGE = (0, 2 ** 32 - 1)

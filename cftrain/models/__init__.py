@@ -1,6 +1,7 @@
 """Models as `encode(batch) -> x` (the GS space) and `head(x, batch) -> logits`, behind a registry.
 
-One model per module of this package (bow, nli_bow, mlp, butd), each with the options it reads
+One model per module of this package (bow, cnn, fasttext, nb_ngrams, nli_bow, mlp, butd; `ngrams`
+holds the n-gram hashing two of them share), each with the options it reads
 and, where bench/ensemble.py shows it pays, its hand-fused ensemble form; every module here is
 imported with the package, so a new model is one new file (`docs/EXTENDING.md`)."""
 
@@ -61,6 +62,11 @@ class PairModel(nn.Module):
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.head(self.encode(batch), batch)
+
+    def prepare(self, train, shared: dict) -> None:
+        """Statistics of the rows the run trains on (`cftrain.data.SplitTensors`) that the model keeps
+        in its state, never learned (nb-ngrams' log-count ratios); called once per member before
+        training, `shared` a dict every member of the run sees (compute once, copy into each)."""
 
     def set_double_backward(self, enabled: bool) -> None:
         """Told whether training will differentiate the input gradient again (GS); models whose

@@ -17,7 +17,7 @@ from cftrain.views.table import format_table, table_view
 def view_files(view: str, records: list, **options) -> tuple[dict, str]:
     """({file name: text or writer}, Markdown) of a view over `records`."""
     if view == "table":
-        table = table_view(records, options.get("seeds"))
+        table = table_view(records, options.get("seeds"), options.get("references"))
         text = format_table(table)
         return {"table.json": strict_json(table) + "\n", "table.md": text + "\n"}, text
     if view == "sweep":

@@ -8,6 +8,7 @@ import json
 from cftrain.methods import METHODS, method
 from cftrain.metrics import mean_se
 from cftrain.presets import identity
+from cftrain.references import REFERENCES
 from cftrain.views.common import common_of, seed_of, store_of, unverified_note
 
 
@@ -36,10 +37,12 @@ def _distinguishing(rows: list) -> list:
     return out
 
 
-def table_view(records: list, seeds: list | None = None) -> dict:
+def table_view(records: list, seeds: list | None = None, references: list | None = None) -> dict:
     """table.json: one row per group of runs that differ only by seed; with `seeds` (or several
     seeds in a row), every cell the mean and standard error over seeds. Runs of different stores,
-    or of a store they did not verify, are never merged: their rows say so."""
+    or of a store they did not verify, are never merged: their rows say so. `references`: the
+    reference fits (`cftrain.reference_rows.collect_references`), rows of their own block after
+    the methods', each one deterministic fit (n=1)."""
     common = common_of(records, "table", one_store=False)
     rows = []
     groups = _row_groups(records)
@@ -57,11 +60,33 @@ def table_view(records: list, seeds: list | None = None) -> dict:
     mixed = 0 < common["unverified"] < len(records)  # all unverified: the caption says it once
     for row in rows:
         row["name"] += _store_tag(row, len(common["stores"]) > 1, mixed)
+    digests = set(common["stores"]) | {r["reference"]["store_digest"] for r in references or []}
+    order = list(REFERENCES)
+    for found in sorted(references or [], key=lambda f: (
+            order.index(f["reference"]["reference"]), f["reference"]["trained_on"] != "augmented",
+            f["reference"]["store_digest"])):
+        row = reference_row(found)
+        row["name"] += _store_tag(row, len(digests) > 1, False)
+        rows.append(row)
     with_seeds = seeds is not None or any(r["labels"].get("seed") is not None for r in records)
     used = sorted({seed_of(r) for r in records if seed_of(r) is not None}) if with_seeds else None
     return {"task": common["task"], "store": common["store"], "stores": common["stores"],
             "unverified": common["unverified"], "runs": len(records), "metric": common["metric"],
             "seeds": seeds if seeds is not None else used, "rows": rows}
+
+
+def reference_row(found: dict) -> dict:
+    """A reference fit's row: its metrics and transfers as a one-seed row's, in the reference block."""
+    record, metrics = found["reference"], found["metrics"]
+    trained = "without edited data" if record["trained_on"] == "original" else \
+        "with edited data" if record.get("edited_rows") else ""
+    name = f"{record.get('row_name') or record['reference']}" + (f" ({trained})" if trained else "")
+    return {"name": name, "mode": record["trained_on"], "block": "reference", "reference": record["reference"],
+            "trained_on": record["trained_on"], "chosen": {record.get("parameter") or "value": record.get("chosen")},
+            "best_epoch": 0, "splits": metrics["splits"], "consistency": metrics.get("consistency", {}),
+            "alignment": {}, "store_digest": record["store_digest"], "store_verified": record["store_verified"],
+            "transfers": {n: {"splits": e["splits"], "consistency": e.get("consistency", {})}
+                          for n, e in found.get("evals", {}).items()}}
 
 
 def _store_tag(row: dict, several: bool, mixed: bool) -> str:
@@ -157,18 +182,29 @@ def format_table(table: dict) -> str:
         lines += [f"Runs of {len(table['stores'])} different stores (content digests "
                   f"{', '.join(d[:8] for d in table['stores'])}): each row names its store.", ""]
     lines += [*unverified_note(table, table.get("runs", 0)), header, "|---|" + "---:|" * (len(columns) + len(aligned))]
-    for row in table["rows"]:
-        cells = []
-        for _, cell_of, key in columns:
-            values = cell_of(row)
-            if not values or values.get(key) is None:
-                cells.append("-")
-            else:
-                se, n = values.get("stderr"), values.get("seeds")
-                cells.append(f"{values[key]:.1f}" + (f" ± {se:.1f}" if se is not None else
-                                                     f" (n={n})" if n == 1 and seeds else ""))
-        for split in aligned:
-            value = row.get("alignment", {}).get(split, {}).get("cosine")
-            cells.append("-" if value is None else f"{value:.3f}")
-        lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
+    methods = [row for row in table["rows"] if row.get("block") != "reference"]
+    references = [row for row in table["rows"] if row.get("block") == "reference"]
+    for row in methods:
+        lines.append(_table_line(row, columns, aligned, seeds))
+    if references:
+        lines.append("| *reference (scikit-learn on the store's texts; one fit each, n=1)* |" +
+                     " |" * (len(columns) + len(aligned)))
+        lines += [_table_line(row, columns, aligned, seeds) for row in references]
     return "\n".join(lines)
+
+
+def _table_line(row: dict, columns: list, aligned: list, seeds) -> str:
+    reference = row.get("block") == "reference"
+    cells = []
+    for _, cell_of, key in columns:
+        values = cell_of(row)
+        if not values or values.get(key) is None:
+            cells.append("-")
+        else:
+            se, n = values.get("stderr"), values.get("seeds")
+            cells.append(f"{values[key]:.1f}" + (f" ± {se:.1f}" if se is not None else
+                                                 " (n=1)" if reference or (n == 1 and seeds) else ""))
+    for split in aligned:
+        value = row.get("alignment", {}).get(split, {}).get("cosine")
+        cells.append("-" if value is None else f"{value:.3f}")
+    return f"| {row['name']} | " + " | ".join(cells) + " |"

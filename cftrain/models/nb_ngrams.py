@@ -1,0 +1,96 @@
+"""An NB-weighted n-gram model (after Wang & Manning's NBSVM, ACL 2012), with a learned
+representation so that GS has a space to act in: each distinct word or hashed n-gram f of a text
+(`cftrain.models.ngrams`) contributes its learned 50-d embedding e_f scaled by its Naive Bayes
+log-count ratio r_f, x = mean_f r_f e_f, and a linear map gives the logit. x is the GS space.
+
+r_f = log((a + p_f) / |a + p|_1) - log((a + q_f) / |a + q|_1), p_f and q_f the numbers of
+positive and negative training texts holding f, a = 1: computed once per run from the rows the
+method trains on (`prepare`; originals only for the "without edited data" row), kept in the
+model's state (so model.pt rebuilds it), never learned. Binary labels only (NBSVM's ratio compares
+two classes). Trained as an ensemble by the generic forms (`cftrain.ensemble`): this file is the
+whole model."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cfpairs.errors import UserError
+from cftrain.models import PairModel, RowGather, init_embedding, register
+from cftrain.models.ngrams import NGRAM_BUCKETS, NGRAMS, ngram_ids
+from cftrain.options import EMBED_INIT, EMBED_SCALE
+
+SMOOTHING = 1.0  # Wang & Manning's alpha
+CHUNK = 512      # texts hashed at a time while counting (bounds the memory of long reviews)
+
+
+@register("nb-ngrams")
+class NBNgrams(PairModel):
+    """Mean over a text's distinct n-grams of (Naive Bayes log-count ratio x learned 50-d embedding), linear."""
+    input_kinds = ("text",)
+    options = (NGRAMS, NGRAM_BUCKETS, EMBED_INIT, EMBED_SCALE)
+
+    def __init__(self, vocab_size: int, n_outputs: int = 1, ngrams: int = 2, ngram_buckets: int = 2 ** 18,
+                 sparse: bool = False, embed_init: str = "normal", embed_scale: float | None = None, dim: int = 50):
+        super().__init__()
+        if n_outputs != 1:
+            raise UserError(f"--model nb-ngrams: needs binary labels (a store with {n_outputs} classes); "
+                            "use --model fasttext")
+        self.vocab_size, self.ngrams, self.buckets = vocab_size, ngrams, ngram_buckets
+        rows = vocab_size + (ngram_buckets if ngrams > 1 else 0)
+        self.embed = nn.Embedding(rows, dim, padding_idx=0, sparse=sparse)
+        self.out = nn.Linear(dim, n_outputs)
+        self.register_buffer("ratios", torch.zeros(rows))
+        init_embedding(self.embed, embed_init, embed_scale)
+
+    def _ids(self, tokens, length):
+        return ngram_ids(tokens, length, self.vocab_size, self.ngrams, self.buckets)
+
+    def prepare(self, train, shared: dict) -> None:
+        """The log-count ratios of `train`'s rows (`cftrain.data.SplitTensors`), counted once for
+        every member of the run (`shared`)."""
+        key = ("nb-ratios", self.vocab_size, self.ngrams, self.buckets)
+        if key not in shared:
+            shared[key] = log_count_ratios(train, self._ids, self.ratios.numel())
+        self.ratios.copy_(shared[key])
+
+    def encode(self, batch):
+        ids, lengths = self._ids(batch["tokens"], batch["length"])
+        if hasattr(self.embed, "bag_mean"):  # a member's columns of an ensemble's shared table: one lookup
+            return self.embed.bag_mean(ids, lengths, self._weighted_mean)
+        return self._weighted_mean(self.embed, ids, lengths)
+
+    def _weighted_mean(self, embed: nn.Embedding, ids, lengths):
+        """mean_f r_f e_f over each row's first `lengths` ids, one weighted bag per row; sparse
+        tables gather the batch's rows once (`RowGather`: one gradient row each)."""
+        real = torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths[:, None]
+        flat = ids[real]
+        offsets = (torch.cumsum(lengths, 0) - lengths).long()
+        weights = self.ratios[flat]
+        if embed.sparse:
+            rows, flat = torch.unique(flat, return_inverse=True)
+            table = RowGather.apply(embed.weight, rows)
+        else:
+            table = embed.weight
+        summed = F.embedding_bag(flat, table, offsets, mode="sum", per_sample_weights=weights.to(table.dtype))
+        return summed / lengths.clamp(min=1).to(summed.dtype)[:, None]
+
+    def head(self, x, batch):
+        return self.out(x)
+
+
+def log_count_ratios(train, ids_of, rows: int) -> torch.Tensor:
+    """r (rows,): Naive Bayes log-count ratios of positive over negative texts (binary presence)."""
+    positive = train.targets[:, 0] > 0.5
+    counts = torch.zeros(2, rows, dtype=torch.float64)
+    tokens, length = train.inputs["tokens"], train.inputs["length"]
+    for start in range(0, len(positive), CHUNK):
+        ids, lengths = ids_of(tokens[start:start + CHUNK], length[start:start + CHUNK])
+        real = torch.arange(ids.shape[1])[None, :] < lengths[:, None]
+        side = positive[start:start + CHUNK, None].expand_as(ids)[real].long()
+        counts.index_put_((side, ids[real]), torch.ones(int(real.sum()), dtype=torch.float64), accumulate=True)
+    counts[:, 0] = 0.0  # padding never counts
+    smoothed = counts + SMOOTHING
+    log_p = torch.log(smoothed / smoothed.sum(1, keepdim=True))
+    return (log_p[1] - log_p[0]).float()

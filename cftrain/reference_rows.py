@@ -1,0 +1,241 @@
+"""The reference block of a text table: every registered reference (`cftrain.references`) fitted
+once per table on the store's own texts, trained like the augmentation row (every training row)
+and, where the table has a "without edited data" row, on the originals only.
+
+Each fit is kept in `DIR/reference/<name>/<trained on>/`, a folder read like a run's:
+`reference.json` (what was fitted, the k-fold scores of each parameter value and the value
+chosen, the store's digest), `metrics.json` (the splits' accuracies and pair consistency, as a
+run's), `predictions.json` (the page `cftrain eval --predictions` writes, which `cfbuild view
+--predictions` reads) and `evals/<transfer>.json`. No fitted model is kept (nothing is pickled):
+a reference is deterministic and refitted in seconds when the table needs it again.
+
+The parameter is chosen by k-fold over the training rows' pair groups (an original and its edits
+always fall in the same fold, so a fold never scores a text whose edit it trained on); the
+features are made once from every training text (no label is read for them), the classifier is
+refitted inside each fold.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cfpairs.errors import UserError
+from cfpairs.outputs import signed_json, staged
+from cfpairs.progress import Progress
+from cftrain.data import load_split
+from cftrain.evaluate import scored
+from cftrain.labels import training_labels
+from cftrain.loading import open_verified
+from cftrain.predict import split_page
+from cftrain.references import PAIR_SEPARATOR, REFERENCES
+from cftrain.rundir import read_json_file, write_json_atomic
+from cftrain.runschema import check_metrics, check_reference
+from cftrain.transfer import EVALS, read_evals
+
+FOLDER, RECORD, METRICS, PREDICTIONS = "reference", "reference.json", "metrics.json", "predictions.json"
+VERSION = 1   # of what a reference fits: a kept fit of another version is fitted again
+FOLDS = 5
+TRAINED_ON = {"augmented": "with edited data", "original": "without edited data"}
+
+
+def applies(input_kind: str, label_kind: str) -> bool:
+    """Whether references fit this store: texts (or text pairs) with one class per row."""
+    return input_kind in ("text", "text_pair") and label_kind in ("binary", "multiclass")
+
+
+def texts_of(store, split: str) -> list:
+    """The split's texts as the references read them (a pair as premise, separator, hypothesis)."""
+    columns = store[split].examples
+    if store.input_kind == "text_pair":
+        return [f"{p}{PAIR_SEPARATOR}{h}" for p, h in zip(columns["premise_text"], columns["hypothesis_text"])]
+    return [str(t) for t in columns["text"]]
+
+
+def fold_groups(view) -> np.ndarray:
+    """Each row's pair group (rows in no pair: a group of their own), for the k-fold."""
+    groups = np.asarray(view.pair_ids).copy()
+    alone = groups < 0
+    groups[alone] = groups.max(initial=-1) + 1 + np.arange(int(alone.sum()))
+    return groups
+
+
+def training_rows(view, trained_on: str) -> np.ndarray:
+    every = np.arange(len(view))
+    return every if trained_on == "augmented" else every[~np.asarray(view.examples["is_counterfactual"], bool)]
+
+
+def choose(ref, features, y: np.ndarray, groups: np.ndarray) -> tuple:
+    """(the grid value with the best mean accuracy over the k folds, the first of equals; {value:
+    that mean in %}): what scikit-learn's GridSearchCV with GroupKFold chooses."""
+    from sklearn.model_selection import GroupKFold  # noqa: PLC0415
+
+    folds = min(FOLDS, len(np.unique(groups)))
+    if folds < 2:
+        return ref.grid[0], {}
+    splits = list(GroupKFold(n_splits=folds).split(features, y, groups))
+    means = {value: float(np.mean([(ref.classifier(value).fit(features[fit], y[fit]).predict(features[held])
+                                    == y[held]).mean() for fit, held in splits])) for value in ref.grid}
+    best = max(means.values())
+    return next(v for v in ref.grid if means[v] == best), {v: round(100.0 * m, 2) for v, m in means.items()}
+
+
+class Fitted:
+    """A reference fitted on one store's training rows: `logits(texts)` in the trainer's form."""
+
+    def __init__(self, ref, store, trained_on: str):
+        view = store["train"]
+        rows = training_rows(view, trained_on)
+        self.n_classes, self.binary = len(store.class_names), store.label_kind == "binary"
+        y = np.asarray(view.examples["label"], np.int64)[rows]
+        if len(np.unique(y)) < 2:
+            raise UserError(f"{store.path}: split train has one class only in the rows a reference trains on")
+        start = time.perf_counter()
+        self.vectorizer = ref.vectorizer(store.input_kind)
+        features = self.vectorizer.fit_transform([texts_of(store, "train")[r] for r in rows])
+        self.value, self.scores = choose(ref, features, y, fold_groups(view)[rows])
+        self.classifier = ref.classifier(self.value).fit(features, y)
+        self.features, self.rows = features.shape[1], len(rows)
+        self.edited_rows = int(np.asarray(view.examples["is_counterfactual"], bool)[rows].sum())
+        self.seconds = round(time.perf_counter() - start, 2)
+
+    def logits(self, texts: list) -> torch.Tensor:
+        """(N, 1) log-odds for binary labels, else (N, C) log-probabilities (classes never seen in
+        training: a very low score)."""
+        log_p = self.classifier.predict_log_proba(self.vectorizer.transform(texts))
+        full = np.full((len(texts), self.n_classes), -1e9)
+        full[:, self.classifier.classes_] = np.maximum(log_p, -1e9)
+        if self.binary:
+            return torch.as_tensor(full[:, 1:2] - full[:, 0:1], dtype=torch.float32)
+        return torch.as_tensor(full, dtype=torch.float32)
+
+
+def scores_on(fitted: Fitted, store) -> tuple:
+    """(metrics, consistency, {split: predictions page entry}) of every split of `store`."""
+    labels = training_labels(store.label_kind)
+    splits = {name: load_split(store, name) for name in store.splits}
+    logits = {name: fitted.logits(texts_of(store, name)) for name in splits}
+    metrics, consistency = scored(logits, splits, labels)
+    pages = {name: split_page([logits[name]], logits[name], splits[name], labels, store.class_names)
+             for name in splits}
+    return metrics, consistency, pages
+
+
+# ---------------------------------------------------------------- a table's reference folders
+
+
+def planned(input_kind: str, label_kind: str, modes: list, with_edits: bool) -> list:
+    """[(reference name, trained on)] a table of these modes shows: every reference trained like the
+    augmentation row, and on the originals too where the table has a "without edited data" row."""
+    if not applies(input_kind, label_kind):
+        return []
+    kinds = ["augmented"] + (["original"] if with_edits and "original" in modes else [])
+    return [(name, kind) for name in REFERENCES for kind in kinds]
+
+
+def require_library() -> None:
+    """scikit-learn importable, else a one-line error (checked before a table trains anything)."""
+    try:
+        import sklearn  # noqa: F401, PLC0415
+    except ImportError:
+        raise UserError("the table's reference rows need scikit-learn: pip install 'cfpairs[train]' (or "
+                        "scikit-learn), or leave them out with --no-reference") from None
+
+
+def reference_folder(root: Path, name: str, trained_on: str) -> Path:
+    return Path(root) / FOLDER / name / trained_on
+
+
+def keep_references(root: Path, store_path, wanted: list, transfers: dict, digests: dict) -> None:
+    """Every wanted reference fitted into `root` (a table folder), unless a fit of the same version
+    on the same store, with every transfer evaluated on the same stores, is there already."""
+    if not wanted:
+        return
+    require_library()
+    store, verified = open_verified(store_path)
+    with store:
+        todo = [(n, k) for n, k in wanted if not _current(reference_folder(root, n, k), store.digest, digests)]
+        with Progress(len(todo), "reference rows", unit="fits", every_update=True) as bar:
+            for name, trained_on in todo:
+                _fit_into(reference_folder(root, name, trained_on), store, verified, name, trained_on, transfers,
+                          digests)
+                bar.set_postfix(fitted=f"{name}/{trained_on}")
+                bar.update()
+
+
+def _current(folder: Path, digest: str, digests: dict) -> bool:
+    if not (folder / RECORD).is_file():
+        return False
+    record = read_reference(folder)
+    done = {n: e.get("store_digest") for n, e in read_evals(folder).items()}
+    return record["version"] == VERSION and record["store_digest"] == digest and \
+        all(done.get(n) == d for n, d in digests.items())
+
+
+def _fit_into(final: Path, store, verified, name: str, trained_on: str, transfers: dict, digests: dict) -> None:
+    ref = REFERENCES[name]
+    fitted = Fitted(ref, store, trained_on)
+    metrics, consistency, pages = scores_on(fitted, store)
+    import sklearn  # noqa: PLC0415  (its version goes into the record)
+
+    record = {"kind": "reference", "version": VERSION, "reference": name, "row_name": ref.row_name,
+              "trained_on": trained_on, "store": str(store.path), "store_digest": verified or store.digest,
+              "store_verified": verified is not None, "task": store.task, "parameter": ref.parameter,
+              "chosen": fitted.value, "kfold": {"folds": FOLDS, "accuracy": {str(v): s for v, s in fitted.scores.items()}},
+              "rows": fitted.rows, "edited_rows": fitted.edited_rows, "features": fitted.features, "seconds": fitted.seconds,
+              "library": f"scikit-learn {sklearn.__version__}"}
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with staged(final, "reference", force=True) as tmp:
+        tmp = Path(tmp)
+        write_json_atomic(tmp / RECORD, record)
+        write_json_atomic(tmp / METRICS, {"task": store.task, "mode": trained_on, "reference": name,
+                                          "metric": "accuracy", "best_epoch": 0, "store": str(store.path),
+                                          "store_digest": record["store_digest"],
+                                          "store_verified": record["store_verified"],
+                                          "splits": metrics, "consistency": consistency})
+        write_json_atomic(tmp / PREDICTIONS, signed_json(
+            {"kind": "predictions", "run": str(final), "store": str(store.path),
+             "store_digest": record["store_digest"], "metric": "accuracy", "splits": pages}))
+        for transfer, path in transfers.items():
+            (tmp / EVALS).mkdir(exist_ok=True)
+            write_json_atomic(tmp / EVALS / f"{transfer}.json", _transfer_eval(fitted, final, transfer, path))
+
+
+def _transfer_eval(fitted: Fitted, run: Path, name: str, path) -> dict:
+    """What `cftrain eval` writes for a run, for a fitted reference on a transfer store."""
+    store, verified = open_verified(path)
+    with store:
+        metrics, consistency, _ = scores_on(fitted, store)
+        return signed_json({"run": str(run), "store": str(path), "store_digest": verified or store.digest,
+                            "store_verified": verified is not None, "task": store.task, "metric": "accuracy",
+                            "splits": metrics, "consistency": consistency, "transfer": name})
+
+
+def read_reference(folder: Path) -> dict:
+    return check_reference(read_json_file(Path(folder) / RECORD), Path(folder) / RECORD)
+
+
+def collect_references(root) -> list:
+    """Every reference fit under `root` (any depth) as {folder, reference, metrics, evals}, one per
+    (reference, trained on, store, version): a copied folder counts once."""
+    root, found, seen = Path(root), [], set()
+    for path in sorted(Path(root).rglob(RECORD)):
+        folder = path.parent
+        if any(part.endswith(".part") for part in folder.relative_to(root).parts):
+            continue
+        record = read_reference(folder)
+        key = (record["reference"], record["trained_on"], record["store_digest"], record["version"])
+        if key in seen:
+            continue
+        seen.add(key)
+        found.append({"folder": str(folder.relative_to(root)), "reference": record,
+                      "metrics": check_metrics(read_json_file(folder / METRICS), folder / METRICS),
+                      "evals": read_evals(folder)})
+    return found
+
+
+__all__ = ["Fitted", "applies", "choose", "collect_references", "keep_references", "planned", "read_reference", "require_library",
+           "reference_folder", "scores_on", "texts_of"]
