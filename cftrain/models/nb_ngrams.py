@@ -1,14 +1,15 @@
 """An NB-weighted n-gram model (after Wang & Manning's NBSVM, ACL 2012), with a learned
 representation so that GS has a space to act in: each distinct word or hashed n-gram f of a text
 (`cftrain.models.ngrams`) contributes its learned 50-d embedding e_f scaled by its Naive Bayes
-log-count ratio r_f, x = mean_f r_f e_f, and a linear map gives the logit. x is the GS space.
+log-count ratio r_f, x = mean_f r_f e_f, and a linear map gives the logits. x is the GS space.
 
 r_f = log((a + p_f) / |a + p|_1) - log((a + q_f) / |a + q|_1), p_f and q_f the numbers of
 positive and negative training texts holding f, a = 1: computed once per run from the rows the
 method trains on (`prepare`; originals only for the "without edited data" row), kept in the
-model's state (so model.pt rebuilds it), never learned. Binary labels only (NBSVM's ratio compares
-two classes). Trained as an ensemble by the generic forms (`cftrain.ensemble`): this file is the
-whole model."""
+model's state (so model.pt rebuilds it), never learned. With more than two classes, r_f is the
+largest |ratio| of one class against the rest (how much f tells about some class): e_f's draw is
+symmetric, so only r_f's size matters to what the model can learn, not its sign. Trained as an
+ensemble by the generic forms (`cftrain.ensemble`): this file is the whole model."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cfpairs.errors import UserError
 from cftrain.models import PairModel, RowGather, init_embedding, register
 from cftrain.models.ngrams import NGRAM_BUCKETS, NGRAMS, ngram_ids
 from cftrain.options import EMBED_INIT, EMBED_SCALE
@@ -34,9 +34,6 @@ class NBNgrams(PairModel):
     def __init__(self, vocab_size: int, n_outputs: int = 1, ngrams: int = 2, ngram_buckets: int = 2 ** 18,
                  sparse: bool = False, embed_init: str = "normal", embed_scale: float | None = None, dim: int = 50):
         super().__init__()
-        if n_outputs != 1:
-            raise UserError(f"--model nb-ngrams: needs binary labels (a store with {n_outputs} classes); "
-                            "use --model fasttext")
         self.vocab_size, self.ngrams, self.buckets = vocab_size, ngrams, ngram_buckets
         rows = vocab_size + (ngram_buckets if ngrams > 1 else 0)
         self.embed = nn.Embedding(rows, dim, padding_idx=0, sparse=sparse)
@@ -81,16 +78,24 @@ class NBNgrams(PairModel):
 
 
 def log_count_ratios(train, ids_of, rows: int) -> torch.Tensor:
-    """r (rows,): Naive Bayes log-count ratios of positive over negative texts (binary presence)."""
-    positive = train.targets[:, 0] > 0.5
-    counts = torch.zeros(2, rows, dtype=torch.float64)
+    """r (rows,): Naive Bayes log-count ratios (binary presence) of the positive class over the
+    negative one, or with more classes each n-gram's largest |ratio| of one class over the rest."""
+    binary = train.targets.shape[1] == 1
+    labels = (train.targets[:, 0] > 0.5).long() if binary else train.labels.long()
+    classes = 2 if binary else train.targets.shape[1]
+    counts = torch.zeros(classes, rows, dtype=torch.float64)
     tokens, length = train.inputs["tokens"], train.inputs["length"]
-    for start in range(0, len(positive), CHUNK):
+    for start in range(0, len(labels), CHUNK):
         ids, lengths = ids_of(tokens[start:start + CHUNK], length[start:start + CHUNK])
-        real = torch.arange(ids.shape[1])[None, :] < lengths[:, None]
-        side = positive[start:start + CHUNK, None].expand_as(ids)[real].long()
+        real = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]) & (labels[start:start + CHUNK, None] >= 0)
+        side = labels[start:start + CHUNK, None].expand_as(ids)[real]
         counts.index_put_((side, ids[real]), torch.ones(int(real.sum()), dtype=torch.float64), accumulate=True)
     counts[:, 0] = 0.0  # padding never counts
-    smoothed = counts + SMOOTHING
-    log_p = torch.log(smoothed / smoothed.sum(1, keepdim=True))
-    return (log_p[1] - log_p[0]).float()
+    if binary:
+        return _ratio(counts[1], counts[0]).float()
+    return torch.stack([_ratio(counts[c], counts.sum(0) - counts[c]) for c in range(classes)]).abs().amax(0).float()
+
+
+def _ratio(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    p, q = p + SMOOTHING, q + SMOOTHING
+    return torch.log(p / p.sum()) - torch.log(q / q.sum())
