@@ -1,5 +1,6 @@
 """Wall time of the whole IMDb reproduction: `cfbuild imdb` plus `cftrain table` with the IMDb
-preset (all six rows, ensembles of 6), as a user runs them on this machine.
+preset (every row, ensembles of 6, and the reference block), as a user runs them on this machine;
+`reference_s` is the part the reference rows take (their fits and scores, from their records).
 
 Usage: python bench/imdb_table.py CAD_DIR [--code DIR] [--smoke] [-- extra cftrain table options]
   --smoke: one epoch, single models, three rows (CI runs it; CAD_DIR may be $CFPAIRS_CAD_DIR)
@@ -47,8 +48,21 @@ def main(argv: list) -> None:
     for line in rows:
         cells = [c.strip() for c in line.strip("|").split("|")]
         print(f"row={cells[0]!r} val_all={cells[1]}")
-    print(f"code={code} build_s={build:.1f} table_s={total - build:.1f}")
+    print(f"code={code} build_s={build:.1f} table_s={total - build:.1f} reference_s={references:.1f}")
     print(f"seconds={total:.1f}")
+
+
+def _reference_seconds(store: Path, folder: Path, env: dict, cwd: str) -> float:
+    """What the table's reference block costs: the same fits (every reference, trained like
+    augmentation and on the originals) and scores, timed alone in a fresh process."""
+    code = ("import sys, time; from pathlib import Path; from cftrain.reference_rows import keep_references, planned; "
+            "start = time.perf_counter(); "
+            "keep_references(Path(sys.argv[2]), sys.argv[1], planned('text', 'binary', ['original'], True), {}, {}); "
+            "print(time.perf_counter() - start)")
+    folder.mkdir()
+    done = subprocess.run([sys.executable, "-c", code, str(store), str(folder)], check=True, env=env, cwd=cwd,
+                          capture_output=True, text=True)
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

@@ -26,12 +26,12 @@ import torch
 from cfpairs.errors import UserError
 from cfpairs.outputs import signed_json, staged
 from cfpairs.progress import Progress
-from cftrain.data import load_split
+from cftrain.data import SplitTensors
 from cftrain.evaluate import scored
 from cftrain.labels import training_labels
 from cftrain.loading import open_verified
 from cftrain.predict import split_page
-from cftrain.references import PAIR_SEPARATOR, REFERENCES
+from cftrain.references import PAIR_SEPARATOR, REFERENCES, counter
 from cftrain.rundir import read_json_file, write_json_atomic
 from cftrain.runschema import check_metrics, check_reference
 from cftrain.transfer import EVALS, read_evals
@@ -70,54 +70,111 @@ def training_rows(view, trained_on: str) -> np.ndarray:
 
 def choose(ref, features, y: np.ndarray, groups: np.ndarray) -> tuple:
     """(the grid value with the best mean accuracy over the k folds, the first of equals; {value:
-    that mean in %}): what scikit-learn's GridSearchCV with GroupKFold chooses."""
+    that mean in %}): what scikit-learn's GridSearchCV with GroupKFold chooses. In each fold one
+    classifier walks the grid (a warm-started solver starts from the last value's solution)."""
     from sklearn.model_selection import GroupKFold  # noqa: PLC0415
 
     folds = min(FOLDS, len(np.unique(groups)))
     if folds < 2:
         return ref.grid[0], {}
-    splits = list(GroupKFold(n_splits=folds).split(features, y, groups))
-    means = {value: float(np.mean([(ref.classifier(value).fit(features[fit], y[fit]).predict(features[held])
-                                    == y[held]).mean() for fit, held in splits])) for value in ref.grid}
+    right = {value: [] for value in ref.grid}
+    for fit, held in GroupKFold(n_splits=folds).split(features, y, groups):
+        classifier = ref.classifier(ref.grid[0])
+        for value in ref.grid:
+            classifier.set_params(**{ref.parameter: value}).fit(features[fit], y[fit])
+            right[value].append((classifier.predict(features[held]) == y[held]).mean())
+    means = {value: float(np.mean(found)) for value, found in right.items()}
     best = max(means.values())
     return next(v for v in ref.grid if means[v] == best), {v: round(100.0 * m, 2) for v, m in means.items()}
 
 
-class Fitted:
-    """A reference fitted on one store's training rows: `logits(texts)` in the trainer's form."""
+class Counts:
+    """A store's texts as word n-gram counts (`cftrain.references.counter`), the counter fitted once
+    on every training text and each split (of this store or a transfer store) counted once, read
+    by every reference; `rows(trained_on)` narrows them to the rows a reference trains on."""
 
-    def __init__(self, ref, store, trained_on: str):
-        view = store["train"]
-        rows = training_rows(view, trained_on)
-        self.n_classes, self.binary = len(store.class_names), store.label_kind == "binary"
-        y = np.asarray(view.examples["label"], np.int64)[rows]
-        if len(np.unique(y)) < 2:
-            raise UserError(f"{store.path}: split train has one class only in the rows a reference trains on")
+    def __init__(self, store):
+        self.store, self.counter = store, counter(store.input_kind)
         start = time.perf_counter()
-        self.vectorizer = ref.vectorizer(store.input_kind)
-        features = self.vectorizer.fit_transform([texts_of(store, "train")[r] for r in rows])
-        self.value, self.scores = choose(ref, features, y, fold_groups(view)[rows])
-        self.classifier = ref.classifier(self.value).fit(features, y)
-        self.features, self.rows = features.shape[1], len(rows)
-        self.edited_rows = int(np.asarray(view.examples["is_counterfactual"], bool)[rows].sum())
-        self.seconds = round(time.perf_counter() - start, 2)
+        self._counts = {(str(store.path), "train"): self.counter.fit_transform(texts_of(store, "train"))}
+        self.seconds = time.perf_counter() - start
+        self._splits = {}
 
-    def logits(self, texts: list) -> torch.Tensor:
+    def of(self, store, split: str):
+        key = (str(store.path), split)
+        if key not in self._counts:
+            self._counts[key] = self.counter.transform(texts_of(store, split))
+        return self._counts[key]
+
+    def split(self, store, name: str) -> SplitTensors:
+        """The split's labels and pairs, what its scores are computed from (no model inputs read)."""
+        key = (str(store.path), name)
+        if key not in self._splits:
+            view = store[name]
+            targets, labels = training_labels(store.label_kind).targets(view.examples.__getitem__,
+                                                                       len(store.class_names))
+            self._splits[key] = SplitTensors(name, {}, targets, labels,
+                                             torch.as_tensor(view.examples["is_counterfactual"]), view.pairs,
+                                             dict(view.subsets), None, np.asarray(view.pair_kinds, dtype=object))
+        return self._splits[key]
+
+    def rows(self, trained_on: str) -> "Counted":
+        return Counted(self, trained_on)
+
+
+class Counted:
+    """The counts of the rows one kind of reference trains on (every row, or the originals), with
+    the n-grams those rows hold: what a counter fitted on those rows alone would give (its
+    vocabulary is the n-grams they hold, in the same sorted order)."""
+
+    def __init__(self, counts: Counts, trained_on: str):
+        store, view = counts.store, counts.store["train"]
+        self.source, self.rows = counts, training_rows(view, trained_on)
+        self.y = np.asarray(view.examples["label"], np.int64)[self.rows]
+        if len(np.unique(self.y)) < 2:
+            raise UserError(f"{store.path}: split train has one class only in the rows a reference trains on")
+        self.groups = fold_groups(view)[self.rows]
+        self.edited_rows = int(np.asarray(view.examples["is_counterfactual"], bool)[self.rows].sum())
+        held = counts.of(store, "train")[self.rows]
+        self.columns = np.flatnonzero(held.getnnz(axis=0))
+        self.train = held[:, self.columns]
+
+    def of(self, store, split: str):
+        return self.source.of(store, split)[:, self.columns]
+
+    def split(self, store, name: str) -> SplitTensors:
+        return self.source.split(store, name)
+
+
+class Fitted:
+    """A reference fitted on counted training rows: `logits(counts)` in the trainer's form."""
+
+    def __init__(self, ref, counted: Counted, store):
+        self.n_classes, self.binary = len(store.class_names), store.label_kind == "binary"
+        start = time.perf_counter()
+        self.weighting = ref.weighting()
+        features = self.weighting.fit_transform(counted.train)
+        self.value, self.scores = choose(ref, features, counted.y, counted.groups)
+        self.classifier = ref.classifier(self.value).fit(features, counted.y)
+        self.features, self.rows, self.edited_rows = features.shape[1], len(counted.rows), counted.edited_rows
+        self.seconds = round(time.perf_counter() - start, 2)  # the weighting, the k-fold and the fit
+
+    def logits(self, counts) -> torch.Tensor:
         """(N, 1) log-odds for binary labels, else (N, C) log-probabilities (classes never seen in
         training: a very low score)."""
-        log_p = self.classifier.predict_log_proba(self.vectorizer.transform(texts))
-        full = np.full((len(texts), self.n_classes), -1e9)
+        log_p = self.classifier.predict_log_proba(self.weighting.transform(counts))
+        full = np.full((counts.shape[0], self.n_classes), -1e9)
         full[:, self.classifier.classes_] = np.maximum(log_p, -1e9)
         if self.binary:
             return torch.as_tensor(full[:, 1:2] - full[:, 0:1], dtype=torch.float32)
         return torch.as_tensor(full, dtype=torch.float32)
 
 
-def scores_on(fitted: Fitted, store) -> tuple:
+def scores_on(fitted: Fitted, counted: Counted, store) -> tuple:
     """(metrics, consistency, {split: predictions page entry}) of every split of `store`."""
     labels = training_labels(store.label_kind)
-    splits = {name: load_split(store, name) for name in store.splits}
-    logits = {name: fitted.logits(texts_of(store, name)) for name in splits}
+    splits = {name: counted.split(store, name) for name in store.splits}
+    logits = {name: fitted.logits(counted.of(store, name)) for name in splits}
     metrics, consistency = scored(logits, splits, labels)
     pages = {name: split_page([logits[name]], logits[name], splits[name], labels, store.class_names)
              for name in splits}
@@ -158,10 +215,13 @@ def keep_references(root: Path, store_path, wanted: list, transfers: dict, diges
     store, verified = open_verified(store_path)
     with store:
         todo = [(n, k) for n, k in wanted if not _current(reference_folder(root, n, k), store.digest, digests)]
+        counts, counted = Counts(store) if todo else None, {}
         with Progress(len(todo), "reference rows", unit="fits", every_update=True) as bar:
             for name, trained_on in todo:
-                _fit_into(reference_folder(root, name, trained_on), store, verified, name, trained_on, transfers,
-                          digests)
+                if trained_on not in counted:
+                    counted[trained_on] = counts.rows(trained_on)
+                _fit_into(reference_folder(root, name, trained_on), store, verified, name, counted[trained_on],
+                          transfers)
                 bar.set_postfix(fitted=f"{name}/{trained_on}")
                 bar.update()
 
@@ -175,10 +235,10 @@ def _current(folder: Path, digest: str, digests: dict) -> bool:
         all(done.get(n) == d for n, d in digests.items())
 
 
-def _fit_into(final: Path, store, verified, name: str, trained_on: str, transfers: dict, digests: dict) -> None:
-    ref = REFERENCES[name]
-    fitted = Fitted(ref, store, trained_on)
-    metrics, consistency, pages = scores_on(fitted, store)
+def _fit_into(final: Path, store, verified, name: str, counted: Counted, transfers: dict) -> None:
+    ref, trained_on = REFERENCES[name], final.name
+    fitted = Fitted(ref, counted, store)
+    metrics, consistency, pages = scores_on(fitted, counted, store)
     import sklearn  # noqa: PLC0415  (its version goes into the record)
 
     record = {"kind": "reference", "version": VERSION, "reference": name, "row_name": ref.row_name,
@@ -201,14 +261,14 @@ def _fit_into(final: Path, store, verified, name: str, trained_on: str, transfer
              "store_digest": record["store_digest"], "metric": "accuracy", "splits": pages}))
         for transfer, path in transfers.items():
             (tmp / EVALS).mkdir(exist_ok=True)
-            write_json_atomic(tmp / EVALS / f"{transfer}.json", _transfer_eval(fitted, final, transfer, path))
+            write_json_atomic(tmp / EVALS / f"{transfer}.json", _transfer_eval(fitted, counted, final, transfer, path))
 
 
-def _transfer_eval(fitted: Fitted, run: Path, name: str, path) -> dict:
+def _transfer_eval(fitted: Fitted, counted: Counted, run: Path, name: str, path) -> dict:
     """What `cftrain eval` writes for a run, for a fitted reference on a transfer store."""
     store, verified = open_verified(path)
     with store:
-        metrics, consistency, _ = scores_on(fitted, store)
+        metrics, consistency, _ = scores_on(fitted, counted, store)
         return signed_json({"run": str(run), "store": str(path), "store_digest": verified or store.digest,
                             "store_verified": verified is not None, "task": store.task, "metric": "accuracy",
                             "splits": metrics, "consistency": consistency, "transfer": name})
@@ -237,5 +297,5 @@ def collect_references(root) -> list:
     return found
 
 
-__all__ = ["Fitted", "applies", "choose", "collect_references", "keep_references", "planned", "read_reference", "require_library",
+__all__ = ["Counted", "Counts", "Fitted", "applies", "choose", "collect_references", "keep_references", "planned", "read_reference", "require_library",
            "reference_folder", "scores_on", "texts_of"]

@@ -76,7 +76,7 @@ def sklearn_reference(store_path, name: str, originals_only: bool = False) -> di
             vectorizer, model, grid = CountVectorizer(binary=True, **options), MultinomialNB(), "alpha"
         else:
             vectorizer = TfidfVectorizer(sublinear_tf=True, **options)
-            model, grid = LogisticRegression(max_iter=2000), "C"
+            model, grid = LogisticRegression(solver="newton-cg", tol=1e-6, max_iter=1000), "C"
         x = vectorizer.fit_transform([t for t, k in zip(texts("train"), keep) if k])
         search = GridSearchCV(model, {grid: list(REFERENCES[name].grid)}, cv=GroupKFold(n_splits=5),
                               scoring="accuracy").fit(x, y, groups=groups)
@@ -128,6 +128,9 @@ def test_a_reference_keeps_predictions_the_viewer_reads(text_stores, tmp_path):
     assert round(100 * right.mean(), 2) == ours(tmp_path)["val"][0]
     assert page["correct"].count("both") == round(ours(tmp_path)["val"][3] * len(val.pairs) / 100)
     assert not list(folder.rglob("*.pkl")) and not list(folder.rglob("*.pt"))  # no fitted model is kept
+    ok("cfbuild", ["view", text_stores["text"], "--split", "val", "--predictions", folder / "predictions.json",
+                   "--out", tmp_path / "page.html"])
+    assert (tmp_path / "page.html").stat().st_size > 0
 
 
 def test_a_reference_record_from_elsewhere_is_checked(text_stores, tmp_path):

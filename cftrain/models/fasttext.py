@@ -8,23 +8,24 @@ from __future__ import annotations
 from torch import nn
 
 from cftrain.models import PairModel, init_embedding, mean_embedding, register
-from cftrain.models.ngrams import NGRAM_BUCKETS, NGRAMS, ngram_ids
+from cftrain.models.ngrams import NGRAM_BUCKETS, NGRAM_DIM, NGRAMS, ngram_ids
 from cftrain.options import EMBED_INIT, EMBED_SCALE
 
 
 @register("fasttext")
 class FastText(PairModel):
-    """Mean of learned word and n-gram embeddings (50-d), linear."""
+    """Mean of learned word and n-gram embeddings (--ngram-dim wide), linear."""
     input_kinds = ("text",)
-    options = (NGRAMS, NGRAM_BUCKETS, EMBED_INIT, EMBED_SCALE)
+    options = (NGRAMS, NGRAM_BUCKETS, NGRAM_DIM, EMBED_INIT, EMBED_SCALE)
 
     def __init__(self, vocab_size: int, n_outputs: int = 1, ngrams: int = 2, ngram_buckets: int = 2 ** 18,
-                 sparse: bool = False, embed_init: str = "normal", embed_scale: float | None = None, dim: int = 50):
+                 ngram_dim: int = 50, sparse: bool = False, embed_init: str = "normal",
+                 embed_scale: float | None = None):
         super().__init__()
         self.vocab_size, self.ngrams, self.buckets = vocab_size, ngrams, ngram_buckets
         rows = vocab_size + (ngram_buckets if ngrams > 1 else 0)
-        self.embed = nn.Embedding(rows, dim, padding_idx=0, sparse=sparse)
-        self.out = nn.Linear(dim, n_outputs)
+        self.embed = nn.Embedding(rows, ngram_dim, padding_idx=0, sparse=sparse)
+        self.out = nn.Linear(ngram_dim, n_outputs)
         init_embedding(self.embed, embed_init, embed_scale)
 
     def encode(self, batch):

@@ -1,7 +1,7 @@
 """An NB-weighted n-gram model (after Wang & Manning's NBSVM, ACL 2012), with a learned
 representation so that GS has a space to act in: each distinct word or hashed n-gram f of a text
-(`cftrain.models.ngrams`) contributes its learned 50-d embedding e_f scaled by its Naive Bayes
-log-count ratio r_f, x = mean_f r_f e_f, and a linear map gives the logits. x is the GS space.
+(`cftrain.models.ngrams`) contributes its learned embedding e_f (--ngram-dim wide) scaled by its
+Naive Bayes log-count ratio r_f, x = mean_f r_f e_f, and a linear map gives the logits. x is the GS space.
 
 r_f = log((a + p_f) / |a + p|_1) - log((a + q_f) / |a + q|_1), p_f and q_f the numbers of
 positive and negative training texts holding f, a = 1: computed once per run from the rows the
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cftrain.models import PairModel, RowGather, init_embedding, register
-from cftrain.models.ngrams import NGRAM_BUCKETS, NGRAMS, ngram_ids
+from cftrain.models.ngrams import NGRAM_BUCKETS, NGRAM_DIM, NGRAMS, ngram_ids
 from cftrain.options import EMBED_INIT, EMBED_SCALE
 
 SMOOTHING = 1.0  # Wang & Manning's alpha
@@ -27,17 +27,18 @@ CHUNK = 512      # texts hashed at a time while counting (bounds the memory of l
 
 @register("nb-ngrams")
 class NBNgrams(PairModel):
-    """Mean over a text's distinct n-grams of (Naive Bayes log-count ratio x learned 50-d embedding), linear."""
+    """Mean over a text's distinct n-grams of (Naive Bayes log-count ratio x learned embedding), linear."""
     input_kinds = ("text",)
-    options = (NGRAMS, NGRAM_BUCKETS, EMBED_INIT, EMBED_SCALE)
+    options = (NGRAMS, NGRAM_BUCKETS, NGRAM_DIM, EMBED_INIT, EMBED_SCALE)
 
     def __init__(self, vocab_size: int, n_outputs: int = 1, ngrams: int = 2, ngram_buckets: int = 2 ** 18,
-                 sparse: bool = False, embed_init: str = "normal", embed_scale: float | None = None, dim: int = 50):
+                 ngram_dim: int = 50, sparse: bool = False, embed_init: str = "normal",
+                 embed_scale: float | None = None):
         super().__init__()
         self.vocab_size, self.ngrams, self.buckets = vocab_size, ngrams, ngram_buckets
         rows = vocab_size + (ngram_buckets if ngrams > 1 else 0)
-        self.embed = nn.Embedding(rows, dim, padding_idx=0, sparse=sparse)
-        self.out = nn.Linear(dim, n_outputs)
+        self.embed = nn.Embedding(rows, ngram_dim, padding_idx=0, sparse=sparse)
+        self.out = nn.Linear(ngram_dim, n_outputs)
         self.register_buffer("ratios", torch.zeros(rows))
         init_embedding(self.embed, embed_init, embed_scale)
 

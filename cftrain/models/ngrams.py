@@ -20,6 +20,9 @@ NGRAMS = Option("ngrams", int, 2, "Longest word n-gram of the n-gram models (1: 
 NGRAM_BUCKETS = Option("ngram_buckets", int, 2 ** 18, "Rows the n-gram models hash word n-grams longer than one "
                        "into (after the vocabulary's rows).", low=1, high=2 ** 26)
 
+NGRAM_DIM = Option("ngram_dim", int, 50, "Width of the n-gram models' learned embeddings (the GS space).", low=1,
+                   high=4096, sweep={"int": [8, 64]})
+
 _PRIME = 1_000_003  # n-gram hash: ((t1 * P + t2) * P + t3 ...) mod buckets; token ids are < 2^31
 
 

@@ -1,8 +1,10 @@
 """Reference rows: textbook models fitted with scikit-learn on a store's own texts, one class each
 behind a registry, shown in every text table as their own block (`cftrain.reference_rows` fits,
-scores and keeps them). A reference says how it turns texts into features (`vectorizer`, for a
-text store and for a text-pair store) and which classifier it fits for each value of its one
-regularisation parameter (`classifier`, `grid`); the value is chosen by k-fold on train.
+scores and keeps them). Every reference reads the same counts of the texts' word n-grams
+(`counter`: words and bigrams of a text; for a text pair, `pair_features`), counted once for all
+of them; a reference says how it weighs the counts (`weighting`: binary presence, tf-idf...) and
+which classifier it fits for each value of its one regularisation parameter (`classifier`,
+`grid`); the value is chosen by k-fold on train.
 
 scikit-learn is imported only here and only when a table fits references (`pip install
 '.[train]'` brings it), so `cftrain --help` never loads it. Every module of this package is
@@ -37,7 +39,7 @@ def reference(name: str) -> type:
 
 
 class Reference:
-    """A textbook model: features of the store's texts, a classifier per value of `parameter`."""
+    """A textbook model: a weighting of the texts' n-gram counts, a classifier per value of `parameter`."""
     name = ""              # its folder under DIR/reference/ and its key in table.json
     row_name = ""          # its row in tables
     parameter = ""         # the regularisation parameter k-fold chooses
@@ -45,14 +47,25 @@ class Reference:
     order = 50.0
 
     @classmethod
-    def vectorizer(cls, input_kind: str):
-        """A scikit-learn vectorizer of the texts (`input_kind` text) or of the joined pairs (text_pair)."""
+    def weighting(cls):
+        """A scikit-learn transformer of the counts (fitted on the training rows' counts)."""
         raise NotImplementedError
 
     @classmethod
     def classifier(cls, value):
         """The scikit-learn classifier with `parameter` = value."""
         raise NotImplementedError
+
+
+def counter(input_kind: str):
+    """The counts every reference reads: a text's words and word bigrams (scikit-learn's
+    `CountVectorizer(ngram_range=(1, 2))`: lowercased words of two letters or more), or a text
+    pair's `pair_features` (a pair reaches it as premise, `PAIR_SEPARATOR`, hypothesis)."""
+    from sklearn.feature_extraction.text import CountVectorizer  # noqa: PLC0415
+
+    if input_kind == "text_pair":
+        return CountVectorizer(analyzer=pair_features)
+    return CountVectorizer(ngram_range=(1, 2))
 
 
 def words(text: str) -> list:
@@ -77,4 +90,4 @@ def _discover() -> None:
 
 _discover()
 
-__all__ = ["PAIR_SEPARATOR", "REFERENCES", "Reference", "pair_features", "reference", "register", "words"]
+__all__ = ["PAIR_SEPARATOR", "REFERENCES", "Reference", "counter", "pair_features", "reference", "register", "words"]

@@ -1,9 +1,12 @@
 """Logistic regression over tf-idf word uni+bigrams (sublinear term frequencies; for text pairs,
-over the pair features of `cftrain.references.pair_features`)."""
+over the pair features of `cftrain.references.pair_features`): what `TfidfVectorizer(ngram_range=(1,
+2), sublinear_tf=True)` and `LogisticRegression(C)` fit. Solved to its optimum: Newton-CG at
+tolerance 1e-6 reaches in 0.3 s what lbfgs reaches in 15 s at 1e-8 (SNLI, C = 10), while lbfgs at
+its default tolerance stops short of it (1-3% of val predictions differ)."""
 
 from __future__ import annotations
 
-from cftrain.references import Reference, pair_features, register
+from cftrain.references import Reference, register
 
 
 @register
@@ -13,15 +16,14 @@ class LogisticTfidf(Reference):
     order = 1
 
     @classmethod
-    def vectorizer(cls, input_kind):
-        from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: PLC0415
+    def weighting(cls):
+        from sklearn.feature_extraction.text import TfidfTransformer  # noqa: PLC0415
 
-        if input_kind == "text_pair":
-            return TfidfVectorizer(analyzer=pair_features, sublinear_tf=True)
-        return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+        return TfidfTransformer(sublinear_tf=True)
 
     @classmethod
     def classifier(cls, value):
         from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
 
-        return LogisticRegression(C=value, max_iter=2000)
+        # warm_start: the k-fold walks the grid with one classifier per fold (the optimum is unique)
+        return LogisticRegression(C=value, solver="newton-cg", tol=1e-6, max_iter=1000, warm_start=True)

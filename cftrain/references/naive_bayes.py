@@ -1,9 +1,10 @@
 """Multinomial Naive Bayes over binary word uni+bigram counts (Wang & Manning 2012's baseline for
-sentiment; for text pairs, over the pair features of `cftrain.references.pair_features`)."""
+sentiment; for text pairs, over the pair features of `cftrain.references.pair_features`): what
+`CountVectorizer(ngram_range=(1, 2), binary=True)` and `MultinomialNB(alpha)` fit."""
 
 from __future__ import annotations
 
-from cftrain.references import Reference, pair_features, register
+from cftrain.references import Reference, register
 
 
 @register
@@ -13,12 +14,10 @@ class NaiveBayes(Reference):
     order = 0
 
     @classmethod
-    def vectorizer(cls, input_kind):
-        from sklearn.feature_extraction.text import CountVectorizer  # noqa: PLC0415
+    def weighting(cls):
+        from sklearn.preprocessing import Binarizer  # noqa: PLC0415
 
-        if input_kind == "text_pair":
-            return CountVectorizer(analyzer=pair_features, binary=True)
-        return CountVectorizer(ngram_range=(1, 2), binary=True)
+        return Binarizer()  # counts > 0 -> 1: each n-gram present or not
 
     @classmethod
     def classifier(cls, value):
