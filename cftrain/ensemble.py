@@ -368,18 +368,21 @@ def checked_on(ensemble: Ensemble, batch: dict, double: bool, forward) -> Ensemb
     the members one after another, or (for a model with learned embedding tables) the members in
     turn over one shared table; all exact. Each is timed on a few steps of this batch without
     changing anything. A vmapped form that fails (a layer without a vmap rule) is said once and left
-    out."""
-    if not isinstance(ensemble, Vmapped):
+    out; a model that says vmap cannot run it (`vmappable`: butd's GRU, a sparse table's row gather)
+    is not tried vmapped, and with learned tables still gets the shared form."""
+    in_turn = type(ensemble) is Sequential and learned_tables(ensemble.members[0])
+    if not isinstance(ensemble, Vmapped) and not in_turn:
         return ensemble
-    members = ensemble.members
+    members = list(ensemble.members)
     candidates = [Sequential(members)] + ([SharedTables(members)] if learned_tables(members[0]) else [])
     modes = [(m, m.training) for m in (ensemble, *members)]
     try:
         for module, _ in modes:
             module.eval()  # batch norm's running statistics stay as they are
         try:
-            _trial_step(ensemble, batch, double, forward)  # also its warm-up
-            candidates.append(ensemble)
+            if isinstance(ensemble, Vmapped):
+                _trial_step(ensemble, batch, double, forward)  # also its warm-up
+                candidates.append(ensemble)
         except (RuntimeError, NotImplementedError, ValueError) as exc:
             warnings.warn(f"{type(members[0]).__name__}: vmap cannot run it "
                           f"({' '.join(str(exc).split())[:120]}); it trains without vmap")

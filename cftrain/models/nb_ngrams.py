@@ -36,6 +36,7 @@ class NBNgrams(PairModel):
                  embed_scale: float | None = None):
         super().__init__()
         self.vocab_size, self.ngrams, self.buckets = vocab_size, ngrams, ngram_buckets
+        self.vmappable = not sparse  # a sparse table's rows are gathered by an autograd.Function vmap cannot run
         rows = vocab_size + (ngram_buckets if ngrams > 1 else 0)
         self.embed = nn.Embedding(rows, ngram_dim, padding_idx=0, sparse=sparse)
         self.out = nn.Linear(ngram_dim, n_outputs)
