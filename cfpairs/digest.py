@@ -1,5 +1,7 @@
 """The content digest of a pair store (docs/STORE.md: "The digest"): sha256 over what a reader
-reads, in a fixed order, so `cfbuild verify` can prove a file whole and unchanged.
+reads, in a fixed order, so `cfbuild verify` can detect damage. Kept inside the file, it does not
+authenticate it (whoever changes a store can recompute it): a store from elsewhere is checked
+against a digest published elsewhere (`cfbuild verify STORE --digest SHA256`).
 
 Format 2 covers every attribute (but `content_digest` itself), every dataset and, where the
 features are left in other files, how the store reaches them (the files' own bytes are pinned by

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import click
@@ -48,24 +49,40 @@ def inspect(store, as_json, allow_external):
 @main.command()
 @STORE
 @ALLOW_EXTERNAL
-def verify(store, allow_external):
+@click.option("--digest", "expected", metavar="SHA256",
+              help="The content digest the store must have, published elsewhere (the digest inside the file "
+                   "detects damage; only one from elsewhere tells that the store is the one meant).")
+def verify(store, allow_external, expected):
     """Recompute the digest and check every invariant of the format.
 
     Prints "ok" and exits 0 when the store is whole; exits 1 naming the first
     failing dataset, invariant or object a store may not hold (a link to another
     file, say) otherwise. With --allow-external, linked feature files are checked
-    against the sha256 the store lists for them.
+    against the sha256 the store lists for them. The digest inside the file
+    detects damage, not a store changed on purpose (its digest recomputed): give
+    --digest to check a store against a digest published elsewhere.
 
-    Example: cfbuild verify toy.h5
+    \b
+    Example:
+      cfbuild verify toy.h5
+      cfbuild verify imdb.h5 --digest 8859a44a49d1...   # the full 64 hex digits
     """
     from cfpairs.check import upgrade_note, verify_store
     from cfpairs.store import Store
 
+    if expected is not None and not re.fullmatch(r"[0-9a-f]{64}", expected.strip().lower()):
+        raise click.BadParameter(f"{expected[:80]!r} is not a sha256 (64 hexadecimal digits)", param_hint="--digest")
     problem = verify_store(store, allow_external)
     if problem:
         click.echo(f"FAILED: {problem}", err=True)
         raise SystemExit(1)
-    click.echo("ok")
+    with Store(store, allow_external) as opened:
+        digest = opened.digest  # verified: the file's own digest is the one recomputed
+    if expected is not None and digest != expected.strip().lower():
+        click.echo(f"FAILED: {store}: content digest {digest} is not the one given by --digest ({expected.strip()})",
+                   err=True)
+        raise SystemExit(1)
+    click.echo("ok" if expected is None else f"ok (content digest {digest}, as given)")
     with Store(store, allow_external) as opened:
         note = upgrade_note(opened)
     if note:

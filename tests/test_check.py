@@ -71,3 +71,23 @@ def test_inspect_counts(tmp_path):
                                                                       ("examples", "originals", "counterfactuals")]
     assert "labels train: neg 2, pos 2; subset hard: 2 rows" in table
     assert f"digest   {s['content_digest']}" in table
+
+
+def test_verify_against_a_digest_published_elsewhere(tmp_path):
+    """The digest inside the file detects damage; a store changed on purpose, its digest recomputed,
+    still verifies by itself: only --digest with the published value tells it from the original."""
+    path = tmp_path / "s.h5"
+    write_store(path, "text")
+    with Store(path) as store:
+        published = store.digest
+    shown = run_cli("cli.cfbuild", "verify", str(path), "--digest", published.upper())
+    assert (shown.returncode, shown.stdout.strip()) == (0, f"ok (content digest {published}, as given)")
+    with h5py.File(path, "r+") as h5:  # a tamperer swaps the first pair's labels and recomputes the digest
+        labels = h5["train/examples/label"]
+        labels[0:2] = labels[0:2][::-1].copy()
+        h5.attrs["content_digest"] = content_digest(h5, version=int(h5.attrs["format_version"]))
+    assert run_cli("cli.cfbuild", "verify", str(path)).returncode == 0
+    caught = run_cli("cli.cfbuild", "verify", str(path), "--digest", published)
+    assert caught.returncode == 1 and "is not the one given by --digest" in caught.stderr
+    refused = run_cli("cli.cfbuild", "verify", str(path), "--digest", "12ab")
+    assert refused.returncode == 2 and "--digest" in refused.stderr and "64 hexadecimal" in refused.stderr
