@@ -4,11 +4,11 @@ store it was made on (by content digest), the split, and every list's length and
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from cfpairs.errors import UserError
+from cfpairs.jsontext import strict_loads
 
 BADGES = ("both", "original", "edited", "none", None)
 
@@ -18,7 +18,7 @@ def read_predictions(path, digest: str, split: str, rows: int, pairs: int) -> di
     store whose content digest is `digest`; a UserError naming the file and the key otherwise."""
     path = Path(path)
     try:
-        page = json.loads(path.read_text(), parse_constant=_not_json)
+        page = strict_loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise UserError(f"--predictions {path}: not a readable JSON page ({' '.join(str(exc).split())[:100]})") \
             from None
@@ -57,6 +57,3 @@ def _checked(values: dict, path: Path, split: str, rows: int, pairs: int) -> dic
         fail("consistency.all.consistency", f"{value!r} is not a percentage")
     return {"members": members, "ensemble": ensemble, "correct": correct, "consistency": values.get("consistency")}
 
-
-def _not_json(word: str):
-    raise ValueError(f"{word} is not a JSON number")

@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 
 from cfpairs.digest import content_digest, is_string_dtype  # noqa: F401  (re-exported)
+from cfpairs.jsontext import strict_loads
 from cfpairs.errors import StoreError
 from cfpairs.outputs import special_kind
 from cfpairs.schema import FORMAT, INPUT_KINDS, LABEL_KINDS, READABLE_VERSIONS, RESERVED_GROUPS
@@ -152,9 +153,10 @@ class Store:
         if value is None:
             return default
         try:
-            return json.loads(value)
-        except (TypeError, ValueError):
-            raise StoreError(f"{self.path}: root attribute {name!r} is not valid JSON") from None
+            return strict_loads(value)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"{self.path}: root attribute {name!r} is not valid JSON "
+                             f"({' '.join(str(exc).split())[:80]})") from None
 
     task = property(lambda self: self.attr("task"))
     input_kind = property(lambda self: self.attr("input_kind"))

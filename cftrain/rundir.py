@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from cfpairs.errors import UserError
+from cfpairs.jsontext import strict_loads
 from cfpairs.outputs import write_text_atomic
 from cftrain.models import make_model
 from cftrain.runschema import check_config, check_metrics
@@ -42,13 +43,9 @@ def read_json_file(path: Path):
     if path.is_symlink() or not path.is_file():
         raise UserError(f"{path}: not a regular file")
     try:
-        return json.loads(path.read_text(), parse_constant=_not_json)
+        return strict_loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
         raise UserError(f"{path}: not valid JSON ({' '.join(str(exc).split())[:120]})") from None
-
-
-def _not_json(word: str):
-    raise ValueError(f"{word} is not a JSON number")
 
 
 def _trains(mode) -> bool:

@@ -30,7 +30,7 @@ from cfpairs.errors import JobsFailed, UserError
 from cfpairs.outputs import add_to_marker, remove_stale_parts, remove_temporary, write_text_atomic
 from cfpairs.progress import note, stop_if_requested
 from cftrain.campaign_run import run_job_in_slurm
-from cftrain.rundir import METRICS, RunDir
+from cftrain.rundir import METRICS, RunDir, read_json_file
 
 ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
          "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD"}
@@ -129,7 +129,7 @@ def job_states(job_ids) -> dict:
 def refuse_if_jobs_alive(folder: Path) -> None:
     """Before local runs in a campaign folder Slurm also works on: refused while its jobs live."""
     path = Path(folder) / STATE_FILE
-    if not path.is_file() or shutil.which("squeue") is None:
+    if not (path.is_file() or path.is_symlink()) or shutil.which("squeue") is None:
         return
     ids = [entry["job_id"] for entry in SlurmLauncher(SlurmSettings())._read_state(path).values()]
     alive = sorted({j.split("_")[0] for j, state in job_states(ids).items() if state in ALIVE})
@@ -267,10 +267,12 @@ class SlurmLauncher:
 
     @staticmethod
     def _read_state(path: Path) -> dict:
-        if not path.is_file():
+        """slurm.json, read like every run file (a regular file, strict JSON), then its entries checked."""
+        if not path.is_file() and not path.is_symlink():
             return {}
+        found = read_json_file(path)
         try:
-            runs = json.loads(path.read_text())["runs"]
+            runs = found["runs"]
             if not all(isinstance(v.get("job_id"), str) and JOB_ID.fullmatch(v["job_id"]) and
                        isinstance(v.get("attempts"), int) for v in runs.values()):
                 raise ValueError("entries need a Slurm job id (digits, or JOB_TASK) and attempts")
