@@ -201,6 +201,17 @@ class LocalLauncher:
             raise
 
 
+def refuse_nested_runs(folder: Path, jobs: list, out: Path, kind: str) -> None:
+    """A plan whose run folder would lie inside a run already there (a table without --seeds has
+    `DIR/<mode>/` runs; one with --seeds plans `DIR/<mode>/seed-<s>/`) is another campaign: refused,
+    so that nothing is ever written inside another run's folder."""
+    for job in jobs:
+        for parent in list((folder / job.folder).relative_to(folder).parents)[:-1]:
+            if (folder / parent / CONFIG).exists() or (folder / parent / METRICS).exists():
+                raise UserError(f"{out}: {parent} is a run of this {kind}, and the plan puts {job.folder} inside "
+                                f"it (a {kind} run with other --seeds?); use another --out, or --force to start again")
+
+
 def _finished(folder: Path, job: Job, digest: str, out: Path, kind: str) -> bool:
     """Whether `job` already ran in `folder` with the same options (else an error naming the difference)."""
     run_dir = folder / job.folder
@@ -243,6 +254,8 @@ def run_campaign(kind: str, store_path, out, jobs: list, processes: int | None =
         checked_labels(job.config, label_kind)
         method(job.config.mode).check_pairs(pairs, f"split train of {store_path}")
     with folder_in_place(out, kind, force, inputs=inputs) as (folder, resumed):
+        if resumed:
+            refuse_nested_runs(folder, jobs, out, kind)
         todo = [job for job in jobs if not (resumed and _finished(folder, job, digest, out, kind))]
         for job in todo:
             (folder / job.folder).parent.mkdir(parents=True, exist_ok=True)

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from cfpairs.errors import UserError
 from cfpairs.progress import note
 from cfpairs.store import Store
-from cftrain.jobs import Job, run_campaign
+from cftrain.jobs import Job, collect_records, run_campaign
+from cftrain.models import model_class
+from cftrain.registry import all_options
 from cftrain.methods import METHODS, method
-from cftrain.presets import check_some_mode_reads, resolve
+from cftrain.presets import SHARED_NAMES, check_some_mode_reads, identity, resolve
 from cftrain.reference_rows import collect_references, keep_references, require_library
 from cftrain.reference_rows import planned as planned_references
 from cftrain.transfer import check_names_once, check_transfers, evals_in, evaluate_transfers
@@ -63,6 +67,7 @@ def run_table(store_path, out_dir, modes=None, force: bool = False, verify: bool
     digests = check_transfers(store_path, transfers, verify, allow)
     if not force:
         check_names_once(evals_in(out_dir), transfers, digests, ", or --force to start the table again")
+        check_same_training(out_dir, planned)
     device = overrides.get("device") or "cpu"
     wanted = planned_references(input_kind, label_kind, [job.config.mode for job in planned], pairs) \
         if reference else []
@@ -81,6 +86,35 @@ def run_table(store_path, out_dir, modes=None, force: bool = False, verify: bool
                            after_runs=after_runs, render=lambda rs: view_files(
                                "table", _in_plan(rs, planned), seeds=seeds, references=references)[0])
     return table_view(_in_plan(records, planned), seeds, references)
+
+
+# what may differ between the runs of one table: the seed, the mode, and the options only some modes read
+TABLE_FREE = {"seed", "fraction_seed", "mode"}
+
+
+def check_same_training(out_dir, planned: list) -> None:
+    """A table folder grows by seeds, modes and transfer sets; a plan whose training options
+    (epochs, lr, ...) differ from the runs already there is another table: refused, naming the
+    first option that differs and a run that has it."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return
+    shared = {name for name in SHARED_NAMES} | {o.name for o in model_class(planned[0].config.model).options} \
+        if planned else set()
+    options = all_options()
+    for record in collect_records(out_dir):
+        done = identity(record["config"])
+        for job in planned:
+            now = identity(job.config.to_dict())
+            keys = set(done) | set(now) if now.get("mode") == done.get("mode") else shared & (set(done) | set(now))
+            # an option added since that run, at its default, is what the run did: not a change
+            changed = sorted(k for k in keys - TABLE_FREE if k in options and
+                             done.get(k, options[k].default) != now.get(k, options[k].default))
+            if changed:
+                key = changed[0]
+                raise UserError(f"{out_dir}: holds a table trained with other settings (--{key.replace('_', '-')} "
+                                f"was {done.get(key)!r} for {record['folder']}, now {now.get(key)!r}); a table grows "
+                                "by --seeds, --modes and --transfer; use another --out, or --force to start again")
 
 
 def _in_plan(records: list, planned: list) -> list:

@@ -1,0 +1,36 @@
+"""A table folder grows by seeds, modes and transfer sets; a table command with other training
+options is another table (refused, naming the option), and no run is ever written inside another."""
+
+from __future__ import annotations
+
+import json
+
+from tests.helpers import ok, refused, snapshot
+
+QUICK = ["--epochs", "1", "--jobs", "1"]
+
+
+def test_a_table_with_seeds_never_writes_inside_the_runs_of_one_without(toy, tmp_path):
+    out = tmp_path / "t"
+    ok("cftrain", ["table", toy, "--out", out, "--modes", "augmented", *QUICK])
+    refused("cftrain", ["table", toy, "--out", out, "--modes", "augmented", "--seeds", "0", *QUICK],
+            "augmented is a run of this table", "augmented/seed-0", out=out)
+
+
+def test_a_table_with_other_training_options_is_refused_naming_them(toy, tmp_path):
+    out = tmp_path / "t"
+    ok("cftrain", ["table", toy, "--out", out, "--modes", "augmented", "--seeds", "0", *QUICK])
+    refused("cftrain", ["table", toy, "--out", out, "--modes", "augmented,gs", "--seeds", "0,1", "--epochs", "2",
+                        "--jobs", "1"], "--epochs was 1", "now 2", out=out)
+    refused("cftrain", ["table", toy, "--out", out, "--modes", "gs", "--seeds", "0", "--lr", "0.5", "--epochs", "1"],
+            "--lr was 1.0", out=out)
+
+
+def test_a_table_grows_by_seeds_and_modes(toy, tmp_path):
+    out = tmp_path / "t"
+    ok("cftrain", ["table", toy, "--out", out, "--modes", "augmented", "--seeds", "0", *QUICK])
+    before = snapshot(out / "augmented" / "seed-0")
+    ok("cftrain", ["table", toy, "--out", out, "--modes", "augmented,gs", "--seeds", "0,1", *QUICK])
+    assert snapshot(out / "augmented" / "seed-0") == before  # kept, not trained again
+    rows = json.loads((out / "table.json").read_text())["rows"]
+    assert [(r["mode"], r["best_epoch"]) for r in rows] == [("augmented", [1, 1]), ("gs", [1, 1])]
