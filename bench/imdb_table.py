@@ -44,6 +44,8 @@ def main(argv: list) -> None:
         table = subprocess.run([sys.executable, "-m", "cli.cftrain", "table", str(store), "--out", str(runs), *extra],
                                check=True, env=env, cwd=tmp, capture_output=True, text=True)
         total = time.perf_counter() - start
+        references = _reference_seconds(store, Path(tmp) / "alone", env, tmp) if "--no-reference" not in extra \
+            and "reference" in table.stdout else 0.0
     rows = [line for line in table.stdout.splitlines() if line.startswith("| ") and "method" not in line]
     for line in rows:
         cells = [c.strip() for c in line.strip("|").split("|")]
