@@ -30,6 +30,10 @@ def good_rows(n=4):
 @pytest.mark.parametrize("bad, fragment", [
     ("pos ", "labels 'pos' (line 2) and 'pos ' (line 10) differ only by case or surrounding spaces"),
     ("Pos", "labels 'pos' (line 2) and 'Pos' (line 10) differ only by case"),
+    ("p\u043es", "('pos', 'p\\u043es': Unicode forms, invisible characters, look-alike letters"),  # Cyrillic o
+    ("\u200fpos", "read as one label"),                                                          # a bidi mark
+    ("po\u200ds", "read as one label"),                                                          # zero-width joiner
+    ("\uff50\uff4f\uff53", "read as one label"),                                                # fullwidth letters
 ])
 def test_label_spellings_are_one_class_unless_allowed(tmp_path, bad, fragment):
     path = rows_file(tmp_path / "a.csv", good_rows() + [(9, "fine film", f'"{bad}"'), (9, "awful film", "neg")])
@@ -38,6 +42,13 @@ def test_label_spellings_are_one_class_unless_allowed(tmp_path, bad, fragment):
     ok("cfbuild", table_args(path, tmp_path / "s.h5", "--allow", "label-spellings"))
     with Store(tmp_path / "s.h5") as store:
         assert sorted(store.class_names) == sorted(["neg", "pos", bad])
+
+
+def test_numbers_spelled_two_ways_are_one_label(tmp_path):
+    rows = [r for i in range(4) for r in ((i, f"good film {i}", "1"), (i, f"bad film {i}", "0"))]
+    path = rows_file(tmp_path / "n.csv", rows + [(9, "fine film", "1.0"), (9, "awful film", "0")])
+    refused("cfbuild", table_args(path, tmp_path / "s.h5"), "labels '1' (line 2) and '1.0' (line 10) read as one label",
+            out=tmp_path / "s.h5")
 
 
 @pytest.mark.parametrize("bad, fragment", [("NaN", "line 10: NaN label"), ("", "line 10: empty label")])
