@@ -292,31 +292,44 @@ def read_record(run_dir: Path, root: Path) -> dict:
 
 def collect_records(root) -> list:
     """Every finished run directory under `root` (any depth), as records, in path order; a folder
-    that repeats another run (a copy: same options, seed, store and weights) counted once, said."""
+    that repeats another run (a copy: the same weights, or without weights the same options, seed
+    and store) counted once, said; symbolic links to folders are not followed, and said."""
     root = Path(root)
+    linked = sorted(str(Path(d, name).relative_to(root)) for d, dirs, _ in os.walk(root)
+                    for name in dirs if os.path.islink(os.path.join(d, name)))
+    if linked:
+        more = f" (and {len(linked) - 1} more)" if len(linked) > 1 else ""
+        note(f"{root}: {linked[0]}{more} is a symbolic link: not read (collect reads the folders under {root} only)")
     found = sorted(p.parent for p in root.rglob(METRICS) if (p.parent / CONFIG).is_file()
                    and not any(part.endswith(".part") for part in p.parent.relative_to(root).parts))
     return once_each([read_record(d, root) for d in found], root)
 
 
 def once_each(records: list, root: Path) -> list:
-    """The records without repeats of one run. Weights are hashed only where two runs share their
-    options and seed; such runs with other weights are both kept, and said."""
-    by_identity, kept, repeats, differing = {}, [], [], []
+    """The records without repeats of one run: runs whose model.pt is the same byte for byte are one
+    run whatever their config.json says (a copy with its seed edited is no new seed); runs without
+    weights (methods that draw their predictions) are one run when their options, seed and store
+    are. Runs with the same options and seed but other weights are both kept, and said."""
+    weights = _shared_weights(records, root)
+    by_weights, by_identity, kept, repeats, differing = {}, {}, [], [], []
     for record in records:
+        digest = weights.get(record["folder"], "")
+        if digest and digest in by_weights:
+            repeats.append((record["folder"], by_weights[digest]))
+            continue
         key = json.dumps(identity(record["config"]), sort_keys=True)
-        weights = None
-        for other in by_identity.get(key, []):
-            weights = weights or _weights(root / record["folder"])
-            if weights == _weights(root / other["folder"]):
-                repeats.append((record["folder"], other["folder"]))
-                break
-        else:
-            if by_identity.get(key):
-                differing.append((record["folder"], by_identity[key][0]["folder"]))
-            by_identity.setdefault(key, []).append(record)
-            kept.append(record)
-    for found, what in ((repeats, "repeat(s) another run (same options, seed, store and weights): counted once"),
+        others = by_identity.get(key, [])
+        if others and not _has_weights(root / record["folder"]):
+            repeats.append((record["folder"], others[0]["folder"]))
+            continue
+        if others:
+            differing.append((record["folder"], others[0]["folder"]))
+        if digest:
+            by_weights[digest] = record["folder"]
+        by_identity.setdefault(key, []).append(record)
+        kept.append(record)
+    for found, what in ((repeats, "repeat(s) another run (the same weights, byte for byte; for a run without "
+                                  "weights, the same options, seed and store): counted once"),
                         (differing, "has the same options and seed as another run but other weights: both counted")):
         if found:
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
@@ -324,14 +337,26 @@ def once_each(records: list, root: Path) -> list:
     return kept
 
 
+def _has_weights(run_dir: Path) -> bool:
+    return (run_dir / "model.pt").is_file()
+
+
+def _shared_weights(records: list, root: Path) -> dict:
+    """{folder: sha256 of its model.pt} for the runs whose model.pt has the size of another's (only
+    those can be copies; the others are never read)."""
+    sizes = {}
+    for record in records:
+        path = root / record["folder"] / "model.pt"
+        if path.is_file():
+            sizes.setdefault(path.stat().st_size, []).append(record["folder"])
+    return {folder: _weights(root / folder) for same in sizes.values() if len(same) > 1 for folder in same}
+
+
 def _weights(run_dir: Path) -> str:
-    """sha256 of a run's model.pt ('' for a run without one: its draws follow from options and seed)."""
+    """sha256 of a run's model.pt."""
     import hashlib  # noqa: PLC0415
-    path = run_dir / "model.pt"
-    if not path.is_file():
-        return ""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open(run_dir / "model.pt", "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

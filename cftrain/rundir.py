@@ -89,9 +89,9 @@ class RunDir:
 
     def read_json(self, name: str) -> dict:
         path = self.path / name
-        if not path.is_file():
+        if not path.is_file() and not path.is_symlink() and not path.exists():
             raise UserError(f"{self.path}: not a trained run ({name} is missing)")
-        return read_json_file(path)
+        return read_json_file(path)  # a link, a folder or a FIFO under that name: "not a regular file"
 
     def read_config(self) -> dict:
         return check_config(self.read_json(CONFIG), self.path / CONFIG)
@@ -103,6 +103,10 @@ class RunDir:
         """A complete run directory of a trained model (what `cftrain eval` needs)."""
         if not self.path.is_dir():
             raise UserError(f"{self.path}: no such run directory")
+        odd = [n for n in (CONFIG, METRICS, HISTORY, MODEL) if (self.path / n).is_symlink() or
+               ((self.path / n).exists() and not (self.path / n).is_file())]
+        if odd:
+            raise UserError(f"{self.path / odd[0]}: not a regular file (a link, a folder or a device)")
         missing = [n for n in (CONFIG, METRICS, HISTORY, MODEL) if not (self.path / n).is_file()]
         config = self.read_config() if (self.path / CONFIG).is_file() else {}
         if missing and missing == [HISTORY, MODEL] and not _trains(config.get("mode")):

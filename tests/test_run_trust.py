@@ -170,3 +170,42 @@ def test_resume_eval_and_view_read_through_the_schema(work, table, tmp_path):
     refused("cftrain", ["eval", config.parent, work / "toy.h5"], str(config), "mode: '../../x'")
     refused("cftrain", ["eval", config.parent, work / "toy.h5", "--predictions", tmp_path / "p.json"], str(config),
             out=tmp_path / "p.json")
+
+
+def test_a_copy_whose_seed_was_edited_is_no_new_seed(table, tmp_path):
+    """Its weights are the original's byte for byte: counted once, whatever config.json says."""
+    shutil.copytree(table, tmp_path / "runs" / "a")
+    shutil.copytree(table / "augmented" / "seed-0", tmp_path / "runs" / "b")
+    for name in ("config.json", "metrics.json"):
+        path = tmp_path / "runs" / "b" / name
+        values = json.loads(path.read_text())
+        values["seed"] = 7
+        values.get("job", {})["seed"] = 7
+        path.write_text(json.dumps(values))
+    from click.testing import CliRunner
+    from tests.helpers import cli_main
+    result = CliRunner().invoke(cli_main("cftrain"), ["collect", str(tmp_path / "runs"), "--view", "table"])
+    assert result.exit_code == 0, result.stderr
+    assert "1 run folder(s) repeat(s) another run (the same weights" in result.stderr
+    assert "seeds 0, 1," in result.stdout and "7" not in result.stdout.split("\n")[0]
+
+
+def test_symlinked_run_folders_are_named_not_silently_skipped(table, tmp_path):
+    shutil.copytree(table, tmp_path / "runs" / "a")
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copytree(table / "augmented" / "seed-1", tmp_path / "elsewhere" / "run")
+    (tmp_path / "runs" / "link").symlink_to(tmp_path / "elsewhere" / "run")
+    from click.testing import CliRunner
+    from tests.helpers import cli_main
+    result = CliRunner().invoke(cli_main("cftrain"), ["collect", str(tmp_path / "runs"), "--view", "table"])
+    assert result.exit_code == 0, result.stderr
+    assert "link is a symbolic link: not read" in result.stderr
+
+
+def test_a_run_file_that_is_not_a_regular_file_is_said_so_not_missing(table, work, tmp_path):
+    import os
+    run = tmp_path / "run"
+    shutil.copytree(table / "augmented" / "seed-0", run)
+    (run / "model.pt").unlink()
+    os.mkfifo(run / "model.pt")
+    refused("cftrain", ["eval", run, work / "toy.h5"], "model.pt: not a regular file")
