@@ -95,16 +95,25 @@ class Store:
         except (OSError, ValueError) as exc:
             raise StoreError(f"{self.path}: cannot open as HDF5 ({exc.__class__.__name__}: {exc})") from None
         try:
-            self._check_attributes()
+            self._check_format()
             self.layout = walk(self.h5, self.path, allow_external)
+            self._check_attributes()
         except BaseException:
             self.h5.close()
             raise
 
+    def _check_format(self) -> None:
+        """A cfpairs store (its `format` attribute), before anything else is read."""
+        try:
+            found = _attr_text(self.h5.attrs.get("format"))
+        except (UnicodeDecodeError, OSError, TypeError, ValueError):
+            found = None
+        if found != FORMAT:
+            raise StoreError(f"{self.path}: not a cfpairs store (root attribute format="
+                             f"{found if isinstance(found, str) else self.h5.attrs.get('format')!r})")
+
     def _check_attributes(self) -> None:
         attrs = self.h5.attrs
-        if _attr_text(attrs.get("format")) != FORMAT:
-            raise StoreError(f"{self.path}: not a cfpairs store (root attribute format={attrs.get('format')!r})")
         version = attrs.get("format_version")
         if not isinstance(version, (int, np.integer)) or isinstance(version, bool):
             raise StoreError(f"{self.path}: root attribute 'format_version' must be an integer, found {version!r}")
@@ -121,6 +130,14 @@ class Store:
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise StoreError(f"{self.path}: root attribute 'class_names' must be a JSON list of class names, "
                              f"found {type(names).__name__}")
+        if _attr_text(attrs.get("label_kind")) == "binary" and len(names) != 2:
+            raise StoreError(f"{self.path}: a binary store has 2 class names, this one {len(names):,}")
+        seen = set()
+        for name in names:
+            if name in seen:
+                raise StoreError(f"{self.path}: root attribute 'class_names' names {name[:40]!r} twice; each class "
+                                 "has one name")
+            seen.add(name)
         for name, kind in (("build", dict), ("sources", list)):
             value = self.json_attr(name, kind())
             if not isinstance(value, kind):

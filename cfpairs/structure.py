@@ -32,6 +32,9 @@ RULES = "docs/STORE.md: What a reader refuses"
 PLAIN_FILTERS = {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32,
                  h5py.h5z.FILTER_SZIP, h5py.h5z.FILTER_NBIT, h5py.h5z.FILTER_SCALEOFFSET, 32000}
 ALLOW_HINT = "pass --allow-external (Python: allow_external=True) to read it"
+# what reading every dataset may produce, against the file's size: our stores are 1-2x overall (single
+# datasets 100-200x: the labels), a deflate bomb 1,000x; small files get a floor
+EXPANSION_ENV, MAX_EXPANSION, EXPANSION_FLOOR = "CFPAIRS_MAX_EXPANSION", 100.0, 16 << 20
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,12 @@ class Layout:
 
 def walk(h5: h5py.File, path, allow_external: bool = False) -> Layout:
     """The store's layout after checking every link, dataset and attribute (StoreError names the
-    first object a store may not hold)."""
-    layout, seen = Layout(), {}
+    first object a store may not hold), and what they declare against what the file holds: every
+    chunk written, a contiguous dataset's bytes present, and no more data in all than
+    `MAX_EXPANSION` times the file's size (`CFPAIRS_MAX_EXPANSION` raises it for a large store of
+    very repetitive data), so that no reader, nor the digest, ever decompresses a bomb or reads fill
+    values a small file only declares."""
+    layout, seen, declared = Layout(), {}, [0]
     _check_object(h5, "/", path, seen, layout)
     pending = [(h5, "/")]
     while pending:
@@ -88,10 +95,12 @@ def walk(h5: h5py.File, path, allow_external: bool = False) -> Layout:
                 pending.append((obj, child))
             elif isinstance(obj, h5py.Dataset):
                 check_dataset(obj, child, path)
+                declared[0] += check_stored(obj, child, path)
                 layout.datasets.append(child.lstrip("/"))
             else:
                 raise StoreError(f"{path}: {child} is a {type(obj).__name__.lower()}, not a group or a dataset "
                                  f"({RULES})")
+    check_expansion(declared[0], path)
     layout.datasets.sort()
     layout.attributes.sort()
     return layout
@@ -120,11 +129,68 @@ def _check_object(obj, where: str, path, seen: dict, layout: Layout) -> None:
         raise StoreError(f"{path}: {where} has {info.rc} hard links; each object of a store has one ({RULES})")
     seen[info.addr] = where
     for name in obj.attrs:
-        dtype = obj.attrs.get_id(name).dtype
+        attribute = obj.attrs.get_id(name)
+        dtype = attribute.dtype
         if not plain_dtype(dtype):
             raise StoreError(f"{path}: attribute {name!r} of {where} has type {dtype}; attributes hold numbers "
                              f"and strings ({RULES})")
+        if attribute.shape is None:
+            raise StoreError(f"{path}: attribute {name!r} of {where} has no dataspace (a null attribute) ({RULES})")
+        wanted = int(np.prod(attribute.shape, dtype=np.float64)) * attribute.get_type().get_size()
+        if wanted > attribute.get_storage_size() + 64:
+            raise StoreError(f"{path}: attribute {name!r} of {where} declares {wanted:,} bytes and the file holds "
+                             f"{attribute.get_storage_size():,} ({RULES})")
+        if dtype.kind in "SOU" or h5py.check_string_dtype(dtype) is not None:
+            _check_text(obj.attrs, name, where, path)
         layout.attributes.append((where, name))
+
+
+def _check_text(attrs, name: str, where: str, path) -> None:
+    """A string attribute is UTF-8 text (a reader decodes it)."""
+    try:
+        value = attrs[name]
+        for item in np.asarray(value, dtype=object).ravel():
+            if isinstance(item, (bytes, np.bytes_)):
+                bytes(item).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StoreError(f"{path}: attribute {name!r} of {where} is not UTF-8 text (byte {exc.start}) "
+                         f"({RULES})") from None
+
+
+def check_stored(ds: h5py.Dataset, where: str, path) -> int:
+    """The bytes `ds` declares (elements x the file's element size), after checking that the file
+    stores them: a null dataspace refused, every chunk of a chunked dataset written (an unwritten
+    chunk reads as fill values the file never held), a contiguous dataset's bytes present."""
+    if ds.shape is None:
+        raise StoreError(f"{path}: {where} has no dataspace (a null dataset); datasets hold arrays ({RULES})")
+    declared = int(np.prod(ds.shape, dtype=np.float64)) * ds.id.get_type().get_size()
+    if not declared:
+        return 0
+    if ds.chunks is not None:
+        needed = int(np.prod([-(-n // c) for n, c in zip(ds.shape, ds.chunks)], dtype=np.float64))
+        if needed > 1 << 40:
+            raise StoreError(f"{path}: {where} declares {needed:,} chunks (shape {ds.shape}) ({RULES})")
+        stored = ds.id.get_num_chunks()
+        if stored < needed:
+            raise StoreError(f"{path}: {where} declares shape {ds.shape} ({declared:,} bytes) and stores {stored:,} "
+                             f"of its {needed:,} chunks; a store writes every chunk ({RULES})")
+    elif ds.id.get_storage_size() < declared:
+        raise StoreError(f"{path}: {where} declares {declared:,} bytes and the file holds "
+                         f"{ds.id.get_storage_size():,} of them ({RULES})")
+    return declared
+
+
+def check_expansion(declared: int, path) -> None:
+    """All datasets together declare at most MAX_EXPANSION x the file's size (a floor for small files)."""
+    size = os.path.getsize(path)
+    try:
+        ratio = float(os.environ.get(EXPANSION_ENV) or MAX_EXPANSION)
+    except ValueError:
+        raise StoreError(f"{EXPANSION_ENV}={os.environ[EXPANSION_ENV]!r}: expected a number") from None
+    if declared > max(ratio * size, EXPANSION_FLOOR):
+        raise StoreError(f"{path}: its datasets declare {declared:,} bytes, {declared / max(size, 1):,.0f} times the "
+                         f"file's {size:,} (a store of ours is 1-2 times; the limit is {ratio:g}: "
+                         f"{EXPANSION_ENV}=N raises it for a large store you trust) ({RULES})")
 
 
 def plain_dtype(dtype) -> bool:

@@ -112,7 +112,7 @@ def check_same_training(out_dir, planned: list) -> None:
                              done.get(k, options[k].default) != now.get(k, options[k].default))
             if changed:
                 key = changed[0]
-                raise UserError(f"{out_dir}: holds a table trained with other settings (--{key.replace('_', '-')} "
+                raise UserError(f"{out_dir}: holds a table made with other settings (--{key.replace('_', '-')} "
                                 f"was {done.get(key)!r} for {record['folder']}, now {now.get(key)!r}); a table grows "
                                 "by --seeds, --modes and --transfer; use another --out, or --force to start again")
 

@@ -38,9 +38,10 @@ def inspect(store, as_json, allow_external):
 
     Example: cfbuild inspect toy.h5 --json
     """
-    from cfpairs.check import format_summary, summarize
+    from cfpairs.check import check_store, format_summary, summarize
     from cfpairs.store import Store
 
+    check_store(store, allow_external=allow_external)  # the cheap checks: labels of the wrong type or range
     with Store(store, allow_external) as opened:
         summary = summarize(opened)
     click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))

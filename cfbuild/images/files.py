@@ -9,6 +9,7 @@ decoded comes back with its error instead of stopping them.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ def list_images(folders=(), lists=()) -> list:
             for name in sorted(names):
                 if not name.startswith(".") and name.lower().endswith(SUFFIXES):
                     path = Path(root) / name
+                    _check_image_file(path, str(path))
                     found.append(ImageFile(path.stem, path, str(path.relative_to(folder))))
     for listing in lists:
         found += _listed(Path(listing))
@@ -59,13 +61,34 @@ def _listed(listing: Path) -> list:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        path = (listing.parent / line) if not Path(line).is_absolute() else Path(line)
-        if not path.is_file():
+        path = listing.parent / line
+        inside = os.path.realpath(path).startswith(os.path.realpath(listing.parent) + os.sep)
+        if Path(line).is_absolute() or not inside:
+            raise UserError(f"{listing}: line {number}: {line}: outside the list's folder (a list names images "
+                            "under its own folder)")
+        if not path.is_file() and not path.exists():
             raise UserError(f"{listing}: line {number}: {line}: no such image file")
+        _check_image_file(path, f"{listing}: line {number}: {line}")
         if not path.name.lower().endswith(SUFFIXES):
             raise UserError(f"{listing}: line {number}: {line}: not a .jpg, .jpeg or .png file")
         out.append(ImageFile(path.stem, path, line))
     return out
+
+
+def _check_image_file(path: Path, shown: str) -> None:
+    """A regular file with a UTF-8 name: a FIFO or a device would block or never end a read, a link
+    leads elsewhere, and the name is written to the features file."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"{ascii(str(path))}: the file name is not UTF-8 text; rename it") from None
+    if path.is_symlink():
+        raise UserError(f"{shown}: a symbolic link (images are read from the folder itself; copy the file in)")
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
+            "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+        raise UserError(f"{shown}: {kind}, not an image file")
 
 
 def prepare(image, prep):
