@@ -17,9 +17,11 @@ import h5py
 import numpy as np
 
 from cfpairs.errors import StoreError
+from cfpairs.progress import Progress
 from cfpairs.structure import walk
 
 DIGEST_ATTRIBUTE = "content_digest"
+PROGRESS_BYTES = 256 << 20  # a digest over more than this shows its progress
 
 
 def is_string_dtype(dtype) -> bool:
@@ -47,11 +49,20 @@ def content_digest(h5: h5py.File, layout=None, version: int | None = None) -> st
         for where, name in layout.attributes:
             if (where, name) != ("/", DIGEST_ATTRIBUTE):
                 _digest_array(digest, f"@{where.rstrip('/')}/{name}", np.asarray(h5[where].attrs[name]))
-    for name in layout.datasets:
-        try:
-            _digest_dataset(digest, name, h5[name])
-        except (OSError, RuntimeError) as exc:  # e.g. a chunk failing its Fletcher-32 checksum
-            raise StoreError(f"{h5.filename}: dataset /{name} cannot be read back ({exc})") from None
+    sizes = {name: h5[name].size * h5[name].dtype.itemsize for name in layout.datasets}
+    total = sum(sizes.values())  # bounded by the walk: at most CFPAIRS_MAX_EXPANSION x the file
+    bar = Progress(total, f"digest of {h5.filename}", unit="B", unit_scale=True) if total >= PROGRESS_BYTES else None
+    try:
+        for name in layout.datasets:
+            try:
+                _digest_dataset(digest, name, h5[name])
+            except (OSError, RuntimeError) as exc:  # e.g. a chunk failing its Fletcher-32 checksum
+                raise StoreError(f"{h5.filename}: dataset /{name} cannot be read back ({exc})") from None
+            if bar is not None:
+                bar.update(sizes[name])
+    finally:
+        if bar is not None:
+            bar.close()
     if version >= 2 and layout.external is not None:
         parts = "".join(f"{p.name}\0{p.dataset}\0{p.start},{p.stop}\0" for p in layout.external.parts)
         digest.update(f">/regions/features\0{layout.external.how}\0{parts}".encode())
