@@ -8,11 +8,11 @@ from collections import Counter
 import h5py
 import numpy as np
 
+from cfpairs.hashcache import cached_sha256
 from cfpairs.errors import StoreError
 from cfpairs.label_kinds import label_kind
 from cfpairs.store import Store, content_digest, read_dataset
 from cfpairs.rules import validate_split
-from cfpairs.writer import describe_source
 
 ROOT_ATTRS = ("task", "input_kind", "label_kind", "class_names", "build", "sources", "content_digest")
 
@@ -36,6 +36,8 @@ def check_store(path, digest: bool = False, allow_external: bool = False) -> str
         _check_root(store)
         _check_splits(store)
         if not digest:
+            if store.layout.external is not None:  # features read from other files: only as pinned
+                check_linked_files(store)
             return None
         computed = content_digest(store.h5, store.layout, store.format_version)
         if computed != store.digest:
@@ -47,18 +49,20 @@ def check_store(path, digest: bool = False, allow_external: bool = False) -> str
 
 
 def check_linked_files(store: Store) -> None:
-    """Each file the features are linked to is listed in `sources` with its size and sha256."""
-
-    for file in dict.fromkeys(part.file for part in store.layout.external.parts):
+    """Each file the features are linked to (resolved relative to the store's folder) is listed in
+    `sources` by its name, with its size and sha256 (hashed once per file version:
+    `cfpairs.hashcache`)."""
+    for part in {p.file: p for p in store.layout.external.parts}.values():
+        file = part.file
         listed = [s for s in store.sources if isinstance(s, dict) and s.get("file") == file.name]
         if not listed:
             raise StoreError(f"{store.path}: linked feature file {file} is not listed in the store's sources, so "
-                             "its content cannot be checked")
-        found = describe_source(file)
-        if not any(s.get("size") == found["size"] and s.get("sha256") == found["sha256"] for s in listed):
+                             "its content cannot be checked (a store reads only the feature files it was built "
+                             "with)")
+        size, sha256 = cached_sha256(file)
+        if not any(s.get("size") == size and s.get("sha256") == sha256 for s in listed):
             raise StoreError(f"{store.path}: linked feature file {file} differs from the one the store was built "
-                             f"with (sha256 {found['sha256'][:12]}..., sources say "
-                             f"{str(listed[0].get('sha256'))[:12]}...)")
+                             f"with (sha256 {sha256[:12]}..., sources say {str(listed[0].get('sha256'))[:12]}...)")
 
 
 def upgrade_note(store: Store) -> str | None:

@@ -266,3 +266,26 @@ def test_every_command_takes_allow_external(tmp_path):
         assert _invoke("cfbuild", args)[0] == 2
         code, _, err = _invoke("cfbuild", args + ["--allow-external"])
         assert code == 0, err
+
+
+def test_a_run_reads_linked_features_only_as_pinned(tmp_path, monkeypatch):
+    """With --allow-external a run checks every linked file against the store's sources (as verify
+    does), once per file version: a file changed since, or one the sources do not list, is refused."""
+    from cftrain.presets import resolve
+    from cftrain.train import run
+    monkeypatch.setenv("CFPAIRS_CACHE_DIR", str(tmp_path / "cache"))
+    store, _ = linked_store(tmp_path)
+    config = resolve("t", "regions", mode="augmented", hidden=[4], epochs=1, batch_size=4, allow_external=True)
+    run(store, tmp_path / "run", config)
+    cache = json.loads((tmp_path / "cache" / "sha256.json").read_text())
+    assert list(cache.values()) == [snapshot(tmp_path / "feats.h5")]  # hashed once, remembered
+    with h5py.File(tmp_path / "feats.h5", "r+") as h5:
+        h5["image_features"][0, 0, 0] += 1  # same size, other bytes, a new mtime
+    with pytest.raises(StoreError, match="differs from the one the store was built with"):
+        run(store, tmp_path / "run2", config)
+    shutil.copy(tmp_path / "feats.h5", tmp_path / "other.h5")
+    with h5py.File(store, "r+") as h5:
+        del h5["regions/features"]
+        h5["regions/features"] = h5py.ExternalLink("other.h5", "image_features")
+    with pytest.raises(StoreError, match="other.h5 is not listed in the store's sources"):
+        run(store, tmp_path / "run3", config)

@@ -50,6 +50,7 @@ def test_masks_labels_and_pairs_match_the_hand_worked_case(tmp_path):
         assert report["splits"]["train"]["skipped_empty_target"] == 1  # q15
         assert report["splits"]["train"]["mean_boxes_masked"] == pytest.approx(3.0)  # (2 + 4) / 2
         assert report["splits"]["test_focused"] == {"kept": 1, "skipped_nothing_kept": 1}
+        assert "with --allow-external, each checked against its sha256" in report["training_reads"]
 
 
 def test_questions_point_at_their_images_and_carry_their_text(tmp_path):
