@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from cfpairs.jsontext import strict_loads
+from cfpairs.outputs.basics import write_text_atomic
 
 CACHE_FILE = "sha256.json"
 
@@ -50,8 +51,6 @@ def _write(cache: dict) -> None:
     folder = cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{CACHE_FILE}.{os.getpid()}.part"
-        tmp.write_text(json.dumps(cache))
-        os.replace(tmp, folder / CACHE_FILE)
+        write_text_atomic(folder / CACHE_FILE, json.dumps(cache))
     except OSError:
         pass

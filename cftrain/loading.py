@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from cfpairs.api import PairStore
-from cfpairs.check import check_store
+from cfpairs.check import check_store, upgrade_note
+from cfpairs.progress import note
 from cfpairs.errors import UserError
 from cfpairs.store import Store
 from cftrain.data import SplitTensors, load_split
@@ -82,6 +83,9 @@ def open_verified(store_path, verify: bool = False, check: bool = True, allow_ex
     mismatch is a one-line error before training."""
     with Store(store_path, allow_external) as peek:
         regions, claimed = peek.input_kind == "regions", peek.digest
+        older = upgrade_note(peek)
+    if older:  # a format-1 store trains, but its digest does not cover its attributes: said
+        note(older)
     if regions and verified is not None and verified == claimed and not verify:
         return PairStore(store_path, check=False, allow_external=allow_external), verified
     verified = None

@@ -187,6 +187,17 @@ def test_a_format_1_store_still_opens_verifies_and_says_how_to_rebuild(tmp_path)
     assert code == 0 and out == "ok\n" and "is format 1" in err and "test ... --force" in err
     with cfpairs.open_store(tmp_path / "s.h5") as store:
         assert store.format_version == 1 and len(store["train"]) == 4
+    code, out, err = _invoke("cftrain", ["run", tmp_path / "s.h5", "--out", tmp_path / "run", "--mode", "augmented",
+                                         "--epochs", "1"])
+    assert code == 0 and "is format 1: its digest covers its datasets but not its attributes" in err
+
+
+def test_view_checks_the_digest_of_what_it_shows(tmp_path):
+    write_store(tmp_path / "s.h5", "text")
+    with h5py.File(tmp_path / "s.h5", "r+") as h5:
+        h5.attrs["class_names"] = json.dumps(["pos", "neg"])  # every label's meaning reversed
+    code, _, err = _invoke("cfbuild", ["view", tmp_path / "s.h5", "--out", tmp_path / "p.html"])
+    assert code == 2 and "content_digest mismatch" in err and not (tmp_path / "p.html").exists()
 
 
 # ---------------------------------------------------------------- linked region features, when allowed
