@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 
-_settings = {"quiet": False, "stop": None}
+_settings = {"quiet": False, "stop": None, "relay": None}
 QUIET_SECONDS = 2.0
 
 
@@ -51,6 +51,12 @@ def clear_stop() -> None:
 
 def set_quiet(quiet: bool) -> None:
     _settings["quiet"] = bool(quiet)
+
+
+def set_relay(relay) -> None:
+    """`relay(line)` gets every per-epoch progress line, quiet or not (a worker process of a campaign
+    sends them to its parent, which shows them); None: off."""
+    _settings["relay"] = relay
 
 
 def _tqdm():
@@ -94,13 +100,25 @@ class Progress:
     def update(self, n: int = 1) -> None:
         stop_if_requested()
         self.done += n
+        if self.every_update and _settings["relay"] is not None:
+            _settings["relay"](self._line())
         if self.bar is not None:
             self.bar.update(n)
         elif self.plain and (self.every_update or (self._crossed_a_tenth() and
                                                    time.monotonic() - self.start >= QUIET_SECONDS)):
-            extra = "".join(f" {k}={v}" for k, v in self.postfix.items())
-            of = f"/{self.total}" if self.total else ""
-            print(f"{self.desc}: {self.done}{of} {self.unit}{extra}", file=sys.stderr, flush=True)
+            print(self._line(), file=sys.stderr, flush=True)
+
+    def _line(self) -> str:
+        extra = "".join(f" {k}={v}" for k, v in self.postfix.items())
+        of = f"/{self.total}" if self.total else ""
+        return f"{self.desc}: {self.done}{of} {self.unit}{extra}"
+
+    def say(self, line: str) -> None:
+        """A line above the bar (a terminal) or a plain line (a log); nothing when quiet."""
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        elif self.plain:
+            print(line, file=sys.stderr, flush=True)
 
     def _crossed_a_tenth(self) -> bool:
         if not self.total:

@@ -26,7 +26,7 @@ from pathlib import Path
 from cfpairs.check import check_store
 from cfpairs.errors import OutputWriteError, UserError
 from cfpairs.outputs import add_to_marker, check_output, folder_in_place, remove_stale_parts, write_text_atomic
-from cfpairs.progress import Progress, note, set_quiet, stop_if_requested
+from cfpairs.progress import Progress, note, set_quiet, set_relay, stop_if_requested
 from cfpairs.store import Store
 from cftrain.campaign_run import run_job
 from cftrain.methods import method
@@ -96,6 +96,7 @@ def _worker_loop(conn, parent: int) -> None:
         if item is None:
             return
         index, function, args = item
+        set_relay(lambda line, index=index: conn.send((index, "progress", line)))  # epochs reach the parent
         try:
             conn.send((index, True, function(*args)))
         except BaseException as exc:  # noqa: BLE001  (reported to the parent, which stops everything)
@@ -105,7 +106,8 @@ def _worker_loop(conn, parent: int) -> None:
 class WorkerPool:
     """`processes` spawned workers fed over pipes; results come back as they finish."""
 
-    def __init__(self, processes: int):
+    def __init__(self, processes: int, on_progress=None):
+        self.on_progress = on_progress  # (job index, line): each epoch of a running job
         context = multiprocessing.get_context("spawn")  # fork after torch started threads can hang
         self.workers = []
         for _ in range(processes):
@@ -131,6 +133,10 @@ class WorkerPool:
                     index, ok, value = conn.recv()
                 except EOFError:
                     raise WorkerFailed(f"a worker process died while running job {busy[conn]}") from None
+                if ok == "progress":  # a line of a run still going
+                    if self.on_progress is not None:
+                        self.on_progress(index, value)
+                    continue
                 del busy[conn]
                 if not ok:
                     raise value
@@ -158,9 +164,11 @@ class WorkerPool:
             conn.close()
 
 
-def run_calls(function, args_list: list, processes: int, on_done=None) -> list:
+def run_calls(function, args_list: list, processes: int, on_done=None, on_progress=None) -> list:
     """`function(*args)` for each args, in this process (processes == 1) or in a WorkerPool;
-    `on_done(index, result)` as each finishes; results in the order of `args_list`."""
+    `on_done(index, result)` as each finishes, `on_progress(index, line)` at each epoch of a job
+    running in a worker (in this process, its own progress lines show); results in the order of
+    `args_list`."""
     results = [None] * len(args_list)
     if processes <= 1 or len(args_list) <= 1:
         for index, args in enumerate(args_list):
@@ -168,7 +176,7 @@ def run_calls(function, args_list: list, processes: int, on_done=None) -> list:
             if on_done:
                 on_done(index, results[index])
         return results
-    pool = WorkerPool(min(processes, len(args_list)))
+    pool = WorkerPool(min(processes, len(args_list)), on_progress)
     try:
         for index, result in pool.run(function, args_list):
             results[index] = result
@@ -189,12 +197,12 @@ class LocalLauncher:
     def __init__(self, processes: int | None = None):
         self.processes = processes
 
-    def run(self, folder: Path, jobs: list, args_list: list, on_done) -> None:
+    def run(self, folder: Path, jobs: list, args_list: list, on_done, on_progress=None) -> None:
         refuse_if_jobs_alive(folder)
         for job in jobs:
             remove_stale_parts(folder / job.folder)
         try:
-            run_calls(run_job, args_list, self.processes, on_done=on_done)
+            run_calls(run_job, args_list, self.processes, on_done=on_done, on_progress=on_progress)
         except BaseException:
             for job in jobs:  # what killed workers left half-written
                 remove_stale_parts(folder / job.folder)
@@ -267,8 +275,11 @@ def run_campaign(kind: str, store_path, out, jobs: list, processes: int | None =
             def done(index, metrics):
                 bar.set_postfix(run=todo[index].folder, **_headline(metrics))
                 bar.update()
-            launcher.run(folder, todo, [(str(folder / j.folder), str(store_path), j.config, j.labels, verified)
-                                        for j in todo], done)
+            args = [(str(folder / j.folder), str(store_path), j.config, j.labels, verified) for j in todo]
+            if isinstance(launcher, LocalLauncher):  # a parallel run's epochs shown as they come
+                launcher.run(folder, todo, args, done, on_progress=lambda i, line: bar.say(f"{todo[i].folder}: {line}"))
+            else:
+                launcher.run(folder, todo, args, done)
         records = [read_record(folder / job.folder, folder) for job in jobs]
         if after_runs is not None:
             after_runs(folder, records)

@@ -34,3 +34,16 @@ def test_a_table_grows_by_seeds_and_modes(toy, tmp_path):
     assert snapshot(out / "augmented" / "seed-0") == before  # kept, not trained again
     rows = json.loads((out / "table.json").read_text())["rows"]
     assert [(r["mode"], r["best_epoch"]) for r in rows] == [("augmented", [1, 1]), ("gs", [1, 1])]
+
+
+def test_a_parallel_table_shows_each_runs_epochs_as_they_come(toy, tmp_path):
+    from tests.helpers import run_cli
+    shown = run_cli("cli.cftrain", "table", str(toy), "--out", str(tmp_path / "t"), "--modes", "augmented,gs",
+                    "--epochs", "3", "--patience", "3", "--jobs", "2", real=True)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stderr.splitlines()
+    for run in ("augmented", "gs"):
+        epochs = [line for line in lines if line.startswith(f"{run}: toy {run}: ") and " epochs" in line]
+        assert [line.split(": ")[2].split(" ")[0] for line in epochs] == ["1/3", "2/3", "3/3"], lines
+    first_done = next(i for i, line in enumerate(lines) if "1/2 runs" in line)
+    assert any(line.startswith(("augmented: ", "gs: ")) for line in lines[:first_done])  # never silent until then
