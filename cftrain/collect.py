@@ -6,7 +6,9 @@ from pathlib import Path
 
 from cfpairs.errors import UserError
 from cfpairs.outputs import owner, staged
+from cfpairs.progress import note
 from cftrain.jobs import collect_records, write_view_files
+from cftrain.slurm import STATE_FILE, unfinished
 from cftrain.reference_rows import collect_references
 from cftrain.transfer import check_names_once, check_transfers, evaluate_transfers
 from cftrain.views import VIEWS, sweep_top_runs, view_files
@@ -21,6 +23,10 @@ def collect(folder, view: str | None = None, out=None, split: str | None = None,
     view = view or owner(folder)
     if view not in VIEWS:
         raise UserError(f"{folder}: not a table, sweep or curve folder; give --view table, sweep or curve")
+    for state in sorted(folder.rglob(STATE_FILE)):  # Slurm campaigns: the runs not finished, said
+        said = unfinished(state.parent)
+        if said:
+            note(said)
     records = collect_records(folder)
     if not records:
         raise UserError(f"{folder}: holds no finished runs")

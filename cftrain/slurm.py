@@ -126,6 +126,31 @@ def job_states(job_ids) -> dict:
     return states
 
 
+def unfinished(folder: Path) -> str | None:
+    """What `cftrain collect` says of a campaign folder whose Slurm jobs are not all done: how many of
+    its runs are queued, running or in no state squeue knows, with their job ids (None: none)."""
+    path = Path(folder) / STATE_FILE
+    if not (path.is_file() or path.is_symlink()):
+        return None
+    state = SlurmLauncher._read_state(path)
+    waiting = {run: entry["job_id"] for run, entry in state.items() if not (Path(folder) / run / METRICS).is_file()}
+    if not waiting:
+        return None
+    if shutil.which("squeue") is None:
+        return (f"{folder}: {len(waiting)} run(s) were submitted to Slurm and are not finished (jobs "
+                f"{', '.join(sorted(set(waiting.values()))[:5])}; no squeue here to ask their state); the view "
+                "shows the finished runs only")
+    states = job_states(list(waiting.values()))
+    counts = {}
+    for job in waiting.values():
+        found = states.get(job, "not known to squeue (ended without a result?)")
+        counts[found] = counts.get(found, 0) + 1
+    shown = ", ".join(f"{n} {s.lower() if s.isupper() else s}" for s, n in sorted(counts.items()))
+    return (f"{folder}: {len(waiting)} run(s) of this campaign are not finished on Slurm ({shown}; jobs "
+            f"{', '.join(sorted({j.split('_')[0] for j in waiting.values()})[:5])}); the view shows the finished runs "
+            "only")
+
+
 def refuse_if_jobs_alive(folder: Path) -> None:
     """Before local runs in a campaign folder Slurm also works on: refused while its jobs live."""
     path = Path(folder) / STATE_FILE

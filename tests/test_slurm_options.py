@@ -70,3 +70,31 @@ def test_cancel_touches_only_this_commands_runs(monkeypatch):
                       "someone-else": {"job_id": "7", "attempts": 1}}
     launcher.cancel()
     assert called == [["scancel", "41"]]
+
+
+def test_collect_says_which_runs_are_still_queued_or_running(work, tmp_path, monkeypatch):
+    """A Slurm campaign collected before its jobs end: the view shows the finished runs and says the rest."""
+    import json
+    import os
+    from tests.helpers import ok
+    out = tmp_path / "t"
+    ok("cftrain", ["table", work / "toy.h5", "--out", out, "--modes", "augmented,gs", "--epochs", "1", "--jobs", "1"])
+    import shutil
+    shutil.rmtree(out / "gs")  # its job is still queued
+    (out / "slurm.json").write_text(json.dumps({"runs": {"augmented": {"job_id": "41", "attempts": 1},
+                                                         "gs": {"job_id": "42_1", "attempts": 1}}}))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "squeue").write_text("#!/bin/sh\necho '42_1|PENDING'\n")
+    (bin_dir / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    from click.testing import CliRunner
+    from tests.helpers import cli_main
+    shown = CliRunner().invoke(cli_main("cftrain"), ["collect", str(out), "--view", "table"])
+    assert shown.exit_code == 0, shown.stderr
+    assert "1 run(s) of this campaign are not finished on Slurm (1 pending; jobs 42)" in shown.stderr
+    assert "With edited data (augmentation)" in shown.stdout and "GS" not in shown.stdout.split("| method")[1]
+    (bin_dir / "squeue").unlink()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    shown = CliRunner().invoke(cli_main("cftrain"), ["collect", str(out), "--view", "table"])
+    assert "no squeue here to ask their state" in shown.stderr
