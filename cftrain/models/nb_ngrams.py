@@ -17,31 +17,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cftrain.models import PairModel, RowGather, init_embedding, register
-from cftrain.models.ngrams import NGRAM_BUCKETS, NGRAM_DIM, NGRAMS, ngram_ids
-from cftrain.options import EMBED_INIT, EMBED_SCALE
+from cftrain.models import RowGather, register
+from cftrain.models.fasttext import FastText
+from cftrain.models.ngrams import ngram_ids
 
 SMOOTHING = 1.0  # Wang & Manning's alpha
 CHUNK = 512      # texts hashed at a time while counting (bounds the memory of long reviews)
 
 
 @register("nb-ngrams")
-class NBNgrams(PairModel):
-    """Mean over a text's distinct n-grams of (Naive Bayes log-count ratio x learned embedding), linear."""
-    input_kinds = ("text",)
-    options = (NGRAMS, NGRAM_BUCKETS, NGRAM_DIM, EMBED_INIT, EMBED_SCALE)
+class NBNgrams(FastText):
+    """fasttext's mean with each n-gram's embedding scaled by its Naive Bayes log-count ratio, linear."""
 
     def __init__(self, vocab_size: int, n_outputs: int = 1, ngrams: int = 2, ngram_buckets: int = 2 ** 18,
                  ngram_dim: int = 50, sparse: bool = False, embed_init: str = "normal",
                  embed_scale: float | None = None):
-        super().__init__()
-        self.vocab_size, self.ngrams, self.buckets = vocab_size, ngrams, ngram_buckets
-        self.vmappable = not sparse  # a sparse table's rows are gathered by an autograd.Function vmap cannot run
-        rows = vocab_size + (ngram_buckets if ngrams > 1 else 0)
-        self.embed = nn.Embedding(rows, ngram_dim, padding_idx=0, sparse=sparse)
-        self.out = nn.Linear(ngram_dim, n_outputs)
-        self.register_buffer("ratios", torch.zeros(rows))
-        init_embedding(self.embed, embed_init, embed_scale)
+        super().__init__(vocab_size, n_outputs, ngrams, ngram_buckets, ngram_dim, sparse, embed_init, embed_scale)
+        self.register_buffer("ratios", torch.zeros(self.embed.num_embeddings))
 
     def _ids(self, tokens, length):
         return ngram_ids(tokens, length, self.vocab_size, self.ngrams, self.buckets)
