@@ -46,7 +46,8 @@ def declaring_store(path: Path, base: Path, size_mb: int) -> None:
     chunk = 1 << 20
     packed = zlib.compress(bytes(chunk), 9)
     with h5py.File(path, "r+") as h5:
-        h5["train"].create_dataset("filler", data=np.frombuffer(np.random.default_rng(1).bytes(size_mb << 20), np.uint8))
+        filler = np.frombuffer(np.random.default_rng(1).bytes(size_mb << 20), np.uint8)
+        h5["train"].create_dataset("filler", data=filler)
         zeros = h5["train"].create_dataset("zeros", shape=(1000 * size_mb * chunk,), dtype="u1", chunks=(chunk,),
                                            compression="gzip")
         for k in range(1000 * size_mb):
@@ -70,7 +71,8 @@ def main(argv: list) -> None:
         for name, path in (("store", store), ("declaring", other)):
             seconds, code, last = timed_verify(path)
             mb = path.stat().st_size / (1 << 20)
-            print(f"case={name} file_mb={mb:.0f} seconds={seconds:.2f} mb_per_s={mb / seconds:.0f} rc={code} said={last!r}")
+            print(f"case={name} file_mb={mb:.0f} seconds={seconds:.2f} mb_per_s={mb / seconds:.0f} rc={code} "
+                  f"said={last!r}")
         linked_check(Path(tmp), 16 if "--smoke" in argv else 1024)
 
 

@@ -244,9 +244,10 @@ def _fit_into(final: Path, store, verified, name: str, counted: Counted, transfe
     record = {"kind": "reference", "version": VERSION, "reference": name, "row_name": ref.row_name,
               "trained_on": trained_on, "store": str(store.path), "store_digest": verified or store.digest,
               "store_verified": verified is not None, "task": store.task, "parameter": ref.parameter,
-              "chosen": fitted.value, "kfold": {"folds": FOLDS, "accuracy": {str(v): s for v, s in fitted.scores.items()}},
-              "rows": fitted.rows, "edited_rows": fitted.edited_rows, "features": fitted.features, "seconds": fitted.seconds,
-              "library": f"scikit-learn {sklearn.__version__}"}
+              "chosen": fitted.value,
+              "kfold": {"folds": FOLDS, "accuracy": {str(v): s for v, s in fitted.scores.items()}},
+              "rows": fitted.rows, "edited_rows": fitted.edited_rows, "features": fitted.features,
+              "seconds": fitted.seconds, "library": f"scikit-learn {sklearn.__version__}"}
     final.parent.mkdir(parents=True, exist_ok=True)
     with staged(final, "reference", force=True) as tmp:
         tmp = Path(tmp)
@@ -297,5 +298,5 @@ def collect_references(root) -> list:
     return found
 
 
-__all__ = ["Counted", "Counts", "Fitted", "applies", "choose", "collect_references", "keep_references", "planned", "read_reference", "require_library",
-           "reference_folder", "scores_on", "texts_of"]
+__all__ = ["Counted", "Counts", "Fitted", "applies", "choose", "collect_references", "keep_references", "planned",
+           "read_reference", "reference_folder", "require_library", "scores_on", "texts_of"]

@@ -1,9 +1,9 @@
 """The one schema a run folder's JSON is read through (`config.json`, `metrics.json`,
-`evals/<name>.json`, and a reference fit's `reference.json`): run folders travel between people like stores, so nothing in them is believed
-unchecked. Types, finite numbers in their domain (percentages in [0, 100], cosines in [-1, 1],
-counts >= 0), registered modes, models, optimizers and metrics, option values as their
-declarations allow, names safe to show in a table; a file that breaks it is refused with one line
-naming the file and the key (`UserError`).
+`evals/<name>.json`, and a reference fit's `reference.json`): run folders travel between people
+like stores, so nothing in them is believed unchecked. Types, finite numbers in their domain
+(percentages in [0, 100], cosines in [-1, 1], counts >= 0), registered modes, models, optimizers
+and metrics, option values as their declarations allow, names safe to show in a table; a file that
+breaks it is refused with one line naming the file and the key (`UserError`).
 """
 
 from __future__ import annotations

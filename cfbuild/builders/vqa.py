@@ -186,9 +186,10 @@ class Vqa(Builder):
                 report["attention_unused"] = len(attention.question_ids - attention.used)
                 driver.sources.extend(regions.sources + [attention.source_entry()])
                 if linked:  # what training then needs, said where the build ends
-                    report["training_reads"] = (f"the features where they are ({', '.join(p.name for p in o.features)}, "
-                                                "relative to the store): with --allow-external, each checked against "
-                                                "its sha256 in the store's sources before a run reads it")
+                    files = ", ".join(p.name for p in o.features)
+                    report["training_reads"] = (f"the features where they are ({files}, relative to the store): "
+                                                "with --allow-external, each checked against its sha256 in the "
+                                                "store's sources before a run reads it")
 
 
 def build_vqa(vqacp_dir, features: list, imgid2idx: list, out, *, hints=None, hat_dir=None, force: bool = False,
