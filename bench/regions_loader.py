@@ -23,6 +23,7 @@ import numpy as np
 
 from cfpairs import open_store
 from cfpairs.store import LinkedFeatures, StoreWriter
+from cfpairs.writer import describe_source
 from cftrain.data import PairBatches, load_split
 
 BOXES = 36
@@ -41,8 +42,10 @@ def write_store(path: Path, features, n_images: int, rng) -> None:
                 "text": ["q"] * len(rows), "tokens": rng.integers(2, 50, (len(rows), 14)).astype(np.int32),
                 "length": np.full(len(rows), 14, np.int32), "image_row": (rows // 3).astype(np.int64),
                 "region_mask": mask}
+    # a linked file is listed in the sources with its sha256, as cfbuild vqa lists it: readers check it
+    sources = [describe_source(features.file)] if isinstance(features, LinkedFeatures) else []
     with StoreWriter(path, task="bench", input_kind="regions", label_kind="soft",
-                     class_names=[str(i) for i in range(100)], build={}, sources=[]) as writer:
+                     class_names=[str(i) for i in range(100)], build={}, sources=sources) as writer:
         writer.write_vocab(["<pad>", "<unk>"] + [f"w{i}" for i in range(48)])
         writer.write_regions(np.arange(n_images), np.zeros((n_images, BOXES, 4), np.float32), features)
         writer.write_split("train", examples, np.stack([made, n + np.arange(len(made))], 1),

@@ -3,7 +3,7 @@
 Builds, in a temporary folder, (a) a vector store of about SIZE_MB of incompressible float32
 (verified: the digest reads every byte) and (b) a file of the same size whose datasets declare
 1,000 times more than it holds (refused from the sizes alone), and times `cfbuild verify` on each.
-Prints key=value lines: seconds, MB per second of the file, and the outcome. Then what checking a
+Prints key=value lines: seconds, MB per second of the file, and the outcome; ends with `seconds=`. Then what checking a
 linked feature file against the store's sources costs (a run with --allow-external does it): a
 1 GB file hashed the first time, and the same check again (remembered by path, size and mtime).
 
@@ -61,6 +61,7 @@ def timed_verify(path: Path) -> tuple:
 
 
 def main(argv: list) -> None:
+    start = time.perf_counter()
     size = 4 if "--smoke" in argv else int(argv[argv.index("--size-mb") + 1]) if "--size-mb" in argv else 200
     with tempfile.TemporaryDirectory() as tmp:
         store, other = Path(tmp) / "vectors.h5", Path(tmp) / "declaring.h5"
@@ -74,6 +75,7 @@ def main(argv: list) -> None:
             print(f"case={name} file_mb={mb:.0f} seconds={seconds:.2f} mb_per_s={mb / seconds:.0f} rc={code} "
                   f"said={last!r}")
         linked_check(Path(tmp), 16 if "--smoke" in argv else 1024)
+    print(f"seconds={time.perf_counter() - start:.1f}")
 
 
 def linked_check(folder: Path, size_mb: int) -> None:
