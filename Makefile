@@ -26,7 +26,7 @@ demo: $(STAMP)
 test: $(STAMP)  # everything CI runs: unit, end-to-end (signals, torchrun, benches' --smoke), statistical
 	$(PY) -m pytest -q
 
-test-fast: $(STAMP)  # the quick loop (under a minute on 2 cores): in-process unit tests, both cores
+test-fast: $(STAMP)  # the quick loop (about two minutes on 2 cores): in-process unit tests, both cores
 	$(PY) -m pytest -q -m "not slow and not e2e" -n 2 --dist worksteal  # idle workers take over queued tests
 
 docs: $(STAMP)  # the pages the registries write: docs/OPTIONS.md, the lists of modes, models, losses, builders

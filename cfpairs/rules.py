@@ -1,4 +1,4 @@
-"""Validation rules of the pair store, format version 1 (docs/STORE.md).
+"""Validation rules of the pair store, format version 2 (docs/STORE.md; version 1 stores follow them too).
 
 Kept apart from `cfpairs.store` only for length. Label rules live with each label kind
 (`cfpairs.label_kinds`).

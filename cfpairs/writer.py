@@ -1,4 +1,4 @@
-"""Writing a pair store, format version 1: `StoreWriter` validates as it writes (`cfpairs.rules`)
+"""Writing a pair store, format version 2: `StoreWriter` validates as it writes (`cfpairs.rules`)
 and publishes the file by an atomic rename (`cfpairs.outputs`)."""
 
 from __future__ import annotations
