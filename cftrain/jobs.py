@@ -311,9 +311,16 @@ def collect_records(root) -> list:
     if linked:
         more = f" (and {len(linked) - 1} more)" if len(linked) > 1 else ""
         note(f"{root}: {linked[0]}{more} is a symbolic link: not read (collect reads the folders under {root} only)")
+    return once_each(finished_records(root), root)
+
+
+def finished_records(root) -> list:
+    """Every finished run directory under `root` as records, in path order, as they are (no weights
+    read: what a command checks its plan against)."""
+    root = Path(root)
     found = sorted(p.parent for p in root.rglob(METRICS) if (p.parent / CONFIG).is_file()
                    and not any(part.endswith(".part") for part in p.parent.relative_to(root).parts))
-    return once_each([read_record(d, root) for d in found], root)
+    return [read_record(d, root) for d in found]
 
 
 def once_each(records: list, root: Path) -> list:

@@ -8,7 +8,7 @@ from pathlib import Path
 from cfpairs.errors import UserError
 from cfpairs.progress import note
 from cfpairs.store import Store
-from cftrain.jobs import Job, collect_records, run_campaign
+from cftrain.jobs import Job, finished_records, run_campaign
 from cftrain.models import model_class
 from cftrain.registry import all_options
 from cftrain.methods import METHODS, method
@@ -102,7 +102,7 @@ def check_same_training(out_dir, planned: list) -> None:
     shared = {name for name in SHARED_NAMES} | {o.name for o in model_class(planned[0].config.model).options} \
         if planned else set()
     options = all_options()
-    for record in collect_records(out_dir):
+    for record in finished_records(out_dir):  # options only: no weights hashed
         done = identity(record["config"])
         for job in planned:
             now = identity(job.config.to_dict())
