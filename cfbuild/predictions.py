@@ -55,5 +55,25 @@ def _checked(values: dict, path: Path, split: str, rows: int, pairs: int) -> dic
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                               or not math.isfinite(value) or not 0 <= value <= 100):
         fail("consistency.all.consistency", f"{value!r} is not a percentage")
-    return {"members": members, "ensemble": ensemble, "correct": correct, "consistency": values.get("consistency")}
+    return {"members": members, "ensemble": ensemble, "correct": correct, "consistency": values.get("consistency"),
+            "columns": _columns(values.get("columns", {}), fail)}
+
+
+def _columns(columns, fail) -> list:
+    """[(header, value or None, n, better)] of the page's registered columns (cftrain's `columns`)."""
+    if not isinstance(columns, dict):
+        fail("columns", "expected an object of columns")
+    out = []
+    for name, cell in columns.items():
+        if not isinstance(cell, dict) or not isinstance(cell.get("header", ""), str) or \
+                cell.get("better") not in ("lower", "higher"):
+            fail(f"columns.{name[:40]}", "expected {header, value, n, better}")
+        value, n = cell.get("value"), cell.get("n")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value)):
+            fail(f"columns.{name[:40]}.value", f"{value!r} is not a finite number")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            fail(f"columns.{name[:40]}.n", f"{n!r} is not a count")
+        out.append((cell["header"][:40] or name[:40], value, n, cell["better"]))
+    return out
 

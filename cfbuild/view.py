@@ -212,7 +212,7 @@ def build_view(store_path, out, split: str | None = None, predictions=None, limi
                     row["regions"]["image"] = image_for(Path(images), row["regions"]["image_id"])
         total = len(store[split].pairs)
         text = page(summary(store), split, rows, total, str(store_path), str(source) if source else None,
-                    predictions and predictions["consistency"])
+                    predictions and predictions["consistency"], predictions and predictions["columns"])
     write_page(out, "html", text, force, inputs=inputs)
     return {"split": split, "pairs": total, "shown": len(rows), "bytes": len(text.encode())}
 

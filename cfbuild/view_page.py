@@ -143,7 +143,8 @@ def pair_html(row: dict) -> str:
             f'{regions_html(row["regions"]) if "regions" in row else ""}{remarks}</div>')
 
 
-def page(info: dict, split: str, rows: list, total: int, store: str, run: str | None, consistency) -> str:
+def page(info: dict, split: str, rows: list, total: int, store: str, run: str | None, consistency,
+         columns: list | None = None) -> str:
     """The whole page."""
     kinds = sorted({r["kind"] for r in rows})
     with_run = run is not None
@@ -161,7 +162,9 @@ def page(info: dict, split: str, rows: list, total: int, store: str, run: str | 
         value = overall.get("consistency")
         run_html = (f"<h2>Predictions {_e(run)}</h2><p id=consistency>Pair consistency on {_e(split)} (both sides right): "
                     f"<b>{'-' if value is None else f'{value:.1f}%'}</b> of {overall.get('pairs', 0)} pairs"
-                    f"{' (' + _e(overall['undefined']) + ')' if overall.get('undefined') else ''}.</p>")
+                    f"{' (' + _e(overall['undefined']) + ')' if overall.get('undefined') else ''}.</p>" +
+                    "".join(f"<p class=column>{_e(header)} on {_e(split)}: <b>{'-' if value is None else f'{value:.1f}'}"
+                            f"</b> over {n} rows ({better} is better).</p>" for header, value, n, better in columns or []))
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">{html_signature()}'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{_e(store)}: {_e(split)}</title><style>{STYLE}</style></head><body>"

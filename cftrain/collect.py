@@ -8,6 +8,7 @@ from cfpairs.errors import UserError
 from cfpairs.outputs import owner, staged
 from cfpairs.progress import note
 from cftrain.jobs import collect_records, write_view_files
+from cftrain.late_columns import say_missing
 from cftrain.slurm import STATE_FILE, unfinished
 from cftrain.reference_rows import collect_references
 from cftrain.transfer import check_names_once, check_transfers, evaluate_transfers
@@ -30,6 +31,7 @@ def collect(folder, view: str | None = None, out=None, split: str | None = None,
     records = collect_records(folder)
     if not records:
         raise UserError(f"{folder}: holds no finished runs")
+    say_missing(records, folder)
     if transfers:
         _add_transfers(folder, records, view, top, transfers, device)
     references = collect_references(folder) if view == "table" else []

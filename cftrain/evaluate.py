@@ -11,14 +11,18 @@ from cfpairs.store import Store
 from cftrain.alignment import split_alignment
 from cftrain.labels import training_labels
 from cftrain.loading import load_splits, open_store, open_verified, resolve_device
-from cftrain.metrics import ensemble_logits, pair_consistency, split_metrics
+from cftrain.metrics import pair_consistency, split_metrics
 from cftrain.presets import RunConfig
 from cftrain.rundir import RunDir, strict_json
+from cftrain.scores import member_scores
 
 
-def evaluate(members: list, splits: dict, labels, device="cpu") -> tuple[dict, dict]:
-    """(metrics of every split, pair consistency of every split with pairs), from one pass each."""
-    return scored({name: ensemble_logits(members, data, device) for name, data in splits.items()}, splits, labels)
+def evaluate(members: list, splits: dict, labels, device="cpu") -> tuple[dict, dict, dict]:
+    """(metrics of every split, pair consistency of every split with pairs, {split: the kept
+    predictions, `cftrain.scores.SplitScores`}), from one pass of every member over each split."""
+    passes = {name: member_scores(members, data, labels.name, device) for name, data in splits.items()}
+    return (*scored({name: found[0] for name, found in passes.items()}, splits, labels),
+            {name: found[1] for name, found in passes.items()})
 
 
 def scored(logits: dict, splits: dict, labels) -> tuple[dict, dict]:
@@ -74,20 +78,34 @@ def check_fits(run_dir, store_path, allow_external: bool = False) -> RunConfig:
     return RunConfig.from_dict(values)
 
 
+def check_own_store(run_dir, store: Store) -> None:
+    """A run's predictions are kept only on the store it trained on (by content digest)."""
+    trained = RunDir(run_dir).read_config().get("store_digest")
+    if store.digest != trained:
+        raise UserError(f"--keep: {store.path} is not the store {run_dir} trained on (digest {store.digest[:12]}..., "
+                        f"the run's {str(trained)[:12]}...); give the run's own store")
+
+
 def evaluate_run(run_dir, store_path, out=None, device: str = "auto", force: bool = False,
-                 verify: bool = False, allow_external: bool = False) -> dict:
+                 verify: bool = False, allow_external: bool = False, keep: bool = False) -> dict:
     """Metrics of a trained run on every split of another store (e.g. a transfer set); the store's
-    splits are loaded as the run loaded its own (token truncation, subsets)."""
+    splits are loaded as the run loaded its own (token truncation, subsets). `keep`: the store is
+    the run's own, and its predictions go into RUN_DIR/predictions.npz (a run trained before runs
+    kept them: `cftrain.late_columns`)."""
     if out is not None:
         check_output(out, "json", force, inputs=[run_dir, store_path])
     config = check_fits(run_dir, store_path, allow_external)
     target = resolve_device(device)
     store, verified = open_verified(store_path, verify, allow_external=allow_external)
     with store:
+        if keep:
+            check_own_store(run_dir, store)
         members = [m.to(target) for m in RunDir(run_dir).load_members()]
-        splits = load_splits(store, config, training=False)
+        splits = load_splits(store, config, training=keep)
         labels = training_labels(store.label_kind, config.loss)
-        metrics, consistency = evaluate(members, splits, labels, target)
+        metrics, consistency, kept = evaluate(members, splits, labels, target)
+        if keep:
+            RunDir(run_dir).keep_scores(kept, len(store.class_names))
         result = {"run": str(run_dir), "store": str(store_path), "store_digest": verified or store.digest,
                   "store_verified": verified is not None, "task": store.task,
                   "metric": labels.metric, "splits": metrics, "consistency": consistency}

@@ -32,6 +32,7 @@ from cftrain.campaign_run import run_job
 from cftrain.methods import method
 from cftrain.registry import all_options
 from cftrain.presets import RunConfig, identity
+from cftrain.late_columns import complete_columns, say_missing
 from cftrain.rundir import CONFIG, METRICS, RunDir
 from cftrain.slurm import refuse_if_jobs_alive
 from cftrain.transfer import read_evals
@@ -284,6 +285,7 @@ def run_campaign(kind: str, store_path, out, jobs: list, processes: int | None =
         if after_runs is not None:
             after_runs(folder, records)
             records = [read_record(folder / job.folder, folder) for job in jobs]
+        say_missing(records, folder)
         if render is not None:
             write_view_files(folder, render(records))
         return records
@@ -295,10 +297,13 @@ def _headline(metrics: dict) -> dict:
 
 
 def read_record(run_dir: Path, root: Path) -> dict:
+    """A finished run as a record; columns registered since it was trained are computed from its
+    kept predictions (`cftrain.late_columns`), those it cannot have listed under `columns_missing`."""
     run = RunDir(run_dir)
-    config = run.read_config()
+    config, metrics = run.read_config(), run.read_metrics()
+    missing = complete_columns(run, config, metrics)
     return {"folder": str(Path(run_dir).relative_to(root)), "labels": config.get("job", {}), "config": config,
-            "metrics": run.read_metrics(), "evals": read_evals(run_dir)}
+            "metrics": metrics, "evals": read_evals(run_dir), **({"columns_missing": missing} if missing else {})}
 
 
 def collect_records(root) -> list:

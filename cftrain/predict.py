@@ -4,12 +4,15 @@ writes them for every split (a JSON page `cfbuild view --predictions FILE` reads
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from cftrain.columns import COLUMNS, column_values
 from cftrain.data import load_split
 from cftrain.evaluate import check_fits
 from cftrain.labels import training_labels
 from cftrain.metrics import ensemble_logits, pair_consistency
 from cftrain.rundir import RunDir
+from cftrain.scores import kept_scores
 from cftrain.loading import open_verified, truncate
 
 BADGES = {(1.0, 1.0): "both", (1.0, 0.0): "original", (0.0, 1.0): "edited", (0.0, 0.0): "none"}
@@ -53,6 +56,9 @@ def split_page(member_logits: list, logits, data, labels, names: list) -> dict:
     else:
         sides = labels.pair_sides_right(logits, data.targets, data.labels, pairs)
         correct = [None if np.isnan(row).any() else BADGES[tuple(row)] for row in sides]
+    kept = {data.name: kept_scores(torch.stack(member_logits), data, labels.name)}
+    columns = {name: {"header": COLUMNS[name].header, "better": COLUMNS[name].better, **cells[data.name]}
+               for name, cells in column_values(kept, labels).items() if data.name in cells}
     return {"members": [labels.predicted_names(m, names) for m in member_logits],
             "ensemble": labels.predicted_names(logits, names), "correct": correct,
-            "consistency": consistency, "metric": labels.metric}
+            "consistency": consistency, "metric": labels.metric, "columns": columns}

@@ -26,13 +26,16 @@ import torch
 from cfpairs.errors import UserError
 from cfpairs.outputs import signed_json, staged
 from cfpairs.progress import Progress
+from cftrain.columns import column_values
 from cftrain.data import SplitTensors
 from cftrain.evaluate import scored
 from cftrain.labels import training_labels
+from cftrain.late_columns import complete_columns
 from cftrain.loading import open_verified
 from cftrain.predict import split_page
 from cftrain.references import PAIR_SEPARATOR, REFERENCES, counter
-from cftrain.rundir import read_json_file, write_json_atomic
+from cftrain.rundir import RunDir, read_json_file, write_json_atomic
+from cftrain.scores import kept_scores
 from cftrain.runschema import check_metrics, check_reference
 from cftrain.transfer import EVALS, read_evals
 
@@ -178,7 +181,8 @@ def scores_on(fitted: Fitted, counted: Counted, store) -> tuple:
     metrics, consistency = scored(logits, splits, labels)
     pages = {name: split_page([logits[name]], logits[name], splits[name], labels, store.class_names)
              for name in splits}
-    return metrics, consistency, pages
+    kept = {name: kept_scores(logits[name][None], splits[name], labels.name) for name in splits}
+    return metrics, consistency, pages, kept
 
 
 # ---------------------------------------------------------------- a table's reference folders
@@ -238,7 +242,7 @@ def _current(folder: Path, digest: str, digests: dict) -> bool:
 def _fit_into(final: Path, store, verified, name: str, counted: Counted, transfers: dict) -> None:
     ref, trained_on = REFERENCES[name], final.name
     fitted = Fitted(ref, counted, store)
-    metrics, consistency, pages = scores_on(fitted, counted, store)
+    metrics, consistency, pages, kept = scores_on(fitted, counted, store)
     import sklearn  # noqa: PLC0415  (its version goes into the record)
 
     record = {"kind": "reference", "version": VERSION, "reference": name, "row_name": ref.row_name,
@@ -256,7 +260,9 @@ def _fit_into(final: Path, store, verified, name: str, counted: Counted, transfe
                                           "metric": "accuracy", "best_epoch": 0, "store": str(store.path),
                                           "store_digest": record["store_digest"],
                                           "store_verified": record["store_verified"],
-                                          "splits": metrics, "consistency": consistency})
+                                          "splits": metrics, "consistency": consistency,
+                                          "columns": column_values(kept, training_labels(store.label_kind))})
+        RunDir(tmp).write_scores(kept, len(store.class_names))
         write_json_atomic(tmp / PREDICTIONS, signed_json(
             {"kind": "predictions", "run": str(final), "store": str(store.path),
              "store_digest": record["store_digest"], "metric": "accuracy", "splits": pages}))
@@ -269,7 +275,7 @@ def _transfer_eval(fitted: Fitted, counted: Counted, run: Path, name: str, path)
     """What `cftrain eval` writes for a run, for a fitted reference on a transfer store."""
     store, verified = open_verified(path)
     with store:
-        metrics, consistency, _ = scores_on(fitted, counted, store)
+        metrics, consistency, _, _ = scores_on(fitted, counted, store)
         return signed_json({"run": str(run), "store": str(path), "store_digest": verified or store.digest,
                             "store_verified": verified is not None, "task": store.task, "metric": "accuracy",
                             "splits": metrics, "consistency": consistency, "transfer": name})
@@ -292,9 +298,10 @@ def collect_references(root) -> list:
         if key in seen:
             continue
         seen.add(key)
-        found.append({"folder": str(folder.relative_to(root)), "reference": record,
-                      "metrics": check_metrics(read_json_file(folder / METRICS), folder / METRICS),
-                      "evals": read_evals(folder)})
+        metrics = check_metrics(read_json_file(folder / METRICS), folder / METRICS)
+        missing = complete_columns(RunDir(folder), {}, metrics)
+        found.append({"folder": str(folder.relative_to(root)), "reference": record, "metrics": metrics,
+                      "evals": read_evals(folder), **({"columns_missing": missing} if missing else {})})
     return found
 
 

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 from cfpairs.outputs import check_output, markdown_signature, write_page
+from cftrain.columns import COLUMNS
+from cftrain.late_columns import complete_columns
 from cftrain.rundir import RunDir
 
 SKIPPED_OPTIONS = ("store_signature", "store_digest", "store_verified")  # the store column shows them
@@ -27,6 +29,8 @@ def _store(config: dict) -> str:
 
 def report_markdown(run_dirs: list, out: Path) -> str:
     runs = [(Path(d), RunDir(d).read_config(), RunDir(d).read_metrics()) for d in run_dirs]
+    for d, config, metrics in runs:  # columns registered since a run was trained, from its predictions
+        complete_columns(RunDir(d), config, metrics)
     base = [d.name for d, _, _ in runs]
     names = [d.name if base.count(d.name) == 1 else str(d) for d, _, _ in runs]
     keys = sorted({k for _, config, _ in runs for k in config} - set(SKIPPED_OPTIONS))
@@ -47,8 +51,12 @@ def report_markdown(run_dirs: list, out: Path) -> str:
     lines += [f"## Metrics ({', '.join(metric_names)}, %)", "",
               "| run | store | best epoch | " + " | ".join(f"{s} {g}" for s, g in columns) + " |",
               "|---|---|---:|" + "---:|" * len(columns)]
+    extra = list(dict.fromkeys((n, s) for _, _, m in runs for n, splits in m.get("columns", {}).items()
+                               for s in splits if s != "train"))
+    lines[-2] += "".join(f" {s} {COLUMNS[n].header if n in COLUMNS else n} |" for n, s in extra)
+    lines[-1] += "---:|" * len(extra)
     for name, (_, c, m) in zip(names, runs):
-        cells = [_metric(m, s, g) for s, g in columns]
+        cells = [_metric(m, s, g) for s, g in columns] + [_column(m, n, s) for n, s in extra]
         lines.append(f"| {name} | {_store(c)} | {m.get('best_epoch', '-')} | " + " | ".join(cells) + " |")
     aligned = list(dict.fromkeys(s for _, _, m in runs for s in m.get("alignment", {})))
     if aligned:
@@ -71,6 +79,11 @@ def _metric(metrics: dict, split: str, group: str) -> str:
     if not values:
         return "-"
     value = values.get(metrics.get("metric", ""))
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _column(metrics: dict, name: str, split: str) -> str:
+    value = metrics.get("columns", {}).get(name, {}).get(split, {}).get("value")
     return "-" if value is None else f"{value:.1f}"
 
 

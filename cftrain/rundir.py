@@ -7,6 +7,8 @@
                             word vectors' shape and sha256 (their values are in each state), and
                             the best state of every member; read with torch.load(weights_only=True)
     RUN_DIR/history.png     task loss, GS term and val metric per epoch (trained methods)
+    RUN_DIR/predictions.npz per split and member, the scores the metrics were computed from, with
+                            the targets and pairs (`cftrain.scores`): later columns need no retraining
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import torch
 
 from cfpairs.errors import UserError
 from cfpairs.jsontext import strict_loads
-from cfpairs.outputs import write_text_atomic
+from cfpairs.outputs import add_to_marker, read_marker, write_text_atomic
 from cftrain.models import make_model
 from cftrain.runschema import check_config, check_metrics
 from cftrain.methods import METHODS
+from cftrain.scores import FILE as SCORES
+from cftrain.scores import read_scores, write_scores
 
 CONFIG, HISTORY, METRICS, MODEL = "config.json", "history.jsonl", "metrics.json", "model.pt"
 
@@ -67,6 +71,24 @@ class RunDir:
 
     def write_metrics(self, metrics: dict) -> None:
         write_json_atomic(self.path / METRICS, metrics)
+
+    def write_scores(self, kept: dict, n_classes: int) -> None:
+        write_scores(self.path / SCORES, kept, n_classes)
+
+    def keep_scores(self, kept: dict, n_classes: int) -> None:
+        """Predictions added to a finished run (`cftrain eval --keep`), listed in its folder's marker."""
+        self.write_scores(kept, n_classes)
+        if read_marker(self.path) is not None:
+            add_to_marker(self.path, SCORES)
+
+    def read_scores(self) -> dict | None:
+        """{split: SplitScores}, or None for a run that kept no predictions (trained before they were kept)."""
+        path = self.path / SCORES
+        if not path.exists() and not path.is_symlink():
+            return None
+        if path.is_symlink() or not path.is_file():
+            raise UserError(f"{path}: not a regular file (a link, a folder or a device)")
+        return read_scores(path)
 
     @contextmanager
     def history(self):

@@ -151,7 +151,23 @@ def check_metrics(values, path) -> dict:
     for split, found in check.names(values.get("alignment", {}), "alignment", SPLIT_NAME).items():
         found = check.obj(found, f"alignment.{split}")
         check.number(found.get("cosine"), f"alignment.{split}.cosine", -1, 1, nullable=True)
+    check_columns(check, values.get("columns", {}))
     return values
+
+
+def check_columns(check: _Checker, columns) -> None:
+    """`columns` {column: {split: {value, n}}}: a registered column's values in its declared range,
+    any other's (a column since removed) finite."""
+    from cftrain.columns import COLUMNS  # noqa: PLC0415  (columns import the labels, not the schema)
+
+    for name, splits in check.names(columns, "columns", NAME).items():
+        known = COLUMNS.get(name)
+        low, high = (known.low, known.high) if known else (-1e12, 1e12)
+        for split, cell in check.names(splits, f"columns.{name}", SPLIT_NAME).items():
+            key = f"columns.{name}.{split}"
+            cell = check.obj(cell, key)
+            check.number(check.member(cell, "value", key), f"{key}.value", low, high, nullable=True)
+            check.count(check.member(cell, "n", key), f"{key}.n")
 
 
 def check_scores(check: _Checker, values: dict, metric: str) -> None:

@@ -20,6 +20,7 @@ from cfpairs.api import PairStore
 from cftrain import distributed, optim
 from cftrain.data import PairBatches, SplitTensors, group_subset, load_split, to_device
 from cftrain.ensemble import Ensemble, Single, checked_on, make_ensemble
+from cftrain.columns import column_values
 from cftrain.evaluate import alignments, evaluate, scored, signature
 from cftrain.labels import Labels, training_labels
 from cftrain.methods import forward, method
@@ -29,6 +30,7 @@ from cftrain.plots import history_png
 from cftrain.presets import RunConfig, validate
 from cftrain.rundir import RunDir
 from cftrain.runtime import At, Run
+from cftrain.scores import kept_scores
 from cftrain.vectors import describe, load_vectors
 from cftrain.loading import load_splits, open_verified, resolve_device
 from cftrain.loading import open_store, truncate  # noqa: F401  (re-exported: the trainer's readers)
@@ -258,16 +260,20 @@ def run_into(out_dir, store_path, config: RunConfig, verify: bool = False, check
                              "store_signature": signature(store), "job": job or {},
                              "embeddings_source": describe(config.embeddings) if config.get("embeddings") else None})
         if not trainer.trains:
-            found, consistency = scored(trainer.predict(splits, config.seed), splits, labels)
+            drawn = trainer.predict(splits, config.seed)
+            kept = {name: kept_scores(drawn[name][None], data, labels.name) for name, data in splits.items()}
+            found, consistency = scored(drawn, splits, labels)
             metrics.update(best_epoch=0, splits=found, consistency=consistency)
         else:
             with rundir.history() as log:
                 members, best_epoch, history = fit(config, store, splits, log=log, device=device)
-            found, consistency = evaluate(members, splits, labels, device)
+            found, consistency, kept = evaluate(members, splits, labels, device)
             metrics.update(best_epoch=best_epoch, splits=found, consistency=consistency,
                            alignment=alignments(members, splits, labels, device))
             rundir.save_model(members, config.model, model_kwargs(config, store))
             history_png(history, rundir.path / "history.png", labels.metric,
                         f"{store.task} {config.mode}, {config.ensemble} member(s), best epoch {best_epoch}")
+        metrics["columns"] = column_values(kept, labels)
+        rundir.write_scores(kept, len(store.class_names))
     rundir.write_metrics(metrics)
     return metrics

@@ -332,17 +332,21 @@ def report_command(run_dirs, out, force):
 @click.option("--predictions", type=click.Path(path_type=Path),
               help="Also write each row's predictions and each pair's badge, every split (JSON), for "
                    "cfbuild view --predictions.")
+@click.option("--keep", is_flag=True,
+              help="STORE is the run's own: keep its predictions in RUN_DIR/predictions.npz (a run trained before "
+                   "runs kept them), so cftrain collect computes every table column for it.")
 @DEVICE
 @click.option("--force", is_flag=True, help="Replace an existing --out or --predictions written by cftrain eval.")
 @VERIFY
 @ALLOW_EXTERNAL
-def eval_command(run_dir, store, out, predictions, device, force, verify, allow_external):
+def eval_command(run_dir, store, out, predictions, keep, device, force, verify, allow_external):
     """Evaluate a trained run on a store (its own, or another: e.g. a transfer set from cfbuild transfer).
 
     \b
     Example:
       cftrain eval runs/imdb/gs yelp.h5 --out runs/imdb-gs-yelp.json
       cftrain eval runs/imdb/gs imdb.h5 --predictions gs.json   # then: cfbuild view imdb.h5 --predictions gs.json
+      cftrain eval runs/imdb/gs imdb.h5 --keep    # an old run: its predictions kept for later columns
     """
     from cfpairs.outputs import check_output, signed_json, write_page
     from cftrain.evaluate import evaluate_run
@@ -351,7 +355,7 @@ def eval_command(run_dir, store, out, predictions, device, force, verify, allow_
     if predictions is not None:
         check_output(predictions, "json", force, inputs=[run_dir, store], option="--predictions")
     click.echo(strict_json(evaluate_run(run_dir, store, out, device=device, force=force, verify=verify,
-                                        allow_external=allow_external)))
+                                        allow_external=allow_external, keep=keep)))
     if predictions is not None:
         from cftrain.predict import predictions_page
         page = predictions_page(run_dir, store, allow_external)

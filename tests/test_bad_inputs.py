@@ -173,7 +173,8 @@ def test_force_replaces_a_run_when_complete(work, tmp_path):
                                                "--force", "--epochs", "1", "--mode", "gs"])
     assert result.exit_code == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [".cfpairs", "config.json", "history.jsonl",
-                                                                  "history.png", "metrics.json", "model.pt"]
+                                                                  "history.png", "metrics.json", "model.pt",
+                                                                  "predictions.npz"]
     assert json.loads((tmp_path / "r" / "config.json").read_text())["mode"] == "gs"
 
 

@@ -13,7 +13,9 @@ from cfpairs import open_store
 from cftrain.labels import training_labels
 from cftrain.methods import METHODS, Method, method, register
 from cftrain.methods.baselines import Augmented
+from cftrain.metrics import split_metrics
 from cftrain.presets import resolve
+from cftrain.rundir import RunDir
 from cftrain.evaluate import evaluate_run
 from cftrain.table import run_table
 from cftrain.train import load_splits, run
@@ -21,6 +23,11 @@ from tests.conftest import STORE_KINDS, write_multilabel
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.filterwarnings("ignore:nli-bow without --embeddings")
+
+
+def kind_of(path) -> str:
+    with open_store(path) as store:
+        return store.label_kind
 
 
 def config_for(path, **overrides):
@@ -40,7 +47,7 @@ def test_every_method_on_every_store_kind(stores, kind, name, tmp_path):
         return
     metrics = run(path, out, config)
     trains = METHODS[name].trains
-    files = {".cfpairs", "config.json", "metrics.json"} | ({"history.jsonl", "model.pt", "history.png"} if trains else set())
+    files = {".cfpairs", "config.json", "metrics.json", "predictions.npz"} | ({"history.jsonl", "model.pt", "history.png"} if trains else set())
     assert {p.name for p in out.iterdir()} == files
     with open_store(path) as store:
         metric, splits = training_labels(store.label_kind).metric, store.splits
@@ -51,6 +58,10 @@ def test_every_method_on_every_store_kind(stores, kind, name, tmp_path):
         assert n == groups.get("original", {"n": 0})["n"] + groups.get("edited", {"n": 0})["n"]
         for values in groups.values():
             assert set(values) == {"n", metric} and 0 <= values[metric] <= 100, (split, values)
+    kept = RunDir(out).read_scores()  # the kept predictions give back every metric (every label kind)
+    labels = training_labels(kind_of(path))
+    for split, scores in kept.items():
+        assert split_metrics(scores.metric_logits(), scores, labels) == metrics["splits"][split], split
     if not trains:
         return
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]

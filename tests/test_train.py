@@ -16,7 +16,7 @@ from tests.helpers import run_cli
 
 def test_run_directory_contract(toy, tmp_path):
     metrics = run(toy, tmp_path / "r", resolve("toy", mode="gs", epochs=4, ensemble=2))
-    written = {"config.json", "history.jsonl", "metrics.json", "model.pt", "history.png"}
+    written = {"config.json", "history.jsonl", "metrics.json", "model.pt", "history.png", "predictions.npz"}
     assert {p.name for p in (tmp_path / "r").iterdir()} == written | {".cfpairs"}
     marker = json.loads((tmp_path / "r" / ".cfpairs").read_text())  # what --force may replace, and only that
     assert marker["kind"] == "run" and set(marker["files"]) == written

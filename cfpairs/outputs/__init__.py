@@ -25,7 +25,7 @@ pieces kept across runs in `FINAL.partial/`).
 
 from cfpairs.outputs.basics import (FOLDER_KINDS, MARKER, PAGE_KINDS, generator, html_signature, is_kind,
                                     markdown_signature, part_prefix, public_mode, register_folder_kind, signed_json,
-                                    write_text_atomic)
+                                    write_file_atomic, write_text_atomic)
 from cfpairs.outputs.checks import check_output, command_inputs, special_kind
 from cfpairs.outputs.ownership import add_to_marker, foreign_files, not_ours, owner, read_marker, write_marker
 from cfpairs.outputs.pieces import Pieces, remove_temporary
@@ -38,4 +38,4 @@ __all__ = ["BLOCK_BYTES", "FOLDER_KINDS", "MARKER", "PAGE_KINDS", "OutputLock", 
            "add_to_marker", "check_output", "command_inputs", "folder_in_place", "foreign_files", "generator",
            "html_signature", "markdown_signature", "not_ours", "owner", "part_prefix", "public_mode", "read_marker",
            "remove_stale_parts", "signed_json", "special_kind", "staged", "write_failure", "write_marker", "write_page",
-           "write_text_atomic"]
+           "write_file_atomic", "write_text_atomic"]

@@ -69,11 +69,16 @@ def part_prefix(final: Path) -> str:
 
 def write_text_atomic(path: Path, text: str) -> None:
     """`text` into `path` by a temporary file and a rename (a reader never sees half of it)."""
+    write_file_atomic(path, lambda fh: fh.write(text.encode()))
+
+
+def write_file_atomic(path: Path, write) -> None:
+    """`write(binary file)` fills `path` by a temporary file and a rename (a reader never sees half of it)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=part_prefix(path), suffix=".part")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
         public_mode(Path(tmp))
         os.replace(tmp, path)
     except BaseException:

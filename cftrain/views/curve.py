@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from cfpairs.errors import UserError
+from cftrain.columns import COLUMNS
 from cftrain.metrics import mean_se
 from cftrain.views.common import common_of, seed_of, unverified_note
 
@@ -19,7 +20,8 @@ def curve_view(records: list, split: str | None = None) -> dict:
     metric = common["metric"]
     points = [{"mode": r["config"]["mode"], "fraction": r["config"].get("fraction", 1.0), "seed": seed_of(r),
                "value": r["metrics"]["splits"][split]["all"][metric],
-               "alignment": (r["metrics"].get("alignment", {}).get(split) or {}).get("cosine"), "run": r["folder"]}
+               "alignment": (r["metrics"].get("alignment", {}).get(split) or {}).get("cosine"), "run": r["folder"],
+               "columns": {n: cells.get(split, {}).get("value") for n, cells in r["metrics"].get("columns", {}).items()}}
               for r in records]
     modes = list(dict.fromkeys(p["mode"] for p in points))
     fractions = sorted({p["fraction"] for p in points})
@@ -27,12 +29,16 @@ def curve_view(records: list, split: str | None = None) -> dict:
     return {"task": common["task"], "store": common["store"], "unverified": common["unverified"],
             "metric": metric, "split": split,
             "fractions": fractions, "modes": modes, "seeds": seeds, "points": points,
-            "summary": summarise_curve(points, modes, fractions)}
+            "summary": summarise_curve(points, modes, fractions),
+            "columns": {name: summarise_curve(points, modes, fractions, name) for name in
+                        dict.fromkeys(n for p in points for n in p["columns"])}}
 
 
-def summarise_curve(points: list, modes: list, fractions: list) -> dict:
-    """{mode: [{fraction, mean, stderr, n}]} over seeds (`cftrain.metrics.mean_se`)."""
-    return {mode: [{"fraction": f, **mean_se(p["value"] for p in points if p["mode"] == mode and p["fraction"] == f)}
+def summarise_curve(points: list, modes: list, fractions: list, column: str | None = None) -> dict:
+    """{mode: [{fraction, mean, stderr, n}]} over seeds (`cftrain.metrics.mean_se`) of the metric, or
+    of a registered column (`cftrain.columns`)."""
+    value = (lambda p: p["value"]) if column is None else (lambda p: p["columns"].get(column))
+    return {mode: [{"fraction": f, **mean_se(value(p) for p in points if p["mode"] == mode and p["fraction"] == f)}
                    for f in fractions] for mode in modes}
 
 
@@ -42,14 +48,26 @@ def format_curve(curve: dict) -> str:
              f"{', '.join(map(str, curve['seeds']))}, by fraction of training pair groups.", "",
              *unverified_note({"unverified": curve.get("unverified", 0)}, len(curve["points"])),
              "| fraction | " + " | ".join(modes) + " |", "|---:|" + "---:|" * len(modes)]
+    lines += _curve_rows(curve, curve["summary"])
+    for name, summary in curve.get("columns", {}).items():
+        header = COLUMNS[name].header if name in COLUMNS else name
+        lines += ["", f"{curve['split']} {header}" + (f" ({COLUMNS[name].better} is better)" if name in COLUMNS
+                                                       else "") + ", mean ± standard error over seeds:", "",
+                  "| fraction | " + " | ".join(modes) + " |", "|---:|" + "---:|" * len(modes),
+                  *_curve_rows(curve, summary)]
+    return "\n".join(lines)
+
+
+def _curve_rows(curve: dict, summary: dict) -> list:
+    lines = []
     for i, f in enumerate(curve["fractions"]):
         cells = []
-        for mode in modes:
-            row = curve["summary"][mode][i]
+        for mode in curve["modes"]:
+            row = summary[mode][i]
             cells.append("-" if row["mean"] is None else f"{row['mean']:.1f}" + (
                 f" ± {row['stderr']:.1f}" if row["stderr"] is not None else f" (n={row['n']})"))
         lines.append(f"| {Fraction(f).limit_denominator(100)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return lines
 
 
 def curve_picture(curve: dict):

@@ -17,6 +17,7 @@ def sweep_view(records: list, top: int = 5) -> dict:
     rows = [{"mode": r["config"]["mode"], "trial": r["labels"].get("trial", 0), "seed": seed_of(r),
              "options": r["labels"].get("options", {}), "splits": r["metrics"]["splits"], "run": r["folder"],
              "evals": r.get("evals", {}), "fold": r["labels"].get("fold"), "final": r["labels"].get("final", False),
+             "columns": r["metrics"].get("columns", {}),
              "best_epoch": r["metrics"]["best_epoch"]} for r in records]
     modes = list(dict.fromkeys(r["mode"] for r in rows))
     seeds = sorted({r["seed"] for r in rows})
@@ -68,6 +69,7 @@ def summarise(task: str, metric: str, rows: list, modes: list, seeds: list, top:
                             "seeds": list(dict.fromkeys(r["seed"] for r in runs)),
                             "best_epochs": [r.get("best_epoch") for r in runs],
                             "splits": splits, "runs": [r.get("run") for r in runs],
+                            "columns": column_means([r.get("columns", {}) for r in runs]),
                             "transfers": transfer_means([r.get("evals", {}) for r in runs], metric)})
         entries.sort(key=lambda e: -math.inf if e["splits"]["val"]["mean"] is None else e["splits"]["val"]["mean"],
                      reverse=True)
@@ -76,6 +78,22 @@ def summarise(task: str, metric: str, rows: list, modes: list, seeds: list, top:
         f"mean held-out fold over {folds} folds of train+val pair groups and seeds; "
         "the chosen trial retrained on train+val")
     return {"task": task, "metric": metric, "selection": selection, "folds": folds, "seeds": seeds, "modes": ranked}
+
+
+def column_means(per_run: list) -> dict:
+    """{column: {split: mean and standard error over the runs}} of the runs' registered columns."""
+    names = dict.fromkeys(n for columns in per_run for n in columns)
+    return {n: {s: mean_se(c.get(n, {}).get(s, {}).get("value") for c in per_run)
+                for s in dict.fromkeys(s for c in per_run for s in c.get(n, {}))} for n in names}
+
+
+def _column_cells(entries: list) -> tuple[list, list]:
+    """([(column, split)], [header]) of the entries' columns, every split but train."""
+    from cftrain.columns import COLUMNS  # noqa: PLC0415
+
+    pairs = list(dict.fromkeys((n, s) for e in entries for n, splits in e.get("columns", {}).items()
+                               for s in splits if s != "train"))
+    return pairs, [f"{s} {COLUMNS[n].header if n in COLUMNS else n}" for n, s in pairs]
 
 
 def transfer_means(evals: list, metric: str) -> dict:
@@ -136,11 +154,13 @@ def format_summary(summary: dict) -> str:
     for mode, entries in summary["modes"].items():
         splits = list(dict.fromkeys(s for e in entries for s in e["splits"] if s != "train"))
         transfers, names = _transfer_columns(e.get("transfers", {}) for e in entries)
-        headers = splits + names
+        columns, column_names = _column_cells(entries)
+        headers = splits + column_names + names
         lines += [f"**{mode}**", "", "| trial | " + " | ".join(headers) + " | options |",
                   "|---:|" + "---:|" * len(headers) + "---|"]
         for e in entries:
             cells = [_mean_cell(e["splits"].get(s)) for s in splits] + \
+                [_mean_cell(e.get("columns", {}).get(n, {}).get(s)) for n, s in columns] + \
                 [_mean_cell(e.get("transfers", {}).get(n, {}).get(s)) for n, s in transfers]
             options = ", ".join(f"{k}={v}" for k, v in e["options"].items()) or "(preset)"
             lines.append(f"| {e['trial']} | " + " | ".join(cells) + f" | {options} |")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from cftrain.columns import COLUMNS
 from cftrain.methods import METHODS, method
 from cftrain.metrics import mean_se
 from cftrain.presets import identity
@@ -84,7 +85,8 @@ def reference_row(found: dict) -> dict:
     return {"name": name, "mode": record["trained_on"], "block": "reference", "reference": record["reference"],
             "trained_on": record["trained_on"], "chosen": {record.get("parameter") or "value": record.get("chosen")},
             "best_epoch": 0, "splits": metrics["splits"], "consistency": metrics.get("consistency", {}),
-            "alignment": {}, "store_digest": record["store_digest"], "store_verified": record["store_verified"],
+            "alignment": {}, "columns": metrics.get("columns", {}),
+            "store_digest": record["store_digest"], "store_verified": record["store_verified"],
             "transfers": {n: {"splits": e["splits"], "consistency": e.get("consistency", {})}
                           for n, e in found.get("evals", {}).items()}}
 
@@ -107,6 +109,7 @@ def table_row(name: str, input_kind: str, metric: str, results: list, seeds: lis
         only = results[0]
         return {**row, "best_epoch": only["best_epoch"], "splits": only["splits"],
                 "consistency": only.get("consistency", {}), "alignment": only.get("alignment", {}),
+                "columns": only.get("columns", {}),
                 "transfers": {n: {"splits": evals[0][n]["splits"], "consistency": evals[0][n].get("consistency", {})}
                               for n in names}}
     alignment = {split: {"cosine": mean_se((r.get("alignment", {}).get(split, {}).get("cosine") for r in results),
@@ -121,8 +124,9 @@ def table_row(name: str, input_kind: str, metric: str, results: list, seeds: lis
     return {**row, "best_epoch": [r["best_epoch"] for r in results], "splits": mean_groups(
                 [r["splits"] for r in results], metric),
             "consistency": mean_groups([r.get("consistency", {}) for r in results], "consistency", count="pairs"),
-            "alignment": alignment, "transfers": transfers,
+            "alignment": alignment, "transfers": transfers, "columns": mean_columns(results),
             "runs": [{"seed": seed, "splits": r["splits"], "consistency": r.get("consistency", {}),
+                      "columns": r.get("columns", {}),
                       "transfers": {n: e[n]["splits"] for n in e}} for seed, r, e in zip(seeds, results, evals)]}
 
 
@@ -136,6 +140,21 @@ def mean_groups(per_seed: list, key: str, count: str = "n") -> dict:
             summary = mean_se(r.get(split, {}).get(group, {}).get(key) for r in per_seed)
             out[split][group] = {count: values[count], key: summary["mean"], "stderr": summary["stderr"],
                                  "seeds": summary["n"]}
+    return out
+
+
+def mean_columns(results: list) -> dict:
+    """{column: {split: {n, value: mean, stderr, seeds}}} over the seeds' metrics (`cftrain.columns`);
+    a run without the column (trained before it, no kept predictions) counts as a seed without it."""
+    out = {}
+    for name in dict.fromkeys(name for r in results for name in r.get("columns", {})):
+        per_seed = [r.get("columns", {}).get(name, {}) for r in results]
+        layout = next(cells for cells in per_seed if cells)
+        out[name] = {}
+        for split, cell in layout.items():
+            summary = mean_se(cells.get(split, {}).get("value") for cells in per_seed)
+            out[name][split] = {"n": cell["n"], "value": summary["mean"], "stderr": summary["stderr"],
+                                "seeds": summary["n"]}
     return out
 
 
@@ -156,6 +175,9 @@ def table_columns(table: dict) -> list:
             if header and split != "train" and not seen(header):
                 columns.append((header, lambda r, s=split: r.get("consistency", {}).get(s, {}).get("all"),
                                 "consistency"))
+    for name, split, header in column_headers(rows):
+        if not seen(header):
+            columns.append((header, lambda r, n=name, s=split: r.get("columns", {}).get(n, {}).get(s), "value"))
     for row in rows:
         for name, found in row.get("transfers", {}).items():
             for split, groups in found["splits"].items():
@@ -165,6 +187,27 @@ def table_columns(table: dict) -> list:
                     columns.append((header, lambda r, n=name, s=split:
                                     r.get("transfers", {}).get(n, {}).get("splits", {}).get(s, {}).get("all"), metric))
     return columns
+
+
+def column_headers(rows: list) -> list:
+    """[(column, split, header)] of the registered columns the rows hold (`cftrain.columns`), in the
+    registry's order, each split but train; a column no longer registered keeps its name."""
+    order = list(COLUMNS)
+    names = sorted(dict.fromkeys(n for r in rows for n in r.get("columns", {})),
+                   key=lambda n: order.index(n) if n in order else len(order))
+    out = []
+    for name in names:
+        header = COLUMNS[name].header if name in COLUMNS else name
+        for split in dict.fromkeys(s for r in rows for s in r.get("columns", {}).get(name, {})):
+            if split != "train":
+                out.append((name, split, f"{split} {header}"))
+    return out
+
+
+def column_caption(rows: list) -> str:
+    """' ECE: what it is (lower is better).' for each registered column the rows hold."""
+    names = dict.fromkeys(name for name, _, _ in column_headers(rows) if name in COLUMNS)
+    return "".join(f" {COLUMNS[n].header}: {COLUMNS[n].what} ({COLUMNS[n].better} is better)." for n in names)
 
 
 def format_table(table: dict) -> str:
@@ -177,7 +220,8 @@ def format_table(table: dict) -> str:
     seeds = table.get("seeds")
     over = f"mean ± standard error over seeds {', '.join(map(str, seeds))}, " if seeds else ""
     lines = [f"Task `{table['task']}`, {metric} in %, {over}best epoch by val {metric}; consistency: pairs whose "
-             "original and edit are both right, %; alignment: mean cos(g, t) over the split's pairs.", ""]
+             "original and edit are both right, %; alignment: mean cos(g, t) over the split's pairs." +
+             column_caption(table["rows"]), ""]
     if len(table.get("stores", [])) > 1:
         lines += [f"Runs of {len(table['stores'])} different stores (content digests "
                   f"{', '.join(d[:8] for d in table['stores'])}): each row names its store.", ""]
