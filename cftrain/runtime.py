@@ -56,9 +56,20 @@ class Run:
         return (self.make_optimizer or (lambda p: optim.make_optimizer(self.config, p)))(params)
 
     def combine(self, terms: list | None, names: tuple) -> tuple:
-        """(loss or None, stats) of the terms named `names` (the task loss first), normalised by
-        their counts over every process. `terms` None: this process holds no row of the batch, and
-        takes part with zeros (every process joins the same all-reduce)."""
+        """(loss or None, stats): the sum over members of `combine_members`."""
+        losses, stats = self.combine_members(terms, names)
+        return (None if losses is None else losses.sum()), stats
+
+    def member_parts(self) -> list:
+        """[(parameter, k, dim)]: which parameters (or blocks of them) are each member's
+        (`cftrain.ensemble.Ensemble.member_parts`; `member_norms` and `scale_members` read it)."""
+        return self.ensemble.member_parts()
+
+    def combine_members(self, terms: list | None, names: tuple) -> tuple:
+        """((N,) each member's loss or None, stats) of the terms named `names` (the task loss first),
+        normalised by their counts over every process; member k's loss depends on its parameters
+        only. `terms` None: this process holds no row of the batch, and takes part with zeros
+        (every process joins the same all-reduce)."""
         n = self.members
         if terms is None:
             sums, counts, weights = torch.zeros(len(names), n), torch.zeros(len(names), n), [0.0] * len(names)
@@ -85,7 +96,7 @@ class Run:
             return None, stats
         scale = torch.where(global_counts > 0, 1.0 / global_counts.clamp(min=1), torch.zeros_like(global_counts))
         scale = scale.to(sums.device, sums.dtype) * torch.tensor(weights, dtype=sums.dtype, device=sums.device)[:, None]
-        return (sums * scale).sum(), stats
+        return (sums * scale).sum(0), stats
 
     def reduce_gradients(self, params) -> None:
         """Sum the gradients across processes (nothing to do in one process)."""

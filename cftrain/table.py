@@ -20,9 +20,9 @@ from cftrain.views import table_view, view_files
 
 
 def fitting_modes(task: str, input_kind: str, overrides: dict) -> list:
-    """Every registered mode that can train this store's model (a table's default rows)."""
+    """Every registered mode a table shows by default that can train this store's model (its default rows)."""
     fitting = []
-    for name in METHODS:
+    for name in (n for n, cls in METHODS.items() if cls.in_tables):
         try:
             resolve(task, input_kind, strict=False, **{**overrides, "mode": name})
         except UserError:

@@ -147,7 +147,8 @@ def run_command(store, out, mode, force, verify, **options):
               help="Table directory: one run directory per mode (and seed), table.json, table.md. Run the "
                    "same command again to continue: finished runs are kept.")
 @click.option("--modes", help="Comma-separated modes to run, rows in the paper's order [default: every mode that "
-                              "fits the store's model: " + ", ".join(METHODS) + "].")
+                              "fits the store's model: " + ", ".join(m for m in METHODS if METHODS[m].in_tables) +
+                              "; on request: " + ", ".join(m for m in METHODS if not METHODS[m].in_tables) + "].")
 @JOBS
 @click.option("--seeds", help="Comma-separated seeds: every row is the mean ± standard error over them "
                               "(each seed a whole ensemble), e.g. 0,1,2.")

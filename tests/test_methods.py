@@ -42,8 +42,8 @@ def test_every_method_on_every_store_kind(stores, kind, name, tmp_path):
     path, out = stores[kind], tmp_path / "run"
     try:
         config = config_for(path, mode=name)
-    except UserError as exc:  # a method may refuse a model, by name, before any work
-        assert str(exc).startswith(f"--mode {name}: model "), exc
+    except UserError as exc:  # a method may refuse a model or an ensemble, with its own line, before any work
+        assert str(exc).startswith(f"--mode {name}: "), exc
         return
     metrics = run(path, out, config)
     trains = METHODS[name].trains
@@ -124,6 +124,30 @@ def test_a_new_method_is_one_class(stores, tmp_path):
         assert "Augmentation, twice the loss" in (tmp_path / "table.md").read_text()
     finally:
         del METHODS["doubled-test"]
+
+
+def test_a_method_may_refuse_ensembles_with_its_own_line(stores, tmp_path):
+    from cfpairs.errors import UserError
+    from tests.helpers import refused
+
+    @register
+    class OneModel(Augmented):
+        name, row_name = "one-model-test", "One model"
+
+        @classmethod
+        def check(cls, config, model_class):
+            if config.ensemble > 1:
+                raise UserError(f"--mode {cls.name}: trains one model at a time; use --ensemble 1")
+
+    try:
+        with pytest.raises(UserError, match="^--mode one-model-test: trains one model at a time"):
+            config_for(stores["vector"], mode="one-model-test", ensemble=3)
+        refused("cftrain", ["table", stores["vector"], "--out", tmp_path / "r", "--modes", "augmented,one-model-test",
+                            "--ensemble", 3], "--mode one-model-test: trains one model at a time; use --ensemble 1")
+        assert not (tmp_path / "r").exists()
+        assert config_for(stores["vector"], mode="one-model-test", ensemble=1).ensemble == 1
+    finally:
+        del METHODS["one-model-test"]
 
 
 def test_cli_choices_and_table_order_come_from_the_registry(stores, tmp_path):

@@ -64,6 +64,7 @@ class Method:
     needs_pairs = False         # True: learns from the pairs (a train split without any is refused)
     default = False             # True: the mode a run trains when none is given (one method says so)
     in_curves = False           # True: a row of a learning curve by default (the paper's Fig. 5)
+    in_tables = True            # False: a table's row only when --modes names it (not a row of the paper's tables)
     couples_rows = False        # True: a term relates rows of different pair groups (random partners,
     #                             a contrastive batch): under torchrun every process holds the whole batch
 
@@ -109,19 +110,30 @@ class Method:
         model reads through linear maps; `at`: the epoch and step."""
         return []
 
-    def step(self, batch: dict, at) -> dict:
-        """One optimisation step on one batch of whole pair groups (already on the device); returns
-        the history's stats: {"task_loss": the members' mean, each term's value and rows}."""
-        self.ensemble.train()
+    def member_losses(self, batch: dict, at) -> tuple:
+        """((N,) each member's loss, or None where this process holds no row of the batch; the
+        history's stats): the task loss plus the method's terms, normalised over every process. A
+        method that owns its step calls it as often as it needs (SAM: twice)."""
         terms = None
         if "targets" in batch:  # else (torchrun): this process holds no group of this batch
             x, logits, space = forward(self.ensemble, batch, self.needs_input_gradient(self.config))
             terms = [task_term(self.run.loss, logits, batch), *self.extra_terms(x, logits, batch, space, at)]
-        loss, stats = self.run.combine(terms, ("task", *self.terms))
+        return self.run.combine_members(terms, ("task", *self.terms))
+
+    def backward(self, losses) -> None:
+        """Gradients of the members' summed losses (each member gets exactly its own), summed
+        across processes: every process then holds the gradient one process would have."""
         self.optimizer.zero_grad(set_to_none=True)
-        if loss is not None:
-            loss.backward()
+        if losses is not None:
+            losses.sum().backward()
         self.run.reduce_gradients(self.ensemble.parameters())
+
+    def step(self, batch: dict, at) -> dict:
+        """One optimisation step on one batch of whole pair groups (already on the device); returns
+        the history's stats: {"task_loss": the members' mean, each term's value and rows}."""
+        self.ensemble.train()
+        losses, stats = self.member_losses(batch, at)
+        self.backward(losses)
         self.optimizer.step()
         return stats
 

@@ -36,6 +36,7 @@ class BagOfWords(PairModel):
 
 class FusedBagOfWords(FusedEnsemble):
     """One embedding table of width N x D (member k: columns k*D..(k+1)*D), averaged once."""
+    member_dims = {"embed.weight": 1}  # member k: columns k*D..(k+1)*D
 
     def __init__(self, members: list):
         super().__init__(members)

@@ -95,6 +95,7 @@ def _norm_to(fused: nn.BatchNorm1d, norms: list) -> None:
 class FusedNliBagOfWords(FusedEnsemble):
     """Frozen word vectors looked up once for all members (learned ones: a table of width N x E);
     projections, batch norms and classifiers stacked per member."""
+    member_dims = {"embed.weight": 1}  # member k: columns k*D..(k+1)*D
 
     def __init__(self, members: list):
         super().__init__(members)
