@@ -11,30 +11,22 @@ parent (a `kill -9` of the command leaves no worker behind), one progress line p
 
 from __future__ import annotations
 
-import ctypes
 import json
-import multiprocessing
 import os
-import signal
-import sys
-import threading
-import traceback
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
 from pathlib import Path
 
 from cfpairs.check import check_store
-from cfpairs.errors import OutputWriteError, UserError
-from cfpairs.outputs import add_to_marker, check_output, folder_in_place, remove_stale_parts, write_text_atomic
-from cfpairs.progress import Progress, note, set_quiet, set_relay, stop_if_requested
+from cfpairs.errors import UserError
+from cfpairs.outputs import add_to_marker, check_output, folder_in_place, write_text_atomic
+from cfpairs.progress import Progress, note
 from cfpairs.store import Store
-from cftrain.campaign_run import run_job
+from cftrain.launchers import make_launcher
 from cftrain.methods import method
 from cftrain.registry import all_options
 from cftrain.presets import RunConfig, identity
 from cftrain.late_columns import complete_columns, say_missing
 from cftrain.rundir import CONFIG, METRICS, RunDir
-from cftrain.slurm import refuse_if_jobs_alive
 from cftrain.transfer import read_evals
 
 
@@ -45,169 +37,7 @@ class Job:
     labels: dict = field(default_factory=dict)  # what views group by: mode, seed, trial and options, fraction
 
 
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-# ---------------------------------------------------------------- worker processes
-
-
-class WorkerFailed(Exception):
-    """A job failed in a worker with an unexpected exception (its traceback travels as text)."""
-
-    def __init__(self, message: str, details: str = ""):
-        super().__init__(message)
-        self.details = details
-
-
-def _die_with_parent(parent: int) -> None:
-    """Linux: the kernel kills this process when its parent dies; elsewhere a thread watches."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:
-        os._exit(1)
-
-    def watch():
-        while True:
-            threading.Event().wait(1.0)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-def _portable(exc: BaseException):
-    if isinstance(exc, (UserError, OutputWriteError)):
-        return exc
-    return WorkerFailed(f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}", traceback.format_exc())
-
-
-def _worker_loop(conn, parent: int) -> None:
-    _die_with_parent(parent)
-    set_quiet(True)  # the parent reports each finished job
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    while True:
-        try:
-            item = conn.recv()
-        except EOFError:
-            return
-        if item is None:
-            return
-        index, function, args = item
-        set_relay(lambda line, index=index: conn.send((index, "progress", line)))  # epochs reach the parent
-        try:
-            conn.send((index, True, function(*args)))
-        except BaseException as exc:  # noqa: BLE001  (reported to the parent, which stops everything)
-            conn.send((index, False, _portable(exc)))
-
-
-class WorkerPool:
-    """`processes` spawned workers fed over pipes; results come back as they finish."""
-
-    def __init__(self, processes: int, on_progress=None):
-        self.on_progress = on_progress  # (job index, line): each epoch of a running job
-        context = multiprocessing.get_context("spawn")  # fork after torch started threads can hang
-        self.workers = []
-        for _ in range(processes):
-            ours, theirs = context.Pipe()
-            process = context.Process(target=_worker_loop, args=(theirs, os.getpid()), daemon=False)
-            process.start()
-            theirs.close()
-            self.workers.append((process, ours))
-
-    def run(self, function, args_list: list):
-        """Yield (index, result) as each call finishes; the first failure stops every worker."""
-        pending = list(enumerate(args_list))[::-1]
-        busy = {}
-        for process, conn in self.workers:
-            if pending:
-                index, args = pending.pop()
-                conn.send((index, function, args))
-                busy[conn] = index
-        while busy:
-            stop_if_requested()
-            for conn in wait(list(busy), timeout=1.0):
-                try:
-                    index, ok, value = conn.recv()
-                except EOFError:
-                    raise WorkerFailed(f"a worker process died while running job {busy[conn]}") from None
-                if ok == "progress":  # a line of a run still going
-                    if self.on_progress is not None:
-                        self.on_progress(index, value)
-                    continue
-                del busy[conn]
-                if not ok:
-                    raise value
-                if pending:
-                    next_index, args = pending.pop()
-                    conn.send((next_index, function, args))
-                    busy[conn] = next_index
-                yield index, value
-
-    def close(self) -> None:
-        for process, conn in self.workers:
-            try:
-                conn.send(None)
-            except (OSError, ValueError):
-                pass
-        for process, conn in self.workers:
-            process.join(timeout=5)
-
-    def terminate(self) -> None:
-        for process, conn in self.workers:
-            if process.is_alive():
-                process.kill()
-        for process, conn in self.workers:
-            process.join()
-            conn.close()
-
-
-def run_calls(function, args_list: list, processes: int, on_done=None, on_progress=None) -> list:
-    """`function(*args)` for each args, in this process (processes == 1) or in a WorkerPool;
-    `on_done(index, result)` as each finishes, `on_progress(index, line)` at each epoch of a job
-    running in a worker (in this process, its own progress lines show); results in the order of
-    `args_list`."""
-    results = [None] * len(args_list)
-    if processes <= 1 or len(args_list) <= 1:
-        for index, args in enumerate(args_list):
-            results[index] = function(*args)
-            if on_done:
-                on_done(index, results[index])
-        return results
-    pool = WorkerPool(min(processes, len(args_list)), on_progress)
-    try:
-        for index, result in pool.run(function, args_list):
-            results[index] = result
-            if on_done:
-                on_done(index, result)
-        pool.close()
-    finally:
-        pool.terminate()
-    return results
-
-
 # ---------------------------------------------------------------- campaigns
-
-
-class LocalLauncher:
-    """--launcher local: the runs in `processes` worker processes of this machine (`run_calls`)."""
-
-    def __init__(self, processes: int | None = None):
-        self.processes = processes
-
-    def run(self, folder: Path, jobs: list, args_list: list, on_done, on_progress=None) -> None:
-        refuse_if_jobs_alive(folder)
-        for job in jobs:
-            remove_stale_parts(folder / job.folder)
-        try:
-            run_calls(run_job, args_list, self.processes, on_done=on_done, on_progress=on_progress)
-        except BaseException:
-            for job in jobs:  # what killed workers left half-written
-                remove_stale_parts(folder / job.folder)
-            raise
 
 
 def refuse_nested_runs(folder: Path, jobs: list, out: Path, kind: str) -> None:
@@ -249,7 +79,7 @@ def run_campaign(kind: str, store_path, out, jobs: list, processes: int | None =
     on the finished runs (transfer evaluations) before `render(records)` -> {file name: text or a
     function writing the path}: the view's files, written into the folder at the end. `inputs`:
     other files the campaign reads (never replaced by its folder). `launcher`: where the runs go
-    (`LocalLauncher(processes)` by default; `cftrain.slurm.SlurmLauncher`)."""
+    (`cftrain.launchers`: the default one, with `processes`, when None)."""
     store_path, out = Path(store_path), Path(out)
     inputs = [store_path, *inputs]
     check_output(out, kind, force, inputs=inputs, resumable=not force)
@@ -268,19 +98,14 @@ def run_campaign(kind: str, store_path, out, jobs: list, processes: int | None =
         todo = [job for job in jobs if not (resumed and _finished(folder, job, digest, out, kind))]
         for job in todo:
             (folder / job.folder).parent.mkdir(parents=True, exist_ok=True)
-        processes = max(1, min(processes or available_cores(), len(todo) or 1))
-        launcher = launcher or LocalLauncher(processes)
-        where = f"{processes} process{'es' if processes > 1 else ''}" if isinstance(launcher, LocalLauncher) \
-            else "Slurm"
-        with Progress(len(todo), f"{desc or kind} ({where})", unit="runs", every_update=True) as bar:
+        launcher = launcher or make_launcher(None, kind, processes)
+        with Progress(len(todo), f"{desc or kind} ({launcher.where(len(todo))})", unit="runs",
+                      every_update=True) as bar:
             def done(index, metrics):
                 bar.set_postfix(run=todo[index].folder, **_headline(metrics))
                 bar.update()
             args = [(str(folder / j.folder), str(store_path), j.config, j.labels, verified) for j in todo]
-            if isinstance(launcher, LocalLauncher):  # a parallel run's epochs shown as they come
-                launcher.run(folder, todo, args, done, on_progress=lambda i, line: bar.say(f"{todo[i].folder}: {line}"))
-            else:
-                launcher.run(folder, todo, args, done)
+            launcher.run(folder, todo, args, done, on_progress=lambda i, line: bar.say(f"{todo[i].folder}: {line}"))
         records = [read_record(folder / job.folder, folder) for job in jobs]
         if after_runs is not None:
             after_runs(folder, records)

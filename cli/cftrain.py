@@ -9,7 +9,7 @@ import click
 
 from cftrain.methods import METHODS, curve_modes, default_mode
 from cli.common import ALLOW_EXTERNAL, Group, InputPath, TransferStore, group_options
-from cli.options import training_options
+from cli.options import run_only_options, training_options
 
 STORE = click.argument("store", type=InputPath())
 RUN_DIR = InputPath(file_okay=False, dir_okay=True)
@@ -28,63 +28,45 @@ TRANSFER = click.option("--transfer", "transfers", multiple=True, type=TransferS
                         help="NAME=STORE, repeatable: every run (a sweep: its top trials) evaluated on STORE, a "
                              "zero-shot column NAME (e.g. yelp=yelp.h5 from cfbuild transfer --vocab-from); "
                              "kept in each run's evals/NAME.json, so adding one later retrains nothing.")
+def _launch_option(option):
+    """The click decorator of a launcher's own option (`cftrain.launchers.LaunchOption`)."""
+    if option.kind == "flag":
+        return click.option(option.flag, option.name, is_flag=True, help=option.help)
+    if option.kind == "many":
+        return click.option(option.flag, option.name, multiple=True, help=option.help)
+    kind = click.IntRange(min=option.low) if option.kind is int else str
+    shown = f" [default: {option.default}]" if option.default is not None else ""  # unset: not given
+    return click.option(option.flag, option.name, type=kind, help=option.help + shown)
+
+
 def launcher_options(func):
-    """--launcher local|slurm and what Slurm jobs ask for (docs/CLUSTER.md)."""
-    decorators = [
-        click.option("--launcher", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
-                     help="local: processes of this machine (--jobs); slurm: one Slurm job per run, through "
-                          "submitit (a job array per submission)."),
-        click.option("--slurm-partition", help="Slurm: the partition [default: the cluster's]."),
-        click.option("--slurm-time", help="Slurm: each job's time limit, minutes or HH:MM:SS (sbatch --time)."),
-        click.option("--slurm-gpus", type=click.IntRange(min=0), help="Slurm: GPUs per job (pair with --device cuda)."),
-        click.option("--slurm-cpus", type=click.IntRange(min=1), help="Slurm: CPUs per job (pair with --threads)."),
-        click.option("--slurm-mem", help="Slurm: memory per job, e.g. 16G (sbatch --mem)."),
-        click.option("--slurm-option", "slurm_options", multiple=True,
-                     help="Slurm: any other sbatch option as NAME=VALUE (or NAME), repeatable: account=lab, "
-                          "qos=high, constraint=a100."),
-        click.option("--slurm-array-parallelism", type=click.IntRange(min=1), default=256, show_default=True,
-                     help="Slurm: jobs of one array running at once."),
-        click.option("--no-wait", is_flag=True,
-                     help="Slurm: return once the jobs are submitted; the same command later collects them."),
-    ]
+    """--launcher (the registry's names) and every launcher's own options (docs/CLUSTER.md)."""
+    from cftrain.launchers import LAUNCHERS, default_launcher, launch_options
+
+    what = "; ".join(f"{name}: {' '.join((cls.__doc__ or '').split())}" for name, cls in LAUNCHERS.items())
+    decorators = [click.option("--launcher", type=click.Choice(list(LAUNCHERS)), default=default_launcher(),
+                               show_default=True, help=f"Where the runs go. {what}")]
+    decorators += [_launch_option(option) for option in launch_options()]
+    keys = ["launcher", *(option.name for option in launch_options())]
 
     @functools.wraps(func)
     def gathered(*args, **kwargs):  # the command receives them as one `launch` dict
-        return func(*args, launch={key: kwargs.pop(key) for key in LAUNCH_KEYS}, **kwargs)
+        return func(*args, launch={key: kwargs.pop(key) for key in keys}, **kwargs)
     for decorator in reversed(decorators):
         gathered = decorator(gathered)
     return gathered
 
 
-LAUNCH_KEYS = ("launcher", "slurm_partition", "slurm_time", "slurm_gpus", "slurm_cpus", "slurm_mem", "slurm_options",
-               "slurm_array_parallelism", "no_wait")
+def make_launcher(kind: str, jobs, launcher, **given):
+    """The chosen launcher (`cftrain.launchers.make_launcher`); another launcher's option refused."""
+    from cftrain.launchers import make_launcher as build
 
-
-def make_launcher(kind: str, jobs, launcher, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_mem,
-                  slurm_options, slurm_array_parallelism, no_wait):
-    """None (the local launcher) or a SlurmLauncher; Slurm's options refused with the local one."""
-    given = {"--slurm-partition": slurm_partition, "--slurm-time": slurm_time, "--slurm-gpus": slurm_gpus,
-             "--slurm-cpus": slurm_cpus, "--slurm-mem": slurm_mem, "--slurm-option": slurm_options or None,
-             "--no-wait": no_wait or None}
-    if launcher == "local":
-        used = [flag for flag, value in given.items() if value is not None]
-        if used:
-            raise click.UsageError(f"{used[0]} is for --launcher slurm")
-        return None
-    if jobs is not None:
-        raise click.UsageError("--jobs is for --launcher local (Slurm runs every job it can)")
-    from cftrain.slurm import SlurmLauncher, SlurmSettings, check_cluster, parse_options, parse_time
-
-    settings = SlurmSettings(slurm_partition, None if slurm_time is None else parse_time(slurm_time), slurm_gpus,
-                             slurm_cpus, slurm_mem, parse_options(slurm_options), slurm_array_parallelism,
-                             wait=not no_wait)
-    check_cluster(settings)
-    return SlurmLauncher(settings, kind)
+    return build(launcher, kind, jobs, given)
 
 
 def run_or_submitted(call):
-    """The campaign's result; with --no-wait, the submission's message and exit 0."""
-    from cftrain.slurm import Submitted
+    """The campaign's result; when the launcher returns once its runs are submitted, its message and exit 0."""
+    from cftrain.launchers import Submitted
 
     try:
         return call()
@@ -109,6 +91,21 @@ def main(debug, quiet):
     """
 
 
+def parse_job(text: str | None) -> dict | None:
+    """--job's JSON object (a campaign's labels of the run), or None."""
+    if text is None:
+        return None
+    from cfpairs.jsontext import strict_loads
+
+    try:
+        value = strict_loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON ({exc})", param_hint="--job") from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("expected a JSON object", param_hint="--job")
+    return value
+
+
 @main.command("run")
 @STORE
 @click.option("--out", required=True, type=click.Path(path_type=Path),
@@ -116,10 +113,13 @@ def main(debug, quiet):
 @click.option("--mode", default=default_mode(), show_default=True, type=click.Choice(list(METHODS)),
               help="Training method: " + ", ".join(METHODS) + ".")
 @training_options
+@run_only_options
+@click.option("--job", "job_labels", hidden=True, help="JSON: what a campaign knows this run as (kept in config.json; "
+                                                      "written by a launcher that starts runs as commands).")
 @FORCE
 @VERIFY
-def run_command(store, out, mode, force, verify, **options):
-    """Train one mode on STORE; writes config.json, history.jsonl, metrics.json, model.pt.
+def run_command(store, out, mode, force, verify, job_labels, **options):
+    """Train one mode on STORE; writes config.json, history.jsonl, metrics.json, model.pt, predictions.npz.
 
     Example: cftrain run imdb.h5 --out runs/imdb-gs --mode gs
     """
@@ -129,9 +129,10 @@ def run_command(store, out, mode, force, verify, **options):
     from cftrain.train import run
 
     check_output(out, "run", force)
+    job = parse_job(job_labels)
     with Store(store, bool(options.get("allow_external"))) as opened:
         config = resolve(opened.task, opened.input_kind, mode=mode, **options)
-    metrics = run(store, out, config, force=force, verify=verify)
+    metrics = run(store, out, config, force=force, verify=verify, job=job)
     metric = metrics["metric"]
     for split, groups in metrics["splits"].items():
         consistent = metrics.get("consistency", {}).get(split, {}).get("all", {})

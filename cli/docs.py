@@ -1,6 +1,6 @@
 """`make docs` (`python -m cli.docs [--check]`): the pages and parts of pages that the registries
-write: docs/OPTIONS.md whole, and in docs/TRAINING.md and docs/BUILDING.md the lists of modes,
-models, losses and builder commands, between `<!-- generated: NAME -->` and `<!-- end generated -->`.
+write: docs/OPTIONS.md whole, and in docs/TRAINING.md, BUILDING.md, IMAGES.md, EXTENDING.md and
+CLUSTER.md the lists of modes, models, losses, columns, builder commands, backbones and launchers, between `<!-- generated: NAME -->` and `<!-- end generated -->`.
 `--check` writes nothing and exits 1 naming each stale page (a test runs it)."""
 
 from __future__ import annotations
@@ -80,14 +80,44 @@ def builders() -> str:
     return "\n".join(lines)
 
 
-REGIONS = {"modes": modes, "models": models, "losses": losses, "builders": builders}
+def backbones() -> str:
+    from cfbuild.images.backbones import BACKBONES, DEFAULT  # noqa: PLC0415
+    lines = ["| `--backbone` | weights | preprocessing | width |", "|---|---|---|---:|"]
+    for name, found in BACKBONES.items():
+        lines.append(f"| `{name}`{' (default)' if name == DEFAULT else ''} | {found.weights_doc} | "
+                     f"{found.preprocessing_doc} | {found.width} |")
+    lines.append("| any other name: a timm model (a fallback outside the registry) | timm's download, or `--weights "
+                 "FILE` (timm's `pretrained_cfg_overlay`); needs `pip install '.[images-hub]'` | the model's "
+                 "pretrained config | the model's |")
+    return "\n".join(lines)
+
+
+def columns() -> str:
+    from cftrain.columns import COLUMNS  # noqa: PLC0415
+    lines = ["| column | header | label kinds | better | what |", "|---|---|---|---|---|"]
+    for name, cls in COLUMNS.items():
+        lines.append(f"| `{name}` | {cls.header} | {', '.join(cls.label_kinds)} | {cls.better} | {cls.what} |")
+    return "\n".join(lines)
+
+
+def launchers() -> str:
+    from cftrain.launchers import LAUNCHERS  # noqa: PLC0415
+    lines = ["| `--launcher` | where each run goes | its options |", "|---|---|---|"]
+    for name, cls in LAUNCHERS.items():
+        what = " ".join((cls.__doc__ or "").split("\n\n")[0].split())
+        lines.append(f"| `{name}`{' (default)' if cls.default else ''} | {what} | {_flags(cls.options)} |")
+    return "\n".join(lines)
+
+
+REGIONS = {"modes": modes, "models": models, "losses": losses, "builders": builders, "backbones": backbones,
+           "columns": columns, "launchers": launchers}
 
 
 def pages() -> dict:
     """{path: text as the registries write it}."""
     from cftrain.registry import markdown  # noqa: PLC0415
     out = {DOCS / "OPTIONS.md": markdown()}
-    for name in ("TRAINING.md", "BUILDING.md"):
+    for name in ("TRAINING.md", "BUILDING.md", "IMAGES.md", "EXTENDING.md", "CLUSTER.md"):
         path = DOCS / name
         out[path] = REGION.sub(lambda m: m.group(1) + REGIONS[m.group(2)]() + "\n" + m.group(4), path.read_text())
     return out

@@ -61,3 +61,11 @@ def training_options(func):
     for option in reversed([o for o in all_options().values() if o.cli]):
         func = click_option(option)(func)
     return func
+
+
+def run_only_options(func):
+    """The options a campaign sets for each of its runs (no flag on table, curve or sweep): on
+    `cftrain run`, so every run a campaign plans can be written as one command (`cftrain.commands`)."""
+    for option in reversed([o for o in all_options().values() if not o.cli and o.name != "mode"]):
+        func = click_option(option)(func)
+    return func

