@@ -1,5 +1,5 @@
 """The one schema a run folder's JSON is read through (`config.json`, `metrics.json`,
-`evals/<name>.json`, and a reference fit's `reference.json`): run folders travel between people
+`evals/<name>.json`, a reference fit's `reference.json`, and the `meta` of `predictions.npz`): run folders travel between people
 like stores, so nothing in them is believed unchecked. Types, finite numbers in their domain
 (percentages in [0, 100], cosines in [-1, 1], counts >= 0), registered modes, models, optimizers
 and metrics, option values as their declarations allow, names safe to show in a table; a file that
@@ -222,4 +222,20 @@ def check_reference(values, path) -> dict:
     check.count(kfold.get("folds"), "kfold.folds", nullable=True)
     for value, accuracy in check.obj(kfold.get("accuracy", {}), "kfold.accuracy").items():
         check.number(accuracy, f"kfold.accuracy.{value[:20]}", 0, 100)
+    return values
+
+
+def check_predictions_meta(values, path) -> dict:
+    """predictions.npz's `meta` (`cftrain.scores`): its kind and version, a known label kind, counts,
+    and per split (a valid name) the archive's name of each array."""
+    from cftrain.labels import KINDS  # noqa: PLC0415
+
+    check = _Checker(f"{path}: meta")
+    check.obj(values, "")
+    check.text(check.member(values, "label_kind", ""), "label_kind", choices=tuple(KINDS))
+    for key in ("n_classes", "members", "top_k"):
+        check.count(check.member(values, key, ""), key)
+    for split, arrays in check.names(check.member(values, "splits", ""), "splits", SPLIT_NAME).items():
+        for name, member in check.names(arrays, f"splits.{split}", NAME).items():
+            check.text(member, f"splits.{split}.{name}", re.compile(r"a[0-9]{1,6}"))
     return values

@@ -8,8 +8,9 @@ times its size is refused):
     meta                JSON: kind "cfpairs-predictions", version, label_kind, n_classes, members,
                         top_k, and per split the name of each array below
     <split> scores      (M, N, C) float32 logits of each member (binary, multiclass, multilabel)
-    <split> top_index   (M, N, K) int32 each member's K highest-scoring classes (soft labels: a
-    <split> top_scores  (M, N, K) float32   VQA answer vocabulary has thousands), best first
+    <split> top_index   (M, N, K) int16 (int32 past 32,767 classes) each member's K highest-scoring
+    <split> top_scores  (M, N, K) float16   classes (soft labels: a VQA answer vocabulary has
+                        thousands), best first
     <split> mean_index, mean_scores (N, K): the same of the ensemble's mean logits (its prediction)
     <split> targets     (N, C) float32; soft labels: target_index, target_score (N, K) (sparse)
     <split> labels, is_counterfactual, pairs (P, 2), pair_kinds (P,), subset_<k> rows
@@ -30,6 +31,7 @@ from cfpairs.errors import UserError
 from cfpairs.jsontext import strict_loads
 from cfpairs.outputs import write_file_atomic
 from cftrain.labels import SoftTargets, predictions
+from cftrain.runschema import check_predictions_meta
 
 FILE, KIND, VERSION = "predictions.npz", "cfpairs-predictions", 1
 TOP_K = 10
@@ -123,9 +125,19 @@ def _arrays(found: SplitScores) -> dict:
         out["targets"] = found.targets.numpy().astype(np.float32)
     for key in ("scores", "top_index", "top_scores", "mean_index", "mean_scores"):
         if getattr(found, key) is not None:
-            out[key] = getattr(found, key).numpy()
+            out[key] = _compact(key, getattr(found, key).numpy())
     out.update({f"subset_{name}": np.asarray(rows, np.int64) for name, rows in found.subsets.items()})
     return out
+
+
+def _compact(key: str, values: np.ndarray) -> np.ndarray:
+    """Soft labels' top answers as int16 where the answers fit, their scores as float16 (neither is
+    what a metric reads: the prediction is `mean_index[:, 0]`); member logits stay float32, exact."""
+    if key.endswith("index") and (not values.size or values.max() < np.iinfo(np.int16).max):
+        return values.astype(np.int16)
+    if key in ("top_scores", "mean_scores"):
+        return values.astype(np.float16)
+    return values
 
 
 def read_scores(path: Path) -> dict:
@@ -144,6 +156,7 @@ def read_scores(path: Path) -> dict:
         if meta.get("version") != VERSION:
             raise UserError(f"{path}: predictions format {meta.get('version')!r}; this cftrain reads {VERSION} "
                             "(upgrade cfpairs, or write them again with cftrain eval RUN STORE --keep)")
+        check_predictions_meta(meta, path)
         return {split: _split(path, archive, split, names, meta) for split, names in meta["splits"].items()}
 
 

@@ -130,6 +130,9 @@ def test_damaged_predictions_files_are_refused(tmp_path):
     with pytest.raises(UserError, match="predictions format 99"):
         read_scores(path)
     meta["version"] = 1
+    np.savez(path, **{**arrays, "meta": np.array(json.dumps({**meta, "label_kind": "fuzzy"}))})
+    with pytest.raises(UserError, match="meta: label_kind: 'fuzzy' is not one of"):
+        read_scores(path)
     pairs_key = meta["splits"]["val"]["pairs"]
     np.savez(path, **{**arrays, "meta": np.array(json.dumps(meta)), pairs_key: np.array([[0, 99]])})
     with pytest.raises(UserError, match="pairs name a row outside"):
