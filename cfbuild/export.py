@@ -6,7 +6,9 @@ kind for a counterfactual, "" when unpaired), the inputs (texts and token ids tr
 length; vectors; for regions the question, `image_id` and the region mask, never the features),
 the labels in the store's label kind (class names as a `ClassLabel` where they fit), and every
 other example column as it is (renamed `source_<name>` where it would clash, e.g. a table's own
-`pair_id`). `store.json` beside the tables keeps the store's attributes.
+`pair_id`). `store.json` beside the tables keeps the store's attributes; parquet exports list the
+pairs one per row in `pairs/<split>.parquet`; every export carries its dataset card (README.md)
+and its Croissant 1.1 metadata (croissant.json), `cfbuild.card`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cfbuild.card import PAIRS_FOLDER, write_card_files
 from cfpairs.api import PairStore, SplitView
 from cfpairs.errors import UserError
 from cfpairs.label_kinds import label_kind
@@ -137,10 +140,26 @@ def export_store(store_path, out_dir, to: str = "hf", force: bool = False, allow
         room = Room(Path(out_dir))
         for table in tables.values():  # Arrow aborts the process on a failed write: check first
             room.ensure(table.data.nbytes)
+        files, pair_files = {}, {}
         if to == "hf":
             datasets.DatasetDict(tables).save_to_disk(str(tmp))
         else:
+            (Path(tmp) / PAIRS_FOLDER).mkdir()
             for name, table in tables.items():
-                table.to_parquet(str(Path(tmp) / f"{name}.parquet"))
+                files[name], pair_files[name] = f"{name}.parquet", f"{PAIRS_FOLDER}/{name}.parquet"
+                table.to_parquet(str(Path(tmp) / files[name]))
+                pairs_table(store[name]).to_parquet(str(Path(tmp) / pair_files[name]))
         (Path(tmp) / "store.json").write_text(json.dumps(store_attributes(store), indent=2, allow_nan=False))
+        write_card_files(store, Path(tmp), to, files, pair_files)
     return {name: len(table) for name, table in tables.items()}
+
+
+def pairs_table(view: SplitView):
+    """One row per pair: the ids of its original and its counterfactual, and its kind."""
+    import datasets
+
+    ids = view.examples["id"]
+    return datasets.Dataset.from_dict(
+        {"original_id": [str(ids[a]) for a, _ in view.pairs], "counterfactual_id": [str(ids[b]) for _, b in view.pairs],
+         "kind": [str(k) for k in view.pair_kinds]},
+        features=datasets.Features({k: datasets.Value("string") for k in ("original_id", "counterfactual_id", "kind")}))

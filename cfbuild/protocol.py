@@ -29,6 +29,7 @@ from cfpairs.outputs import check_output
 from cfpairs.writer import StoreWriter
 from cfbuild.labels import ALLOW, ALLOW_HELP
 from cfbuild.manifest import SourceLedger
+from cfbuild.provenance import with_terms
 
 BUILDERS: dict[str, "Builder"] = {}
 SEED_MAX = 2 ** 32 - 1
@@ -84,6 +85,11 @@ class SplitFiles:
     file: Path = option(help="Training rows (.csv, .tsv, .jsonl, .parquet).", inputs="file")
     file_val: Path | None = option(None, help="Val rows, in the same layout.", inputs="file")
     file_test: Path | None = option(None, help="Test rows, in the same layout.", inputs="file")
+    license: str | None = option(None, help="The licence of these files (an SPDX id such as cc-by-4.0, or words), "
+                                            "recorded with each source and stated by cfbuild export [default: "
+                                            "unknown].")
+    citation: str | None = option(None, help="How to cite these files, recorded with each source and stated by "
+                                             "cfbuild export [default: unknown].")
 
     def split_files(self) -> dict:
         """{split: path} of the files given (train first)."""
@@ -198,7 +204,11 @@ class _ReportingWriter(StoreWriter):
 
     def commit(self) -> None:
         if self.h5 is not None:
-            self.h5.attrs["sources"] = json.dumps(self.driver.sources, sort_keys=True, allow_nan=False)
+            o = self.driver.options  # each source's licence and citation: its manifest's, else the options'
+            license, citation = getattr(self.driver, "terms", None) or (getattr(o, "license", None),
+                                                                        getattr(o, "citation", None))
+            sources = with_terms(self.driver.sources, license, citation)
+            self.h5.attrs["sources"] = json.dumps(sources, sort_keys=True, allow_nan=False)
             if self.driver.report:
                 self.set_json_attr("report", self.driver.report)
         super().commit()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cfbuild.builders.textpairs import PairedSplit, write_text_store
 from cfbuild.labels import check_label_column
+from cfbuild.provenance import card_terms
 from cfbuild.protocol import Builder, SplitFiles, TextOptions, option, reference_of, register, run_builder
 from cfbuild.sources.tables import Table, read_table
 from cfpairs.errors import UserError
@@ -174,13 +175,13 @@ class TableBuilder(Builder):
 
 def build_table(files: dict, out, *, text_cols: list, label_col: str, pair_col: str, original_col=None,
                 task: str | None = None, max_tokens: int | None = None, vocab_size: int | None = None,
-                force: bool = False, allow=()) -> dict:
+                force: bool = False, allow=(), license: str | None = None, citation: str | None = None) -> dict:
     """The `table` builder from Python: `files` {split name: path}, `train` required."""
     return run_builder("table", out, force, file=files.get("train"), file_val=files.get("val"),
                        file_test=files.get("test"), text_col=text_cols[0],
                        text2_col=text_cols[1] if len(text_cols) > 1 else None, label_col=label_col,
                        pair_col=pair_col, original_col=original_col, task=task, max_tokens=max_tokens,
-                       vocab_size=vocab_size, allow=list(allow))
+                       vocab_size=vocab_size, allow=list(allow), license=license, citation=citation)
 
 
 def _store_json(folder: Path) -> dict:
@@ -213,6 +214,10 @@ def _class_names(folder: Path, meta: dict) -> tuple | None:
 class ImportOptions(TextOptions):
     folder: Path = option(help="Holds train.parquet (or .jsonl/.csv/.tsv), optionally val and test, in the export "
                                "layout.", inputs="dir", argument=True)
+    license: str | None = option(None, help="The licence of the folder's data [default: what its README.md card "
+                                            "states, else unknown].")
+    citation: str | None = option(None, help="How to cite the folder's data [default: its card's citations, else "
+                                             "unknown].")
 
 
 @register
@@ -238,6 +243,8 @@ class ImportBuilder(Builder):
             raise UserError(f"{folder}: no train.parquet (or train.jsonl/.csv/.tsv, or a train/ folder that "
                             "cfbuild export --to hf writes) in the exported layout")
         meta = _store_json(folder)
+        stated = card_terms(folder)  # an exported folder's card: its licence and citations
+        driver.terms = (o.license or stated[0], o.citation or stated[1])
         if meta.get("input_kind") not in (None, "text", "text_pair"):
             raise UserError(f"{folder}: a {meta['input_kind']} store cannot be imported (texts only)")
         header = read_table(files["train"]).columns
