@@ -49,7 +49,7 @@ class Columns(Mapping):
 
 class SplitView:
     """One split: `examples` (every example dataset as a numpy column, read when first used), `pairs`
-    (P, 2) rows of (original, counterfactual), `pair_kinds` (P,), `subsets` {name: rows}, `pair_ids` (N,)."""
+    (P, 2) rows of (original, counterfactual), `pair_kinds` (P,), `pair_relations` (P,: flip or keep), `subsets` {name: rows}, `pair_ids` (N,)."""
 
     def __init__(self, store: Store, name: str):
         self.name = name
@@ -76,6 +76,15 @@ class SplitView:
     @cached_property
     def pair_kinds(self) -> np.ndarray:
         return self._read(self._split.pairs_kind)
+
+    @cached_property
+    def pair_relations(self) -> np.ndarray:
+        """(P,) each pair's relation: "flip" (the edit changes the label) or "keep" (it should not
+        matter); every pair of a format 1 or 2 store flips."""
+        if self._split.pairs_relation is None:
+            return np.full(len(self.pairs), "flip", dtype=object)
+        return np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in
+                           self._read(self._split.pairs_relation)], dtype=object)
 
     @cached_property
     def subsets(self) -> dict:

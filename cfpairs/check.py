@@ -96,12 +96,15 @@ def _check_splits(store: Store) -> None:
         index, kinds = split.pairs_index, split.pairs_kind
         examples = {f: _read(store, ds) for f, ds in split.examples.items()}
         index, kinds = _read(store, index), _read(store, kinds)
+        relation = _read(store, split.pairs_relation) if split.pairs_relation is not None else None
+        if relation is None and store.format_version >= 3:
+            raise StoreError(f"{store.path}: /{name}/pairs/relation is missing (format 3 gives each pair its relation)")
         subsets = {k: _read(store, v) for k, v in split.subsets.items()}
         try:
             validate_split(name, examples, index, kinds, subsets, input_kind=store.input_kind,
                            label_kind=store.label_kind, n_classes=len(store.class_names),
                            vocab_size=None if vocab is None else len(vocab),
-                           n_images=None if regions is None else regions.n_images)
+                           n_images=None if regions is None else regions.n_images, pairs_relation=relation)
         except StoreError as exc:  # the rules name the dataset; a reader also needs the file
             raise StoreError(f"{store.path}: {exc}") from None
         if regions is not None and examples["region_mask"].shape[1] != regions.boxes_shape[1]:
@@ -122,9 +125,12 @@ def summarize(store: Store) -> dict:
         split = store.split(name)
         is_cf = split.read("is_counterfactual")
         kinds = Counter(_read(store, split.pairs_kind).tolist())
+        relation = [v.decode() if isinstance(v, bytes) else v for v in _read(store, split.pairs_relation).tolist()] \
+            if split.pairs_relation is not None else []
         splits[name] = {
             "examples": len(split), "originals": int((~is_cf).sum()), "counterfactuals": int(is_cf.sum()),
             "pairs": dict(sorted(kinds.items())),
+            "relations": {"flip": sum(kinds.values()) - relation.count("keep"), "keep": relation.count("keep")},
             "subsets": {k: int(v.shape[0]) for k, v in split.subsets.items()},
             "labels": label_kind(store.label_kind).counts(split.read, store.class_names),
         }
@@ -169,6 +175,8 @@ def format_summary(summary: dict) -> str:
     lines += ["", f"{'split':<14}{'examples':>10}{'original':>10}{'counterf.':>10}  pairs by kind"]
     for name, s in summary["splits"].items():
         pairs = ", ".join(f"{k} {v}" for k, v in s["pairs"].items()) or "-"
+        keep = s.get("relations", {}).get("keep", 0)
+        pairs += f" ({keep} keep the label)" if keep else ""
         lines.append(f"{name:<14}{s['examples']:>10}{s['originals']:>10}{s['counterfactuals']:>10}  {pairs}")
     for name, s in summary["splits"].items():
         labels = short_list([f"{k} {v}" for k, v in s["labels"].items()], rest="inspect --json lists them")

@@ -1,4 +1,5 @@
-"""Validation rules of the pair store, format version 2 (docs/STORE.md; version 1 stores follow them too).
+"""Validation rules of the pair store, format version 3 (docs/STORE.md; versions 1 and 2 follow them too,
+every pair a flip).
 
 Kept apart from `cfpairs.store` only for length. Label rules live with each label kind
 (`cfpairs.label_kinds`).
@@ -10,7 +11,7 @@ import numpy as np
 
 from cfpairs.errors import StoreError
 from cfpairs.label_kinds import label_kind as get_label_kind
-from cfpairs.schema import RESERVED_GROUPS, SPLIT_NAME, TOKEN_FIELDS, required_fields
+from cfpairs.schema import RELATIONS, RESERVED_GROUPS, SPLIT_NAME, TOKEN_FIELDS, required_fields
 
 
 def _check_inputs(ex: dict, input_kind: str, vocab_size: int | None, n_images: int | None, where: str) -> None:
@@ -42,8 +43,9 @@ def _check_inputs(ex: dict, input_kind: str, vocab_size: int | None, n_images: i
 
 def validate_split(name: str, ex: dict, pairs_index, pairs_kind, subsets: dict, *, input_kind: str,
                    label_kind: str, n_classes: int, vocab_size: int | None = None,
-                   n_images: int | None = None) -> None:
-    """Raise StoreError naming the first broken invariant of one split."""
+                   n_images: int | None = None, pairs_relation=None) -> None:
+    """Raise StoreError naming the first broken invariant of one split. `pairs_relation` (P,): each
+    pair's relation, flip or keep (None: every pair flips, as in formats 1 and 2)."""
     where = f"/{name}/examples"
     if not SPLIT_NAME.match(name) or name in RESERVED_GROUPS:
         raise StoreError(f"split name {name!r} must match {SPLIT_NAME.pattern} and not be {RESERVED_GROUPS}")
@@ -71,12 +73,34 @@ def validate_split(name: str, ex: dict, pairs_index, pairs_kind, subsets: dict, 
         bad = np.flatnonzero((index < 0).any(1) | (index >= n).any(1))
         if bad.size:
             raise StoreError(f"/{name}/pairs/index: pair {bad[0]} {index[bad[0]].tolist()} points outside [0, {n})")
-        same = np.flatnonzero(~labels.differ(ex, index[:, 0], index[:, 1]))
+        relation = _relations(name, pairs_relation, len(index))
+        differ = labels.differ(ex, index[:, 0], index[:, 1])
+        same = np.flatnonzero(~differ & (relation == "flip"))
         if same.size:
             a, b = index[same[0]]
             raise StoreError(f"/{name}/pairs/index: pair {same[0]} joins rows {a} ({ex['id'][a]}) and "
-                             f"{b} ({ex['id'][b]}) with the same label")
+                             f"{b} ({ex['id'][b]}) with the same label (a flip pair changes it; relation keep)")
+        moved = np.flatnonzero(differ & (relation == "keep"))
+        if moved.size:
+            a, b = index[moved[0]]
+            raise StoreError(f"/{name}/pairs/relation: pair {moved[0]} is a keep pair, but rows {a} ({ex['id'][a]}) "
+                             f"and {b} ({ex['id'][b]}) have different labels")
     for sub, rows in subsets.items():
         rows = np.asarray(rows)
         if rows.ndim != 1 or (rows.size and (rows.min() < 0 or rows.max() >= n)):
             raise StoreError(f"/{name}/subsets/{sub}: rows must be a 1-d list inside [0, {n})")
+
+
+def _relations(name: str, relation, pairs: int) -> np.ndarray:
+    """(P,) each pair's relation as text, checked: flip or keep, one per pair."""
+    if relation is None:
+        return np.full(pairs, "flip", dtype=object)
+    values = np.asarray([v.decode() if isinstance(v, bytes) else v for v in np.asarray(relation, dtype=object)],
+                        dtype=object)
+    if len(values) != pairs:
+        raise StoreError(f"/{name}/pairs/relation: {len(values)} relations for {pairs} pairs")
+    bad = [i for i, v in enumerate(values) if v not in RELATIONS]
+    if bad:
+        raise StoreError(f"/{name}/pairs/relation: pair {bad[0]} has relation {str(values[bad[0]])[:20]!r}, "
+                         f"expected one of {', '.join(RELATIONS)}")
+    return values

@@ -1,4 +1,4 @@
-"""Names and shapes of the pair store, format version 2 (docs/STORE.md): part of `cfpairs.store`."""
+"""Names and shapes of the pair store, format version 3 (docs/STORE.md): part of `cfpairs.store`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import h5py
 from cfpairs.label_kinds import LABEL_KINDS as _LABEL_KINDS
 
 FORMAT = "cfpairs"
-FORMAT_VERSION = 2               # what the writer writes
-READABLE_VERSIONS = (1, 2)       # format 1: the same layout, its digest over datasets only
+FORMAT_VERSION = 3               # what the writer writes
+READABLE_VERSIONS = (1, 2, 3)    # format 1: format 2's layout, its digest over datasets only; 3 adds pairs/relation
+RELATIONS = ("flip", "keep")     # a pair's relation: the edit changes the label (flip) or should not matter (keep)
 INPUT_KINDS = ("text", "text_pair", "vector", "regions")
 LABEL_KINDS = tuple(_LABEL_KINDS)
 TOKEN_FIELDS = {

@@ -1,4 +1,4 @@
-"""Reading a pair store, format versions 1 and 2 (docs/STORE.md). `Store` checks the root
+"""Reading a pair store, format versions 1, 2 and 3 (docs/STORE.md). `Store` checks the root
 attributes and what the file holds (`cfpairs.structure`: nothing that reaches other files) when it
 opens a file, and reads datasets lazily (h5py, sliced on demand); every read that fails names the
 file and the dataset. `RegionFeatureReader` reads region features by image rows in any process.
@@ -69,6 +69,8 @@ class Split:
         self.examples = _member(self.path, group, "examples")
         self.pairs_index = _member(self.path, group, "pairs/index")
         self.pairs_kind = _member(self.path, group, "pairs/kind")
+        # format 3: each pair's relation (flip or keep); formats 1 and 2 have none: every pair flips
+        self.pairs_relation = _member(self.path, group, "pairs/relation") if "relation" in group["pairs"] else None
         self.subsets = dict(_member(self.path, group, "subsets").items()) if "subsets" in group else {}
 
     def __len__(self) -> int:

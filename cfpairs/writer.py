@@ -1,4 +1,4 @@
-"""Writing a pair store, format version 2: `StoreWriter` validates as it writes (`cfpairs.rules`)
+"""Writing a pair store, format version 3: `StoreWriter` validates as it writes (`cfpairs.rules`)
 and publishes the file by an atomic rename (`cfpairs.outputs`)."""
 
 from __future__ import annotations
@@ -206,20 +206,26 @@ class StoreWriter:
         group.create_virtual_dataset("features", layout)
         return layout.shape
 
-    def write_split(self, name: str, examples: dict, pairs_index=None, pairs_kind=(), subsets=None) -> None:
+    def write_split(self, name: str, examples: dict, pairs_index=None, pairs_kind=(), subsets=None,
+                    pairs_relation=None) -> None:
+        """One split: its examples, pairs (index, kind, and relation: flip, the default, or keep) and subsets."""
         ex = {k: _as_column(k, v) for k, v in examples.items()}
         index = np.zeros((0, 2), np.int64) if pairs_index is None else np.asarray(pairs_index, dtype=np.int64).reshape(-1, 2)
         kinds = np.array([str(k) for k in pairs_kind], dtype=object)
+        relation = np.array(["flip"] * len(index) if pairs_relation is None else [str(r) for r in pairs_relation],
+                            dtype=object)
         subsets = {k: np.asarray(v, dtype=np.int64) for k, v in (subsets or {}).items()}
         if name in self.h5:
             raise StoreError(f"/{name}: split written twice")
         validate_split(name, ex, index, kinds, subsets, input_kind=self.input_kind, label_kind=self.label_kind,
-                       n_classes=len(self.class_names), vocab_size=self.vocab_size, n_images=self.n_images)
+                       n_classes=len(self.class_names), vocab_size=self.vocab_size, n_images=self.n_images,
+                       pairs_relation=relation)
         group = self.h5.create_group(name)
         for field, arr in ex.items():
             _write_dataset(group.require_group("examples"), field, arr, self.room)
         _write_dataset(group.require_group("pairs"), "index", index, self.room)
         _write_dataset(group["pairs"], "kind", kinds, self.room)
+        _write_dataset(group["pairs"], "relation", relation, self.room)
         for sub, rows in subsets.items():
             _write_dataset(group.require_group("subsets"), sub, rows, self.room)
 

@@ -284,8 +284,8 @@ def test_not_a_store(tmp_path):
 def test_future_format_version(work, tmp_path):
     shutil.copy(work / "toy.h5", tmp_path / "f.h5")
     with h5py.File(tmp_path / "f.h5", "r+") as h5:
-        h5.attrs["format_version"] = 3
-    refused("cftrain", ["run", tmp_path / "f.h5", "--out", tmp_path / "r"], "format_version 3 is not supported",
+        h5.attrs["format_version"] = 4
+    refused("cftrain", ["run", tmp_path / "f.h5", "--out", tmp_path / "r"], "format_version 4 is not supported",
             out=tmp_path / "r")
 
 

@@ -125,8 +125,8 @@ def test_reader_refuses_non_cfpairs_and_future_versions(tmp_path):
         Store(tmp_path / "plain.h5")
     write_store(tmp_path / "s.h5")
     with h5py.File(tmp_path / "s.h5", "a") as h5:
-        h5.attrs["format_version"] = 3
-    with pytest.raises(StoreError, match="format_version 3 is not supported"):
+        h5.attrs["format_version"] = 4
+    with pytest.raises(StoreError, match="format_version 4 is not supported"):
         Store(tmp_path / "s.h5")
     (tmp_path / "junk.h5").write_text("not hdf5")
     with pytest.raises(StoreError, match="cannot open as HDF5"):
@@ -161,7 +161,7 @@ def test_plain_h5py_reader_following_design_alone(tmp_path):
     """A reader that knows only the README's format section (no cfpairs import) gets the pairs back."""
     write_store(tmp_path / "s.h5", "text")
     with h5py.File(tmp_path / "s.h5", "r") as h5:
-        assert h5.attrs["format"] == "cfpairs" and h5.attrs["format_version"] == 2
+        assert h5.attrs["format"] == "cfpairs" and h5.attrs["format_version"] == 3
         assert json.loads(h5.attrs["class_names"]) == ["neg", "pos"]
         vocab = [t.decode() for t in h5["vocab"][()]]
         ex = h5["train/examples"]
