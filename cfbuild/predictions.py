@@ -10,7 +10,7 @@ from pathlib import Path
 from cfpairs.errors import UserError
 from cfpairs.jsontext import strict_loads
 
-BADGES = ("both", "original", "edited", "none", None)
+BADGES = ("both", "original", "edited", "none", "moved", "steady", None)  # moved/steady: keep pairs
 
 
 def read_predictions(path, digest: str, split: str, rows: int, pairs: int) -> dict:

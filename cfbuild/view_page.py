@@ -29,6 +29,7 @@ del{background:#fdd;text-decoration:line-through}ins{background:#dfd;text-decora
 .remark{color:#a40;font-size:.9em}.notice{background:#ffd;padding:.4em;border:1px solid #ec0}
 .badge{display:inline-block;border-radius:3px;padding:0 6px;font-size:.85em;color:#fff}
 .badge.both{background:#282}.badge.original{background:#c80}.badge.edited{background:#37c}.badge.none{background:#c33}
+.badge.moved{background:#c33}.badge.steady{background:#282}
 .pred{font-size:.9em;color:#333}
 details pre{white-space:pre-wrap;font-size:.85em;max-height:30em;overflow:auto}
 """
@@ -151,7 +152,7 @@ def page(info: dict, split: str, rows: list, total: int, store: str, run: str | 
     controls = (f'<div class=controls><input type="search" id="search" placeholder="search the texts, ids, labels">'
                 f' {_options("kind", "kind", [(k, k) for k in kinds])}'
                 f' {_options("change", "label", [("changed", "changed by the edit"), ("same", "same")])}'
-                + (f' {_options("correct", "run", [(c, c + (" right" if c != "none" else " right: neither")) for c in ("both", "original", "edited", "none")])}'
+                + (f' {_options("correct", "run", [(c, c + (" right" if c != "none" else " right: neither")) for c in ("both", "original", "edited", "none")] + [("moved", "keep pair: prediction moved"), ("steady", "keep pair: prediction steady")])}'
                    if with_run else "")
                 + f' <span><span id="shown">{len(rows)}</span> of {len(rows)} pairs shown</span></div>')
     cut = (f'<p class=notice id=limit>Showing the first {len(rows)} of {total} pairs of split {_e(split)} '

@@ -47,6 +47,13 @@ class SplitTensors:
     subsets: dict            # name -> row indices
     features: RegionFeatures | None = None
     pair_kinds: np.ndarray | None = None  # (P,) each pair's kind (edited, edited_premise, ...)
+    pair_relations: np.ndarray | None = None  # (P,) "flip" or "keep" (None: every pair flips)
+
+    def keep_pairs(self) -> np.ndarray:
+        """(P,) True for the pairs whose edit keeps the label (invariance pairs, store format 3)."""
+        if self.pair_relations is None:
+            return np.zeros(len(np.asarray(self.pairs).reshape(-1, 2)), bool)
+        return np.asarray(self.pair_relations, dtype=object) == "keep"
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -60,11 +67,13 @@ class SplitTensors:
         both = (pairs >= 0).all(1) if len(pairs) else np.zeros(0, bool)
         pairs = pairs[both] if len(pairs) else pairs
         kinds = self.pair_kinds[both] if self.pair_kinds is not None and len(both) else self.pair_kinds
+        relations = self.pair_relations[both] if self.pair_relations is not None and len(both) else \
+            self.pair_relations
         subsets = {k: remap[v][remap[v] >= 0] for k, v in self.subsets.items()}
         t = torch.as_tensor(index)
         return replace(self, inputs={k: v[t] for k, v in self.inputs.items()}, targets=self.targets[t],
                        labels=self.labels[t], is_counterfactual=self.is_counterfactual[t], pairs=pairs,
-                       subsets=subsets, pair_kinds=kinds)
+                       subsets=subsets, pair_kinds=kinds, pair_relations=relations)
 
     def batch(self, rows) -> dict:
         """Model inputs of `rows`; region stores add `features` (B, R, D) with masked regions zeroed."""
@@ -84,7 +93,8 @@ def load_split(store: PairStore, name: str) -> SplitTensors:
     targets, labels = training_labels(store.label_kind).targets(columns.__getitem__, len(store.class_names))
     features = RegionFeatures(store.path, store.feature_parts()) if store.regions_info() is not None else None
     return SplitTensors(name, inputs, targets, labels, torch.as_tensor(columns["is_counterfactual"]), view.pairs,
-                        dict(view.subsets), features, np.asarray(view.pair_kinds, dtype=object))
+                        dict(view.subsets), features, np.asarray(view.pair_kinds, dtype=object),
+                        np.asarray(view.pair_relations, dtype=object))
 
 
 def pair_groups(n: int, pairs: np.ndarray) -> list[np.ndarray]:
@@ -130,9 +140,11 @@ class PairBatches(torch.utils.data.Dataset):
         owner_of[self.group_rows] = owner
         pairs = np.asarray(data.pairs, dtype=np.int64).reshape(-1, 2)
         both = np.concatenate([pairs, pairs[:, ::-1]])  # both members of a pair are supervised
+        keep = np.tile(data.keep_pairs(), 2)
         by_group = owner_of[both[:, 0]] if len(both) else np.zeros(0, np.int64)
         order = np.argsort(by_group, kind="stable")
         self.edges_local = local[both[order]].reshape(-1, 2)
+        self.edge_keep = keep[order] if keep.any() else None  # (E,) the edges of keep pairs
         self.edge_distance = None  # |x_j - x_i| of every edge over a data vector input, once per split
         if isinstance(data.inputs.get("x"), torch.Tensor) and data.inputs["x"].is_floating_point():
             self.edge_distance = edge_distances(data.inputs["x"].flatten(1), torch.as_tensor(both[order]))
@@ -177,6 +189,8 @@ class PairBatches(torch.utils.data.Dataset):
         edges = self.edges_local[edge_rows] + offsets[:, None]
         batch = {**self.data.batch(rows), "targets": dense(self.data.targets[torch.as_tensor(rows)]),
                  "edges": torch.as_tensor(edges, dtype=torch.long)}
+        if self.edge_keep is not None:  # a store with keep pairs: which edges keep the label
+            batch["edge_keep"] = torch.as_tensor(self.edge_keep[edge_rows])
         if self.edge_distance is not None:
             batch["edge_distances"] = self.edge_distance[torch.as_tensor(edge_rows)]
         if owned_groups is not None:

@@ -195,6 +195,32 @@ def gs_sums(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partne
     return sums, valid.sum(0), mean_cos
 
 
+def keep_sums(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, edges: torch.Tensor,
+              members: bool = False, constant_direction: bool = False, space=None,
+              rows: torch.Tensor | None = None) -> tuple:
+    """(sums, counts): GS's counterpart on keep pairs (the edit should not change the prediction),
+    per member, the sum of cos(g_i, t_i)^2 over the edges (i, j) of keep pairs and their number.
+
+    The label is the same on both sides, so to first order the row's own logit should not move
+    along the edit: logit_c(x_j) - logit_c(x_i) ~ g_i . t_i = 0, with g_i the gradient of the row's
+    class logit c (its labelled classes; binary single-logit models: their one logit). Scaled like
+    GS's 1 - cos, the penalty is cos(g_i, t_i)^2 in [0, 1]: 0 when the gradient is orthogonal to
+    the edit, 1 when it points along it (either way). `space`: its known distances must be those
+    of `edges`."""
+    if logits.dim() == 2:
+        logits = logits.unsqueeze(1)
+    edges = edges.long().to(x.device)
+    if not len(edges):
+        zero = logits.new_zeros(logits.shape[1])
+        return zero, zero
+    own = targets.to(logits.dtype).index_select(0, edges[:, 0])
+    weights = torch.ones_like(own) if own.shape[1] == 1 else own
+    cos, valid, _ = _round_cosines(x, logits, edges, weights, True, members, constant_direction, space)
+    if rows is not None:
+        valid = valid & rows.to(valid.device).index_select(0, edges[:, 0])[:, None]
+    return torch.where(valid, cos.pow(2), torch.zeros_like(cos)).sum(0), valid.sum(0)
+
+
 def gs_loss(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor,
             label_kind: str, random: bool = False, generator: torch.Generator | None = None,
             members: bool = False, reduce_counts=None, constant_direction: bool = False,

@@ -53,17 +53,19 @@ def split_metrics(logits: torch.Tensor, data: SplitTensors, labels) -> dict:
 
 def pair_consistency(logits: torch.Tensor, data: SplitTensors, labels) -> dict | None:
     """{"all": {...}, <pair kind>: {...}}, each {pairs, consistency}: the share (%) of pairs whose
-    original and counterfactual are both predicted right (`Labels.pairs_right`), over every pair
-    and per pair kind; None for a split without pairs. Where undefined, consistency is null and
+    original and counterfactual are both predicted right (`Labels.pairs_right`), over every flip
+    pair and per pair kind (keep pairs have their flip rate, `cftrain.columns`); None for a split
+    without flip pairs. Where undefined, consistency is null and
     `undefined` says why."""
     labels = labels if isinstance(labels, Labels) else training_labels(labels)
-    pairs = np.asarray(data.pairs, dtype=np.int64).reshape(-1, 2)
+    flips = ~keep_mask(data)  # consistency is of the pairs that flip the label
+    pairs = np.asarray(data.pairs, dtype=np.int64).reshape(-1, 2)[flips]
     if not len(pairs):
         return None
     if labels.consistency_undefined:
         return {"all": {"pairs": len(pairs), "consistency": None, "undefined": labels.consistency_undefined}}
     both = labels.pairs_right(logits, data.targets, data.labels, pairs)
-    kinds = data.pair_kinds if data.pair_kinds is not None else np.full(len(pairs), "edited", dtype=object)
+    kinds = data.pair_kinds[flips] if data.pair_kinds is not None else np.full(len(pairs), "edited", dtype=object)
     groups = {"all": np.ones(len(pairs), bool)}
     if len(set(kinds.tolist())) > 1:
         groups.update({str(kind): kinds == kind for kind in dict.fromkeys(kinds.tolist())})
@@ -74,6 +76,15 @@ def pair_consistency(logits: torch.Tensor, data: SplitTensors, labels) -> dict |
         out[name] = {"pairs": int(len(defined)), "consistency": round(100.0 * float(defined.mean()), 2)} \
             if len(defined) else {"pairs": 0, "consistency": None, "undefined": "no pair changes a class"}
     return out
+
+
+def keep_mask(data) -> np.ndarray:
+    """(P,) True for a split's keep pairs (`pair_relations`; none for a split without relations)."""
+    pairs = np.asarray(data.pairs).reshape(-1, 2)
+    relations = getattr(data, "pair_relations", None)
+    if relations is None:
+        return np.zeros(len(pairs), bool)
+    return np.asarray(relations, dtype=object) == "keep"
 
 
 def mean_se(values, digits: int = 2) -> dict:

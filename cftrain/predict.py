@@ -10,7 +10,7 @@ from cftrain.columns import COLUMNS, column_values
 from cftrain.data import load_split
 from cftrain.evaluate import check_fits
 from cftrain.labels import training_labels
-from cftrain.metrics import ensemble_logits, pair_consistency
+from cftrain.metrics import ensemble_logits, keep_mask, pair_consistency
 from cftrain.rundir import RunDir
 from cftrain.scores import kept_scores
 from cftrain.loading import open_verified, truncate
@@ -56,6 +56,11 @@ def split_page(member_logits: list, logits, data, labels, names: list) -> dict:
     else:
         sides = labels.pair_sides_right(logits, data.targets, data.labels, pairs)
         correct = [None if np.isnan(row).any() else BADGES[tuple(row)] for row in sides]
+    keep = keep_mask(data)
+    if keep.any():  # a keep pair's badge: did the prediction move across the edit?
+        shown = labels.predicted_names(logits, names)
+        for p in np.flatnonzero(keep):
+            correct[p] = "moved" if shown[pairs[p, 0]] != shown[pairs[p, 1]] else "steady"
     kept = {data.name: kept_scores(torch.stack(member_logits), data, labels.name)}
     columns = {name: {"header": COLUMNS[name].header, "better": COLUMNS[name].better, **cells[data.name]}
                for name, cells in column_values(kept, labels).items() if data.name in cells}

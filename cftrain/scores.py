@@ -54,6 +54,7 @@ class SplitScores:
     top_scores: torch.Tensor | None = None
     mean_index: torch.Tensor | None = None   # (N, K) of the ensemble's mean logits
     mean_scores: torch.Tensor | None = None
+    pair_relations: np.ndarray | None = None  # (P,) flip or keep (None: every pair flips)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -87,7 +88,8 @@ def kept_scores(member_logits: torch.Tensor, data, label_kind: str) -> SplitScor
     """A split's predictions from its members' logits (M, N, C) and its `SplitTensors`."""
     base = dict(name=data.name, label_kind=label_kind, targets=data.targets, labels=data.labels,
                 is_counterfactual=data.is_counterfactual, pairs=np.asarray(data.pairs, np.int64).reshape(-1, 2),
-                pair_kinds=data.pair_kinds, subsets=dict(data.subsets))
+                pair_kinds=data.pair_kinds, subsets=dict(data.subsets),
+                pair_relations=getattr(data, "pair_relations", None))
     if label_kind != "soft":
         return SplitScores(**base, scores=member_logits.float())
     k = min(TOP_K, member_logits.shape[2])
@@ -117,7 +119,8 @@ def write_scores(path: Path, splits: dict, n_classes: int) -> None:
 def _arrays(found: SplitScores) -> dict:
     out = {"labels": found.labels.numpy().astype(np.int64),
            "is_counterfactual": found.is_counterfactual.numpy().astype(bool), "pairs": found.pairs.astype(np.int64),
-           "pair_kinds": np.array([] if found.pair_kinds is None else found.pair_kinds, dtype=str)}
+           "pair_kinds": np.array([] if found.pair_kinds is None else found.pair_kinds, dtype=str),
+           "pair_relations": np.array([] if found.pair_relations is None else found.pair_relations, dtype=str)}
     if isinstance(found.targets, SoftTargets):
         out.update(target_index=found.targets.index.numpy().astype(np.int32),
                    target_score=found.targets.score.numpy().astype(np.float32))
@@ -205,6 +208,11 @@ def _split(path: Path, archive, split: str, names: dict, meta: dict) -> SplitSco
                         kinds.astype(object) if len(kinds) else None, subsets,
                         *[None if read(k, False) is None else torch.as_tensor(read(k)) for k in
                           ("scores", "top_index", "top_scores", "mean_index", "mean_scores")])
+    relations = read("pair_relations", False)  # absent in files written before keep pairs: every pair flips
+    if relations is not None and len(relations):
+        if len(relations) != len(pairs) or not set(relations.tolist()) <= {"flip", "keep"}:
+            raise UserError(f"{path}: split {split}: pair_relations must give flip or keep for each of {len(pairs)} pairs")
+        found.pair_relations = relations.astype(object)
     kept = found.scores if found.scores is not None else found.top_index
     if kept is None or kept.shape[1] != n or len(targets) != n or len(found.is_counterfactual) != n:
         raise UserError(f"{path}: split {split}: scores, targets and labels do not have the split's {n} rows")

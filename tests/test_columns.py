@@ -48,8 +48,24 @@ def split_of(kind: str, n: int = 12, classes: int = 3, seed: int = 0):
     else:
         targets = torch.nn.functional.one_hot(labels, classes).float()
     pairs = np.stack([np.arange(n // 2), n // 2 + np.arange(n // 2)], 1)
+    a, b = pairs[0]  # the first pair keeps its label, the second changes it: both relations present
+    if kind == "soft":
+        targets.index[b], targets.score[b] = targets.index[a], targets.score[a]
+        labels = targets.best()
+    else:
+        targets[b], labels[b] = targets[a], labels[a]
+        c, d = pairs[1]
+        if kind == "multiclass":
+            labels[d] = (labels[c] + 1) % classes
+            targets[d] = torch.nn.functional.one_hot(labels[d], classes).float()
+        else:
+            targets[d] = 1 - targets[c]
+            labels[d] = 1 - labels[c] if kind == "binary" else labels[d]
+    dense = targets.dense() if kind == "soft" else targets
+    same = (dense[pairs[:, 0]] == dense[pairs[:, 1]]).all(1).numpy()  # a pair of equal labels keeps them
     return Split(name="val", targets=targets, labels=labels, is_counterfactual=torch.arange(n) >= n // 2,
-                           pairs=pairs, pair_kinds=None, subsets={"first": np.arange(3)})
+                 pairs=pairs, pair_kinds=None, subsets={"first": np.arange(3)},
+                 pair_relations=np.where(same, "keep", "flip").astype(object))
 
 
 def width(kind: str, data) -> int:

@@ -44,6 +44,7 @@ def test_the_column_counts_pairs_as_consistency_does():
     data = split_of("binary", n=8)  # pairs (0, 4) (1, 5) (2, 6) (3, 7)
     data.labels = torch.tensor([1, 1, 1, 1, 0, 0, 0, 0])
     data.targets = data.labels[:, None].float()
+    data.pair_relations = np.array(["flip"] * 4, dtype=object)
     predicted = torch.tensor([1, 1, 0, 0, 0, 1, 1, 0])  # sides right: (1, 1), (1, 0), (0, 0), (0, 1)
     logits = (predicted.float() * 2 - 1)[None, :, None]
     cell = COLUMNS["relative-consistency"].compute(kept_scores(logits, data, "binary"), training_labels("binary"))

@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from cftrain.columns import Column, register
+from cftrain.metrics import keep_mask
 
 
 def log_placements(pairs: int, right: int, both: int) -> float:
@@ -50,7 +51,7 @@ class RelativeConsistency(Column):
 
     @classmethod
     def compute(cls, scores, labels):
-        pairs = np.asarray(scores.pairs, np.int64).reshape(-1, 2)
+        pairs = np.asarray(scores.pairs, np.int64).reshape(-1, 2)[~keep_mask(scores)]  # flip pairs, as consistency
         if not len(pairs):
             return None
         sides = labels.pair_sides_right(scores.logits(), scores.targets, scores.labels, pairs)

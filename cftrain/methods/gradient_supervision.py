@@ -1,10 +1,13 @@
 """Gradient supervision (Teney et al., ECCV 2020) and its random-relations ablation: the task loss
-plus `--gs-weight` x the GS term over each batch's pairs (`cftrain.gs`)."""
+plus `--gs-weight` x the GS term over each batch's pairs (`cftrain.gs`). On a store with keep
+pairs (format 3), their edges add GS's counterpart, cos(g, t)^2 (`cftrain.gs.keep_sums`: the
+gradient should be orthogonal to an edit that keeps the label), to the same term; random
+relations draw partners among every row and leave relations aside."""
 
 from __future__ import annotations
 
 from cfpairs.errors import UserError
-from cftrain.gs import RANDOM_SIGNS, gs_sums
+from cftrain.gs import RANDOM_SIGNS, gs_sums, keep_sums
 from cftrain.methods import Method, register
 from cftrain.options import Option
 from cftrain.runtime import Term, owned
@@ -49,11 +52,23 @@ class GradientSupervision(Method):
         if config.gs_weight <= 0:
             zero = logits.new_zeros(logits.shape[1])
             return [Term("gs", zero, zero)]
-        sums, counts, _ = gs_sums(x, logits, batch["targets"], batch["edges"], self.run.loss,
+        keep = batch.get("edge_keep")  # a store with keep pairs (format 3): their edges get GS's counterpart
+        edges, known = batch["edges"], space.known if space is not None else None
+        constant = x.grad_fn is None or config.gs_detach_target  # grad_fn None: x is data
+        if keep is not None:
+            edges = edges[~keep]
+            if space is not None and known is not None:
+                space.known = known[~keep]
+        sums, counts, _ = gs_sums(x, logits, batch["targets"], edges, self.run.loss,
                                   random=self.random_relations, generator=self.run.generator, members=True,
-                                  constant_direction=x.grad_fn is None or config.gs_detach_target,
-                                  random_sign=config.get("random_sign", "partner"),  # grad_fn None: x is data
+                                  constant_direction=constant, random_sign=config.get("random_sign", "partner"),
                                   space=space, partner_class=config.get("gs_class") == "partner", rows=owned(batch))
+        if keep is not None and keep.any() and not self.random_relations:
+            if space is not None:
+                space.known = None if known is None else known[keep]
+            kept_sums, kept_counts = keep_sums(x, logits, batch["targets"], batch["edges"][keep], members=True,
+                                               constant_direction=constant, space=space, rows=owned(batch))
+            sums, counts = sums + kept_sums, counts + kept_counts
         return [Term("gs", sums, counts, config.gs_weight)]
 
 

@@ -14,7 +14,9 @@ classes the edit changes, Garg's absolute logit difference on the others. Two ch
 IMDb val and set aside: asking the gap to equal m held confident pairs near the decision boundary
 (76.1% against augmentation's 82.1, 3 seeds), and a squared hinge diverged with the CNN (its
 gradient grows with the violation; the logits reached 1e12 within an epoch). Like GS it uses the
-pairs; unlike GS it constrains outputs, not gradients. Each ensemble member has its own term.
+pairs; unlike GS it constrains outputs, not gradients. Each ensemble member has its own term. On
+keep pairs (store format 3: the edit should not matter) every class is kept, so the term is
+Garg's own: the mean absolute logit difference.
 """
 
 from __future__ import annotations
