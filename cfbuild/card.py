@@ -78,6 +78,7 @@ def split_counts(store) -> dict:
         kinds = [str(k) for k in view.pair_kinds]
         out[name] = {"rows": len(view), "counterfactuals": int(np.asarray(view.examples["is_counterfactual"]).sum()),
                      "pairs": len(view.pairs), "pair_kinds": {k: kinds.count(k) for k in sorted(set(kinds))},
+                     "keep_pairs": int((view.pair_relations == "keep").sum()),
                      "labels": _label_counts(store, view)}
     return out
 
@@ -146,8 +147,10 @@ def _body(store, counts: dict, terms: list, statement: str, to: str) -> str:
              f"{', '.join(store.class_names[:12])}{' ...' if len(store.class_names) > 12 else ''}) with their "
              "counterfactuals: minimally different inputs whose label differs. Each pair joins an original "
              "and one counterfactual of it (`pair_id` groups an original with all of its counterfactuals; "
-             "`pair_kind` says which edit made it)" + (f"; the `pairs` config lists them one per row" if to == "parquet"
-                                                      else "") + ".", "",
+             "`pair_kind` says which edit made it; a pair's `relation` is `flip` when the edit changes the label "
+             "and `keep` when it should not matter, e.g. a swapped identity term)" +
+             ("; the `pairs` config lists them one per row" if to == "parquet" else "; `pairs/` lists them one per row")
+             + ".", "",
              "## How it was built", "",
              f"`{build.get('command', 'unknown')}` of cfpairs {build.get('version', '?')}, with "
              f"{_parameters(build)}. Store content digest `{store.digest}`.", "",
@@ -156,11 +159,13 @@ def _body(store, counts: dict, terms: list, statement: str, to: str) -> str:
         lines.append(f"| {t['file']} | `{str(t['sha256'])[:16]}...` | {t['license']} | {t['citation']} |")
     lines += ["", f"Licence of this export: {statement or 'unknown'} (the sources' terms apply; nobody stated a "
               "licence where it says unknown).", "", "## Splits", "",
-              "| split | rows | counterfactuals | pairs | pair kinds | labels |", "|---|---:|---:|---:|---|---|"]
+              "| split | rows | counterfactuals | pairs | keep pairs | pair kinds | labels |",
+              "|---|---:|---:|---:|---:|---|---|"]
     for split, c in counts.items():
         kinds = ", ".join(f"{k} {n}" for k, n in c["pair_kinds"].items()) or "-"
         labels = ", ".join(f"{k} {n}" for k, n in c["labels"].items()) or "-"
-        lines.append(f"| {split} | {c['rows']} | {c['counterfactuals']} | {c['pairs']} | {kinds} | {labels} |")
+        lines.append(f"| {split} | {c['rows']} | {c['counterfactuals']} | {c['pairs']} | {c['keep_pairs']} | {kinds} | "
+                     f"{labels} |")
     remarks = _remarks(store)
     if remarks:
         lines += ["", "## The builder's remarks", "", *[f"- {r}" for r in remarks]]
@@ -271,7 +276,9 @@ def _pairs_record_set(pair_files: dict) -> dict:
     return {"@type": "cr:RecordSet", "@id": "pairs", "name": "pairs",
             "field": [_field("pairs", "original_id", "sc:Text", "pairs-files"),
                       _field("pairs", "counterfactual_id", "sc:Text", "pairs-files"),
-                      _field("pairs", "kind", "sc:Text", "pairs-files")]}
+                      _field("pairs", "kind", "sc:Text", "pairs-files"),
+                      _field("pairs", "relation", "sc:Text", "pairs-files", "flip: the edit changes the label; "
+                             "keep: it should not matter")]}
 
 
 def file_sets(to: str, files: dict, pair_files: dict) -> list:

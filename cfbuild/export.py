@@ -59,21 +59,12 @@ def reconstructed_pairs(pair_id: np.ndarray, is_counterfactual: np.ndarray) -> n
     return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
 
 
-def _sorted_pairs(pairs: np.ndarray) -> np.ndarray:
-    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
-    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
-
-
 def split_table(store: PairStore, view: SplitView) -> tuple[dict, dict]:
     """(columns, datasets features) of one split."""
     from datasets import List, Value
 
     ex, names = view.examples, store.class_names
-    pair_id = view.pair_ids
-    rebuilt = reconstructed_pairs(pair_id, ex["is_counterfactual"])
-    if rebuilt is None or not np.array_equal(rebuilt, _sorted_pairs(view.pairs)):
-        raise UserError(f"{store.path}: split {view.name}: pairs are not one original with its counterfactuals "
-                        "per group, so pair_id cannot describe them")
+    pair_id = view.pair_ids  # groups; the pairs themselves (keep pairs between edited rows too): pairs/SPLIT
     cols = {"id": ex["id"].tolist(), "is_counterfactual": ex["is_counterfactual"].tolist(),
             "pair_id": pair_id.tolist(), "pair_kind": pair_kind_column(view).tolist()}
     feats = {"id": Value("string"), "is_counterfactual": Value("bool"), "pair_id": Value("int64"),
@@ -143,6 +134,7 @@ def export_store(store_path, out_dir, to: str = "hf", force: bool = False, allow
         files, pair_files = {}, {}
         if to == "hf":
             datasets.DatasetDict(tables).save_to_disk(str(tmp))
+            datasets.DatasetDict({n: pairs_table(store[n]) for n in tables}).save_to_disk(str(Path(tmp) / PAIRS_FOLDER))
         else:
             (Path(tmp) / PAIRS_FOLDER).mkdir()
             for name, table in tables.items():
@@ -155,11 +147,13 @@ def export_store(store_path, out_dir, to: str = "hf", force: bool = False, allow
 
 
 def pairs_table(view: SplitView):
-    """One row per pair: the ids of its original and its counterfactual, and its kind."""
+    """One row per pair: the ids of its two rows (the one edited, its edit), its kind and relation
+    (flip or keep): what `cfbuild import` reads the pairs back from."""
     import datasets
 
     ids = view.examples["id"]
     return datasets.Dataset.from_dict(
         {"original_id": [str(ids[a]) for a, _ in view.pairs], "counterfactual_id": [str(ids[b]) for _, b in view.pairs],
-         "kind": [str(k) for k in view.pair_kinds]},
-        features=datasets.Features({k: datasets.Value("string") for k in ("original_id", "counterfactual_id", "kind")}))
+         "kind": [str(k) for k in view.pair_kinds], "relation": [str(r) for r in view.pair_relations]},
+        features=datasets.Features({k: datasets.Value("string")
+                                    for k in ("original_id", "counterfactual_id", "kind", "relation")}))

@@ -60,7 +60,7 @@ def test_a_parquet_export_carries_its_card_and_croissant(licensed, tmp_path):
     with PairStore(licensed / "s.h5") as store:
         pairs, rows = len(store["train"].pairs), len(store["train"])
         digest = store.digest
-    assert f"| train | {rows} | {rows // 2} | {pairs} | edited {pairs} | 0 8, 1 8 |" in body
+    assert f"| train | {rows} | {rows // 2} | {pairs} | 0 | edited {pairs} | 0 8, 1 8 |" in body
     assert "Doe, J. Good and bad films. 2026." in body and digest in body
     croissant = json.loads((out / "croissant.json").read_text())
     assert croissant["conformsTo"] == "http://mlcommons.org/croissant/1.1"

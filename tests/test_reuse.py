@@ -97,7 +97,8 @@ def test_export_hf_round_trip(stores, kind, tmp_path):
 def test_export_parquet_reads_back_with_pyarrow(stores, tmp_path):
     result = run_cli("cfbuild", "export", str(stores["text_pair"]), "--to", "parquet", str(tmp_path / "pq"))
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "pq").iterdir()) == [".cfpairs", "store.json", "test.parquet", "train.parquet",
+    assert sorted(p.name for p in (tmp_path / "pq").iterdir()) == [".cfpairs", "README.md", "croissant.json", "pairs",
+                                                                  "store.json", "test.parquet", "train.parquet",
                                                                   "val.parquet"]
     with cfpairs.open_store(stores["text_pair"]) as store:
         table = pq.read_table(tmp_path / "pq" / "train.parquet").to_pydict()

@@ -163,7 +163,7 @@ def reference_digest(h5: h5py.File, follow_links: bool = True) -> str:
 def test_the_digest_is_the_documented_one(tmp_path, kind):
     write_store(tmp_path / "s.h5", kind)
     with h5py.File(tmp_path / "s.h5", "r") as h5:
-        assert h5.attrs["format_version"] == 2
+        assert h5.attrs["format_version"] == 3
         assert h5.attrs["content_digest"] == reference_digest(h5)
 
 

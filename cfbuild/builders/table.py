@@ -134,9 +134,29 @@ def table_split(path, layout: Layout, classes: list | None, allow=()) -> tuple[P
     return out, classes
 
 
-def write_table_store(driver, files: dict, layout: Layout, text) -> dict:
+def listed_pairs(path: Path, split) -> list:
+    """A split's pairs from its exported pairs table (original_id, counterfactual_id, kind, and
+    relation: flip when absent), each id one of the split's rows (else refused, naming the row)."""
+    table = read_table(path)
+    table.require("original_id", "counterfactual_id", "kind")
+    row_of = {str(i): n for n, i in enumerate(split.ids)}
+    relations = table.columns.get("relation") or ["flip"] * len(table)
+    pairs = []
+    for n, (a, b, kind, relation) in enumerate(zip(table.columns["original_id"], table.columns["counterfactual_id"],
+                                                   table.columns["kind"], relations)):
+        missing = next((i for i in (a, b) if str(i) not in row_of), None)
+        if missing is not None:
+            raise UserError(f"{path}: row {n + 1}: id {str(missing)[:60]!r} is no row of the split's table")
+        if relation not in ("flip", "keep"):
+            raise UserError(f"{path}: row {n + 1}: relation {str(relation)[:20]!r}, expected flip or keep")
+        pairs.append((row_of[str(a)], row_of[str(b)], str(kind), f"pair {a}", relation))
+    return pairs
+
+
+def write_table_store(driver, files: dict, layout: Layout, text, pair_files: dict | None = None) -> dict:
     """`files`: {split name: path}, `train` required (its labels define the classes); `text`: the
-    build's settings (`Driver.text`)."""
+    build's settings (`Driver.text`); `pair_files` {split: a pairs table `cfbuild export` wrote}:
+    that split's pairs as listed there (keep pairs, pairs between edited rows), not rebuilt from groups."""
     if "train" not in files:
         raise UserError("--file (the train split) is required")
     split, classes = table_split(files["train"], layout, classes=None, allow=text.allow)
@@ -146,6 +166,9 @@ def write_table_store(driver, files: dict, layout: Layout, text) -> dict:
     for name in ("val", "test"):
         if files.get(name):
             splits[name], _ = table_split(files[name], layout, classes=classes, allow=text.allow)
+    for name, path in (pair_files or {}).items():
+        if name in splits:
+            splits[name].pairs = listed_pairs(path, splits[name])
     driver.sources.extend(describe_source(files[n]) for n in splits)
     return write_text_store(driver, task=text.task, class_names=classes, splits=splits, max_tokens=text.max_tokens,
                             vocab_size=text.vocab_size, allow=text.allow)
@@ -252,7 +275,10 @@ class ImportBuilder(Builder):
         layout = Layout(text_cols, "label", "pair_id", counterfactual_col="is_counterfactual", unpaired=("-1",),
                         label_names=_class_names(folder, meta), id_col="id" if "id" in header else None,
                         kind_col="pair_kind" if "pair_kind" in header else None)
-        write_table_store(driver, files, layout, driver.text(reference_of(meta.get("build"), meta.get("task"))))
+        pair_files = {s: p for s in files for p in [folder / "pairs" / f"{s}.parquet", folder / "pairs" / s]
+                      if p.is_file() or (p / "state.json").is_file()}  # export's pairs tables (parquet, hf)
+        write_table_store(driver, files, layout, driver.text(reference_of(meta.get("build"), meta.get("task"))),
+                          pair_files)
 
 
 def build_import(folder, out, *, max_tokens: int | None = None, vocab_size: int | None = None,

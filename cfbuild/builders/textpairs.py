@@ -28,7 +28,7 @@ class PairedSplit:
     labels: list = field(default_factory=list)
     is_counterfactual: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)         # more per-row columns, e.g. batch_id
-    pairs: list = field(default_factory=list)         # (original row, edited row, kind, report key)
+    pairs: list = field(default_factory=list)         # (original row, edited row, kind, report key[, "keep"])
     notes: list = field(default_factory=list)         # report lines from the preset
 
     def add(self, row_id, texts, label, is_cf, **extra) -> int:
@@ -44,14 +44,14 @@ class PairedSplit:
 def _pair_report(split: PairedSplit, tokens: list) -> tuple[list, dict]:
     """Keep pairs with distinct inputs; report dropped, low-overlap and truncation-identical ones."""
     kept, identical, same_tokens, low = [], [], [], []
-    for a, b, kind, key in split.pairs:
+    for a, b, kind, key, *relation in split.pairs:
         if split.texts[a] == split.texts[b]:
             identical.append(key)
             continue
         if all(t[a] == t[b] for t in tokens):  # differ only in case, spacing or markup
             same_tokens.append(key)
             continue
-        kept.append((a, b, kind))
+        kept.append((a, b, kind, relation[0] if relation else "flip"))
         overlap = jaccard([w for t in tokens for w in t[a]], [w for t in tokens for w in t[b]])
         if overlap < LOW_OVERLAP:
             low.append({"pair": key, "jaccard": round(overlap, 3)})
@@ -63,8 +63,12 @@ def _pair_report(split: PairedSplit, tokens: list) -> tuple[list, dict]:
 
 
 def check_pairs(split: PairedSplit, class_names: list) -> None:
-    """Every pair must join two labels (checked before any tokenising)."""
-    for a, b, kind, key in split.pairs:
+    """Every flip pair must join two labels, every keep pair one (checked before any tokenising)."""
+    for a, b, kind, key, *relation in split.pairs:
+        if relation and relation[0] == "keep":
+            if split.labels[a] != split.labels[b]:
+                raise UserError(f"{split.ids[a]} and {split.ids[b]} ({key}): a keep pair joins two labels")
+            continue
         if split.labels[a] == split.labels[b]:
             raise UserError(f"{split.ids[a]} and {split.ids[b]} ({key}): original and edit have the same label "
                             f"{class_names[split.labels[a]]!r}; a pair needs two labels")
@@ -118,7 +122,7 @@ def write_text_store(driver, *, task: str, class_names: list, splits: dict, max_
         writer.write_vocab(vocab)
         for name, split in splits.items():
             truncated_same = sum(all(t[a][:max_tokens] == t[b][:max_tokens] for t in tokens[name])
-                                 for a, b, _ in kept[name]) if max_tokens else 0
+                                 for a, b, *_ in kept[name]) if max_tokens else 0
             report["splits"][name]["pairs_same_after_truncation"] = truncated_same
             blank = empty_texts(split)
             report["splits"][name].update(empty_texts=len(blank), empty_texts_first=blank[:10])
@@ -127,5 +131,6 @@ def write_text_store(driver, *, task: str, class_names: list, splits: dict, max_
             for prefix, field_texts, field_tokens in zip(prefixes, zip(*split.texts), tokens[name]):
                 ids, lengths = encode(field_tokens, vocab, max_tokens)
                 examples.update({f"{prefix}text": list(field_texts), f"{prefix}tokens": ids, f"{prefix}length": lengths})
-            writer.write_split(name, examples, [(a, b) for a, b, _ in kept[name]], [k for _, _, k in kept[name]])
+            writer.write_split(name, examples, [(a, b) for a, b, *_ in kept[name]], [k for _, _, k, _ in kept[name]],
+                               pairs_relation=[r for *_, r in kept[name]])
     return report
