@@ -215,3 +215,17 @@ def test_the_viewer_badges_a_keep_pair_by_whether_the_prediction_moved(swapped, 
     assert page["correct"] == ["both", "moved"]
     steady = torch.tensor([[2.0], [-1.0], [1.0]])
     assert split_page([steady], steady, data, labels, ["a", "b"])["correct"] == ["both", "steady"]
+
+
+def test_swap_reads_a_table_with_file(swapped, tmp_path):
+    build = __import__("cfbuild.protocol", fromlist=["run_builder"]).run_builder
+    build("swap", tmp_path / "t.h5", False, file=swapped / "rows.jsonl", terms="gender", text_col="a",
+          label_col="y", pair_col="g")
+    with PairStore(tmp_path / "t.h5") as store:
+        view = store["train"]
+        assert store.splits == ["train"] and (view.pair_relations == "keep").sum() == 6
+        assert (view.pair_relations == "flip").sum() == 7
+    from tests.helpers import refused
+    refused("cfbuild", ["swap", "--file", swapped / "rows.jsonl", "--terms", "gender", "--out", tmp_path / "u.h5"],
+            "--file needs --text-col, --label-col, --pair-col")
+    refused("cfbuild", ["swap", "--terms", "gender", "--out", tmp_path / "u.h5"], "give --from STORE or --file TABLE")

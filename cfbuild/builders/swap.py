@@ -81,8 +81,16 @@ class Swapper:
 
 @dataclass(kw_only=True)
 class SwapOptions(TextOptions):
-    from_store: Path = option(help="The text store whose rows are swapped (every split).", inputs="file",
-                              flag="--from")
+    from_store: Path | None = option(None, help="The text store whose rows are swapped (every split).",
+                                     inputs="file", flag="--from")
+    file: Path | None = option(None, help="Instead of --from: a table of rows (.csv, .tsv, .jsonl, .parquet) as "
+                                          "cfbuild table reads it (--text-col, --label-col, --pair-col): one split, "
+                                          "train.", inputs="file")
+    text_col: str | None = option(None, help="With --file: the text column (the premise for text pairs).")
+    text2_col: str | None = option(None, help="With --file: a second text column (the hypothesis).")
+    label_col: str | None = option(None, help="With --file: the label column.")
+    pair_col: str | None = option(None, help="With --file: rows sharing this value form a group (an original and "
+                                             "its edits); a group of one row stands alone.")
     terms: str = option(help=f"A term list, one a,b pair a line, or a shipped list's name ({', '.join(SHIPPED)}).")
     edited: bool = option(False, help="Swap edited rows too (keep pairs between two edited rows), not only "
                                       "originals.")
@@ -101,11 +109,25 @@ class SwapBuilder(Builder):
     def extra_inputs(self, options) -> list:
         return [terms_path(options.terms)] if options.terms not in SHIPPED else []
 
+    def check(self, options) -> None:
+        super().check(options)
+        if (options.from_store is None) == (options.file is None):
+            raise UserError("give --from STORE or --file TABLE (one of them)")
+        if options.file is not None:
+            missing = [f"--{n.replace('_', '-')}" for n in ("text_col", "label_col", "pair_col")
+                       if getattr(options, n) is None]
+            if missing:
+                raise UserError(f"--file needs {', '.join(missing)} (the table's columns, as cfbuild table takes them)")
+        elif options.text_col or options.text2_col or options.label_col or options.pair_col:
+            raise UserError("--text-col, --text2-col, --label-col and --pair-col are for --file")
+
     def build(self, o, driver):
         path = terms_path(o.terms)
         if not path.is_file():
             raise UserError(f"--terms {o.terms}: no such file (or a shipped list: {', '.join(SHIPPED)})")
         swapper = Swapper(read_terms(path))
+        if o.file is not None:
+            return self.build_table(o, driver, swapper, path)
         with PairStore(o.from_store) as store:
             if store.input_kind not in TEXT_FIELDS or store.label_kind not in ("binary", "multiclass"):
                 raise UserError(f"--from {o.from_store}: a {store.input_kind}/{store.label_kind} store; swap reads "
@@ -113,39 +135,63 @@ class SwapBuilder(Builder):
             unknown = sorted(set(o.only) - set(store.splits))
             if unknown:
                 raise UserError(f"--only {unknown[0]}: {o.from_store} has splits {', '.join(store.splits)}")
-            splits = {name: _swapped(store[name], store.input_kind, swapper, o.edited,
-                                     swap=not o.only or name in o.only) for name in store.splits}
+            splits = {name: add_swaps(paired_split(store[name], store.input_kind), swapper, o.edited,
+                                      swap=not o.only or name in o.only) for name in store.splits}
             driver.sources.extend([*store.sources, {**describe_source(o.from_store), "license": _one_license(store),
                                                     "citation": _one_citation(store)}, describe_source(path)])
             text, classes, build = driver.text(reference_of(store.build, store.task)), store.class_names, store.build
-        driver.report["swap"] = {"terms": str(o.terms), "rows_changed_per_term": swapper.counts,
-                                 "swapped_rows": {n: sum(r == "keep" for *_, r in s.pairs) for n, s in splits.items()},
-                                 "source_digest": _digest(o.from_store), "source_build": build.get("command")}
+        driver.report["swap"] = _report(o, swapper, splits, {"source_digest": _digest(o.from_store),
+                                                             "source_build": build.get("command")})
+        return write_text_store(driver, task=text.task, class_names=classes, splits=splits,
+                                max_tokens=text.max_tokens, vocab_size=text.vocab_size, allow=text.allow)
+
+    def build_table(self, o, driver, swapper: Swapper, terms_file: Path) -> dict:
+        """--file: the table's rows and pairs as `cfbuild table` makes them, then the swaps (split train)."""
+        from cfbuild.builders.table import Layout, table_split  # noqa: PLC0415
+
+        text = driver.text()
+        layout = Layout(tuple(c for c in (o.text_col, o.text2_col) if c), o.label_col, o.pair_col)
+        split, classes = table_split(o.file, layout, classes=None, allow=text.allow)
+        splits = {"train": add_swaps(split, swapper, o.edited)}
+        driver.sources.extend([describe_source(o.file), describe_source(terms_file)])
+        driver.report["swap"] = _report(o, swapper, splits, {})
         return write_text_store(driver, task=text.task, class_names=classes, splits=splits,
                                 max_tokens=text.max_tokens, vocab_size=text.vocab_size, allow=text.allow)
 
 
-def _swapped(view, input_kind: str, swapper: Swapper, edited: bool, swap: bool = True) -> PairedSplit:
-    """The split's rows and pairs as they are, then (`swap`) each swapped row and its keep pair."""
+def paired_split(view, input_kind: str) -> PairedSplit:
+    """A store's split as the builders' rows and pairs (relations kept)."""
     ex, out = view.examples, PairedSplit()
-    fields = TEXT_FIELDS[input_kind]
-    texts = [ex[f] for f in fields]
+    texts = [ex[f] for f in TEXT_FIELDS[input_kind]]
     labels, ids, is_cf = np.asarray(ex["label"]), ex["id"], np.asarray(ex["is_counterfactual"])
     for row in range(len(view)):
         out.add(str(ids[row]), [str(t[row]) for t in texts], int(labels[row]), bool(is_cf[row]))
     for (a, b), kind, relation in zip(view.pairs, view.pair_kinds, view.pair_relations):
         out.pairs.append((int(a), int(b), str(kind), f"pair {ids[a]}", str(relation)))
-    swapped_from = {int(b) for (a, b), r in zip(view.pairs, view.pair_relations) if r == "keep"}
-    for row in range(len(view) if swap else 0):
-        if (is_cf[row] and not edited) or row in swapped_from:  # a swap of a swap gives the row back
+    return out
+
+
+def add_swaps(split: PairedSplit, swapper: Swapper, edited: bool, swap: bool = True) -> PairedSplit:
+    """`split` with (`swap`) each original's swapped copy (`edited`: each edited row's too) and the
+    keep pair between them; a row that is itself a swapped copy is not swapped back."""
+    swapped_from = {b for a, b, _, _, *r in split.pairs if r and r[0] == "keep"}
+    for row in range(len(split.ids) if swap else 0):
+        if (split.is_counterfactual[row] and not edited) or row in swapped_from:
             continue
-        new, used = zip(*(swapper.swap(str(t[row])) for t in texts))
-        if any(n != str(t[row]) for n, t in zip(new, texts)):
+        new, used = zip(*(swapper.swap(t) for t in split.texts[row]))
+        if new != split.texts[row]:
             for key in set().union(*used):
                 swapper.counts[key] += 1
-            copy = out.add(f"{ids[row]}|swapped", list(new), int(labels[row]), True)
-            out.pairs.append((row, copy, "swapped", f"swap of {ids[row]}", "keep"))
-    return out
+            copy = split.add(f"{split.ids[row]}|swapped", list(new), split.labels[row], True,
+                             **{key: values[row] for key, values in split.extra.items()})  # e.g. its source line
+            split.pairs.append((row, copy, "swapped", f"swap of {split.ids[row]}", "keep"))
+    return split
+
+
+def _report(o, swapper: Swapper, splits: dict, more: dict) -> dict:
+    return {"terms": str(o.terms), "rows_changed_per_term": swapper.counts,
+            "swapped_rows": {n: sum(len(p) > 4 and p[4] == "keep" for p in s.pairs) for n, s in splits.items()},
+            **more}
 
 
 def _one_license(store) -> str | None:
