@@ -10,7 +10,6 @@ record, its sources with their licences and citations (`cfbuild.provenance`), it
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from cfbuild.provenance import PROJECT_CITATION, source_terms
 from cfpairs import __version__
+from cfpairs.writer import file_sha256
 
 CROISSANT_VERSION = "http://mlcommons.org/croissant/1.1"
 CONTEXT = {  # Croissant 1.1's JSON-LD context, as mlcroissant writes it
@@ -205,7 +205,7 @@ def croissant(store, folder: Path, to: str, files: dict, pair_files: dict) -> di
     every = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name != "croissant.json")
     distribution = [{"@type": "cr:FileObject", "@id": str(p.relative_to(folder)), "name": str(p.relative_to(folder)),
                      "contentUrl": str(p.relative_to(folder)), "encodingFormat": _encoding(p),
-                     "sha256": _sha256(p)} for p in every]
+                     "sha256": file_sha256(p)} for p in every]
     homepage = next((t["homepage"] for t in terms if t.get("homepage")), None)
     out = {"@context": CONTEXT, "@type": "sc:Dataset", "name": f"{store.task}-counterfactual-pairs",
            "description": f"Examples of task {store.task} with their counterfactuals (minimally different inputs "
@@ -237,14 +237,6 @@ def croissant(store, folder: Path, to: str, files: dict, pair_files: dict) -> di
 def _encoding(path: Path) -> str:
     return {".parquet": "application/x-parquet", ".json": "application/json", ".md": "text/markdown",
             ".arrow": "application/vnd.apache.arrow.file"}.get(path.suffix, "application/octet-stream")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _field(record: str, name: str, kind: str, file_set: str, description: str = "") -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from cfpairs.errors import UserError
-from cftrain.registering import discover, ordered_register
+from cfpairs.registering import discover, ordered_register
 
 COLUMNS: dict[str, type] = {}
 register = ordered_register(COLUMNS)

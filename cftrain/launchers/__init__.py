@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cfpairs.errors import UserError
-from cftrain.registering import discover, ordered_register
+from cfpairs.registering import discover, ordered_register
 
 LAUNCHERS: dict[str, type] = {}
 register = ordered_register(LAUNCHERS)

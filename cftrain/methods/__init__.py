@@ -13,21 +13,12 @@ with it, so a new method is one new file (`docs/EXTENDING.md`); `order` places i
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from cfpairs.errors import UserError
+from cfpairs.registering import discover, ordered_register
 from cftrain.runtime import Term, owned
 
 METHODS: dict[str, type] = {}
-
-
-def register(cls):
-    METHODS[cls.name] = cls
-    ordered = sorted(METHODS.items(), key=lambda item: item[1].order)
-    METHODS.clear()
-    METHODS.update(ordered)
-    return cls
+register = ordered_register(METHODS)  # tables' rows in the methods' `order`
 
 
 def default_mode() -> str:
@@ -164,13 +155,7 @@ def forward(ensemble, batch: dict, double: bool) -> tuple:
     return x, ensemble.head(x, batch), None
 
 
-def _discover() -> None:
-    """Import every method module of this package (each registers its methods)."""
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        importlib.import_module(f"{__name__}.{info.name}")
-
-
-_discover()
+discover(__name__, __path__)
 TRAINED = tuple(name for name, m in METHODS.items() if m.trains)
 
 __all__ = ["METHODS", "TRAINED", "Method", "curve_modes", "default_mode", "forward", "method", "register",

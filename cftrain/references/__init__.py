@@ -13,23 +13,17 @@ imported with it, so a new reference is one new file (`docs/EXTENDING.md`).
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import re
 
 from cfpairs.errors import UserError
+from cfpairs.registering import discover, ordered_register
 
 REFERENCES: dict[str, type] = {}
 WORDS = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token pattern, lowercased texts
 PAIR_SEPARATOR = "\x1f"               # a text pair reaches the vectorizer as premise + this + hypothesis
 
 
-def register(cls):
-    REFERENCES[cls.name] = cls
-    ordered = sorted(REFERENCES.items(), key=lambda item: item[1].order)
-    REFERENCES.clear()
-    REFERENCES.update(ordered)
-    return cls
+register = ordered_register(REFERENCES)  # the reference block's rows in `order`
 
 
 def reference(name: str) -> type:
@@ -83,11 +77,6 @@ def pair_features(joined: str) -> list:
             [f"{'shared' if w in seen else 'new'}:{w}" for w in h])
 
 
-def _discover() -> None:
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        importlib.import_module(f"{__name__}.{info.name}")
-
-
-_discover()
+discover(__name__, __path__)
 
 __all__ = ["PAIR_SEPARATOR", "REFERENCES", "Reference", "counter", "pair_features", "reference", "register", "words"]

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import pkgutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from cfpairs.errors import UserError
+from cfpairs.registering import discover, ordered_register
 from cfpairs.writer import file_sha256
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -63,15 +63,7 @@ class Backbone:
 
 BACKBONES: dict[str, Backbone] = {}
 DEFAULT = "efficientnet-lite0"
-
-
-def register(backbone: Backbone) -> Backbone:
-    """Add a backbone (an instance) to the registry, kept in its `order`."""
-    BACKBONES[backbone.name] = backbone
-    ordered = sorted(BACKBONES.items(), key=lambda item: item[1].order)
-    BACKBONES.clear()
-    BACKBONES.update(ordered)
-    return backbone
+register = ordered_register(BACKBONES)  # register(Backbone(...)): an instance, kept in its `order`
 
 
 def backbone_help() -> str:
@@ -161,18 +153,18 @@ def _torchvision_weights(name: str, backbone: Backbone) -> dict:
                         f"give {backbone.weights_help}") from None
 
 
-class _TimmNetwork:
-    """timm's model behind the same two calls."""
+class Calls:
+    """A model whose own methods have other names, behind `features(images)` and
+    `classify(feature_map)` (timm's models; a network whose layers are named `features`)."""
 
-    def __init__(self, model):
-        self.model = model
-        self.feature_dim = model.num_features
+    def __init__(self, model, features, classify, feature_dim: int):
+        self.model, self.features, self.classify, self.feature_dim = model, features, classify, feature_dim
 
-    def features(self, images):
-        return self.model.forward_features(images)
+    def state_dict(self):
+        return self.model.state_dict()
 
-    def classify(self, feature_map):
-        return self.model.forward_head(feature_map)
+    def load_state_dict(self, state):
+        return self.model.load_state_dict(state)
 
     def to(self, device):
         self.model.to(device)
@@ -181,11 +173,6 @@ class _TimmNetwork:
     def eval(self):
         self.model.eval()
         return self
-
-
-def _discover() -> None:
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        importlib.import_module(f"{__name__}.{info.name}")
 
 
 def _timm_backbone(name: str, weights: Path | None, image_size: int | None, crop: bool) -> Loaded:
@@ -209,7 +196,8 @@ def _timm_backbone(name: str, weights: Path | None, image_size: int | None, crop
     prep = _resized(prep, image_size, crop)
     sha = file_sha256(Path(weights)) if weights else tensors_sha256(model.state_dict())
     source = Path(weights).name if weights else f"timm:{name}"
-    return Loaded(_TimmNetwork(model).eval(), prep, identity(name, source, sha, prep))
+    network = Calls(model, model.forward_features, model.forward_head, model.num_features)
+    return Loaded(network.eval(), prep, identity(name, source, sha, prep))
 
 
-_discover()
+discover(__name__, __path__)

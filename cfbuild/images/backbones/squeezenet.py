@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cfbuild.images.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, Preprocessing, register
+from cfbuild.images.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, Calls, Preprocessing, register
 
 
 def squeezenet11():
@@ -49,34 +49,8 @@ def squeezenet11():
 @dataclass(frozen=True)
 class SqueezeNetBackbone(Backbone):
     def network(self):
-        return _Wrapped(squeezenet11())
-
-
-class _Wrapped:
-    """The network behind `features(images)` / `classify(feature_map)` (its module is called `features`)."""
-
-    def __init__(self, net):
-        self.net, self.feature_dim = net, net.feature_dim
-
-    def features(self, images):
-        return self.net.features(images)
-
-    def classify(self, feature_map):
-        return self.net.classify(feature_map)
-
-    def state_dict(self):
-        return self.net.state_dict()
-
-    def load_state_dict(self, state):
-        return self.net.load_state_dict(state)
-
-    def to(self, device):
-        self.net.to(device)
-        return self
-
-    def eval(self):
-        self.net.eval()
-        return self
+        net = squeezenet11()  # its layers keep torchvision's name, `features`: the calls go through Calls
+        return Calls(net, net.features, net.classify, net.feature_dim)
 
 
 register(SqueezeNetBackbone(

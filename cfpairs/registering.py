@@ -1,4 +1,5 @@
-"""What every registry of the project shares: a `register` decorator that keeps a table of classes
+"""What every registry of the project shares (cfpairs holds it: cfbuild's backbones and cftrain's
+methods, columns, launchers and references use it, and cfbuild must not import cftrain): a `register` decorator that keeps a table of classes
 in their declared `order`, and the discovery that imports every module of a registry's package (so a
 new method, model, column, launcher or backbone is one new file)."""
 
