@@ -71,7 +71,7 @@ def upgrade_note(store: Store) -> str | None:
         return None
     command = store.build.get("command") if isinstance(store.build.get("command"), str) else "cfbuild"
     return (f"{store.path} is format 1: its digest covers its datasets but not its attributes (class names, "
-            f"build, sources); rebuild it for format 2 with the command that made it ({command} ... --force)")
+            f"build, sources); rebuild it (format 3) with the command that made it ({command} ... --force)")
 
 
 def _check_root(store: Store) -> None:

@@ -23,7 +23,7 @@ STORE = click.argument("store", type=InputPath())
 @click.group(name="cfbuild", cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @group_options
 def main(debug, quiet):
-    """Build counterfactual pair stores (HDF5, cfpairs format 2).
+    """Build counterfactual pair stores (HDF5, cfpairs format 3).
 
     \b
     Example:
