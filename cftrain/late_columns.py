@@ -24,6 +24,8 @@ def complete_columns(run, config: dict, metrics: dict) -> list:
     kept = run.read_scores()
     if kept is None:
         return missing or []
+    if not kept:
+        return missing or []
     label_kind = label_kind or next(iter(kept.values())).label_kind
     missing = missing or [c.name for c in applying(label_kind) if c.name not in have]
     labels = training_labels(label_kind, config.get("loss"))

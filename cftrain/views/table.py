@@ -149,7 +149,9 @@ def mean_columns(results: list) -> dict:
     out = {}
     for name in dict.fromkeys(name for r in results for name in r.get("columns", {})):
         per_seed = [r.get("columns", {}).get(name, {}) for r in results]
-        layout = next(cells for cells in per_seed if cells)
+        layout = next((cells for cells in per_seed if cells), None)
+        if layout is None:  # computed, and no split has a value (a flip rate without keep pairs)
+            continue
         out[name] = {}
         for split, cell in layout.items():
             summary = mean_se(cells.get(split, {}).get("value") for cells in per_seed)
