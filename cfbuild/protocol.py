@@ -80,16 +80,21 @@ class TextOptions:
 
 
 @dataclasses.dataclass(kw_only=True)
-class SplitFiles:
-    """Builders that read one table per split: the files declared once, mapped to splits by the driver."""
-    file: Path = option(help="Training rows (.csv, .tsv, .jsonl, .parquet).", inputs="file")
-    file_val: Path | None = option(None, help="Val rows, in the same layout.", inputs="file")
-    file_test: Path | None = option(None, help="Test rows, in the same layout.", inputs="file")
+class Provenance:
+    """What a builder reading a user's own files takes to state their terms (`cfbuild.provenance`)."""
     license: str | None = option(None, help="The licence of these files (an SPDX id such as cc-by-4.0, or words), "
                                             "recorded with each source and stated by cfbuild export [default: "
                                             "unknown].")
     citation: str | None = option(None, help="How to cite these files, recorded with each source and stated by "
                                              "cfbuild export [default: unknown].")
+
+
+@dataclasses.dataclass(kw_only=True)
+class SplitFiles(Provenance):
+    """Builders that read one table per split: the files declared once, mapped to splits by the driver."""
+    file: Path = option(help="Training rows (.csv, .tsv, .jsonl, .parquet).", inputs="file")
+    file_val: Path | None = option(None, help="Val rows, in the same layout.", inputs="file")
+    file_test: Path | None = option(None, help="Test rows, in the same layout.", inputs="file")
 
     def split_files(self) -> dict:
         """{split: path} of the files given (train first)."""

@@ -229,3 +229,36 @@ def test_swap_reads_a_table_with_file(swapped, tmp_path):
     refused("cfbuild", ["swap", "--file", swapped / "rows.jsonl", "--terms", "gender", "--out", tmp_path / "u.h5"],
             "--file needs --text-col, --label-col, --pair-col")
     refused("cfbuild", ["swap", "--terms", "gender", "--out", tmp_path / "u.h5"], "give --from STORE or --file TABLE")
+
+
+def test_augmentation_trains_on_both_sides_and_original_leaves_swaps_out(swapped):
+    from cftrain.data import load_split
+    from cftrain.methods import method
+    from cftrain.loading import open_store
+
+    with open_store(swapped / "swap.h5") as store:
+        train = load_split(store, "train")
+    assert len(method("augmented").training_rows(train, 0)) == len(train) == 14 + 6
+    original = method("original").training_rows(train, 0)
+    assert len(original) == 7 and not original.is_counterfactual.any()
+
+
+def test_pair_contrastive_takes_a_keep_pair_as_positives_by_hand():
+    from cftrain.methods.pair_contrastive import supervised_contrastive
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])[:, None, :]  # (B, 1 member, D)
+    targets = torch.tensor([[1.0], [0.0], [1.0]])                      # 0 and 2 share a label (a keep pair)
+    sums, counts = supervised_contrastive(x, targets, temperature=0.5, rows=torch.tensor([True, False, False]))
+    s01, s02 = 0.0, 1 / 2 ** 0.5                                       # cosines of row 0 with rows 1 and 2
+    expected = -np.log(np.exp(s02 / 0.5) / (np.exp(s01 / 0.5) + np.exp(s02 / 0.5)))
+    assert float(sums[0]) == pytest.approx(expected, rel=1e-5) and float(counts[0]) == 1
+
+
+def test_random_relations_leave_keep_pairs_aside():
+    from cftrain.gs import gs_sums
+    x = torch.randn(4, 1, 3, requires_grad=True)
+    logits = (x * torch.randn(3)).sum(2, keepdim=True)
+    targets = torch.tensor([[1.0], [1.0], [0.0], [0.0]])
+    keep_only = torch.tensor([[0, 1], [1, 0], [2, 3], [3, 2]])  # two keep pairs: no class, no sign to borrow
+    _, counts, _ = gs_sums(x, logits, targets, keep_only, "binary", random=True, members=True,
+                           random_sign="pair", generator=torch.Generator().manual_seed(0))
+    assert int(counts.sum()) == 0

@@ -25,7 +25,7 @@ from pathlib import Path
 from cfbuild.builders.table import label_classes
 from cfbuild.builders.textpairs import PairedSplit, write_text_store
 from cfbuild.labels import check_label_column
-from cfbuild.protocol import Builder, TextOptions, option, reference_of, register, run_builder
+from cfbuild.protocol import Builder, Provenance, TextOptions, option, reference_of, register, run_builder
 from cfbuild.sources.tables import read_headerless, read_table
 from cfpairs.errors import UserError
 from cfpairs.store import Store, describe_source
@@ -36,7 +36,7 @@ def _names(text):
 
 
 @dataclass(kw_only=True)
-class AlignedOptions(TextOptions):
+class AlignedOptions(TextOptions, Provenance):
     file: Path = option(help="The originals (two aligned tables), or the one table with both columns.", inputs="file")
     edited_file: Path | None = option(None, help="Two aligned tables: row k of this file edits row k of --file.",
                                       inputs="file")

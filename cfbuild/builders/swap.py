@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from cfbuild.builders.textpairs import PairedSplit, write_text_store
-from cfbuild.protocol import Builder, TextOptions, option, reference_of, register, run_builder
+from cfbuild.protocol import Builder, Provenance, TextOptions, option, reference_of, register, run_builder
 from cfpairs.api import PairStore
 from cfpairs.errors import UserError
 from cfpairs.store import describe_source
@@ -80,7 +80,7 @@ class Swapper:
 
 
 @dataclass(kw_only=True)
-class SwapOptions(TextOptions):
+class SwapOptions(TextOptions, Provenance):
     from_store: Path | None = option(None, help="The text store whose rows are swapped (every split).",
                                      inputs="file", flag="--from")
     file: Path | None = option(None, help="Instead of --from: a table of rows (.csv, .tsv, .jsonl, .parquet) as "
