@@ -262,3 +262,13 @@ def test_random_relations_leave_keep_pairs_aside():
     _, counts, _ = gs_sums(x, logits, targets, keep_only, "binary", random=True, members=True,
                            random_sign="pair", generator=torch.Generator().manual_seed(0))
     assert int(counts.sum()) == 0
+
+
+def test_the_store_docs_reader_example_reads_keep_pairs(swapped):
+    import re as regex
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "STORE.md").read_text()
+    code = regex.search(r"<!-- example: read-pairs -->\s*```python\n(.*?)```", doc, regex.S).group(1)
+    namespace = {"PATH": str(swapped / "swap.h5")}
+    exec(compile(code, "docs/STORE.md", "exec"), namespace)  # its asserts hold: flips differ, keeps agree
+    assert (namespace["relation"] == "keep").sum() == 6 and len(namespace["pairs"]) == 13

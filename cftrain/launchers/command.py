@@ -45,8 +45,10 @@ class Command(Launcher):
     def run(self, folder, jobs, args_list, on_done, on_progress=None):
         from cftrain.commands import shown  # noqa: PLC0415
         from cftrain.rundir import RunDir  # noqa: PLC0415
+        from cftrain.slurm import refuse_if_jobs_alive  # noqa: PLC0415
 
         folder = Path(folder)
+        refuse_if_jobs_alive(folder)  # a campaign folder Slurm still works on is not run here too
         commands = [self.command(final, store, config, labels) for final, store, config, labels, _ in args_list]
         for job, command in zip(jobs, commands):
             remove_stale_parts(folder / job.folder)
