@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/cftrain table $(DEMO_DIR)/toy.h5 --out $(DEMO_DIR)/toy-table --force
 
 test: $(STAMP)  # everything CI runs: unit, end-to-end (signals, torchrun, benches' --smoke), statistical
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile  # both cores; a file's tests share one worker (one Slurm cluster)
 
 test-fast: $(STAMP)  # the quick loop (about two minutes on 2 cores): in-process unit tests, both cores
 	$(PY) -m pytest -q -m "not slow and not e2e" -n 2 --dist worksteal  # idle workers take over queued tests

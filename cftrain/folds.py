@@ -36,7 +36,7 @@ def _cat_targets(a, b):
 
 
 def concat_splits(a: SplitTensors, b: SplitTensors, name: str) -> SplitTensors:
-    """The rows of `a` then `b` as one split: pairs, pair kinds and subsets re-indexed."""
+    """The rows of `a` then `b` as one split: pairs, pair kinds, relations and subsets re-indexed."""
     inputs = {}
     for field, tensor in a.inputs.items():
         other = b.inputs[field]
@@ -44,6 +44,8 @@ def concat_splits(a: SplitTensors, b: SplitTensors, name: str) -> SplitTensors:
         inputs[field] = torch.cat([_pad_to(tensor, width), _pad_to(other, width)]) if width else \
             torch.cat([tensor, other])
     kinds = None if a.pair_kinds is None or b.pair_kinds is None else np.concatenate([a.pair_kinds, b.pair_kinds])
+    relations = None if a.pair_relations is None and b.pair_relations is None else np.concatenate(
+        [_relations_of(a), _relations_of(b)])
     pairs = np.concatenate([np.asarray(a.pairs, np.int64).reshape(-1, 2),
                             np.asarray(b.pairs, np.int64).reshape(-1, 2) + len(a)])
     subsets = {k: np.concatenate([np.asarray(a.subsets.get(k, []), np.int64),
@@ -52,7 +54,14 @@ def concat_splits(a: SplitTensors, b: SplitTensors, name: str) -> SplitTensors:
     return replace(a, name=name, inputs=inputs, targets=_cat_targets(a.targets, b.targets),
                    labels=torch.cat([a.labels, b.labels]),
                    is_counterfactual=torch.cat([a.is_counterfactual, b.is_counterfactual]),
-                   pairs=pairs, subsets=subsets, pair_kinds=kinds)
+                   pairs=pairs, subsets=subsets, pair_kinds=kinds, pair_relations=relations)
+
+
+def _relations_of(split: SplitTensors) -> np.ndarray:
+    """(P,) a split's pair relations (a split without them: every pair flips)."""
+    if split.pair_relations is not None:
+        return np.asarray(split.pair_relations, dtype=object)
+    return np.full(len(np.asarray(split.pairs).reshape(-1, 2)), "flip", dtype=object)
 
 
 def fold_of_groups(groups: int, folds: int, seed: int) -> np.ndarray:

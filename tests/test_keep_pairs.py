@@ -272,3 +272,21 @@ def test_the_store_docs_reader_example_reads_keep_pairs(swapped):
     namespace = {"PATH": str(swapped / "swap.h5")}
     exec(compile(code, "docs/STORE.md", "exec"), namespace)  # its asserts hold: flips differ, keeps agree
     assert (namespace["relation"] == "keep").sum() == 6 and len(namespace["pairs"]) == 13
+
+
+def test_kfold_pooling_keeps_each_pairs_relation(swapped):
+    from cftrain.data import load_split
+    from cftrain.folds import fold_splits
+    from cftrain.loading import open_store
+
+    with open_store(swapped / "swap.h5") as store:
+        splits = {name: load_split(store, name) for name in store.splits}
+    for fold in (None, 0, 1):
+        found = fold_splits(splits, 2, fold, 0)
+        for split in found.values():
+            assert len(split.pair_relations) == len(split.pairs)
+            keep = split.keep_pairs()
+            labels = split.labels.numpy()
+            assert (labels[split.pairs[keep, 0]] == labels[split.pairs[keep, 1]]).all()
+            assert (labels[split.pairs[~keep, 0]] != labels[split.pairs[~keep, 1]]).all()
+        assert sum(s.keep_pairs().sum() for s in found.values()) == 12
