@@ -19,13 +19,16 @@ from cftrain.transfer import check_names_once, check_transfers, evals_in, evalua
 from cftrain.views import table_view, view_files
 
 
-def fitting_modes(task: str, input_kind: str, overrides: dict) -> list:
-    """Every registered mode a table shows by default that can train this store's model (its default rows)."""
+def fitting_modes(task: str, input_kind: str, overrides: dict, say: bool = False) -> list:
+    """Every registered mode a table shows by default that can train this store's model (its default
+    rows); with `say`, each mode left out is said with its own reason."""
     fitting = []
     for name in (n for n, cls in METHODS.items() if cls.in_tables):
         try:
             resolve(task, input_kind, strict=False, **{**overrides, "mode": name})
-        except UserError:
+        except UserError as exc:
+            if say:
+                note(f"the table leaves out {name}: {exc}")
             continue
         fitting.append(name)
     return fitting
@@ -34,7 +37,8 @@ def fitting_modes(task: str, input_kind: str, overrides: dict) -> list:
 def plan_table(task: str, input_kind: str, modes, seeds: list | None, overrides: dict) -> list:
     """One job per (mode, seed), in the registry's order, every config checked before any run;
     folders DIR/<mode>/ (one seed) or DIR/<mode>/seed-<s>/. `modes` None: every mode that fits."""
-    names = [m for m in METHODS if m in modes] if modes is not None else fitting_modes(task, input_kind, overrides)
+    names = [m for m in METHODS if m in modes] if modes is not None else \
+        fitting_modes(task, input_kind, overrides, say=True)
     check_some_mode_reads(task, input_kind, names, overrides)
     jobs = []
     for name in names:

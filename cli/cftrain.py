@@ -106,7 +106,20 @@ def parse_job(text: str | None) -> dict | None:
     return value
 
 
-@main.command("run")
+def presets_epilog() -> str:
+    """What each task's preset sets instead of the defaults the options show (`cftrain/tasks.py`)."""
+    from cftrain.tasks import TASKS, preset
+
+    lines = ["\b", "The store's task preset replaces the defaults shown above (a flag given replaces both):"]
+    for task in TASKS:
+        values = " ".join(f"{k.replace('_', '-')}={(','.join(map(str, v)) or 'none') if isinstance(v, list) else v}"
+                          for k, v in preset(task).items())
+        lines.append(f"  {task}: {values}")
+    lines.append("  other tasks: the defaults shown above.")
+    return "\n".join(lines)
+
+
+@main.command("run", epilog=presets_epilog())
 @STORE
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Run directory (written beside it under a temporary name, renamed when complete).")
@@ -142,7 +155,7 @@ def run_command(store, out, mode, force, verify, job_labels, **options):
     click.echo(f"best epoch {metrics['best_epoch']}; wrote {out}")
 
 
-@main.command("table")
+@main.command("table", epilog=presets_epilog())
 @STORE
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Table directory: one run directory per mode (and seed), table.json, table.md. Run the "

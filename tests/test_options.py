@@ -236,3 +236,13 @@ def test_embeddings_none_overrides_a_presets_vectors():
     assert resolve("snli", "text_pair").embeddings == "spacy-md"
     assert resolve("snli", "text_pair", embeddings="none").embeddings is None
     assert resolve("snli", "text_pair", embeddings="glove-6b-50d").embeddings == "glove-6b-50d"
+
+
+def test_run_and_table_help_say_what_each_task_preset_sets():
+    from cftrain.tasks import preset
+    from tests.helpers import run_cli
+    for command in ("run", "table"):
+        text = " ".join(run_cli("cli.cftrain", command, "--help").stdout.split())
+        assert "The store's task preset replaces the defaults shown above" in text
+        assert "imdb: model=nb-ngrams" in text and f"gs-weight={preset('imdb')['gs_weight']}" in text
+        assert f"ensemble={preset('snli')['ensemble']}" in text

@@ -47,3 +47,12 @@ def test_a_parallel_table_shows_each_runs_epochs_as_they_come(toy, tmp_path):
         assert [line.split(": ")[2].split(" ")[0] for line in epochs] == ["1/3", "2/3", "3/3"], lines
     first_done = next(i for i, line in enumerate(lines) if "1/2 runs" in line)
     assert any(line.startswith(("augmented: ", "gs: ")) for line in lines[:first_done])  # never silent until then
+
+
+def test_a_default_table_says_which_modes_it_leaves_out_and_why(stores, tmp_path, capsys):
+    from cftrain.table import plan_table
+    from cftrain.methods import METHODS
+    jobs = plan_table("toy", "vector", None, None, {"epochs": 1})
+    err = capsys.readouterr().err
+    assert "pair-contrastive" not in [j.config.mode for j in jobs] and "pair-contrastive" in METHODS
+    assert "the table leaves out pair-contrastive: --mode pair-contrastive: model mlp encodes" in err
