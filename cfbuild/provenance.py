@@ -5,9 +5,11 @@ export can state them (`cfbuild.card`). Nobody stated one: "unknown", said plain
 from __future__ import annotations
 
 from cfbuild.manifest import load_manifest
+from cfpairs.errors import UserError
 from cfpairs import __version__
 
 UNKNOWN = "unknown"
+MAX_TERMS = 4000  # characters of a licence or citation read from a card
 PROJECT_CITATION = (f"cfpairs {__version__}: counterfactual pair stores and gradient supervision (software), after "
                     "Teney, Abbasnejad & van den Hengel, Learning What Makes a Difference from Counterfactual "
                     "Examples and Gradient Supervision, ECCV 2020.")
@@ -72,6 +74,7 @@ def card_terms(folder) -> tuple:
 
     header = read_card(folder)
     license = header.get("license_details") if header.get("license") == "other" else header.get("license")
+    license = license if isinstance(license, str) else None  # a card is data: text or nothing
     citation = None
     path = Path(folder) / "README.md"
     if path.is_file() and "\n## Citation\n" in path.read_text(errors="replace"):
@@ -79,4 +82,8 @@ def card_terms(folder) -> tuple:
         cited = [line[2:].strip() for line in section.splitlines() if line.startswith("- ")
                  and not line[2:].startswith("cfpairs ")]
         citation = " ".join(cited) or None
-    return (str(license) if license and license != UNKNOWN else None), citation
+    for what, value in (("licence", license), ("citation", citation)):
+        if value is not None and len(value) > MAX_TERMS:
+            raise UserError(f"{path}: its card's {what} runs to {len(value):,} characters (at most {MAX_TERMS:,}); "
+                            "give --license/--citation instead")
+    return (license if license and license != UNKNOWN else None), citation

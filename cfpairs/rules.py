@@ -73,6 +73,9 @@ def validate_split(name: str, ex: dict, pairs_index, pairs_kind, subsets: dict, 
         bad = np.flatnonzero((index < 0).any(1) | (index >= n).any(1))
         if bad.size:
             raise StoreError(f"/{name}/pairs/index: pair {bad[0]} {index[bad[0]].tolist()} points outside [0, {n})")
+        itself = np.flatnonzero(index[:, 0] == index[:, 1])
+        if itself.size:
+            raise StoreError(f"/{name}/pairs/index: pair {itself[0]} joins row {index[itself[0], 0]} with itself")
         relation = _relations(name, pairs_relation, len(index))
         differ = labels.differ(ex, index[:, 0], index[:, 1])
         same = np.flatnonzero(~differ & (relation == "flip"))

@@ -52,7 +52,7 @@ class Ensemble(nn.Module):
     def member_parts(self) -> list:
         """[(parameter, k, dim)] over every trainable parameter: it is member k's alone (k an int), or
         (k None) it holds every member's block side by side along `dim` (size N x block): what a
-        method needs to treat each member's parameters apart (`member_norms`, `scale_members`)."""
+        method needs to treat each member's parameters apart (`cftrain.member_parts`)."""
         return [(p, None, self.member_dims.get(name, 0)) for name, p in self.named_parameters() if p.requires_grad]
 
     member_dims: dict = {}  # a fused form's parameters whose members sit side by side along dim 1 (tables)
@@ -345,40 +345,6 @@ class StackedLinear(nn.Module):
                 linear.bias.copy_(self.bias[k])
 
 
-def member_norms(parts: list, n: int, tensors: dict) -> torch.Tensor:
-    """(N,) each member's Euclidean norm of `tensors` ({parameter: a tensor of its shape, e.g. its
-    gradient}), its blocks found by `Ensemble.member_parts`."""
-    squares = torch.zeros(n, dtype=torch.float64)
-    for p, k, dim in parts:
-        t = tensors.get(p)
-        if t is None:
-            continue
-        t = t.to_dense() if t.is_sparse else t
-        if k is not None:
-            squares[k] += float(t.double().pow(2).sum())
-        else:
-            squares += t.double().unflatten(dim, (n, -1)).movedim(dim, 0).reshape(n, -1).pow(2).sum(1).cpu()
-    return squares.sqrt()
-
-
-def scale_members(parts: list, n: int, tensors: dict, factors: torch.Tensor) -> dict:
-    """{parameter: its tensor with member k's block times factors[k]} (new tensors; sparse ones dense)."""
-    out = {}
-    for p, k, dim in parts:
-        t = tensors.get(p)
-        if t is None:
-            continue
-        t = t.to_dense() if t.is_sparse else t
-        f = factors.to(t.device, t.dtype)
-        if k is not None:
-            out[p] = t * f[k]
-        else:
-            shape = [1] * (t.dim() + 1)
-            shape[dim] = n
-            out[p] = (t.unflatten(dim, (n, -1)) * f.view(shape)).flatten(dim, dim + 1)
-    return out
-
-
 def make_ensemble(members: list, generic: bool = True) -> Ensemble:
     """The ensemble of `members` (one model class): Single, its hand-fused form, Vmapped, or
     Sequential when the model says vmap cannot run it (`vmappable = False`) or `generic` is off."""
@@ -452,5 +418,4 @@ def checked_on(ensemble: Ensemble, batch: dict, double: bool, forward) -> Ensemb
 
 
 __all__ = ["Ensemble", "FusedEnsemble", "MemberColumns", "MemberSpaces", "SharedTables", "StackedLinear", "Sequential",
-           "Single", "Vmapped", "checked_on", "expand_members", "learned_tables", "make_ensemble", "member_norms",
-           "scale_members"]
+           "Single", "Vmapped", "checked_on", "expand_members", "learned_tables", "make_ensemble"]

@@ -257,6 +257,7 @@ def _fit_into(final: Path, store, verified, name: str, counted: Counted, transfe
         tmp = Path(tmp)
         write_json_atomic(tmp / RECORD, record)
         write_json_atomic(tmp / METRICS, {"task": store.task, "mode": trained_on, "reference": name,
+                                          "label_kind": store.label_kind,  # what later columns are computed for
                                           "metric": "accuracy", "best_epoch": 0, "store": str(store.path),
                                           "store_digest": record["store_digest"],
                                           "store_verified": record["store_verified"],
@@ -299,7 +300,8 @@ def collect_references(root) -> list:
             continue
         seen.add(key)
         metrics = check_metrics(read_json_file(folder / METRICS), folder / METRICS)
-        missing = complete_columns(RunDir(folder), {}, metrics)
+        kind = metrics.get("label_kind")  # fits from before it was written: their predictions file says
+        missing = complete_columns(RunDir(folder), {"store_signature": {"label_kind": kind}} if kind else {}, metrics)
         found.append({"folder": str(folder.relative_to(root)), "reference": record, "metrics": metrics,
                       "evals": read_evals(folder), **({"columns_missing": missing} if missing else {})})
     return found

@@ -145,6 +145,8 @@ def check_metrics(values, path) -> dict:
     metric = check.text(check.member(values, "metric", ""), "metric", choices=METRICS)
     check.text(check.member(values, "mode", ""), "mode", choices=tuple(PARTS["mode"]))
     check.text(values.get("task"), "task")
+    check.text(values.get("label_kind"), "label_kind", choices=("binary", "multiclass", "multilabel", "soft"),
+               nullable=True)
     check.count(check.member(values, "best_epoch", ""), "best_epoch")
     check.text(values.get("store_digest"), "store_digest", DIGEST, nullable=True)
     check_scores(check, values, metric)

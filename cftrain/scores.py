@@ -216,6 +216,13 @@ def _split(path: Path, archive, split: str, names: dict, meta: dict) -> SplitSco
     kept = found.scores if found.scores is not None else found.top_index
     if kept is None or kept.shape[1] != n or len(targets) != n or len(found.is_counterfactual) != n:
         raise UserError(f"{path}: split {split}: scores, targets and labels do not have the split's {n} rows")
+    if found.pair_kinds is not None and len(found.pair_kinds) != len(pairs):
+        raise UserError(f"{path}: split {split}: pair_kinds gives {len(found.pair_kinds)} kinds for {len(pairs)} pairs")
+    for key in ("top_index", "mean_index", "target_index"):  # answers index the classes: checked before use
+        values = read(key, False)
+        if values is not None and values.size and (values.min() < (-1 if key == "target_index" else 0)
+                                                   or values.max() >= classes):
+            raise UserError(f"{path}: split {split}: {key} names a class outside the {classes} there are")
     if any(len(rows) and (rows.min() < 0 or rows.max() >= n) for rows in subsets.values()):
         raise UserError(f"{path}: split {split}: a subset names a row outside the split's {n}")
     return found

@@ -146,6 +146,14 @@ def test_damaged_predictions_files_are_refused(tmp_path):
     with pytest.raises(UserError, match="predictions format 99"):
         read_scores(path)
     meta["version"] = 1
+    soft = tmp_path / "soft.npz"
+    write_scores(soft, {"val": kept_scores(torch.randn(1, 12, 40), split_of("soft"), "soft")}, 40)
+    soft_arrays = dict(np.load(soft))
+    soft_meta = json.loads(str(soft_arrays["meta"]))
+    top = soft_meta["splits"]["val"]["mean_index"]
+    np.savez(soft, **{**soft_arrays, top: soft_arrays[top] + 100})
+    with pytest.raises(UserError, match="mean_index names a class outside the 40"):
+        read_scores(soft)
     np.savez(path, **{**arrays, "meta": np.array(json.dumps({**meta, "label_kind": "fuzzy"}))})
     with pytest.raises(UserError, match="meta: label_kind: 'fuzzy' is not one of"):
         read_scores(path)

@@ -290,3 +290,27 @@ def test_kfold_pooling_keeps_each_pairs_relation(swapped):
             assert (labels[split.pairs[keep, 0]] == labels[split.pairs[keep, 1]]).all()
             assert (labels[split.pairs[~keep, 0]] != labels[split.pairs[~keep, 1]]).all()
         assert sum(s.keep_pairs().sum() for s in found.values()) == 12
+
+
+def test_a_pair_of_a_row_with_itself_is_refused(tmp_path):
+    with pytest.raises(StoreError, match=r"pair 1 joins row 2 with itself"):
+        write_vectors(tmp_path / "s.h5", [0, 1, 0, 0], [(0, 1), (2, 2)], ["flip", "keep"])
+
+
+def test_an_exported_pairs_table_is_not_believed(swapped, tmp_path):
+    import pyarrow.parquet as pq
+    from cfbuild.builders.table import build_import
+    from cfbuild.export import export_store
+
+    export_store(swapped / "swap.h5", tmp_path / "out", to="parquet")
+    pairs = pq.read_table(tmp_path / "out" / "pairs" / "train.parquet").to_pydict()
+    twice = {k: v + v[:1] for k, v in pairs.items()}  # the first pair listed again
+    pq.write_table(__import__("pyarrow").table(twice), tmp_path / "out" / "pairs" / "train.parquet")
+    with pytest.raises(UserError, match=r"pairs/train.parquet: row 14: pair .* repeats row 1"):
+        build_import(tmp_path / "out", tmp_path / "again.h5")
+    assert not (tmp_path / "again.h5").exists()
+    card = (tmp_path / "out" / "README.md").read_text()
+    (tmp_path / "out" / "README.md").write_text(card.replace("\n## Citation\n", "\n## Citation\n\n- " + "x" * 5000 + "\n"))
+    pq.write_table(__import__("pyarrow").table(pairs), tmp_path / "out" / "pairs" / "train.parquet")
+    with pytest.raises(UserError, match="card's citation runs to"):
+        build_import(tmp_path / "out", tmp_path / "again.h5")

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from cfpairs import open_store
 from cftrain.data import PairBatches, load_split
-from cftrain.ensemble import Vmapped, member_norms, scale_members
+from cftrain.ensemble import Vmapped
+from cftrain.member_parts import member_norms, scale_members
 from cftrain.models import make_model
 from cftrain.presets import resolve
 from cftrain.train import make_optimizer, train_step

@@ -141,7 +141,7 @@ def listed_pairs(path: Path, split) -> list:
     table.require("original_id", "counterfactual_id", "kind")
     row_of = {str(i): n for n, i in enumerate(split.ids)}
     relations = table.columns.get("relation") or ["flip"] * len(table)
-    pairs = []
+    pairs, seen = [], {}
     for n, (a, b, kind, relation) in enumerate(zip(table.columns["original_id"], table.columns["counterfactual_id"],
                                                    table.columns["kind"], relations)):
         missing = next((i for i in (a, b) if str(i) not in row_of), None)
@@ -149,7 +149,12 @@ def listed_pairs(path: Path, split) -> list:
             raise UserError(f"{path}: row {n + 1}: id {str(missing)[:60]!r} is no row of the split's table")
         if relation not in ("flip", "keep"):
             raise UserError(f"{path}: row {n + 1}: relation {str(relation)[:20]!r}, expected flip or keep")
-        pairs.append((row_of[str(a)], row_of[str(b)], str(kind), f"pair {a}", relation))
+        rows = (row_of[str(a)], row_of[str(b)])
+        if rows[0] == rows[1] or rows in seen:
+            raise UserError(f"{path}: row {n + 1}: pair {str(a)[:40]!r} -> {str(b)[:40]!r} "
+                            + ("joins a row with itself" if rows[0] == rows[1] else f"repeats row {seen[rows]}"))
+        seen[rows] = n + 1
+        pairs.append((*rows, str(kind), f"pair {a}", relation))
     return pairs
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from cfpairs.errors import UserError
-from cftrain.ensemble import member_norms, scale_members
+from cftrain.member_parts import member_norms, scale_members
 from cftrain.methods import Method, register
 from cftrain.options import Option
 
