@@ -118,7 +118,8 @@ class Counts:
                                                                        len(store.class_names))
             self._splits[key] = SplitTensors(name, {}, targets, labels,
                                              torch.as_tensor(view.examples["is_counterfactual"]), view.pairs,
-                                             dict(view.subsets), None, np.asarray(view.pair_kinds, dtype=object))
+                                             dict(view.subsets), None, np.asarray(view.pair_kinds, dtype=object),
+                                             np.asarray(view.pair_relations, dtype=object))
         return self._splits[key]
 
     def rows(self, trained_on: str) -> "Counted":

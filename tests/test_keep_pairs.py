@@ -314,3 +314,13 @@ def test_an_exported_pairs_table_is_not_believed(swapped, tmp_path):
     pq.write_table(__import__("pyarrow").table(pairs), tmp_path / "out" / "pairs" / "train.parquet")
     with pytest.raises(UserError, match="card's citation runs to"):
         build_import(tmp_path / "out", tmp_path / "again.h5")
+
+
+def test_reference_rows_count_flip_and_keep_pairs_as_the_methods_do(swapped, tmp_path):
+    pytest.importorskip("sklearn")
+    from cftrain.table import run_table
+    table = run_table(swapped / "swap.h5", tmp_path / "t", modes=["augmented"], epochs=1, jobs=1)
+    rows = {row.get("block", "method"): row for row in table["rows"]}
+    for row in (rows["method"], rows["reference"]):
+        assert row["consistency"]["val"]["all"]["pairs"] == 7  # flip pairs only
+        assert row["columns"]["flip-rate"]["val"]["n"] == 6     # keep pairs
