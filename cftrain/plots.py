@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+def _pyplot():
+    """matplotlib's pyplot on Agg, imported when a picture is drawn (it costs a command's start ~0.5 s)."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    return plt
 
 
 def history_png(history: list, path: Path, metric: str, title: str) -> None:
@@ -16,6 +21,7 @@ def history_png(history: list, path: Path, metric: str, title: str) -> None:
     terms = [k for k in history[0] if k not in ("epoch", "task_loss", "seconds", f"val_{metric}")
              and not k.endswith("_rows")]
     keys = ["task_loss", *terms, f"val_{metric}"]
+    plt = _pyplot()
     fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3), constrained_layout=True)
     for ax, key in zip(axes, keys):
         label = {"task_loss": "task loss", f"val_{metric}": f"val {metric} (%)"}.get(key, f"{key} term")
@@ -35,6 +41,7 @@ def history_png(history: list, path: Path, metric: str, title: str) -> None:
 
 def curve_png(points: dict, path: Path, metric: str, split: str, title: str) -> None:
     """points: {mode: [(fraction, mean, low, high), ...]}; one line per mode, a band low..high."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8), constrained_layout=True)
     for mode, rows in points.items():
         xs = [r[0] for r in rows]

@@ -11,44 +11,40 @@ from cftrain.losses import LOSSES
 from cftrain.methods import METHODS
 from cftrain.models import MODELS
 from cftrain.optim import OPTIMIZERS
-from cftrain.options import PART_KINDS, SHARED
 
 PARTS = {"mode": METHODS, "model": MODELS, "optimizer": OPTIMIZERS, "loss": LOSSES}
 
 
+def _declared():
+    """The registries' catalog (`cftrain.catalog`): the option lookups below are its."""
+    from cftrain.catalog import from_registries  # noqa: PLC0415
+
+    return from_registries()
+
+
 def part_names(kind: str) -> list:
     """The names registered as `kind` (modes in their tables' order, the others as registered)."""
-    return list(PARTS[kind]) if kind in ("mode", "optimizer") else sorted(PARTS[kind])
+    return _declared().part_names(kind)
 
 
 def owners() -> list:
     """(kind, name, declared options) of every method, model, optimizer and loss."""
-    return [(kind, name, tuple(PARTS[kind][name].options)) for kind in PART_KINDS for name in part_names(kind)]
+    return _declared().owners()
 
 
 def all_options() -> dict:
     """{name: Option}: the shared ones, then every owner's (one declaration each)."""
-    found = {o.name: o for o in SHARED}
-    for _, owner, options in owners():
-        for option in options:
-            if option.name in found and found[option.name] != option:
-                raise RuntimeError(f"option {option.name!r} of {owner} is declared twice, differently")
-            found[option.name] = option
-    return found
+    return _declared().all_options()
 
 
 def readers(name: str) -> dict:
     """{"mode": [...], "model": [...], "optimizer": [...], "loss": [...]}: who reads a non-shared option."""
-    out = {kind: [] for kind in PART_KINDS}
-    for kind, owner, options in owners():
-        if any(o.name == name for o in options):
-            out[kind].append(owner)
-    return out
+    return _declared().readers(name)
 
 
 def choices(option) -> tuple | None:
     """The values an option allows: its declared choices, or the names of its registry."""
-    return tuple(part_names(option.part)) if option.part is not None else option.allowed()
+    return _declared().choices(option)
 
 
 def problem(option, value) -> str | None:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from cftrain.methods import METHODS, curve_modes, default_mode
 from cli.common import ALLOW_EXTERNAL, Group, InputPath, TransferStore, group_options
-from cli.options import run_only_options, training_options
+from cli.options import DECLARED, run_only_options, training_options
+
+MODES = list(DECLARED.modes)  # the method registry's names, in tables' order (without importing it)
 
 STORE = click.argument("store", type=InputPath())
 RUN_DIR = InputPath(file_okay=False, dir_okay=True)
@@ -123,8 +124,8 @@ def presets_epilog() -> str:
 @STORE
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Run directory (written beside it under a temporary name, renamed when complete).")
-@click.option("--mode", default=default_mode(), show_default=True, type=click.Choice(list(METHODS)),
-              help="Training method: " + ", ".join(METHODS) + ".")
+@click.option("--mode", default=DECLARED.default_mode(), show_default=True, type=click.Choice(MODES),
+              help="Training method: " + ", ".join(MODES) + ".")
 @training_options
 @run_only_options
 @click.option("--job", "job_labels", hidden=True, help="JSON: what a campaign knows this run as (kept in config.json; "
@@ -161,8 +162,8 @@ def run_command(store, out, mode, force, verify, job_labels, **options):
               help="Table directory: one run directory per mode (and seed), table.json, table.md. Run the "
                    "same command again to continue: finished runs are kept.")
 @click.option("--modes", help="Comma-separated modes to run, rows in the paper's order [default: every mode that "
-                              "fits the store's model: " + ", ".join(m for m in METHODS if METHODS[m].in_tables) +
-                              "; on request: " + ", ".join(m for m in METHODS if not METHODS[m].in_tables) + "].")
+                              "fits the store's model: " + ", ".join(DECLARED.modes_where("in_tables")) + "; on request: " +
+                              ", ".join(m for m in MODES if m not in DECLARED.modes_where("in_tables")) + "].")
 @JOBS
 @click.option("--seeds", help="Comma-separated seeds: every row is the mean ± standard error over them "
                               "(each seed a whole ensemble), e.g. 0,1,2.")
@@ -194,9 +195,9 @@ def table_command(store, out, modes, jobs, seeds, transfers, reference, force, v
 
     check_output(out, "table", force, resumable=not force)
     chosen = None if modes is None else [m.strip() for m in modes.split(",") if m.strip()]
-    unknown = [m for m in chosen or [] if m not in METHODS]
+    unknown = [m for m in chosen or [] if m not in MODES]
     if unknown or chosen == []:
-        raise click.BadParameter(f"unknown mode(s) {unknown} (known: {', '.join(METHODS)})", param_hint="--modes")
+        raise click.BadParameter(f"unknown mode(s) {unknown} (known: {', '.join(MODES)})", param_hint="--modes")
     if seeds is not None:
         if options.pop("seed") is not None:
             raise click.UsageError("give --seed or --seeds, not both")
@@ -234,7 +235,7 @@ def _list(value, convert, option):
               help="Curve directory: one run per mode, fraction and seed, curve.json, curve.png, curve.md.")
 @click.option("--fractions", default="1/9,1/8,1/7,1/6,1/5,1/4,1/3,1/2,1/1", show_default=True,
               help="Fractions of the training pair groups (nested subsets).")
-@click.option("--modes", default=",".join(curve_modes()), show_default=True, help="Comma-separated modes.")
+@click.option("--modes", default=",".join(DECLARED.modes_where("in_curves")), show_default=True, help="Comma-separated modes.")
 @click.option("--seeds", default="0,1,2", show_default=True,
               help="Seeds: each a model seed and its own chain of nested subsets.")
 @click.option("--split", help="Split whose metric is plotted (default: test, else val).")
@@ -258,9 +259,10 @@ def curve_command(store, out, fractions, modes, seeds, split, jobs, force, verif
     if options.pop("seed") is not None or options.pop("fraction") is not None:
         raise click.UsageError("curve sets --seed and --fraction itself: use --seeds and --fractions")
     chosen = _list(modes, str, "--modes")
-    unknown = [m for m in chosen if m not in METHODS or not METHODS[m].trains]
+    trained = DECLARED.modes_where("trains")
+    unknown = [m for m in chosen if m not in trained]
     if unknown:
-        trained = ", ".join(m for m in METHODS if METHODS[m].trains)
+        trained = ", ".join(trained)
         raise click.BadParameter(f"{unknown}: not a trained mode ({trained})", param_hint="--modes")
     chosen_launcher = make_launcher("curve", jobs, **launch)
     curve = run_or_submitted(lambda: run_curve(store, out, parse_fractions(fractions), chosen,
@@ -281,7 +283,7 @@ def curve_command(store, out, fractions, modes, seeds, split, jobs, force, verif
 @click.option("--space", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help='JSON or TOML {option: spec}; a spec is a list of values or {"uniform"|"log_uniform"|"int"|'
                    '"log_scale": [low, high]} (log_scale: times the preset). Default: the task\'s own space.')
-@click.option("--modes", default=default_mode(), show_default=True,
+@click.option("--modes", default=DECLARED.default_mode(), show_default=True,
               help="Comma-separated modes, each with its own trials.")
 @click.option("--sweep-seed", type=int, default=0, show_default=True, help="Seeds the trials' draws.")
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Trials per mode in the summary.")
@@ -313,7 +315,7 @@ def sweep_command(store, out, trials, seeds, space, modes, sweep_seed, top, sele
         raise click.UsageError("a sweep sets --seed itself: use --seeds")
     parse_select(select)  # before any work
     chosen = _list(modes, str, "--modes")
-    unknown = [m for m in chosen if m not in METHODS or not METHODS[m].trains]
+    unknown = [m for m in chosen if m not in DECLARED.modes_where("trains")]
     if unknown:
         raise click.BadParameter(f"{unknown}: not a trained mode", param_hint="--modes")
     chosen_launcher = make_launcher("sweep", jobs, **launch)

@@ -1,5 +1,5 @@
 """`make docs` (`python -m cli.docs [--check]`): the pages and parts of pages that the registries
-write: docs/OPTIONS.md whole, and in docs/TRAINING.md, BUILDING.md, IMAGES.md, EXTENDING.md and
+write: docs/OPTIONS.md and cftrain/catalog.json (what `--help` reads) whole, and in docs/TRAINING.md, BUILDING.md, IMAGES.md, EXTENDING.md and
 CLUSTER.md the lists of modes, models, losses, columns, builder commands, backbones and launchers, between `<!-- generated: NAME -->` and `<!-- end generated -->`.
 `--check` writes nothing and exits 1 naming each stale page (a test runs it)."""
 
@@ -115,8 +115,9 @@ REGIONS = {"modes": modes, "models": models, "losses": losses, "builders": build
 
 def pages() -> dict:
     """{path: text as the registries write it}."""
+    from cftrain.catalog import CATALOG, catalog_text  # noqa: PLC0415
     from cftrain.registry import markdown  # noqa: PLC0415
-    out = {DOCS / "OPTIONS.md": markdown()}
+    out = {DOCS / "OPTIONS.md": markdown(), CATALOG: catalog_text()}
     for name in ("TRAINING.md", "BUILDING.md", "IMAGES.md", "EXTENDING.md", "CLUSTER.md"):
         path = DOCS / name
         out[path] = REGION.sub(lambda m: m.group(1) + REGIONS[m.group(2)]() + "\n" + m.group(4), path.read_text())
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
     check = "--check" in (sys.argv[1:] if argv is None else argv)
     stale = []
     for path, text in pages().items():
-        if path.read_text() != text:
+        if not path.exists() or path.read_text() != text:
             stale.append(path)
             if not check:
                 path.write_text(text)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import click
 
+from cftrain.catalog import current
 from cftrain.options import Option
-from cftrain.registry import all_options, choices, readers
 from cli.common import FiniteFloat
+
+DECLARED = current()  # the registries' declarations, without importing them (cftrain/catalog.json)
 
 
 def _list_callback(option: Option):
@@ -28,8 +30,9 @@ def _list_callback(option: Option):
 
 
 def _click_type(option: Option):
-    if choices(option) is not None:
-        return click.Choice([str(c) for c in choices(option)])
+    allowed = DECLARED.choices(option)
+    if allowed is not None:
+        return click.Choice([str(c) for c in allowed])
     if option.kind is int:
         return click.IntRange(option.low, option.high, min_open=option.low_open, max_open=option.high_open)
     if option.kind is float:
@@ -38,7 +41,7 @@ def _click_type(option: Option):
 
 
 def _help(option: Option) -> str:
-    who = readers(option.name)
+    who = DECLARED.readers(option.name)
     owners = "; ".join(f"{kind}{'s' if len(names) > 1 else ''} {', '.join(names)}" for kind, names in who.items()
                        if names)
     default = option.default
@@ -58,7 +61,7 @@ def click_option(option: Option):
 
 def training_options(func):
     """Every run option that a command line gives (shared, methods', models', optimizers')."""
-    for option in reversed([o for o in all_options().values() if o.cli]):
+    for option in reversed([o for o in DECLARED.all_options().values() if o.cli]):
         func = click_option(option)(func)
     return func
 
@@ -66,6 +69,6 @@ def training_options(func):
 def run_only_options(func):
     """The options a campaign sets for each of its runs (no flag on table, curve or sweep): on
     `cftrain run`, so every run a campaign plans can be written as one command (`cftrain.commands`)."""
-    for option in reversed([o for o in all_options().values() if not o.cli and o.name != "mode"]):
+    for option in reversed([o for o in DECLARED.all_options().values() if not o.cli and o.name != "mode"]):
         func = click_option(option)(func)
     return func

@@ -66,6 +66,14 @@ def test_one_seed_prints_no_standard_error(work, tmp_path):
     assert table["rows"][0]["splits"]["val"]["all"]["stderr"] is None
 
 
+def test_a_table_without_seeds_says_n1_once_in_its_caption(work, tmp_path):
+    text = ok("cftrain", ["table", work / "toy.h5", "--out", tmp_path / "t", "--modes", "chance"]).stdout
+    caption = next(line for line in text.splitlines() if line.startswith("Task "))
+    assert "one seed per row (n=1: no standard error)" in caption
+    row = next(line for line in text.splitlines() if line.startswith("| Chance"))
+    assert "±" not in row and "(n=1)" not in row
+
+
 def test_three_seeds_print_the_sample_standard_error(work, tmp_path):
     ok("cftrain", ["table", work / "toy.h5", "--out", tmp_path / "t", "--modes", "chance", "--seeds", "0,1,2"])
     table = json.loads((tmp_path / "t" / "table.json").read_text())

@@ -220,7 +220,8 @@ def format_table(table: dict) -> str:
     aligned = list(dict.fromkeys(s for row in table["rows"] for s in row.get("alignment", {}) if s != "train"))
     header = "| method | " + " | ".join([c[0] for c in columns] + [f"{s} alignment" for s in aligned]) + " |"
     seeds = table.get("seeds")
-    over = f"mean ± standard error over seeds {', '.join(map(str, seeds))}, " if seeds else ""
+    over = f"mean ± standard error over seeds {', '.join(map(str, seeds))}, " if seeds else \
+        "one seed per row (n=1: no standard error), "
     lines = [f"Task `{table['task']}`, {metric} in %, {over}best epoch by val {metric}; consistency: pairs whose "
              "original and edit are both right, %; alignment: mean cos(g, t) over the split's pairs." +
              column_caption(table["rows"]), ""]
