@@ -25,6 +25,7 @@ import torch
 from cfpairs import open_store
 from cfpairs.store import StoreWriter
 from cftrain.presets import RunConfig, resolve
+from cftrain.parts import RunParts
 from cftrain.train import fit, load_splits
 
 
@@ -67,7 +68,7 @@ def epoch_seconds(store_path, ensemble: int, epochs: int, generic: bool = False)
         config = resolve(store.task, store.input_kind, mode="gs", ensemble=ensemble, epochs=epochs,
                          patience=epochs, **cpu)
         splits = load_splits(store, config)
-        _, _, history = fit(config, store, splits)
+        _, _, history = fit(RunParts.of(config, store), store, splits)
     return min(h["seconds"] for h in history)
 
 

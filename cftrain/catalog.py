@@ -92,8 +92,12 @@ class Catalog:
 
 def from_registries() -> Catalog:
     """The catalog of the registries themselves (imports them: torch included)."""
-    from cftrain.registry import PARTS  # noqa: PLC0415
+    from cftrain.losses import LOSSES  # noqa: PLC0415  (the registries: torch)
+    from cftrain.methods import METHODS  # noqa: PLC0415
+    from cftrain.models import MODELS  # noqa: PLC0415
+    from cftrain.optim import OPTIMIZERS  # noqa: PLC0415
 
+    PARTS = {"mode": METHODS, "model": MODELS, "optimizer": OPTIMIZERS, "loss": LOSSES}
     parts = {kind: {name: tuple(cls.options) for name, cls in PARTS[kind].items()} for kind in PART_KINDS}
     modes = {name: {flag: bool(getattr(cls, flag)) for flag in MODE_FLAGS} for name, cls in PARTS["mode"].items()}
     return Catalog(parts, modes)

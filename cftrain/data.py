@@ -84,13 +84,15 @@ class SplitTensors:
         return out
 
 
-def load_split(store: PairStore, name: str) -> SplitTensors:
-    """One split of an open store (`cfpairs.open_store`): the model's inputs, targets, pairs, subsets."""
+def load_split(store: PairStore, name: str, labels=None) -> SplitTensors:
+    """One split of an open store (`cfpairs.open_store`): the model's inputs, targets, pairs, subsets;
+    `labels` (a run's `cftrain.labels.Labels`) makes the targets, else the store's label kind's."""
     view = store[name]
     columns = view.examples
     inputs = {f: torch.as_tensor(columns[f]) for f in model_input_fields(store.input_kind)}
     inputs = {f: (v.long() if v.dtype == torch.int32 else v) for f, v in inputs.items()}
-    targets, labels = training_labels(store.label_kind).targets(columns.__getitem__, len(store.class_names))
+    kind = labels if labels is not None else training_labels(store.label_kind)
+    targets, labels = kind.targets(columns.__getitem__, len(store.class_names))
     features = RegionFeatures(store.path, store.feature_parts()) if store.regions_info() is not None else None
     return SplitTensors(name, inputs, targets, labels, torch.as_tensor(columns["is_counterfactual"]), view.pairs,
                         dict(view.subsets), features, np.asarray(view.pair_kinds, dtype=object),

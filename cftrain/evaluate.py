@@ -101,8 +101,8 @@ def evaluate_run(run_dir, store_path, out=None, device: str = "auto", force: boo
         if keep:
             check_own_store(run_dir, store)
         members = [m.to(target) for m in RunDir(run_dir).load_members()]
-        splits = load_splits(store, config, training=keep)
         labels = training_labels(store.label_kind, config.loss)
+        splits = load_splits(store, config, training=keep, labels=labels)
         metrics, consistency, kept = evaluate(members, splits, labels, target)
         if keep:
             RunDir(run_dir).keep_scores(kept, len(store.class_names))

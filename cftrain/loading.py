@@ -43,12 +43,13 @@ def truncate(data: SplitTensors, max_tokens: int | None) -> SplitTensors:
     return replace(data, inputs=inputs)
 
 
-def load_splits(store: PairStore, config: RunConfig, training: bool = True) -> dict:
-    """Every split of the store, truncated and filtered as the run's options say (run and eval alike)."""
+def load_splits(store: PairStore, config: RunConfig, training: bool = True, labels=None) -> dict:
+    """Every split of the store, truncated and filtered as the run's options say (run and eval alike);
+    `labels`: the run's `cftrain.labels.Labels`, which makes the targets (default: the store's kind's)."""
     missing = [s for s in ("train", "val") if s not in store.splits]
     if training and missing:
         raise UserError(f"{store.path}: training needs splits train and val; missing {', '.join(missing)}")
-    splits = {name: truncate(load_split(store, name), config.get("max_tokens")) for name in store.splits}
+    splits = {name: truncate(load_split(store, name, labels), config.get("max_tokens")) for name in store.splits}
     if config.subsets:
         splits = {name: only_subsets(data, config.subsets, store.path, training) for name, data in splits.items()}
     if training and config.get("folds"):

@@ -165,5 +165,7 @@ EMBEDDINGS = Option("embeddings", str, None, "Frozen word vectors: a GloVe/word2
                     "embeddings, whatever the preset says.", nullable=True)
 EMBED_INIT = Option("embed_init", str, "normal", "Learned word embeddings drawn from normal (torch's N(0, 1)) "
                     "or uniform (Keras' U(-0.05, 0.05)).", choices=("normal", "uniform"))
+EMBED_DIM = Option("embed_dim", int, 50, "Width of learned word embeddings (frozen --embeddings bring their own).",
+                   low=1, high=4096)
 EMBED_SCALE = Option("embed_scale", float, None, "Std (normal) or half-width (uniform) of that draw "
                      "[default: 1.0 / 0.05].", low=0, high=1e3, low_open=True, nullable=True)

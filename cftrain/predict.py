@@ -33,15 +33,15 @@ def predictions_page(run_dir, store_path, allow_external: bool = False, splits: 
     store, verified = open_verified(store_path, allow_external=allow_external)
     with store:
         members = RunDir(run_dir).load_members()
-        found = {name: _predictions(store, name, config, members) for name in (splits or store.splits)}
+        labels = training_labels(store.label_kind, config.loss)
+        found = {name: _predictions(store, name, config, members, labels) for name in (splits or store.splits)}
         return {"kind": "predictions", "run": str(run_dir), "store": str(store_path),
                 "store_digest": verified or store.digest, "metric": next(iter(found.values()))["metric"],
                 "splits": found}
 
 
-def _predictions(store, split: str, config, members: list) -> dict:
-    labels = training_labels(store.label_kind, config.loss)
-    data = truncate(load_split(store, split), config.get("max_tokens"))
+def _predictions(store, split: str, config, members: list, labels) -> dict:
+    data = truncate(load_split(store, split, labels), config.get("max_tokens"))
     return split_page([ensemble_logits([m], data) for m in members], ensemble_logits(members, data), data, labels,
                       store.class_names)
 

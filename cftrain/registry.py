@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from cftrain.catalog import from_registries
 from cftrain.losses import LOSSES
 from cftrain.methods import METHODS
 from cftrain.models import MODELS
@@ -17,8 +18,6 @@ PARTS = {"mode": METHODS, "model": MODELS, "optimizer": OPTIMIZERS, "loss": LOSS
 
 def _declared():
     """The registries' catalog (`cftrain.catalog`): the option lookups below are its."""
-    from cftrain.catalog import from_registries  # noqa: PLC0415
-
     return from_registries()
 
 

@@ -1,5 +1,6 @@
-"""What a method is built with for one run (`Run`) and how its loss terms become one loss (`Term`,
-`Run.combine`): with the loop (`cftrain.train.fit`), the only code that knows about processes.
+"""What a method is built with for one run (`Run`) and the form of its loss terms (`Term`), which
+`cftrain.step.normalise` makes one loss: with the loop (`cftrain.train.fit`), the only code that
+knows about processes.
 
 A method reports each term as sums and counts (per ensemble member: the sum of a per-row, per-edge
 or per-anchor value over the rows this process owns, and how many there were). The run divides
@@ -55,48 +56,10 @@ class Run:
     def optimizer(self, params) -> torch.optim.Optimizer:
         return (self.make_optimizer or (lambda p: optim.make_optimizer(self.config, p)))(params)
 
-    def combine(self, terms: list | None, names: tuple) -> tuple:
-        """(loss or None, stats): the sum over members of `combine_members`."""
-        losses, stats = self.combine_members(terms, names)
-        return (None if losses is None else losses.sum()), stats
-
     def member_parts(self) -> list:
         """[(parameter, k, dim)]: which parameters (or blocks of them) are each member's
         (`cftrain.ensemble.Ensemble.member_parts`; `member_norms` and `scale_members` read it)."""
         return self.ensemble.member_parts()
-
-    def combine_members(self, terms: list | None, names: tuple) -> tuple:
-        """((N,) each member's loss or None, stats) of the terms named `names` (the task loss first),
-        normalised by their counts over every process; member k's loss depends on its parameters
-        only. `terms` None: this process holds no row of the batch, and takes part with zeros
-        (every process joins the same all-reduce)."""
-        n = self.members
-        if terms is None:
-            sums, counts, weights = torch.zeros(len(names), n), torch.zeros(len(names), n), [0.0] * len(names)
-        else:
-            found = tuple(t.name for t in terms)
-            if found != names:
-                raise RuntimeError(f"the method reported terms {found}, it declares {names}")
-            sums = torch.stack([t.sums.reshape(n) for t in terms])
-            counts = torch.stack([t.counts.reshape(n).to(sums.dtype) for t in terms])
-            weights = [t.weight for t in terms]
-        totals = torch.cat([sums.detach().float().cpu(), counts.detach().float().cpu()])
-        if self.distributed is not None:
-            self.distributed.sum_(totals)
-        global_sums, global_counts = totals[:len(names)], totals[len(names):]
-        per_member = global_sums / global_counts.clamp(min=1)
-        stats = {}
-        for k, name in enumerate(names):
-            has = global_counts[k] > 0
-            key = "task_loss" if k == 0 else name
-            stats[key] = float(per_member[k][has].mean()) if has.any() else (None if k == 0 else 0.0)
-            if k:
-                stats[f"{name}_rows"] = int(global_counts[k].sum())
-        if terms is None:
-            return None, stats
-        scale = torch.where(global_counts > 0, 1.0 / global_counts.clamp(min=1), torch.zeros_like(global_counts))
-        scale = scale.to(sums.device, sums.dtype) * torch.tensor(weights, dtype=sums.dtype, device=sums.device)[:, None]
-        return (sums * scale).sum(0), stats
 
     def reduce_gradients(self, params) -> None:
         """Sum the gradients across processes (nothing to do in one process)."""

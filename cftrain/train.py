@@ -23,11 +23,13 @@ from cftrain.ensemble import Ensemble, Single, checked_on, make_ensemble
 from cftrain.columns import column_values
 from cftrain.evaluate import alignments, evaluate, scored, signature
 from cftrain.labels import Labels, training_labels
-from cftrain.methods import forward, method
+from cftrain.methods import method
+from cftrain.step import forward
 from cftrain.metrics import ensemble_logits, split_metrics
-from cftrain.models import PairModel, make_model, model_class
+from cftrain.models import PairModel, build_model
+from cftrain.parts import RunParts, model_kwargs  # noqa: F401  (model_kwargs: re-exported)
 from cftrain.plots import history_png
-from cftrain.presets import RunConfig, validate
+from cftrain.presets import RunConfig
 from cftrain.rundir import RunDir
 from cftrain.runtime import At, Run
 from cftrain.scores import kept_scores
@@ -54,36 +56,25 @@ def train_step(model, optimizer, batch: dict, config: RunConfig, kind, generator
 
 def checked_labels(config: RunConfig, label_kind: str) -> Labels:
     """The loss the store's label kind trains with under `config`, refused (UserError) when it or
-    the mode's options do not fit those labels."""
+    the mode's options do not fit those labels (a campaign's check of its runs before any work)."""
     labels = training_labels(label_kind, config.loss, config)
     method(config.mode).check_labels(config, labels)
     return labels
 
 
-def model_kwargs(config: RunConfig, store: PairStore) -> dict:
-    """Constructor arguments of the run's models, from the store's shapes (saved in model.pt)."""
-    kwargs = {"vocab_size": len(store.vocab or []), "input_kind": store.input_kind,
-              "n_outputs": 1 if store.label_kind == "binary" else len(store.class_names)}
-    columns = store[store.splits[0]].examples
-    if "x" in columns:
-        kwargs["input_dim"] = int(columns.shape("x")[1])
-    regions = store.regions_info()
-    if regions is not None:
-        kwargs["feature_dim"] = int(regions.features_shape[2])
-    kwargs.update({o.name: config.get(o.name) for o in model_class(config.model).options})  # its own options
-    return kwargs
-
-
-def memory_needed(config: RunConfig, kwargs: dict) -> int:
+def memory_needed(parts: RunParts) -> int:
     """Bytes the ensemble's training needs, about: each member's learned parameters four times
-    (weights, gradients, two optimizer accumulators), frozen ones once, and activations of a batch."""
+    (weights, gradients, two optimizer accumulators), frozen ones once, and activations of a batch
+    as wide as the model's widest layer or input."""
+    config, kwargs = parts.config, parts.model_kwargs
     with torch.device("meta"):
         if config.get("embeddings") and "vectors" not in kwargs and "vocab_size" in kwargs:
             kwargs = {**kwargs, "vectors": torch.empty(kwargs["vocab_size"], 300)}  # frozen; the widest we ship
-        member = make_model(config.model, **kwargs)
+        member = build_model(parts.model, **kwargs)
     learned = sum(p.numel() for p in member.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in member.parameters() if not p.requires_grad)
-    widest = max([*config.get("hidden", []), kwargs.get("input_dim", 0), kwargs.get("feature_dim", 0), 1])
+    layers = [m.out_features for m in member.modules() if isinstance(m, torch.nn.Linear)]
+    widest = max([*layers, kwargs.get("input_dim", 0), kwargs.get("feature_dim", 0), 1])
     activations = config.batch_size * widest * 8
     return 4 * (config.ensemble * (4 * learned + activations) + frozen)
 
@@ -94,9 +85,10 @@ def memory_available(device: torch.device) -> int:
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def check_memory(config: RunConfig, store: PairStore, device: torch.device) -> None:
+def check_memory(parts: RunParts, device: torch.device) -> None:
     """Refused before any work when the ensemble could not fit in memory, with the estimate."""
-    need, have = memory_needed(config, model_kwargs(config, store)), memory_available(device)
+    config = parts.config
+    need, have = memory_needed(parts), memory_available(device)
     if need > have:
         sizes = ", ".join(f"{k} {v}" for k, v in (("--ensemble", config.ensemble if config.ensemble > 1 else ""),
                                                    ("--batch-size", config.batch_size if config.batch_size > 1024 else ""),
@@ -126,18 +118,18 @@ def sparse_pays(config: RunConfig, train: SplitTensors, vocab_size: int) -> bool
     return bool(lengths) and config.batch_size * float(sum(lengths)) <= vocab_size * config.ensemble
 
 
-def build_members(config: RunConfig, store: PairStore, kwargs: dict, sparse: bool = False,
-                  train: SplitTensors | None = None) -> list:
+def build_members(parts: RunParts, store: PairStore, sparse: bool = False, train: SplitTensors | None = None) -> list:
     """`config.ensemble` models, member k seeded with seed + k, each prepared on `train` (the rows
     the method trains on; default: the store's train split) when its model keeps statistics of them."""
-    kwargs = dict(kwargs, sparse=sparse)  # not saved in model.pt: the state is the same either way
+    config = parts.config
+    kwargs = dict(parts.model_kwargs, sparse=sparse)  # not saved in model.pt: the state is the same either way
     if config.get("embeddings"):
         kwargs["vectors"], _ = load_vectors(config.embeddings, store.vocab)
     members, shared = [], {}
     with Progress(config.ensemble, f"{store.task} {config.mode}: building members", unit="models") as bar:
         for k in range(config.ensemble):
             torch.manual_seed(config.seed + k)
-            member = make_model(config.model, **kwargs)
+            member = build_model(parts.model, **kwargs)
             if type(member).prepare is not PairModel.prepare:
                 train = train if train is not None else load_split(store, "train")
                 member.prepare(train, shared)
@@ -146,26 +138,24 @@ def build_members(config: RunConfig, store: PairStore, kwargs: dict, sparse: boo
     return members
 
 
-def fit(config: RunConfig, store: PairStore, splits: dict, log=None, device="cpu") -> tuple[list, int, list]:
+def fit(parts: RunParts, store: PairStore, splits: dict, log=None, device="cpu") -> tuple[list, int, list]:
     """Train the ensemble in lockstep; select the epoch by the ensemble's val metric. The method is
     built once for the run (it owns its optimizers and state) and steps every batch; under torchrun
     each process takes its share of every batch (the whole batch, owning a share of its rows, for a
     method whose terms relate rows of different pair groups)."""
-    trainer = method(config.mode)
+    config, trainer, labels = parts.config, parts.method, parts.labels
     subset = group_subset(splits["train"], config.fraction,
                           config.seed if config.fraction_seed is None else config.fraction_seed)
     train = trainer.training_rows(subset, config.seed)
     trainer.check_pairs(len(train.pairs), f"split train of {store.path}" + (
         f" (--fraction {config.fraction})" if config.fraction < 1 else "") + (
         f" (--subsets {','.join(config.subsets)})" if config.subsets else ""))
-    kwargs = model_kwargs(config, store)
-    members = [m.to(device) for m in build_members(config, store, kwargs,
-                                                   sparse_pays(config, train, kwargs["vocab_size"]), train)]
+    sparse = sparse_pays(config, train, parts.model_kwargs["vocab_size"])
+    members = [m.to(device) for m in build_members(parts, store, sparse, train)]
     ensemble = make_ensemble(members).to(device)
     context = distributed.current()
     shard = (context.rank, context.world) if context else (0, 1)
     loader = PairBatches(train, config.batch_size, config.seed, shard, whole=trainer.couples_rows)
-    labels = training_labels(store.label_kind, config.loss, config)
     generator = torch.Generator().manual_seed(config.seed)
     best, best_epoch, best_state, history = -math.inf, 0, None, []
     selecting = "val" in splits  # else a refit on train+val (k-fold selection): every epoch, the last kept
@@ -247,14 +237,13 @@ def run_into(out_dir, store_path, config: RunConfig, verify: bool = False, check
     torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     rundir = RunDir(out_dir)
-    trainer = method(config.mode)
     store, verified = open_verified(store_path, verify, check, config.allow_external, verified)
     with store:
-        validate(config, store.input_kind)
-        labels = checked_labels(config, store.label_kind)
+        parts = RunParts.of(config, store)  # every stage below takes these objects
+        trainer, labels = parts.method, parts.labels
         if trainer.trains:
-            check_memory(config, store, device)
-        splits = load_splits(store, config)
+            check_memory(parts, device)
+        splits = load_splits(store, config, labels=labels)
         checked = {"store_digest": verified or store.digest, "store_verified": verified is not None}
         metrics = {"task": store.task, "mode": config.mode, "model": config.model, "ensemble": config.ensemble,
                    "seed": config.seed, "store": str(store_path), **checked, "metric": labels.metric}
@@ -268,11 +257,11 @@ def run_into(out_dir, store_path, config: RunConfig, verify: bool = False, check
             metrics.update(best_epoch=0, splits=found, consistency=consistency)
         else:
             with rundir.history() as log:
-                members, best_epoch, history = fit(config, store, splits, log=log, device=device)
+                members, best_epoch, history = fit(parts, store, splits, log=log, device=device)
             found, consistency, kept = evaluate(members, splits, labels, device)
             metrics.update(best_epoch=best_epoch, splits=found, consistency=consistency,
                            alignment=alignments(members, splits, labels, device))
-            rundir.save_model(members, config.model, model_kwargs(config, store))
+            rundir.save_model(members, config.model, parts.model_kwargs)
             history_png(history, rundir.path / "history.png", labels.metric,
                         f"{store.task} {config.mode}, {config.ensemble} member(s), best epoch {best_epoch}")
         metrics["columns"] = column_values(kept, labels)

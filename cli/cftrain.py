@@ -92,6 +92,13 @@ def main(debug, quiet):
     """
 
 
+def registered_modes(trained: bool = False) -> list:
+    """The method registry's modes (the command runs: the registry itself, not --help's catalog)."""
+    from cftrain.methods import METHODS
+
+    return [name for name, cls in METHODS.items() if cls.trains or not trained]
+
+
 def parse_job(text: str | None) -> dict | None:
     """--job's JSON object (a campaign's labels of the run), or None."""
     if text is None:
@@ -195,9 +202,10 @@ def table_command(store, out, modes, jobs, seeds, transfers, reference, force, v
 
     check_output(out, "table", force, resumable=not force)
     chosen = None if modes is None else [m.strip() for m in modes.split(",") if m.strip()]
-    unknown = [m for m in chosen or [] if m not in MODES]
+    known = registered_modes()
+    unknown = [m for m in chosen or [] if m not in known]
     if unknown or chosen == []:
-        raise click.BadParameter(f"unknown mode(s) {unknown} (known: {', '.join(MODES)})", param_hint="--modes")
+        raise click.BadParameter(f"unknown mode(s) {unknown} (known: {', '.join(known)})", param_hint="--modes")
     if seeds is not None:
         if options.pop("seed") is not None:
             raise click.UsageError("give --seed or --seeds, not both")
@@ -259,7 +267,7 @@ def curve_command(store, out, fractions, modes, seeds, split, jobs, force, verif
     if options.pop("seed") is not None or options.pop("fraction") is not None:
         raise click.UsageError("curve sets --seed and --fraction itself: use --seeds and --fractions")
     chosen = _list(modes, str, "--modes")
-    trained = DECLARED.modes_where("trains")
+    trained = registered_modes(trained=True)
     unknown = [m for m in chosen if m not in trained]
     if unknown:
         trained = ", ".join(trained)
@@ -315,7 +323,7 @@ def sweep_command(store, out, trials, seeds, space, modes, sweep_seed, top, sele
         raise click.UsageError("a sweep sets --seed itself: use --seeds")
     parse_select(select)  # before any work
     chosen = _list(modes, str, "--modes")
-    unknown = [m for m in chosen if m not in DECLARED.modes_where("trains")]
+    unknown = [m for m in chosen if m not in registered_modes(trained=True)]
     if unknown:
         raise click.BadParameter(f"{unknown}: not a trained mode", param_hint="--modes")
     chosen_launcher = make_launcher("sweep", jobs, **launch)

@@ -17,7 +17,7 @@ from tests.helpers import assert_space_gs_equals_input_gs
 
 def small_model(dtype=torch.float64) -> BottomUpTopDown:
     torch.manual_seed(0)
-    return BottomUpTopDown(vocab_size=7, n_outputs=3, feature_dim=5, hidden=[6], embed_dim=4, dropout=0.0).to(dtype)
+    return BottomUpTopDown(vocab_size=7, n_outputs=3, feature_dim=5, hidden=[6], butd_embed_dim=4, butd_dropout=0.0).to(dtype)
 
 
 def batch(dtype=torch.float64, n=4, regions=3) -> dict:

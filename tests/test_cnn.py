@@ -13,7 +13,7 @@ from cftrain.train import run
 
 
 def small_cnn(**kw):
-    model = make_model("cnn", vocab_size=5, n_outputs=1, kernel=[2], filters=1, dropout=0.0, dim=1, **kw)
+    model = make_model("cnn", vocab_size=5, n_outputs=1, kernel=[2], filters=1, dropout=0.0, embed_dim=1, **kw)
     with torch.no_grad():  # word w embeds to the number w; the one filter sums a window; no bias
         model.embed.weight.copy_(torch.arange(5.0)[:, None])
         model.convs[0].weight.fill_(1.0)
@@ -33,7 +33,7 @@ def test_pooling_by_hand_and_windows_past_the_end_left_out():
 
 
 def test_a_text_shorter_than_the_widest_window_is_padded():
-    model = make_model("cnn", vocab_size=9, n_outputs=2, kernel=[3, 5], filters=4, dim=6)
+    model = make_model("cnn", vocab_size=9, n_outputs=2, kernel=[3, 5], filters=4, embed_dim=6)
     x = model.encode({"tokens": torch.tensor([[3, 4]]), "length": torch.tensor([2])})
     assert x.shape == (1, 8) and torch.isfinite(x).all()
 

@@ -50,11 +50,12 @@ def test_curve_subsets_are_the_same_for_every_mode(stores, tmp_path, monkeypatch
     seen = {}
     real = train.fit
 
-    def spy(config, store, splits, **kwargs):
+    def spy(parts, store, splits, **kwargs):
         from cftrain.data import group_subset
+        config = parts.config
         part = group_subset(splits["train"], config.fraction, config.fraction_seed)
         seen[(config.mode, config.fraction)] = sorted(part.inputs["x"][:, 0].tolist())
-        return real(config, store, splits, **kwargs)
+        return real(parts, store, splits, **kwargs)
 
     monkeypatch.setattr(train, "fit", spy)
     from cftrain.curve import run_curve

@@ -44,8 +44,8 @@ def batches(name: str, steps: int = 6):
 
 VECTORS = torch.randn(40, 6, generator=torch.Generator().manual_seed(3))
 KWARGS = {"bow": dict(vocab_size=40, n_outputs=1, sparse=True),
-          "nli-bow": dict(vocab_size=40, n_outputs=3, vectors=VECTORS, width=7, dim=4),
-          "nli-bow-learned": dict(vocab_size=40, n_outputs=3, width=7, dim=4, sparse=True),
+          "nli-bow": dict(vocab_size=40, n_outputs=3, vectors=VECTORS, nli_width=7, nli_projection=4),
+          "nli-bow-learned": dict(vocab_size=40, n_outputs=3, nli_width=7, nli_projection=4, sparse=True),
           "mlp": dict(input_dim=9, n_outputs=4, hidden=[5, 3]), "mlp-linear": dict(input_dim=9, n_outputs=4)}
 KIND = {"bow": "binary", "nli-bow": "multiclass", "mlp": "multilabel"}
 TASK = {"bow": "imdb", "nli-bow": "snli", "mlp": "coco"}
@@ -155,6 +155,7 @@ def kind_batches(input_kind: str, steps: int = 4):
 
 
 SHAPES = dict(vocab_size=40, n_outputs=3, input_dim=9, feature_dim=5)
+SMALL = {"hidden": [5], "ngram_buckets": 64, "filters": 4, "nli_embed_dim": 8, "butd_embed_dim": 8}  # sizes, not forms
 
 
 def registered_forms():
@@ -174,7 +175,7 @@ def test_every_registered_model_trains_as_its_members_would(name, form, mode):
     """A new model is checked here without a line of its own: each of its ensemble forms equals N members."""
     from cftrain.models import MODELS
     cls = MODELS[name]
-    own = {"hidden": [5]} if any(o.name == "hidden" for o in cls.options) else {}
+    own = {o.name: SMALL[o.name] for o in cls.options if o.name in SMALL}
     members = []
     for k in range(N):
         torch.manual_seed(30 + k)
@@ -202,7 +203,7 @@ def test_the_generic_form_is_the_faster_and_choosing_changes_nothing(monkeypatch
     at most N members), chosen on the first batch without touching a weight."""
     import time as clock
     from cftrain.ensemble import checked_on
-    from cftrain.methods import forward
+    from cftrain.step import forward
     members = []
     for k in range(N):
         torch.manual_seed(40 + k)
@@ -225,7 +226,7 @@ def test_a_model_with_learned_tables_may_train_over_one_shared_table(monkeypatch
     untouched, and training through it writes every member's own columns back (`unfuse`)."""
     import time as clock
     from cftrain.ensemble import checked_on
-    from cftrain.methods import forward
+    from cftrain.step import forward
     from cftrain.models.bow import BagOfWords
     monkeypatch.setattr(BagOfWords, "fused", None)
     members = []

@@ -106,7 +106,7 @@ def test_train_time_max_tokens_truncates_every_batch(stores, kind, tmp_path, mon
 def test_a_new_method_is_one_class(stores, tmp_path):
     """Registering a class makes it a mode for resolve, run and the table (rows in registry order)."""
 
-    from cftrain.methods import task_term
+    from cftrain.step import task_term
 
     @register
     class Doubled(Augmented):

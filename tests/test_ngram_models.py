@@ -14,7 +14,8 @@ from cftrain.data import load_split
 from cftrain.models import make_model
 from cftrain.models.ngrams import ngram_ids
 from cftrain.presets import resolve
-from cftrain.train import build_members, model_kwargs
+from cftrain.parts import RunParts
+from cftrain.train import build_members
 
 P = 1_000_003
 
@@ -61,7 +62,7 @@ def texts_of(store, split: str) -> list:
 def test_nb_ratios_are_naive_bayes_log_count_ratios_counted_by_hand(stores):
     with open_store(stores["text"]) as store:
         config = resolve(store.task, store.input_kind, mode="augmented", model="nb-ngrams", ngram_buckets=50)
-        model = build_members(config, store, model_kwargs(config, store))[0]
+        model = build_members(RunParts.of(config, store), store)[0]
         vocab, labels = len(store.vocab), store["train"].examples["label"]
         sets = [brute_ngrams(t, vocab, 2, 50) for t in texts_of(store, "train")]
     rows = vocab + 50
@@ -98,7 +99,7 @@ def test_the_models_encode_means_over_distinct_ngrams(stores):
         texts = texts_of(store, "val")
         for name in ("fasttext", "nb-ngrams"):
             config = resolve(store.task, store.input_kind, mode="augmented", model=name, ngram_buckets=64)
-            model = build_members(config, store, model_kwargs(config, store))[0]
+            model = build_members(RunParts.of(config, store), store)[0]
             x = model.encode(data.batch(np.arange(len(data))))
             weight = model.embed.weight.detach()
             ratios = model.ratios if name == "nb-ngrams" else torch.ones(len(weight))

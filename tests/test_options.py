@@ -69,7 +69,7 @@ def test_detached_target_drops_exactly_the_gradient_through_t():
     embeddings. Detached, the GS term trains only w (its gradient is the hand-computed one with t a
     constant) and gives the embeddings nothing; through the graph, it moves the embeddings too."""
     torch.manual_seed(0)
-    model = make_model("bow", vocab_size=12, dim=4)
+    model = make_model("bow", vocab_size=12, embed_dim=4)
     batch = {"tokens": torch.tensor([[1, 2, 3], [1, 4, 3], [5, 6, 0], [5, 7, 0]]),
              "length": torch.tensor([3, 3, 2, 2])}
     targets, partner = torch.tensor([[1.0], [0.0], [1.0], [0.0]]), torch.tensor([1, 0, 3, 2])

@@ -17,7 +17,8 @@ from cftrain.models import MODELS
 from cftrain.optim import OPTIMIZERS, make_optimizer
 from cftrain.presets import resolve
 from cftrain.data import PairBatches, load_split
-from cftrain.train import build_members, model_kwargs
+from cftrain.parts import RunParts
+from cftrain.train import build_members
 
 STORE_OF = {"vector": "vector", "text": "text", "text_pair": "text_pair", "regions": "regions"}
 
@@ -49,6 +50,24 @@ def test_a_models_options_are_keywords_of_its_constructor(name):
     assert {o.name for o in MODELS[name].options} <= set(parameters)
 
 
+STORE_SHAPES = {"self", "vocab_size", "n_outputs", "input_kind", "input_dim", "feature_dim", "vectors", "sparse"}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_models_hyperparameters_are_options_with_their_defaults_stated_once(name):
+    """Every constructor keyword but the store's shapes is a declared option (so config.json records
+    it), and its default is the declaration's (the one place a default is stated)."""
+    parameters = inspect.signature(MODELS[name].__init__).parameters
+    declared = {o.name: o for o in MODELS[name].options}
+    assert set(parameters) - STORE_SHAPES <= set(declared), "a hyperparameter that is not an option"
+    for key, option in declared.items():
+        default = parameters[key].default
+        if option.name == "hidden" and name == "butd":  # [] (no width given) means butd's one usual width
+            assert list(default) == [__import__("cftrain.models.butd").models.butd.WIDTH]
+            continue
+        assert (list(default) if isinstance(default, tuple) else default) == option.default, key
+
+
 def vectors_file(path, vocab):
     path.write_text("".join(f"{word} " + " ".join(f"{(i * 7 + j) % 11 / 10:.1f}" for j in range(300)) + "\n"
                             for i, word in enumerate(vocab[2:])))
@@ -64,7 +83,7 @@ def test_every_model_option_changes_the_model(stores, tmp_path, name, option):
         built = []
         for given in ({}, {option.name: value}):
             config = resolve(store.task, store.input_kind, mode="augmented", model=name, **given)
-            built.append(build_members(config, store, model_kwargs(config, store))[0])
+            built.append(build_members(RunParts.of(config, store), store)[0])
         batch = next(iter(PairBatches(load_split(store, "train"), 16, seed=0)))
     default, other = (m.state_dict() for m in built)
     same = default.keys() == other.keys() and all(default[k].shape == other[k].shape and torch.equal(default[k], other[k])
@@ -93,7 +112,7 @@ def test_every_method_option_is_read_by_a_step(stores, mode, monkeypatch):
     monkeypatch.setattr(_ConfigMethods, "get", lambda self, k, d=None: read.add(k) or real_get(self, k, d))
     with open_store(stores["text"]) as store:
         config = resolve(store.task, store.input_kind, mode=mode)
-        members = build_members(config, store, model_kwargs(config, store))
+        members = build_members(RunParts.of(config, store), store)
         batch = next(iter(PairBatches(load_split(store, "train"), 16, seed=0)))
         read.clear()
         run = Run(config, Single(members[0]), training_labels(store.label_kind, config.loss, config),

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from cfpairs.errors import UserError
 from cfpairs.registering import discover, ordered_register
-from cftrain.runtime import Term, owned
+from cftrain import step
+from cftrain.step import forward, task_term  # noqa: F401  (re-exported: the step's pieces)
 
 METHODS: dict[str, type] = {}
 register = ordered_register(METHODS)  # tables' rows in the methods' `order`
@@ -103,56 +104,18 @@ class Method:
 
     def member_losses(self, batch: dict, at) -> tuple:
         """((N,) each member's loss, or None where this process holds no row of the batch; the
-        history's stats): the task loss plus the method's terms, normalised over every process. A
-        method that owns its step calls it as often as it needs (SAM: twice)."""
-        terms = None
-        if "targets" in batch:  # else (torchrun): this process holds no group of this batch
-            x, logits, space = forward(self.ensemble, batch, self.needs_input_gradient(self.config))
-            terms = [task_term(self.run.loss, logits, batch), *self.extra_terms(x, logits, batch, space, at)]
-        return self.run.combine_members(terms, ("task", *self.terms))
+        history's stats): the task loss plus the method's terms, normalised over every process
+        (`cftrain.step`). A method that owns its step calls it as often as it needs (SAM: twice)."""
+        return step.member_losses(self, batch, at)
 
     def backward(self, losses) -> None:
-        """Gradients of the members' summed losses (each member gets exactly its own), summed
-        across processes: every process then holds the gradient one process would have."""
-        self.optimizer.zero_grad(set_to_none=True)
-        if losses is not None:
-            losses.sum().backward()
-        self.run.reduce_gradients(self.ensemble.parameters())
+        """Gradients of the members' summed losses, summed across processes (`cftrain.step`)."""
+        step.backward(self, losses)
 
     def step(self, batch: dict, at) -> dict:
         """One optimisation step on one batch of whole pair groups (already on the device); returns
-        the history's stats: {"task_loss": the members' mean, each term's value and rows}."""
-        self.ensemble.train()
-        losses, stats = self.member_losses(batch, at)
-        self.backward(losses)
-        self.optimizer.step()
-        return stats
-
-
-def task_term(loss, logits, batch: dict) -> Term:
-    """The task loss as a term: each member's per-row losses summed over the rows this process owns."""
-    rows = loss.loss(logits, batch["targets"])  # (B, N)
-    mine = owned(batch)
-    if mine is not None:
-        rows = rows[mine]
-    return Term("task", rows.sum(0), rows.new_full((rows.shape[1],), float(rows.shape[0])))
-
-
-def forward(ensemble, batch: dict, double: bool) -> tuple:
-    """(x, logits, space): the ensemble's forward; with `double` (the input gradient will be
-    differentiated again) x requires grad, or the model's data space stands in for it."""
-    ensemble.set_double_backward(double)
-    x = ensemble.encode(batch)
-    if double and not x.requires_grad:
-        found = ensemble.data_head(x, batch)  # x is data read through linear maps: GS in their outputs
-        if found is not None:
-            logits, space = found
-            data = batch.get("x")
-            if data is not None and space.raw.data_ptr() == data.data_ptr() and space.raw.shape == data.shape:
-                space.known = batch.get("edge_distances")  # |x_j - x_i| of the batch's edges, from the loader
-            return x, logits, space
-        x = x.detach().requires_grad_(True)
-    return x, ensemble.head(x, batch), None
+        the history's stats. The common step is written out whole in `cftrain.step.training_step`."""
+        return step.training_step(self, batch, at)
 
 
 discover(__name__, __path__)

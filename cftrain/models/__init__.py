@@ -31,7 +31,11 @@ def make_model(name: str, **kwargs) -> nn.Module:
     """Model `name` built from `kwargs`: every option it declares (each a keyword of its constructor:
     a registry test checks it), and of the store's shapes (vocab_size, input_dim...) those it takes."""
     check_model(name)
-    cls = MODELS[name]
+    return build_model(MODELS[name], **kwargs)
+
+
+def build_model(cls: type, **kwargs) -> nn.Module:
+    """A model of class `cls` (a run's resolved model, `cftrain.parts`) from `kwargs`, as `make_model`."""
     accepted = inspect.signature(cls.__init__).parameters
     declared = {o.name for o in cls.options}
     return cls(**{k: v for k, v in kwargs.items() if k in accepted or k in declared})

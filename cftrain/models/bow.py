@@ -9,21 +9,21 @@ from torch import nn
 
 from cftrain.ensemble import FusedEnsemble, StackedLinear
 from cftrain.models import PairModel, init_embedding, mean_embedding, register
-from cftrain.options import EMBED_INIT, EMBED_SCALE
+from cftrain.options import EMBED_DIM, EMBED_INIT, EMBED_SCALE
 
 
 @register("bow")
 class BagOfWords(PairModel):
     """IMDb: learned 50-d embeddings averaged over the real tokens, linear to one logit."""
     input_kinds = ("text",)
-    options = (EMBED_INIT, EMBED_SCALE)
+    options = (EMBED_DIM, EMBED_INIT, EMBED_SCALE)
 
-    def __init__(self, vocab_size: int, n_outputs: int = 1, dim: int = 50, sparse: bool = False,
-                 embed_init: str = "normal", embed_scale: float | None = None):
+    def __init__(self, vocab_size: int, n_outputs: int = 1, embed_dim: int = EMBED_DIM.default, sparse: bool = False,
+                 embed_init: str = EMBED_INIT.default, embed_scale: float | None = EMBED_SCALE.default):
         super().__init__()
         # sparse: a step's gradient covers only the rows its batch uses (cftrain.optim.LazyAdadelta)
-        self.embed = nn.Embedding(vocab_size, dim, padding_idx=0, sparse=sparse)
-        self.out = nn.Linear(dim, n_outputs)
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0, sparse=sparse)
+        self.out = nn.Linear(embed_dim, n_outputs)
         init_embedding(self.embed, embed_init, embed_scale)
 
     def encode(self, batch):

@@ -18,7 +18,13 @@ from torch import nn
 
 from cftrain.gs_space import DataSpace, first_layer, rows_of
 from cftrain.models import PairModel, frozen_or_learned, init_embedding, register
-from cftrain.options import EMBED_INIT, EMBED_SCALE, EMBEDDINGS, HIDDEN
+from cftrain.options import EMBED_INIT, EMBED_SCALE, EMBEDDINGS, HIDDEN, Option
+
+WIDTH = 1024  # BUTD's usual width (Anderson et al. 2018), when --hidden gives none
+EMBED_DIM = Option("butd_embed_dim", int, 300, "Width of butd's learned question word embeddings (frozen "
+                   "--embeddings bring their own).", low=1, high=4096)
+DROPOUT = Option("butd_dropout", float, 0.2, "Dropout in butd's attention and classifier (Teney et al. 2018's "
+                 "tips: 0.2).", low=0, high=1, high_open=True)
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -32,16 +38,17 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 @register("butd")
 class BottomUpTopDown(PairModel):
     input_kinds = ("regions",)
-    options = (HIDDEN, EMBEDDINGS, EMBED_INIT, EMBED_SCALE)
+    options = (HIDDEN, DROPOUT, EMBEDDINGS, EMBED_DIM, EMBED_INIT, EMBED_SCALE)
     vmappable = False  # a GRU: its members train one after another
     learned_encoding = False  # x: the region features themselves
 
-    def __init__(self, vocab_size: int, n_outputs: int, feature_dim: int, hidden=(1024,),
-                 vectors: torch.Tensor | None = None, embed_dim: int = 300, dropout: float = 0.2,
-                 embeddings: str | None = None, embed_init: str = "normal", embed_scale: float | None = None):
+    def __init__(self, vocab_size: int, n_outputs: int, feature_dim: int, hidden=(WIDTH,),
+                 vectors: torch.Tensor | None = None, butd_embed_dim: int = EMBED_DIM.default,
+                 butd_dropout: float = DROPOUT.default, embeddings: str | None = EMBEDDINGS.default,
+                 embed_init: str = EMBED_INIT.default, embed_scale: float | None = EMBED_SCALE.default):
         super().__init__()
-        width = int(hidden[0]) if hidden else 1024
-        self.embed = frozen_or_learned(vocab_size, embed_dim, vectors, embeddings)
+        width, dropout = int(hidden[0]) if hidden else WIDTH, butd_dropout
+        self.embed = frozen_or_learned(vocab_size, butd_embed_dim, vectors, embeddings)
         self.gru = nn.GRU(self.embed.embedding_dim, width, batch_first=True)
         self.att_v, self.att_q = nn.Linear(feature_dim, width), nn.Linear(width, width)
         self.att_out = nn.Linear(width, 1)

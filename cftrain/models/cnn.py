@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cftrain.models import PairModel, frozen_or_learned, init_embedding, register
-from cftrain.options import EMBED_INIT, EMBED_SCALE, EMBEDDINGS, Option
+from cftrain.options import EMBED_DIM, EMBED_INIT, EMBED_SCALE, EMBEDDINGS, Option
 
 KERNEL = Option("kernel", "widths", [3, 4, 5], "Window widths of the 1-D CNN's convolutions, one bank each (Kim "
                 "2014: 3,4,5).")
@@ -28,15 +28,16 @@ SIDES = {"text": ("",), "text_pair": ("premise_", "hypothesis_")}
 class TextCNN(PairModel):
     """Kim (2014): convolutions over word vectors, max over time, dropout, linear."""
     input_kinds = ("text", "text_pair")
-    options = (KERNEL, FILTERS, DROPOUT, EMBEDDINGS, EMBED_INIT, EMBED_SCALE)
+    options = (KERNEL, FILTERS, DROPOUT, EMBEDDINGS, EMBED_DIM, EMBED_INIT, EMBED_SCALE)
 
-    def __init__(self, vocab_size: int, n_outputs: int = 1, input_kind: str = "text", kernel=(3, 4, 5),
-                 filters: int = 100, dropout: float = 0.5, vectors: torch.Tensor | None = None,
-                 embeddings: str | None = None, embed_init: str = "normal", embed_scale: float | None = None,
-                 dim: int = 50):
+    def __init__(self, vocab_size: int, n_outputs: int = 1, input_kind: str = "text",
+                 kernel=tuple(KERNEL.default), filters: int = FILTERS.default, dropout: float = DROPOUT.default,
+                 vectors: torch.Tensor | None = None, embeddings: str | None = EMBEDDINGS.default,
+                 embed_dim: int = EMBED_DIM.default, embed_init: str = EMBED_INIT.default,
+                 embed_scale: float | None = EMBED_SCALE.default):
         super().__init__()
         self.sides = SIDES[input_kind]
-        self.embed = frozen_or_learned(vocab_size, dim, vectors, embeddings)
+        self.embed = frozen_or_learned(vocab_size, embed_dim, vectors, embeddings)
         width = self.embed.embedding_dim
         self.convs = nn.ModuleList(nn.Conv1d(width, filters, int(k)) for k in kernel)
         self.drop = nn.Dropout(dropout)

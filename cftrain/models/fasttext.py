@@ -18,9 +18,9 @@ class FastText(PairModel):
     input_kinds = ("text",)
     options = (NGRAMS, NGRAM_BUCKETS, NGRAM_DIM, EMBED_INIT, EMBED_SCALE)
 
-    def __init__(self, vocab_size: int, n_outputs: int = 1, ngrams: int = 2, ngram_buckets: int = 2 ** 18,
-                 ngram_dim: int = 50, sparse: bool = False, embed_init: str = "normal",
-                 embed_scale: float | None = None):
+    def __init__(self, vocab_size: int, n_outputs: int = 1, ngrams: int = NGRAMS.default,
+                 ngram_buckets: int = NGRAM_BUCKETS.default, ngram_dim: int = NGRAM_DIM.default, sparse: bool = False,
+                 embed_init: str = EMBED_INIT.default, embed_scale: float | None = EMBED_SCALE.default):
         super().__init__()
         self.vocab_size, self.ngrams, self.buckets = vocab_size, ngrams, ngram_buckets
         self.vmappable = not sparse  # a sparse table's rows are gathered by an autograd.Function vmap cannot run

@@ -20,7 +20,7 @@ class MLP(PairModel):
     options = (HIDDEN,)
     learned_encoding = False
 
-    def __init__(self, input_dim: int, n_outputs: int = 1, hidden: tuple = ()):
+    def __init__(self, input_dim: int, n_outputs: int = 1, hidden: tuple = tuple(HIDDEN.default)):
         super().__init__()
         layers, width = [], input_dim
         for h in hidden:

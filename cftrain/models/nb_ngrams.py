@@ -19,7 +19,8 @@ from torch import nn
 
 from cftrain.models import RowGather, register
 from cftrain.models.fasttext import FastText
-from cftrain.models.ngrams import ngram_ids
+from cftrain.models.ngrams import NGRAM_BUCKETS, NGRAM_DIM, NGRAMS, ngram_ids
+from cftrain.options import EMBED_INIT, EMBED_SCALE
 
 SMOOTHING = 1.0  # Wang & Manning's alpha
 CHUNK = 512      # texts hashed at a time while counting (bounds the memory of long reviews)
@@ -29,9 +30,9 @@ CHUNK = 512      # texts hashed at a time while counting (bounds the memory of l
 class NBNgrams(FastText):
     """fasttext's mean with each n-gram's embedding scaled by its Naive Bayes log-count ratio, linear."""
 
-    def __init__(self, vocab_size: int, n_outputs: int = 1, ngrams: int = 2, ngram_buckets: int = 2 ** 18,
-                 ngram_dim: int = 50, sparse: bool = False, embed_init: str = "normal",
-                 embed_scale: float | None = None):
+    def __init__(self, vocab_size: int, n_outputs: int = 1, ngrams: int = NGRAMS.default,
+                 ngram_buckets: int = NGRAM_BUCKETS.default, ngram_dim: int = NGRAM_DIM.default, sparse: bool = False,
+                 embed_init: str = EMBED_INIT.default, embed_scale: float | None = EMBED_SCALE.default):
         super().__init__(vocab_size, n_outputs, ngrams, ngram_buckets, ngram_dim, sparse, embed_init, embed_scale)
         self.register_buffer("ratios", torch.zeros(self.embed.num_embeddings))
 

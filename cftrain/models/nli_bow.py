@@ -13,8 +13,13 @@ from cftrain.ensemble import FusedEnsemble, StackedLinear
 from cftrain.models import PairModel, frozen_or_learned, init_embedding, mean_embedding, register
 from cftrain.options import EMBED_INIT, EMBED_SCALE, EMBEDDINGS, Option
 
-GS_SPACE = Option("gs_space", str, "hidden", "Where GS supervises the gradient: hidden (the batch-normalised 50-d "
-                  "projections of premise and hypothesis, averaged over their words) or input (the averaged frozen "
+EMBED_DIM = Option("nli_embed_dim", int, 300, "Width of nli-bow's word embeddings when learned (without "
+                   "--embeddings: GloVe's width).", low=1, high=4096)
+PROJECTION = Option("nli_projection", int, 50, "Width of nli-bow's projection of each word vector (the GS space "
+                    "holds two of them).", low=1, high=4096)
+WIDTH = Option("nli_width", int, 100, "Width of each of nli-bow's three classifier layers.", low=1, high=4096)
+GS_SPACE = Option("gs_space", str, "hidden", "Where GS supervises the gradient: hidden (the batch-normalised "
+                  "projections (--nli-projection wide) of premise and hypothesis, averaged over their words) or input (the averaged frozen "
                   "word vectors themselves, the projection moved after the average).", choices=("hidden", "input"))
 
 
@@ -29,16 +34,19 @@ class NliBagOfWords(PairModel):
     is the difference of their averaged projections, rescaled per feature.
     """
     input_kinds = ("text_pair",)
-    options = (EMBEDDINGS, EMBED_INIT, EMBED_SCALE, GS_SPACE)
+    options = (EMBEDDINGS, EMBED_DIM, EMBED_INIT, EMBED_SCALE, PROJECTION, WIDTH, GS_SPACE)
     vmappable = False  # batch norm's running statistics; embedding_bag has no vmap rule either
 
     def __init__(self, vocab_size: int, n_outputs: int = 3, vectors: torch.Tensor | None = None,
-                 width: int = 100, dim: int = 50, sparse: bool = False, gs_space: str = "hidden",
-                 embeddings: str | None = None, embed_init: str = "normal", embed_scale: float | None = None):
+                 nli_width: int = WIDTH.default, nli_projection: int = PROJECTION.default, sparse: bool = False,
+                 gs_space: str = GS_SPACE.default, embeddings: str | None = EMBEDDINGS.default,
+                 nli_embed_dim: int = EMBED_DIM.default, embed_init: str = EMBED_INIT.default,
+                 embed_scale: float | None = EMBED_SCALE.default):
         super().__init__()
         if vectors is None:
-            warnings.warn("nli-bow without --embeddings: learning 300-d word embeddings from scratch")
-        self.embed = frozen_or_learned(vocab_size, 300, vectors, embeddings, sparse)
+            warnings.warn(f"nli-bow without --embeddings: learning {nli_embed_dim}-d word embeddings from scratch")
+        width, dim = nli_width, nli_projection
+        self.embed = frozen_or_learned(vocab_size, nli_embed_dim, vectors, embeddings, sparse)
         self.gs_space = gs_space
         self.project = nn.Sequential(nn.Linear(self.embed.embedding_dim, dim), nn.ReLU())
         if gs_space == "input":  # the average before the projection; per-row norms: no batch statistics in head
