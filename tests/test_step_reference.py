@@ -1,6 +1,7 @@
-"""The trainer core's step (`Method.step` over an ensemble with a member dimension) gives exactly the
-weights of the step before it: a single model's step written out by hand below (the 0.1 trainer's
-`train_step`, without distributed training), for every trained mode on the toy store, bit for bit."""
+"""The common training step, written out in `cftrain.step.training_step` (what `Method.step` runs, over
+an ensemble with a member dimension), gives exactly the weights of the step before it: a single
+model's step written out by hand below (the 0.1 trainer's `train_step`, without distributed
+training), for every trained mode on the toy store, bit for bit."""
 
 from __future__ import annotations
 
@@ -15,8 +16,12 @@ from cftrain.data import PairBatches, load_split
 from cftrain.gs import gs_loss
 from cftrain.methods import METHODS, TRAINED, Method, method
 from cftrain.models import make_model
+from cftrain.ensemble import Single
+from cftrain.labels import training_labels
 from cftrain.presets import resolve
-from cftrain.train import make_optimizer, train_step
+from cftrain.runtime import At, Run
+from cftrain.step import training_step
+from cftrain.train import make_optimizer
 
 
 def reference_step(model, optimizer, batch, config, generator) -> None:
@@ -57,8 +62,11 @@ def test_the_step_equals_the_step_before_the_ensemble_path(toy, mode):
     before = copy.deepcopy(model)
     new_opt, old_opt = make_optimizer(config, model.parameters()), make_optimizer(config, before.parameters())
     g_new, g_old = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-    for batch in list(PairBatches(train, 64, seed=0))[:12]:
-        train_step(model, new_opt, batch, config, "binary", g_new)
+    run = Run(config, Single(model), training_labels("binary", config.loss, config), torch.device("cpu"), g_new,
+              make_optimizer=lambda params: new_opt)
+    trainer = method(mode)(run)
+    for step, batch in enumerate(list(PairBatches(train, 64, seed=0))[:12], start=1):
+        training_step(trainer, batch, At(1, step))
         reference_step(before, old_opt, batch, config, g_old)
     for (name, a), b in zip(model.state_dict().items(), before.state_dict().values()):
         assert torch.equal(a, b), name
