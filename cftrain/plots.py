@@ -22,7 +22,10 @@ def history_png(history: list, path: Path, metric: str, title: str) -> None:
              and not k.endswith("_rows")]
     keys = ["task_loss", *terms, f"val_{metric}"]
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3), constrained_layout=True)
+    # fixed margins: matplotlib's constrained layout measures every label and took 30% of the drawing
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3), squeeze=False)
+    axes = axes[0]
+    fig.subplots_adjust(left=0.25 / len(keys), right=1 - 0.05 / len(keys), bottom=0.16, top=0.86, wspace=0.4)
     for ax, key in zip(axes, keys):
         label = {"task_loss": "task loss", f"val_{metric}": f"val {metric} (%)"}.get(key, f"{key} term")
         ax.plot(epochs, [h.get(key) if h.get(key) is not None else float("nan") for h in history], marker=".")

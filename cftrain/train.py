@@ -28,7 +28,7 @@ from cftrain.step import forward
 from cftrain.metrics import ensemble_logits, split_metrics
 from cftrain.models import PairModel, build_model
 from cftrain.parts import RunParts, model_kwargs  # noqa: F401  (model_kwargs: re-exported)
-from cftrain.plots import history_png
+from cftrain import plots
 from cftrain.presets import RunConfig
 from cftrain.rundir import RunDir
 from cftrain.runtime import At, Run
@@ -262,7 +262,7 @@ def run_into(out_dir, store_path, config: RunConfig, verify: bool = False, check
             metrics.update(best_epoch=best_epoch, splits=found, consistency=consistency,
                            alignment=alignments(members, splits, labels, device))
             rundir.save_model(members, config.model, parts.model_kwargs)
-            history_png(history, rundir.path / "history.png", labels.metric,
+            plots.history_png(history, rundir.path / "history.png", labels.metric,
                         f"{store.task} {config.mode}, {config.ensemble} member(s), best epoch {best_epoch}")
         metrics["columns"] = column_values(kept, labels)
         rundir.write_scores(kept, len(store.class_names))

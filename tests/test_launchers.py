@@ -31,7 +31,12 @@ def local_table(stores, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("name", list(LAUNCHERS))
+def launcher_params():
+    """Each launcher; those that start processes (--jobs 2 here) are end-to-end tests (marker e2e)."""
+    return [pytest.param(name, marks=[pytest.mark.e2e] if cls.reads_jobs else []) for name, cls in LAUNCHERS.items()]
+
+
+@pytest.mark.parametrize("name", launcher_params())
 def test_every_launcher_gives_the_local_table(name, stores, local_table, tmp_path):
     cls = LAUNCHERS[name]
     if cls.needs:

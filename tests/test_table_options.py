@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.helpers import ok, refused, snapshot
 
 QUICK = ["--epochs", "1", "--jobs", "1"]
@@ -36,6 +38,7 @@ def test_a_table_grows_by_seeds_and_modes(toy, tmp_path):
     assert [(r["mode"], r["best_epoch"]) for r in rows] == [("augmented", [1, 1]), ("gs", [1, 1])]
 
 
+@pytest.mark.e2e  # two processes
 def test_a_parallel_table_shows_each_runs_epochs_as_they_come(toy, tmp_path):
     from tests.helpers import run_cli
     shown = run_cli("cli.cftrain", "table", str(toy), "--out", str(tmp_path / "t"), "--modes", "augmented,gs",

@@ -14,12 +14,14 @@ from cftrain.train import run
 from tests.helpers import run_cli
 
 
+@pytest.mark.real_plots
 def test_run_directory_contract(toy, tmp_path):
     metrics = run(toy, tmp_path / "r", resolve("toy", mode="gs", epochs=4, ensemble=2))
     written = {"config.json", "history.jsonl", "metrics.json", "model.pt", "history.png", "predictions.npz"}
     assert {p.name for p in (tmp_path / "r").iterdir()} == written | {".cfpairs"}
     marker = json.loads((tmp_path / "r" / ".cfpairs").read_text())  # what --force may replace, and only that
     assert marker["kind"] == "run" and set(marker["files"]) == written
+    assert (tmp_path / "r" / "history.png").stat().st_size > 1000  # the real picture (tests/test_plots.py)
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["mode"] == "gs" and config["ensemble"] == 2 and config["model"] == "mlp"
     history = [json.loads(line) for line in (tmp_path / "r" / "history.jsonl").read_text().splitlines()]
