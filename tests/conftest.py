@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -133,3 +134,26 @@ def here(work, tmp_path, monkeypatch):
     (tmp_path / "thesis.tex").write_text("\\chapter{mine}")
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+# ---------------------------------------------------------------- the quick loop's budget
+
+QUICK_BUDGET = "CFPAIRS_QUICK_BUDGET"  # seconds a test may take in `make test-fast` (the Makefile sets it)
+_durations: dict = {}
+
+
+def pytest_runtest_logreport(report):
+    if os.environ.get(QUICK_BUDGET):
+        _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    """`make test-fast` names each test over its budget, with the rule that keeps the loop quick."""
+    budget = float(os.environ.get(QUICK_BUDGET) or 0)
+    over = sorted(((d, n) for n, d in _durations.items() if d > budget), reverse=True) if budget else []
+    if over:
+        terminalreporter.section(f"over the quick loop's {budget:g} s a test", sep="-")
+        for seconds, nodeid in over:
+            terminalreporter.write_line(f"{seconds:6.2f}s {nodeid}")
+        terminalreporter.write_line("Make it cheaper (a smaller store, one run instead of a table, in this process), or "
+                                    "split it: tests/README.md, 'The quick loop'.")

@@ -178,3 +178,17 @@ def assert_space_gs_equals_input_gs(model, raw, batch: dict, targets, edges, kin
     assert rows_a == rows_b > 0 and term_a == pytest.approx(term_b, abs=atol)
     for a, b in zip(grads_a, grads_b):
         assert torch.allclose(a, b, atol=atol)
+
+
+def covering(*axes) -> list:
+    """Every combination of the axes' values as pytest params: the quick loop (`make test-fast`)
+    runs those that leave at most one axis off its first value (each value of each axis once, the
+    others at their first: put the cheapest or most demanding value first), and marks the rest of
+    the cross product `matrix` (`make test` runs all of it)."""
+    import itertools  # noqa: PLC0415
+
+    import pytest  # noqa: PLC0415
+
+    def kept(combo) -> bool:
+        return sum(value != axis[0] for value, axis in zip(combo, axes)) <= 1
+    return [pytest.param(*combo, marks=() if kept(combo) else pytest.mark.matrix) for combo in itertools.product(*axes)]

@@ -28,7 +28,18 @@ def photograph(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("name", list(BACKBONES))
+def one_per_family() -> list:
+    """Each backbone; the quick loop runs the first of each class and width (resnet18 for the basic
+    blocks, resnet50 for the bottlenecks), the deeper ones are marked `matrix` (make test)."""
+    seen, params = set(), []
+    for name, backbone in BACKBONES.items():
+        family = (type(backbone), backbone.width)
+        params.append(pytest.param(name, marks=pytest.mark.matrix if family in seen else ()))
+        seen.add(family)
+    return params
+
+
+@pytest.mark.parametrize("name", one_per_family())
 def test_every_backbone_maps_a_photograph_to_its_declared_width(name, photograph, tmp_path, monkeypatch):
     backbone = BACKBONES[name]
     torch.manual_seed(0)

@@ -15,7 +15,7 @@ from cfbuild.builders.table import build_table
 from cfpairs import open_store
 from cftrain.reference_rows import collect_references, keep_references, read_reference
 from cftrain.references import REFERENCES, pair_features
-from tests.helpers import ok, refused
+from tests.helpers import covering, ok, refused
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer  # noqa: E402
@@ -102,9 +102,8 @@ def ours(folder: Path) -> dict:
     return out
 
 
-@pytest.mark.parametrize("kind", ["text", "text_pair"])
-@pytest.mark.parametrize("name", ["nb-bigrams", "logreg-tfidf"])
-@pytest.mark.parametrize("trained_on", ["augmented", "original"])
+@pytest.mark.parametrize("kind, name, trained_on", covering(["text", "text_pair"], ["nb-bigrams", "logreg-tfidf"],
+                                                          ["augmented", "original"]))
 def test_a_reference_row_is_scikit_learn_fitted_directly(text_stores, tmp_path, kind, name, trained_on):
     keep_references(tmp_path, text_stores[kind], [(name, trained_on)], {}, {})
     assert ours(tmp_path) == sklearn_reference(text_stores[kind], name, trained_on == "original")
