@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from cfpairs.errors import UserError
-from cftrain.losses import make_loss
+from cftrain.losses import build_loss, check_serves, make_loss
 
 KINDS: dict[str, type] = {}
 
@@ -26,6 +26,13 @@ def training_labels(label_kind: str, loss: str | None = None, config=None) -> "L
     if label_kind not in KINDS:
         raise UserError(f"label kind {label_kind!r} has no trainer (known: {', '.join(KINDS)})")
     return KINDS[label_kind](make_loss(loss, label_kind, config))
+
+
+def labels_with(label_kind: str, loss: type, config) -> "Labels":
+    """`training_labels` with the run's resolved loss class (`cftrain.parts`): no name looked up."""
+    if label_kind not in KINDS:
+        raise UserError(f"label kind {label_kind!r} has no trainer (known: {', '.join(KINDS)})")
+    return KINDS[label_kind](build_loss(check_serves(loss, label_kind), config))
 
 
 class Labels:

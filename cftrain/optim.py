@@ -114,6 +114,11 @@ class OptimizerSpec:
     options: tuple = ()
     sparse_ok: bool = False
 
+    def build(self, config, params):
+        """This optimizer over `params` (those that require a gradient), with its own options."""
+        own = {option.name: getattr(config, option.name) for option in self.options}
+        return self.cls([p for p in params if p.requires_grad], lr=config.lr, **own)
+
 
 RHO = Option("rho", float, 0.9, "AdaDelta's decay rate (torch's default; Keras: 0.95).", low=0, high=1, low_open=True,
              high_open=True)
@@ -130,6 +135,4 @@ def optimizer_spec(name: str) -> OptimizerSpec:
 
 def make_optimizer(config, params):
     """The run's optimizer over `params` (those that require a gradient), with its own options."""
-    spec = optimizer_spec(config.optimizer)
-    own = {option.name: getattr(config, option.name) for option in spec.options}
-    return spec.cls([p for p in params if p.requires_grad], lr=config.lr, **own)
+    return optimizer_spec(config.optimizer).build(config, params)

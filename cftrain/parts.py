@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cftrain.labels import Labels, training_labels
+from cftrain.labels import Labels, labels_with
 from cftrain.presets import RunConfig, validate
 
 
@@ -16,16 +16,21 @@ class RunParts:
     config: RunConfig
     method: type           # the mode's `cftrain.methods.Method` class
     model: type            # the model's class (`cftrain.models`)
+    optimizer: object      # the optimizer's `cftrain.optim.OptimizerSpec` (`build(config, params)`)
     labels: Labels         # the loss the store's label kind trains with, its metric and targets
     model_kwargs: dict     # the model's constructor arguments: the store's shapes and its options (model.pt)
 
     @classmethod
     def of(cls, config: RunConfig, store) -> RunParts:
         """The parts of `config` on an open store; a UserError when the config does not fit it."""
-        method, model = validate(config, store.input_kind)
-        labels = training_labels(store.label_kind, config.loss, config)
-        method.check_labels(config, labels)
-        return cls(config, method, model, labels, model_kwargs(config, model, store))
+        found = validate(config, store.input_kind)  # each name looked up once, here
+        labels = labels_with(store.label_kind, found["loss"], config)
+        found["mode"].check_labels(config, labels)
+        return cls(config, found["mode"], found["model"], found["optimizer"], labels,
+                   model_kwargs(config, found["model"], store))
+
+    def make_optimizer(self, params):
+        return self.optimizer.build(self.config, params)
 
 
 def model_kwargs(config: RunConfig, model: type, store) -> dict:

@@ -149,13 +149,12 @@ def check_some_mode_reads(task: str, input_kind: str | None, modes: list, overri
             raise UserError(message)
 
 
-def validate(config: RunConfig, input_kind: str | None = None) -> tuple:
-    """(method class, model class) of a valid config; else a one-line error naming the first option
-    whose value its declaration refuses, an unknown mode, model or optimizer, or a model that does
-    not fit the store's input kind."""
+def validate(config: RunConfig, input_kind: str | None = None) -> dict:
+    """{"mode", "model", "optimizer", "loss"}: the registered parts of a valid config (classes, the
+    optimizer's spec); else a one-line error naming the first option whose value its declaration
+    refuses, an unknown mode, model or optimizer, or a model that does not fit the store's input kind."""
     known = all_options()
-    for kind, name in parts_of(config).items():
-        part_class(kind, name)
+    parts = {kind: part_class(kind, name) for kind, name in parts_of(config).items()}
     for name, value in config.to_dict().items():
         problem = option_problem(known[name], value)
         if problem:
@@ -163,10 +162,9 @@ def validate(config: RunConfig, input_kind: str | None = None) -> tuple:
     check_model(config.model, input_kind)
     if config.max_tokens is not None and input_kind == "vector":
         raise UserError(f"--max-tokens {config.max_tokens}: the store's inputs are vectors, with no tokens to cut")
-    trainer, model = method(config.mode), model_class(config.model)
-    trainer.check(config, model)
+    parts["mode"].check(config, parts["model"])
     check_embeddings(config.get("embeddings"))
-    return trainer, model
+    return parts
 
 
 __all__ = ["RunConfig", "fields", "identity", "resolve", "validate"]  # fields: for callers

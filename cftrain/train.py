@@ -106,13 +106,13 @@ def _bytes(n: float) -> str:
     return ""
 
 
-def sparse_pays(config: RunConfig, train: SplitTensors, vocab_size: int) -> bool:
+def sparse_pays(config: RunConfig, optimizer: optim.OptimizerSpec, train: SplitTensors, vocab_size: int) -> bool:
     """Sparse embedding gradients: only where the optimizer's result stays exact, not under torchrun
     (one dense all-reduce), and only where a batch's tokens number at most the rows of the
     embedding tables (the vocabulary times the ensemble, whose tables are fused). Measured on IMDb
     (whole reviews, ~7,400 tokens a batch of 32; 2-epoch fits, GS): one 20,002-row table 1.8x
     faster sparse, six fused tables 5x faster sparse."""
-    if not optim.optimizer_spec(config.optimizer).sparse_ok or distributed.current() is not None or not vocab_size:
+    if not optimizer.sparse_ok or distributed.current() is not None or not vocab_size:
         return False
     lengths = [v.float().mean() for k, v in train.inputs.items() if k.endswith("length")]
     return bool(lengths) and config.batch_size * float(sum(lengths)) <= vocab_size * config.ensemble
@@ -150,7 +150,7 @@ def fit(parts: RunParts, store: PairStore, splits: dict, log=None, device="cpu")
     trainer.check_pairs(len(train.pairs), f"split train of {store.path}" + (
         f" (--fraction {config.fraction})" if config.fraction < 1 else "") + (
         f" (--subsets {','.join(config.subsets)})" if config.subsets else ""))
-    sparse = sparse_pays(config, train, parts.model_kwargs["vocab_size"])
+    sparse = sparse_pays(config, parts.optimizer, train, parts.model_kwargs["vocab_size"])
     members = [m.to(device) for m in build_members(parts, store, sparse, train)]
     ensemble = make_ensemble(members).to(device)
     context = distributed.current()
@@ -168,7 +168,8 @@ def fit(parts: RunParts, store: PairStore, splits: dict, log=None, device="cpu")
             batch = to_device(batch, device)
             if stepper is None:  # the generic fused form is checked on the first batch
                 ensemble = checked_on(ensemble, batch, trainer.needs_input_gradient(config), forward).to(device)
-                stepper = trainer(Run(config, ensemble, labels, torch.device(device), generator, context))
+                stepper = trainer(Run(config, ensemble, labels, torch.device(device), generator, context,
+                                      make_optimizer=parts.make_optimizer))
             step += 1
             steps.append(stepper.step(batch, At(epoch, step)))
         val = split_metrics(ensemble_logits([ensemble], splits["val"], device), splits["val"],

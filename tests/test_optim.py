@@ -79,13 +79,14 @@ def test_gs_step_through_a_sparse_embedding_equals_the_dense_one():
     ("adam", 1, 600, False), ("adamax", 1, 600, False)])  # untouched rows move under these
 def test_sparse_embeddings_only_where_exact_and_worth_it(optimizer, ensemble, vocab, sparse, stores):
     from cfpairs import open_store
+    from cftrain.optim import optimizer_spec
     from cftrain.train import load_splits, sparse_pays
     with open_store(stores["text"]) as store:
         config = resolve(store.task, store.input_kind, optimizer=optimizer, lr=0.01, batch_size=2,
                          ensemble=ensemble)
         train = load_splits(store, config)["train"]
     assert float(train.inputs["length"].float().mean()) == 3.0  # "good film i" / "bad film i"
-    assert sparse_pays(config, train, vocab) is sparse
+    assert sparse_pays(config, optimizer_spec(optimizer), train, vocab) is sparse
 
 
 def test_sparse_gradients_sorted_or_not_give_the_coalesced_update():

@@ -39,7 +39,12 @@ def loss_class(name: str | None, label_kind: str | None = None) -> type:
     name = name or DEFAULT
     if name not in LOSSES:
         raise UserError(f"--loss {name}: unknown loss (choose from {', '.join(sorted(LOSSES))})")
-    cls = LOSSES[name]
+    return check_serves(LOSSES[name], label_kind)
+
+
+def check_serves(cls: type, label_kind: str | None) -> type:
+    """`cls`, refused when it does not serve `label_kind`."""
+    name = cls.name
     if label_kind is not None and label_kind not in cls.serves:
         fitting = sorted(n for n, c in LOSSES.items() if label_kind in c.serves)
         raise UserError(f"--loss {name}: does not fit the store's label kind {label_kind!r} (losses for it: "
@@ -49,7 +54,11 @@ def loss_class(name: str | None, label_kind: str | None = None) -> type:
 
 def make_loss(name: str | None, label_kind: str, config=None) -> Loss:
     """The loss, built with its declared options' values from `config` (their defaults without one)."""
-    cls = loss_class(name, label_kind)
+    return build_loss(loss_class(name, label_kind), config)
+
+
+def build_loss(cls: type, config=None) -> Loss:
+    """A loss of class `cls` (a run's resolved loss) with its options' values from `config`."""
     values = {o.name: (config.get(o.name, o.default) if config is not None else o.default) for o in cls.options}
     return cls(**values)
 
