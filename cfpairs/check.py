@@ -8,6 +8,7 @@ from collections import Counter
 import h5py
 import numpy as np
 
+from cfpairs import memo
 from cfpairs.hashcache import cached_sha256
 from cfpairs.errors import StoreError
 from cfpairs.label_kinds import label_kind
@@ -31,21 +32,35 @@ def check_store(path, digest: bool = False, allow_external: bool = False) -> str
     format, every split's datasets and invariants (every example dataset is read, so a damaged
     chunk is found); with `digest`, also the content digest (reads every stored dataset: region
     features too) and the sha256 of linked feature files against `sources`. Returns the digest it
-    computed (None without `digest`)."""
+    computed (None without `digest`). A store that passed, unchanged since in this process, is not
+    read again (`cfpairs.memo`)."""
+    version = memo.file_version(path)
+    found = memo.recall("check", version, digest, allow_external)
+    if found is not None:
+        return found[0]
+    computed, linked = _check_store(path, digest, allow_external)
+    if not linked:  # linked feature files are checked each time
+        memo.remember("check", version, (computed,), digest, allow_external)
+    return computed
+
+
+def _check_store(path, digest: bool, allow_external: bool) -> tuple:
+    """`check_store`'s work: (the digest it computed or None, whether feature files are linked)."""
     with Store(path, allow_external) as store:
         _check_root(store)
         _check_splits(store)
+        linked = store.layout.external is not None
         if not digest:
-            if store.layout.external is not None:  # features read from other files: only as pinned
+            if linked:  # features read from other files: only as pinned
                 check_linked_files(store)
-            return None
+            return None, linked
         computed = content_digest(store.h5, store.layout, store.format_version)
         if computed != store.digest:
             raise StoreError(f"{path}: content_digest mismatch (stored {store.digest[:12]}..., "
                              f"computed {computed[:12]}...)")
-        if store.layout.external is not None:
+        if linked:
             check_linked_files(store)
-        return computed
+        return computed, linked
 
 
 def check_linked_files(store: Store) -> None:

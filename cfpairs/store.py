@@ -21,7 +21,7 @@ from cfpairs.jsontext import strict_loads
 from cfpairs.errors import StoreError
 from cfpairs.outputs import special_kind
 from cfpairs.schema import FORMAT, INPUT_KINDS, LABEL_KINDS, READABLE_VERSIONS, RESERVED_GROUPS
-from cfpairs.structure import FeaturePart, read_rows, walk
+from cfpairs.structure import FeaturePart, read_rows, walked
 from cfpairs.writer import (LinkedFeatures, StoreWriter, describe_source,  # noqa: F401  (re-exported)
                             describe_source_stat)
 
@@ -98,7 +98,7 @@ class Store:
             raise StoreError(f"{self.path}: cannot open as HDF5 ({exc.__class__.__name__}: {exc})") from None
         try:
             self._check_format()
-            self.layout = walk(self.h5, self.path, allow_external)
+            self.layout = walked(self.h5, self.path, allow_external)
             self._check_attributes()
         except BaseException:
             self.h5.close()

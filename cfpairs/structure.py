@@ -24,6 +24,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from cfpairs import memo
 from cfpairs.errors import StoreError
 
 EXTERNAL_FEATURES = "/regions/features"
@@ -67,6 +68,18 @@ class Layout:
     datasets: list = field(default_factory=list)      # paths without the leading "/", e.g. train/examples/id
     attributes: list = field(default_factory=list)    # (object path, attribute name)
     external: ExternalFeatures | None = None
+
+
+def walked(h5: h5py.File, path, allow_external: bool = False) -> Layout:
+    """`walk`, remembered for an unchanged file of this process (`cfpairs.memo`): a store's own data
+    only (a layout with linked feature files is walked each time)."""
+    version = memo.file_version(path)
+    layout = memo.recall("layout", version, allow_external)
+    if layout is None:
+        layout = walk(h5, path, allow_external)
+        if layout.external is None:
+            memo.remember("layout", version, layout, allow_external)
+    return layout
 
 
 def walk(h5: h5py.File, path, allow_external: bool = False) -> Layout:
