@@ -30,9 +30,16 @@ def kind_of(path) -> str:
         return store.label_kind
 
 
+SMALL = {"nli_embed_dim": 16, "butd_embed_dim": 16, "ngram_buckets": 64}  # sizes, not behaviour: quick runs
+
+
 def config_for(path, **overrides):
+    """The store's preset for a quick run: 2 epochs, batches of 16, small embedding tables."""
     with open_store(path) as store:
-        return resolve(store.task, store.input_kind, **{"epochs": 2, "patience": 2, "batch_size": 16, **overrides})
+        given = {"epochs": 2, "patience": 2, "batch_size": 16, **overrides}
+        config = resolve(store.task, store.input_kind, **given)
+        small = {k: v for k, v in SMALL.items() if k in config.to_dict() and k not in overrides}
+        return resolve(store.task, store.input_kind, **given, **small) if small else config
 
 
 @pytest.mark.parametrize("name, kind", covering(["gs", *(m for m in METHODS if m != "gs")],
