@@ -5,7 +5,7 @@ batch's whole pair groups (groups[rank::world]: pairs are never split across ran
 terms relate rows of different groups (`couples_rows`: random partners, a contrastive batch) gets
 the whole batch on every rank and sums its terms over the rows of its share. Every term is
 normalised globally: methods report sums and counts, and the run divides each sum by its count
-over all ranks (one all-reduce, `cftrain.runtime.Run.combine`). After `backward()` the gradients
+over all ranks (one all-reduce, `cftrain.step.normalise`). After `backward()` the gradients
 are summed across ranks with an explicit all-reduce, so every rank takes the step one process
 would take on the whole global batch (tests/test_distributed.py: every trained method).
 
