@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from cfpairs.errors import UserError
-from cftrain.losses import build_loss, check_serves, make_loss
+from cftrain.losses import build_loss, check_serves, loss_class
 
 KINDS: dict[str, type] = {}
 
@@ -23,9 +23,7 @@ def register(cls):
 
 def training_labels(label_kind: str, loss: str | None = None, config=None) -> "Labels":
     """The label kind of a store with the run's task loss: `loss` (its options from `config`), or `bce`."""
-    if label_kind not in KINDS:
-        raise UserError(f"label kind {label_kind!r} has no trainer (known: {', '.join(KINDS)})")
-    return KINDS[label_kind](make_loss(loss, label_kind, config))
+    return labels_with(label_kind, loss_class(loss), config)
 
 
 def labels_with(label_kind: str, loss: type, config) -> "Labels":
