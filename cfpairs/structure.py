@@ -16,6 +16,7 @@ every linked dataset checked by the same rules.
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 from dataclasses import dataclass, field
@@ -88,73 +89,112 @@ def walk(h5: h5py.File, path, allow_external: bool = False) -> Layout:
     chunk written, a contiguous dataset's bytes present, and no more data in all than
     `MAX_EXPANSION` times the file's size (`CFPAIRS_MAX_EXPANSION` raises it for a large store of
     very repetitive data), so that no reader, nor the digest, ever decompresses a bomb or reads fill
-    values a small file only declares."""
-    layout, seen, declared = Layout(), {}, [0]
-    _check_object(h5, "/", path, seen, layout)
-    pending = [(h5, "/")]
+    values a small file only declares. It goes through HDF5's low-level interface (h5py's objects
+    cost ten times as much per object, and a store is opened often)."""
+    layout, seen, declared = Layout(), {}, 0
+    root = h5py.h5o.open(h5.id, b"/")
+    _check_object(root, "/", path, seen, layout)
+    pending = [(root, "/")]
     while pending:
         group, where = pending.pop()
-        for name in sorted(group):
-            child = where.rstrip("/") + "/" + name
-            if _link_class(group, name, child, path) is h5py.ExternalLink:
-                layout.external = _external_features(group, name, child, path, allow_external)
+        for raw in sorted(group):
+            child = where.rstrip("/") + "/" + _text(raw, where, path)
+            if _link_type(group, raw, child, path) == h5py.h5l.TYPE_EXTERNAL:
+                layout.external = _external_features(h5py.Group(group), child.rsplit("/", 1)[1], child, path,
+                                                     allow_external)
                 continue
-            obj = group[name]
+            obj = h5py.h5o.open(group, raw)
             _check_object(obj, child, path, seen, layout)
             if child == EXTERNAL_FEATURES and _is_virtual(obj):
-                layout.external = _external_features(group, name, child, path, allow_external)
+                layout.external = _external_features(h5py.Group(group), child.rsplit("/", 1)[1], child, path,
+                                                     allow_external)
                 continue
-            if isinstance(obj, h5py.Group):
+            if isinstance(obj, h5py.h5g.GroupID):
                 pending.append((obj, child))
-            elif isinstance(obj, h5py.Dataset):
-                check_dataset(obj, child, path)
-                declared[0] += check_stored(obj, child, path)
+            elif isinstance(obj, h5py.h5d.DatasetID):
+                plist = obj.get_create_plist()
+                check_dataset(obj, child, path, plist)
+                declared += check_stored(obj, child, path, plist)
                 layout.datasets.append(child.lstrip("/"))
             else:
-                raise StoreError(f"{path}: {child} is a {type(obj).__name__.lower()}, not a group or a dataset "
-                                 f"({RULES})")
-    check_expansion(declared[0], path)
+                what = "datatype" if isinstance(obj, h5py.h5t.TypeID) else type(obj).__name__.lower()
+                raise StoreError(f"{path}: {child} is a {what}, not a group or a dataset ({RULES})")
+    check_expansion(declared, path)
     layout.datasets.sort()
     layout.attributes.sort()
     return layout
 
 
-def _link_class(group: h5py.Group, name: str, where: str, path):
+def _text(raw: bytes, where: str, path) -> str:
+    """A link's or an attribute's name: UTF-8, as every reader decodes it."""
     try:
-        link = group.get(name, getlink=True)
-    except (KeyError, OSError, RuntimeError, TypeError, ValueError):  # e.g. a user-defined link class
-        raise StoreError(f"{path}: {where} is a link of a kind HDF5 cannot describe ({RULES})") from None
-    if isinstance(link, h5py.SoftLink):
-        raise StoreError(f"{path}: {where} is a soft link to {link.path}; a store holds no links ({RULES})")
-    if isinstance(link, h5py.ExternalLink) and where != EXTERNAL_FEATURES:
-        raise StoreError(f"{path}: {where} is an external link to {link.filename}:{link.path}; a store holds no "
-                         f"links to other files ({RULES})")
-    return type(link)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StoreError(f"{path}: a name in {where} is not UTF-8 text ({raw[:40]!r}) ({RULES})") from None
+
+
+def _link_type(group, raw: bytes, where: str, path) -> int:
+    """A hard link's type, or the external link at EXTERNAL_FEATURES; any other link refused."""
+    try:
+        kind = group.links.get_info(raw).type
+        target = group.links.get_val(raw) if kind in (h5py.h5l.TYPE_SOFT, h5py.h5l.TYPE_EXTERNAL) else None
+    except (KeyError, OSError, RuntimeError, TypeError, ValueError):
+        kind = None
+    if kind == h5py.h5l.TYPE_SOFT:
+        raise StoreError(f"{path}: {where} is a soft link to {target.decode(errors='replace')}; a store holds no "
+                         f"links ({RULES})")
+    if kind == h5py.h5l.TYPE_EXTERNAL and where != EXTERNAL_FEATURES:
+        file, inside = (part.decode(errors="replace") for part in target)
+        raise StoreError(f"{path}: {where} is an external link to {file}:{inside}; a store holds no links to other "
+                         f"files ({RULES})")
+    if kind not in (h5py.h5l.TYPE_HARD, h5py.h5l.TYPE_EXTERNAL):  # e.g. a user-defined link class
+        raise StoreError(f"{path}: {where} is a link of a kind HDF5 cannot describe ({RULES})")
+    return kind
+
+
+class _Owner:
+    """What h5py's AttributeManager reads of the object it belongs to: its low-level id."""
+
+    def __init__(self, oid):
+        self.id = oid
+
+
+def _attribute_names(obj) -> list:
+    """An object's attribute names in h5py's order (creation order where the file tracks it)."""
+    tracked = obj.get_create_plist().get_attr_creation_order() & h5py.h5p.CRT_ORDER_TRACKED
+    names = []
+    h5py.h5a.iterate(obj, lambda name, *_: names.append(name),
+                     index_type=h5py.h5.INDEX_CRT_ORDER if tracked else h5py.h5.INDEX_NAME)
+    return names
 
 
 def _check_object(obj, where: str, path, seen: dict, layout: Layout) -> None:
-    """One hard link per object (a second one is also how a cycle is made); attributes checked."""
-    info = h5py.h5o.get_info(obj.id)
+    """One hard link per object (a second one is also how a cycle is made); attributes checked.
+    `obj`: a low-level id (h5py.h5o.open)."""
+    info = h5py.h5o.get_info(obj)
     if info.addr in seen:
         raise StoreError(f"{path}: {where} is a second hard link to {seen[info.addr]}; each object of a store "
                          f"has one ({RULES})")
     if info.rc != 1:
         raise StoreError(f"{path}: {where} has {info.rc} hard links; each object of a store has one ({RULES})")
     seen[info.addr] = where
-    for name in obj.attrs:
-        attribute = obj.attrs.get_id(name)
+    if not info.num_attrs:
+        return
+    for raw in _attribute_names(obj):
+        name = _text(raw, where, path)
+        attribute = h5py.h5a.open(obj, raw)
         dtype = attribute.dtype
         if not plain_dtype(dtype):
             raise StoreError(f"{path}: attribute {name!r} of {where} has type {dtype}; attributes hold numbers "
                              f"and strings ({RULES})")
         if attribute.shape is None:
             raise StoreError(f"{path}: attribute {name!r} of {where} has no dataspace (a null attribute) ({RULES})")
-        wanted = int(np.prod(attribute.shape, dtype=np.float64)) * attribute.get_type().get_size()
+        wanted = math.prod(attribute.shape) * attribute.get_type().get_size()
         if wanted > attribute.get_storage_size() + 64:
             raise StoreError(f"{path}: attribute {name!r} of {where} declares {wanted:,} bytes and the file holds "
                              f"{attribute.get_storage_size():,} ({RULES})")
         if dtype.kind in "SOU" or h5py.check_string_dtype(dtype) is not None:
-            _check_text(obj.attrs, name, where, path)
+            _check_text(h5py.AttributeManager(_Owner(obj)), name, where, path)
         layout.attributes.append((where, name))
 
 
@@ -170,26 +210,35 @@ def _check_text(attrs, name: str, where: str, path) -> None:
                          f"({RULES})") from None
 
 
-def check_stored(ds: h5py.Dataset, where: str, path) -> int:
+def _low(ds):
+    """A dataset's low-level id (h5py's Dataset or the id itself)."""
+    return ds.id if isinstance(ds, h5py.Dataset) else ds
+
+
+def check_stored(ds, where: str, path, plist=None) -> int:
     """The bytes `ds` declares (elements x the file's element size), after checking that the file
     stores them: a null dataspace refused, every chunk of a chunked dataset written (an unwritten
-    chunk reads as fill values the file never held), a contiguous dataset's bytes present."""
-    if ds.shape is None:
+    chunk reads as fill values the file never held), a contiguous dataset's bytes present.
+    `ds`: an h5py Dataset or its low-level id; `plist`: its creation property list, if at hand."""
+    ds = _low(ds)
+    shape = ds.shape
+    if shape is None:
         raise StoreError(f"{path}: {where} has no dataspace (a null dataset); datasets hold arrays ({RULES})")
-    declared = int(np.prod(ds.shape, dtype=np.float64)) * ds.id.get_type().get_size()
+    declared = math.prod(shape) * ds.get_type().get_size()  # Python integers: no overflow
     if not declared:
         return 0
-    if ds.chunks is not None:
-        needed = int(np.prod([-(-n // c) for n, c in zip(ds.shape, ds.chunks)], dtype=np.float64))
+    plist = plist or ds.get_create_plist()
+    if plist.get_layout() == h5py.h5d.CHUNKED:
+        needed = math.prod(-(-n // c) for n, c in zip(shape, plist.get_chunk()))
         if needed > 1 << 40:
-            raise StoreError(f"{path}: {where} declares {needed:,} chunks (shape {ds.shape}) ({RULES})")
-        stored = ds.id.get_num_chunks()
+            raise StoreError(f"{path}: {where} declares {needed:,} chunks (shape {shape}) ({RULES})")
+        stored = ds.get_num_chunks()
         if stored < needed:
-            raise StoreError(f"{path}: {where} declares shape {ds.shape} ({declared:,} bytes) and stores {stored:,} "
+            raise StoreError(f"{path}: {where} declares shape {shape} ({declared:,} bytes) and stores {stored:,} "
                              f"of its {needed:,} chunks; a store writes every chunk ({RULES})")
-    elif ds.id.get_storage_size() < declared:
+    elif ds.get_storage_size() < declared:
         raise StoreError(f"{path}: {where} declares {declared:,} bytes and the file holds "
-                         f"{ds.id.get_storage_size():,} of them ({RULES})")
+                         f"{ds.get_storage_size():,} of them ({RULES})")
     return declared
 
 
@@ -211,20 +260,23 @@ def plain_dtype(dtype) -> bool:
     return dtype.kind in "biuf" or (dtype.kind == "S") or h5py.check_string_dtype(dtype) is not None
 
 
-def _is_virtual(ds) -> bool:
-    return isinstance(ds, h5py.Dataset) and ds.is_virtual
+def _is_virtual(obj) -> bool:
+    obj = _low(obj)
+    return isinstance(obj, h5py.h5d.DatasetID) and obj.get_create_plist().get_layout() == h5py.h5d.VIRTUAL
 
 
-def check_dataset(ds: h5py.Dataset, where: str, path) -> None:
-    """A dataset whose bytes are in its own file, of numbers or strings, with built-in filters only."""
-    plist = ds.id.get_create_plist()
+def check_dataset(ds, where: str, path, plist=None) -> None:
+    """A dataset whose bytes are in its own file, of numbers or strings, with built-in filters only.
+    `ds`: an h5py Dataset or its low-level id; `plist`: its creation property list, if at hand."""
+    ds = _low(ds)
+    plist = plist or ds.get_create_plist()
     if plist.get_external_count():
         target = plist.get_external(0)[0]
         target = target.decode(errors="replace") if isinstance(target, bytes) else target
         raise StoreError(f"{path}: {where} keeps its bytes in {target} (HDF5 external storage); a store holds "
                          f"its data itself ({RULES})")
-    if ds.is_virtual:
-        files = sorted({s.file_name for s in ds.virtual_sources()})
+    if plist.get_layout() == h5py.h5d.VIRTUAL:
+        files = sorted({s.file_name for s in h5py.Dataset(ds).virtual_sources()})
         raise StoreError(f"{path}: {where} is a virtual dataset over {', '.join(files)}; a store holds its data "
                          f"itself ({RULES})")
     for index in range(plist.get_nfilters()):

@@ -68,6 +68,10 @@ HOSTILE = {  # name: (how the store is changed, what the one line names)
         "label", f["train/examples/label"])), "has 2 hard links"),
     "filter plugin": (_filter_plugin, "/train/examples/extra needs HDF5 filter 307"),
     "references": (_references, "/train/examples/refs has type"),
+    "named datatype": (lambda h5: h5["train/examples"].__setitem__("kind", np.dtype("<i8")),
+                       "/train/examples/kind is a datatype, not a group or a dataset"),
+    "a name not UTF-8": (lambda h5: h5py.h5g.create(h5["train"].id, b"\xff\xfeodd"),
+                         "a name in /train is not UTF-8 text"),
 }
 
 
