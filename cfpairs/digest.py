@@ -46,16 +46,19 @@ def content_digest(h5: h5py.File, layout=None, version: int | None = None) -> st
         version = int(h5.attrs.get("format_version", 2))
     digest = hashlib.sha256()
     if version >= 2:
+        owners = {}  # each object looked up once (h5py's lookups cost more than a small store's bytes)
         for where, name in layout.attributes:
             if (where, name) != ("/", DIGEST_ATTRIBUTE):
-                _digest_array(digest, f"@{where.rstrip('/')}/{name}", np.asarray(h5[where].attrs[name]))
-    sizes = {name: h5[name].size * h5[name].dtype.itemsize for name in layout.datasets}
+                owner = owners.get(where) or owners.setdefault(where, h5[where])
+                _digest_array(digest, f"@{where.rstrip('/')}/{name}", np.asarray(owner.attrs[name]))
+    datasets = {name: h5[name] for name in layout.datasets}
+    sizes = {name: ds.size * ds.dtype.itemsize for name, ds in datasets.items()}
     total = sum(sizes.values())  # bounded by the walk: at most CFPAIRS_MAX_EXPANSION x the file
     bar = Progress(total, f"digest of {h5.filename}", unit="B", unit_scale=True) if total >= PROGRESS_BYTES else None
     try:
-        for name in layout.datasets:
+        for name, ds in datasets.items():
             try:
-                _digest_dataset(digest, name, h5[name])
+                _digest_dataset(digest, name, ds)
             except (OSError, RuntimeError) as exc:  # e.g. a chunk failing its Fletcher-32 checksum
                 raise StoreError(f"{h5.filename}: dataset /{name} cannot be read back ({exc})") from None
             if bar is not None:
