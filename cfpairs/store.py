@@ -80,6 +80,9 @@ class Split:
         return read_dataset(self.path, _member(self.path, self.examples, field), rows)
 
 
+_ABSENT = object()  # an attribute the file does not have
+
+
 def _attr_text(value):
     return value.decode() if isinstance(value, bytes) else value
 
@@ -91,6 +94,7 @@ class Store:
 
     def __init__(self, path, allow_external: bool = False):
         self.path = Path(path)
+        self._read = {}  # root attributes and the split names, read once (the file is open read-only)
         check_input_file(self.path)
         try:
             self.h5 = h5py.File(self.path, "r")
@@ -165,7 +169,15 @@ class Store:
         return self.h5
 
     def attr(self, name: str, default=None):
-        return _attr_text(self._open_file().attrs.get(name, default))
+        h5 = self._open_file()
+        key = ("attr", name)
+        if key not in self._read:
+            value = _attr_text(h5.attrs.get(name, _ABSENT))
+            if not isinstance(value, (str, int, float, np.generic)) and value is not _ABSENT:
+                return value  # an array: the caller gets its own
+            self._read[key] = value
+        value = self._read[key]
+        return default if value is _ABSENT else value
 
     def json_attr(self, name: str, default=None):
         value = self.attr(name)
@@ -191,9 +203,11 @@ class Store:
     def splits(self) -> list[str]:
         """Split names: train, val, test first, then the extras in name order."""
         h5 = self._open_file()
-        names = [k for k in h5.keys() if k not in RESERVED_GROUPS and isinstance(h5.get(k), h5py.Group)]
-        first = [s for s in ("train", "val", "test") if s in names]
-        return first + sorted(set(names) - set(first))
+        if "splits" not in self._read:
+            names = [k for k in h5.keys() if k not in RESERVED_GROUPS and isinstance(h5.get(k), h5py.Group)]
+            first = [s for s in ("train", "val", "test") if s in names]
+            self._read["splits"] = first + sorted(set(names) - set(first))
+        return list(self._read["splits"])
 
     def split(self, name: str) -> Split:
         if name not in self.splits:
