@@ -184,11 +184,16 @@ def covering(*axes) -> list:
     """Every combination of the axes' values as pytest params: the quick loop (`make test-fast`)
     runs those that leave at most one axis off its first value (each value of each axis once, the
     others at their first: put the cheapest or most demanding value first), and marks the rest of
-    the cross product `matrix` (`make test` runs all of it)."""
+    the cross product `matrix` (`make test` runs all of it). A value that is a tuple fills as many
+    arguments (an axis of (model, form) pairs, say)."""
     import itertools  # noqa: PLC0415
 
     import pytest  # noqa: PLC0415
 
     def kept(combo) -> bool:
         return sum(value != axis[0] for value, axis in zip(combo, axes)) <= 1
-    return [pytest.param(*combo, marks=() if kept(combo) else pytest.mark.matrix) for combo in itertools.product(*axes)]
+
+    def arguments(combo) -> list:
+        return [item for value in combo for item in (value if isinstance(value, tuple) else (value,))]
+    return [pytest.param(*arguments(combo), marks=() if kept(combo) else pytest.mark.matrix)
+            for combo in itertools.product(*axes)]

@@ -17,6 +17,7 @@ from cftrain.ensemble import FusedEnsemble, Sequential, SharedTables, Vmapped, l
 from cftrain.models import PairModel, make_model
 from cftrain.presets import resolve
 from cftrain.train import make_optimizer, train_step
+from tests.helpers import covering
 
 N = 3
 
@@ -89,8 +90,8 @@ def check_equal_to_separate_members(name: str, members: list, ensemble, mode: st
 
 
 @pytest.mark.filterwarnings("ignore:nli-bow without --embeddings")
-@pytest.mark.parametrize("variant,form", CASES)
-@pytest.mark.parametrize("mode", ["gs", "gs-random", "augmented", "sam"])  # sam: each member's own norm
+@pytest.mark.parametrize("variant, form, mode",  # sam: each member's own norm
+                         covering(CASES, ["gs", "gs-random", "augmented", "sam"]))
 def test_every_ensemble_form_equals_separate_members(variant, form, mode):
     name = variant.replace("-learned", "").replace("-linear", "").replace("-dense", "")
     members = []
@@ -169,8 +170,7 @@ def registered_forms():
 
 
 @pytest.mark.filterwarnings("ignore:nli-bow without --embeddings")
-@pytest.mark.parametrize("name, form", list(registered_forms()))
-@pytest.mark.parametrize("mode", ["gs", "augmented", "sam"])
+@pytest.mark.parametrize("name, form, mode", covering(list(registered_forms()), ["gs", "augmented", "sam"]))
 def test_every_registered_model_trains_as_its_members_would(name, form, mode):
     """A new model is checked here without a line of its own: each of its ensemble forms equals N members."""
     from cftrain.models import MODELS
