@@ -23,11 +23,13 @@ demo: $(STAMP)
 	$(VENV)/bin/cfbuild verify $(DEMO_DIR)/toy.h5
 	$(VENV)/bin/cftrain table $(DEMO_DIR)/toy.h5 --out $(DEMO_DIR)/toy-table --force
 
+# Tests keep compiled modules (assertion-rewritten tests included) between runs even where the
+# environment says PYTHONDONTWRITEBYTECODE: each of pytest's workers compiles every module otherwise.
 test: $(STAMP)  # everything CI runs: unit, end-to-end (signals, torchrun, benches' --smoke), statistical
-	$(PY) -m pytest -q -n 2 --dist loadfile  # both cores; a file's tests share one worker (one Slurm cluster)
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n 2 --dist loadfile  # both cores; a file's tests share one worker (one Slurm cluster)
 
 test-fast: $(STAMP)  # the quick loop: in-process tests on both cores; its budget and rule: tests/README.md
-	CFPAIRS_QUICK_BUDGET=0.5 $(PY) -m pytest -q -m "not slow and not e2e and not matrix" -n 2 --dist worksteal
+	PYTHONDONTWRITEBYTECODE= CFPAIRS_QUICK_BUDGET=0.5 $(PY) -m pytest -q -m "not slow and not e2e and not matrix" -n 2 --dist worksteal
 
 docs: $(STAMP)  # the pages the registries write: docs/OPTIONS.md, the lists of modes, models, losses, builders
 	$(PY) -m cli.docs

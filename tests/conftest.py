@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -14,6 +15,11 @@ from cfbuild.builders.table import build_table
 from cfbuild.builders.toy import build_toy
 from cfbuild.builders.toy_regions import build_toy_regions
 from cfpairs.store import StoreWriter
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # each of pytest's workers has a core to itself: torch's default pool (a thread per core) in every
+    # worker would put two threads on each core (a run sets its own --threads; this is for the rest)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 pytest_plugins = ("tests.image_fixtures",)  # `coco`: the image fixture's folders, per module
 STORE_KINDS = ("vector", "text", "text_pair", "multilabel", "regions")
@@ -157,3 +163,11 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"{seconds:6.2f}s {nodeid}")
         terminalreporter.write_line("Make it cheaper (a smaller store, one run instead of a table, in this process), or "
                                     "split it: tests/README.md, 'The quick loop'.")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """After pytest's own last collection (which reports objects that failed to finalise), the
+    objects left are frozen: the interpreter's exit then skips collecting a heap of torch, spaCy and
+    scikit-learn objects, about 2 s a process, which every pytest worker pays before it ends."""
+    gc.freeze()
