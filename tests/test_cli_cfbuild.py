@@ -6,6 +6,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from cfpairs.store import Store
 from tests.helpers import REPO, run_cli
@@ -25,6 +26,7 @@ def test_usage_errors_exit_2_with_one_line(tmp_path):
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.e2e  # a real process (python -m, a signal)
 def test_debug_shows_traceback(tmp_path):
     (tmp_path / "junk.h5").write_text("junk")
     result = run_cli("cli.cfbuild", "--debug", "inspect", str(tmp_path / "junk.h5"), real=True)
@@ -55,11 +57,13 @@ def kill_mid_build(out, *extra):
     assert proc.returncode == -signal.SIGKILL  # killed mid-build, not finished
 
 
+@pytest.mark.e2e  # a real process (python -m, a signal)
 def test_sigkill_during_build_leaves_no_output(tmp_path):
     kill_mid_build(tmp_path / "big.h5")
     assert not (tmp_path / "big.h5").exists()
 
 
+@pytest.mark.e2e  # a real process (python -m, a signal)
 def test_sigkill_while_replacing_keeps_the_old_store(tmp_path):
     out = tmp_path / "t.h5"
     assert run_cli("cli.cfbuild", "toy", "--out", str(out), "--n", "50").returncode == 0

@@ -270,6 +270,7 @@ def test_a_predictions_page_from_elsewhere_is_checked(stores, tmp_path, change, 
                         tmp_path / "v.html"], "--predictions", fragment, out=tmp_path / "v.html")
 
 
+@pytest.mark.e2e  # a fresh interpreter
 def test_cfbuild_view_does_not_import_the_trainer(stores, tmp_path):
     import subprocess
     import sys
