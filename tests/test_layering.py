@@ -4,6 +4,7 @@ no module imports itself back through others, at module level or inside a functi
 from __future__ import annotations
 
 import ast
+import functools
 
 from tests.helpers import REPO
 
@@ -19,6 +20,7 @@ def modules() -> dict:
     return found
 
 
+@functools.cache  # the tests read the graph, none changes it
 def imports() -> dict:
     """{module: the project modules it imports, anywhere in its code} (a name imported from a module
     counts as that module; `from package import submodule` as the submodule)."""
