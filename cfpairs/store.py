@@ -119,24 +119,24 @@ class Store:
                              f"{found if isinstance(found, str) else self.h5.attrs.get('format')!r})")
 
     def _check_attributes(self) -> None:
-        attrs = self.h5.attrs
-        version = attrs.get("format_version")
+        version = self.attr("format_version")
         if not isinstance(version, (int, np.integer)) or isinstance(version, bool):
             raise StoreError(f"{self.path}: root attribute 'format_version' must be an integer, found {version!r}")
         if int(version) not in READABLE_VERSIONS:
             raise StoreError(f"{self.path}: format_version {int(version)} is not supported "
                              f"(this cfpairs reads versions {', '.join(map(str, READABLE_VERSIONS))}; upgrade cfpairs)")
         for name, known in (("input_kind", INPUT_KINDS), ("label_kind", LABEL_KINDS)):
-            if _attr_text(attrs.get(name)) not in known:
+            if self.attr(name) not in known:
                 raise StoreError(f"{self.path}: root attribute {name!r} must be one of {', '.join(known)}, "
-                                 f"found {attrs.get(name)!r}")
-        if not isinstance(_attr_text(attrs.get("task")), str):
-            raise StoreError(f"{self.path}: root attribute 'task' must be a string, found {attrs.get('task')!r}")
+                                 f"found {self.h5.attrs.get(name)!r}")
+        if not isinstance(self.attr("task"), str):
+            raise StoreError(f"{self.path}: root attribute 'task' must be a string, "
+                             f"found {self.h5.attrs.get('task')!r}")
         names = self.json_attr("class_names")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise StoreError(f"{self.path}: root attribute 'class_names' must be a JSON list of class names, "
                              f"found {type(names).__name__}")
-        if _attr_text(attrs.get("label_kind")) == "binary" and len(names) != 2:
+        if self.attr("label_kind") == "binary" and len(names) != 2:
             raise StoreError(f"{self.path}: a binary store has 2 class names, this one {len(names):,}")
         seen = set()
         for name in names:
