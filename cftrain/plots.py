@@ -45,7 +45,8 @@ def history_png(history: list, path: Path, metric: str, title: str) -> None:
 def curve_png(points: dict, path: Path, metric: str, split: str, title: str) -> None:
     """points: {mode: [(fraction, mean, low, high), ...]}; one line per mode, a band low..high."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.14, top=0.91)  # fixed margins, as history_png
     for mode, rows in points.items():
         xs = [r[0] for r in rows]
         ax.plot(xs, [r[1] for r in rows], marker="o", label=mode)

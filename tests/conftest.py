@@ -59,6 +59,7 @@ def write_multilabel(path: Path, n: int = 60, classes: int = 3, dim: int = 6, se
 PNG = b"\x89PNG\r\n\x1a\n"
 LAUNCHER_MODULES = ("cftrain.launchers.local", "cftrain.launchers.command")
 REAL = {}  # what `quick_campaigns` replaced, for the tests marked to get it
+PICTURES = ("history_png", "curve_png")  # cftrain.plots' drawings
 
 
 def signature_png(history, path, *args) -> None:
@@ -70,29 +71,32 @@ def quick_campaigns():
     """Two things that cost a test more than its runs' training, replaced for the session (fixtures
     included): a campaign's default --jobs, the cores available, would start worker processes (each
     importing torch again, beside pytest's own workers) for runs of a second, so campaigns run in
-    the test's process unless a test gives --jobs; and a run's history.png (matplotlib lays out its
-    text) is its PNG signature. Tests marked e2e get the machine's cores, tests marked real_plots
-    real pictures (tests/test_plots.py), and runs in other processes draw real ones."""
+    the test's process unless a test gives --jobs; and a run's history.png and a curve's curve.png
+    (matplotlib lays out their text) are their PNG signature. Tests marked e2e get the machine's
+    cores, tests marked real_plots real pictures (tests/test_plots.py), and runs in other processes
+    draw real ones."""
     import cftrain.plots  # noqa: PLC0415  (light: matplotlib loads when a picture is drawn)
 
-    REAL["history_png"] = cftrain.plots.history_png
     with pytest.MonkeyPatch.context() as patch:
         for module in LAUNCHER_MODULES:
             patch.setattr(f"{module}.available_cores", lambda: 1)
-        patch.setattr(cftrain.plots, "history_png", signature_png)
+        for picture in PICTURES:
+            REAL[picture] = getattr(cftrain.plots, picture)
+            patch.setattr(cftrain.plots, picture, signature_png)
         yield
 
 
 @pytest.fixture(autouse=True)
 def real_where_marked(request, monkeypatch):
-    """The real cores (marker e2e) and real history pictures (marker real_plots) for one test."""
+    """The real cores (marker e2e) and real pictures (marker real_plots) for one test."""
     if request.node.get_closest_marker("e2e") is not None:
         from cftrain.pool import available_cores  # noqa: PLC0415
 
         for module in LAUNCHER_MODULES:
             monkeypatch.setattr(f"{module}.available_cores", available_cores)
     if request.node.get_closest_marker("real_plots") is not None:
-        monkeypatch.setattr("cftrain.plots.history_png", REAL["history_png"])
+        for picture in PICTURES:
+            monkeypatch.setattr(f"cftrain.plots.{picture}", REAL[picture])
 
 
 @pytest.fixture(scope="session")

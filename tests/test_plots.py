@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from cftrain.plots import history_png
+from cftrain.plots import curve_png, history_png
 
 pytestmark = pytest.mark.real_plots
 
@@ -30,3 +30,17 @@ def test_a_refit_without_val_draws_no_best_epoch(tmp_path):
     lines = [dict(h, val_accuracy=None) for h in history(("gs",))]
     history_png(lines, tmp_path / "h.png", "accuracy", "toy gs refit")
     assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_curve_draws_a_line_and_band_per_mode_with_the_fractions_as_ticks(tmp_path):
+    points = {"original": [(0.25, 60.0, 58.0, 62.0), (1.0, 70.0, 69.0, 71.0)],
+              "gs": [(0.25, 64.0, 61.0, 67.0), (1.0, 74.0, 73.5, 74.5)]}
+    curve_png(points, tmp_path / "c.png", "accuracy", "test", "toy: test accuracy")
+    with Image.open(tmp_path / "c.png") as image:
+        assert image.format == "PNG" and image.size == (round(5.5 * 90), round(3.8 * 90))  # 5.5 x 3.8 inches, 90 dpi
+        pixels = image.convert("RGB")
+        colours = pixels.getcolors(maxcolors=1 << 16) or []
+        # matplotlib's first two line colours (C0 blue, C1 orange), one per mode
+        drawn = {rgb for _, rgb in colours}
+    assert (31, 119, 180) in drawn and (255, 127, 14) in drawn
+    assert len(colours) > 20  # bands, ticks and labels, not a blank canvas
