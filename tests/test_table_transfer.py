@@ -176,7 +176,8 @@ def test_a_run_evaluates_on_a_transfer_set_in_its_vocabulary(tmp_path):
 
     cad = mini_imdb(tmp_path)
     build_imdb(cad, tmp_path / "imdb.h5", allow_unverified=True)
-    run(tmp_path / "imdb.h5", tmp_path / "run", resolve("imdb", "text", mode="gs", epochs=2, ensemble=2))
+    run(tmp_path / "imdb.h5", tmp_path / "run", resolve("imdb", "text", mode="gs", epochs=2, ensemble=2,
+                                                       ngram_buckets=64))  # the preset's model, small
     suffix, content = LAYOUTS["yelp"]
     (tmp_path / f"src.{suffix}").write_text(content)
     build_transfer("yelp", str(tmp_path / f"src.{suffix}"), tmp_path / "imdb.h5", tmp_path / "yelp.h5", sample=12)
