@@ -49,8 +49,9 @@ def content_digest(h5: h5py.File, layout=None, version: int | None = None) -> st
         owners = {}  # each object looked up once (h5py's lookups cost more than a small store's bytes)
         for where, name in layout.attributes:
             if (where, name) != ("/", DIGEST_ATTRIBUTE):
-                owner = owners.get(where) or owners.setdefault(where, h5[where])
-                _digest_array(digest, f"@{where.rstrip('/')}/{name}", np.asarray(owner.attrs[name]))
+                if where not in owners:
+                    owners[where] = h5[where]
+                _digest_array(digest, f"@{where.rstrip('/')}/{name}", np.asarray(owners[where].attrs[name]))
     datasets = {name: h5[name] for name in layout.datasets}
     sizes = {name: ds.size * ds.dtype.itemsize for name, ds in datasets.items()}
     total = sum(sizes.values())  # bounded by the walk: at most CFPAIRS_MAX_EXPANSION x the file

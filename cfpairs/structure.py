@@ -98,16 +98,15 @@ def walk(h5: h5py.File, path, allow_external: bool = False) -> Layout:
     while pending:
         group, where = pending.pop()
         for raw in sorted(group):
-            child = where.rstrip("/") + "/" + _text(raw, where, path)
+            name = _text(raw, where, path)
+            child = where.rstrip("/") + "/" + name
             if _link_type(group, raw, child, path) == h5py.h5l.TYPE_EXTERNAL:
-                layout.external = _external_features(h5py.Group(group), child.rsplit("/", 1)[1], child, path,
-                                                     allow_external)
+                layout.external = _external_features(h5py.Group(group), name, child, path, allow_external)
                 continue
             obj = h5py.h5o.open(group, raw)
             _check_object(obj, child, path, seen, layout)
             if child == EXTERNAL_FEATURES and _is_virtual(obj):
-                layout.external = _external_features(h5py.Group(group), child.rsplit("/", 1)[1], child, path,
-                                                     allow_external)
+                layout.external = _external_features(h5py.Group(group), name, child, path, allow_external)
                 continue
             if isinstance(obj, h5py.h5g.GroupID):
                 pending.append((obj, child))
@@ -227,7 +226,7 @@ def check_stored(ds, where: str, path, plist=None) -> int:
     declared = math.prod(shape) * ds.get_type().get_size()  # Python integers: no overflow
     if not declared:
         return 0
-    plist = plist or ds.get_create_plist()
+    plist = ds.get_create_plist() if plist is None else plist
     if plist.get_layout() == h5py.h5d.CHUNKED:
         needed = math.prod(-(-n // c) for n, c in zip(shape, plist.get_chunk()))
         if needed > 1 << 40:
@@ -269,7 +268,7 @@ def check_dataset(ds, where: str, path, plist=None) -> None:
     """A dataset whose bytes are in its own file, of numbers or strings, with built-in filters only.
     `ds`: an h5py Dataset or its low-level id; `plist`: its creation property list, if at hand."""
     ds = _low(ds)
-    plist = plist or ds.get_create_plist()
+    plist = ds.get_create_plist() if plist is None else plist
     if plist.get_external_count():
         target = plist.get_external(0)[0]
         target = target.decode(errors="replace") if isinstance(target, bytes) else target
