@@ -74,3 +74,31 @@ def test_weights_of_another_backbone_are_refused(tmp_path):
     torch.save(BACKBONES["squeezenet1_1"].network().state_dict(), tmp_path / "other.pth")  # the smallest file
     with pytest.raises(UserError, match="not efficientnet-lite0's weights"):
         load_backbone("efficientnet-lite0", tmp_path / "other.pth")
+
+
+def test_weights_become_the_networks_in_its_own_dtype(tmp_path):
+    """The network is built without initial values and takes the file's tensors: each in the
+    network's dtype (a half-precision file gives a float32 network holding the same numbers)."""
+    torch.manual_seed(0)
+    state = BACKBONES["squeezenet1_1"].network().state_dict()
+    torch.save({k: v.half() for k, v in state.items()}, tmp_path / "half.pth")
+    loaded = load_backbone("squeezenet1_1", tmp_path / "half.pth").network.state_dict()
+    assert loaded.keys() == state.keys()
+    for key, value in state.items():
+        assert loaded[key].dtype == value.dtype and loaded[key].device.type == "cpu", key
+        assert torch.equal(loaded[key], value.half().to(value.dtype)), key
+
+
+def test_a_network_with_tensors_outside_its_state_dict_is_built_the_usual_way():
+    from cfbuild.images.backbones import Backbone, Preprocessing, filled
+
+    class Scaled(Backbone):
+        def network(self):
+            net = torch.nn.Linear(2, 2)
+            net.register_buffer("scale", torch.full((2,), 3.0), persistent=False)  # not in the weights file
+            return net
+
+    backbone = Scaled("scaled", Preprocessing(8, (0, 0, 0), (1, 1, 1)), "", "")
+    state = {"weight": torch.eye(2), "bias": torch.ones(2)}
+    network = filled(backbone, state, "w.pth", "scaled")
+    assert torch.equal(network.scale, torch.full((2,), 3.0)) and torch.equal(network.weight, torch.eye(2))

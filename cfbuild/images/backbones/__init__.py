@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import itertools
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -96,8 +97,9 @@ def read_state_dict(path: Path) -> dict:
     return state
 
 
-def load_weights(network, state: dict, path: Path, name: str) -> None:
-    missing, unexpected = [], []
+def load_weights(network, state: dict, path: Path, name: str, assign: bool = False) -> None:
+    """`state` into `network`, refused by key and shape unless it is `name`'s. `assign`: the network's
+    tensors become the file's (each in the network's dtype) instead of being copied into."""
     own = network.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -106,7 +108,27 @@ def load_weights(network, state: dict, path: Path, name: str) -> None:
         parts = [f"{len(v)} {what} (first: {v[0]})" for v, what in ((missing, "missing"), (unexpected, "unexpected"),
                                                                    (wrong, "of another shape")) if v]
         raise UserError(f"--weights {path}: not {name}'s weights: keys {'; '.join(parts)}")
-    network.load_state_dict(state)
+    if assign:
+        network.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, assign=True)
+    else:
+        network.load_state_dict(state)
+
+
+def filled(backbone: Backbone, state: dict, path, name: str):
+    """The backbone holding `state`. It is built on torch's meta device, where no initial values are
+    drawn (they were most of a load: 0.2 s of resnet50's 0.3 s), and its tensors become the file's;
+    a network with tensors outside its state dict (non-persistent buffers) is built the usual way."""
+    import torch  # noqa: PLC0415
+
+    with torch.device("meta"):
+        shell = backbone.network()
+    load_weights(shell, state, path, name, assign=True)
+    module = getattr(shell, "model", shell)  # Calls keeps the network as .model
+    if not any(t.is_meta for t in itertools.chain(module.parameters(), module.buffers())):
+        return shell
+    network = backbone.network()
+    load_weights(network, state, path, name)
+    return network
 
 
 @dataclass
@@ -123,14 +145,13 @@ def load_backbone(name: str, weights: Path | None = None, image_size: int | None
     if name not in BACKBONES:
         return _timm_backbone(name, weights, image_size, crop)
     backbone = BACKBONES[name]
-    network = backbone.network()
     path = Path(weights) if weights else backbone.default_weights()
     if path is None:
         state, source = _torchvision_weights(name, backbone), f"torchvision:{name}"
         sha = tensors_sha256(state)
     else:
         state, source, sha = read_state_dict(path), path.name, file_sha256(path)
-    load_weights(network, state, path or source, name)
+    network = filled(backbone, state, path or source, name)
     prep = _resized(backbone.preprocessing, image_size, crop)
     return Loaded(network.eval(), prep, identity(name, source, sha, prep))
 
@@ -163,8 +184,8 @@ class Calls:
     def state_dict(self):
         return self.model.state_dict()
 
-    def load_state_dict(self, state):
-        return self.model.load_state_dict(state)
+    def load_state_dict(self, state, assign: bool = False):
+        return self.model.load_state_dict(state, assign=assign)
 
     def to(self, device):
         self.model.to(device)
