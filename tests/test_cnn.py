@@ -54,7 +54,7 @@ def test_text_pairs_pool_each_side_with_the_same_convolutions():
 @pytest.mark.parametrize("kind, task", [("text", "table"), ("text_pair", "table")])
 @pytest.mark.parametrize("mode", ["augmented", "gs"])
 def test_it_trains_as_a_model_of_the_registry(stores, tmp_path, kind, task, mode):
-    config = resolve(task, kind, mode=mode, model="cnn", kernel=[2, 3], filters=8, epochs=3, ensemble=2)
+    config = resolve(task, kind, mode=mode, model="cnn", kernel=[2, 3], filters=8, epochs=1, ensemble=2)
     metrics = run(stores[kind], tmp_path / "r", config)
     assert metrics["model"] == "cnn" and metrics["splits"]["val"]["all"]["n"] > 0
     from cftrain.evaluate import evaluate_run

@@ -211,7 +211,7 @@ def test_the_generic_form_is_the_faster_and_choosing_changes_nothing(monkeypatch
     before = [copy.deepcopy(m.state_dict()) for m in members]
     cls = Vmapped if slow == "vmapped" else Sequential
     real = cls.encode
-    monkeypatch.setattr(cls, "encode", lambda self, batch: clock.sleep(0.05) or real(self, batch))
+    monkeypatch.setattr(cls, "encode", lambda self, batch: clock.sleep(0.02) or real(self, batch))
     chosen = checked_on(make_ensemble(members), next(batches("mlp", 1)), True, forward)
     assert isinstance(chosen, Sequential if slow == "vmapped" else Vmapped)
     for m, state in zip(members, before):
@@ -237,7 +237,7 @@ def test_a_model_with_learned_tables_may_train_over_one_shared_table(monkeypatch
     real = Sequential.encode
     slowed = SharedTables if slow == "shared" else Sequential
     monkeypatch.setattr(Sequential, "encode",
-                        lambda self, batch: (type(self) is slowed and clock.sleep(0.05)) or real(self, batch))
+                        lambda self, batch: (type(self) is slowed and clock.sleep(0.02)) or real(self, batch))
     with pytest.warns(UserWarning, match="vmap cannot run it"):
         chosen = checked_on(make_ensemble(members), next(batches("bow", 1)), True, forward)
     assert type(chosen) is (Sequential if slow == "shared" else SharedTables)

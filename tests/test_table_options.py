@@ -12,15 +12,15 @@ from tests.helpers import ok, refused, snapshot
 QUICK = ["--epochs", "1", "--jobs", "1"]
 
 
-def test_a_table_with_seeds_never_writes_inside_the_runs_of_one_without(toy, tmp_path):
-    out = tmp_path / "t"
+def test_a_table_with_seeds_never_writes_inside_the_runs_of_one_without(stores, tmp_path):
+    out, toy = tmp_path / "t", stores["vector"]
     ok("cftrain", ["table", toy, "--out", out, "--modes", "augmented", *QUICK])
     refused("cftrain", ["table", toy, "--out", out, "--modes", "augmented", "--seeds", "0", *QUICK],
             "augmented is a run of this table", "augmented/seed-0", out=out)
 
 
-def test_a_table_with_other_training_options_is_refused_naming_them(toy, tmp_path):
-    out = tmp_path / "t"
+def test_a_table_with_other_training_options_is_refused_naming_them(stores, tmp_path):
+    out, toy = tmp_path / "t", stores["vector"]
     ok("cftrain", ["table", toy, "--out", out, "--modes", "augmented", "--seeds", "0", *QUICK])
     refused("cftrain", ["table", toy, "--out", out, "--modes", "augmented,gs", "--seeds", "0,1", "--epochs", "2",
                         "--jobs", "1"], "--epochs was 1", "now 2", out=out)
@@ -28,8 +28,8 @@ def test_a_table_with_other_training_options_is_refused_naming_them(toy, tmp_pat
             "--lr was 1.0", out=out)
 
 
-def test_a_table_grows_by_seeds_and_modes(toy, tmp_path):
-    out = tmp_path / "t"
+def test_a_table_grows_by_seeds_and_modes(stores, tmp_path):
+    out, toy = tmp_path / "t", stores["vector"]
     ok("cftrain", ["table", toy, "--out", out, "--modes", "augmented", "--seeds", "0", *QUICK])
     before = snapshot(out / "augmented" / "seed-0")
     ok("cftrain", ["table", toy, "--out", out, "--modes", "augmented,gs", "--seeds", "0,1", *QUICK])

@@ -15,7 +15,8 @@ from tests.helpers import run_cli
 
 
 @pytest.mark.real_plots
-def test_run_directory_contract(toy, tmp_path):
+def test_run_directory_contract(stores, tmp_path):
+    toy = stores["vector"]  # the toy task, 200 pairs
     metrics = run(toy, tmp_path / "r", resolve("toy", mode="gs", epochs=4, ensemble=2))
     written = {"config.json", "history.jsonl", "metrics.json", "model.pt", "history.png", "predictions.npz"}
     assert {p.name for p in (tmp_path / "r").iterdir()} == written | {".cfpairs"}
@@ -30,7 +31,7 @@ def test_run_directory_contract(toy, tmp_path):
     assert saved == json.loads(json.dumps(metrics))
     assert saved["best_epoch"] == max(history, key=lambda h: h["val_accuracy"])["epoch"]
     val = saved["splits"]["val"]
-    assert (val["all"]["n"], val["original"]["n"], val["edited"]["n"]) == (1000, 500, 500)
+    assert (val["all"]["n"], val["original"]["n"], val["edited"]["n"]) == (100, 50, 50)
     assert val["all"]["accuracy"] == max(h["val_accuracy"] for h in history)
     state = torch.load(tmp_path / "r" / "model.pt", weights_only=True)
     assert len(state["members"]) == 2
@@ -38,7 +39,8 @@ def test_run_directory_contract(toy, tmp_path):
     assert again["splits"] == saved["splits"]
 
 
-def test_accuracy_matches_an_independent_computation(toy, tmp_path):
+def test_accuracy_matches_an_independent_computation(stores, tmp_path):
+    toy = stores["vector"]
     run(toy, tmp_path / "r", resolve("toy", mode="augmented", epochs=3))
     state = torch.load(tmp_path / "r" / "model.pt", weights_only=True)["members"][0]
     w, b = state["net.0.weight"].numpy()[0], state["net.0.bias"].numpy()[0]
@@ -51,14 +53,14 @@ def test_accuracy_matches_an_independent_computation(toy, tmp_path):
     assert saved["edited"]["accuracy"] == pytest.approx(100 * np.mean(pred[cf] == y[cf]), abs=0.01)
 
 
-def test_original_mode_never_sees_counterfactuals(toy, tmp_path, monkeypatch):
+def test_original_mode_never_sees_counterfactuals(stores, tmp_path, monkeypatch):
     from cftrain.methods import Method
 
     seen = []
     real_step = Method.step
     monkeypatch.setattr(Method, "step", lambda self, b, at: seen.append(len(b["x"])) or real_step(self, b, at))
-    run(toy, tmp_path / "r", resolve("toy", mode="original", epochs=1))
-    assert sum(seen) == 2000  # the 2000 originals of train, not the 4000 rows
+    run(stores["vector"], tmp_path / "r", resolve("toy", mode="original", epochs=1))
+    assert sum(seen) == 200  # the 200 originals of train, not the 400 rows
 
 
 def test_chance_is_near_half(toy, tmp_path):
@@ -75,12 +77,12 @@ def test_gs_beats_augmentation_and_random_relations_on_the_shifted_split(toy, tm
         assert scores["gs"] > scores["gs-random"] + 10, (seed, scores)
 
 
-def test_table_writes_json_and_markdown(toy, tmp_path):
-    table = run_table(toy, tmp_path, modes=["chance", "augmented", "gs"], epochs=3, jobs=1)
+def test_table_writes_json_and_markdown(stores, tmp_path):
+    table = run_table(stores["vector"], tmp_path, modes=["chance", "augmented", "gs"], epochs=1, jobs=1)
     assert [r["mode"] for r in table["rows"]] == ["chance", "augmented", "gs"]
     assert json.loads((tmp_path / "table.json").read_text())["rows"][2]["splits"] == table["rows"][2]["splits"]
     markdown = (tmp_path / "table.md").read_text()
-    assert "With edited data + GS" in markdown and "test_shifted all (n=2000)" in markdown
+    assert "With edited data + GS" in markdown and "test_shifted all (n=200)" in markdown
 
 
 def test_cli_usage_errors(toy, tmp_path):
