@@ -28,8 +28,13 @@ demo: $(STAMP)
 test: $(STAMP)  # everything CI runs: unit, end-to-end (signals, torchrun, benches' --smoke), statistical
 	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n 2 --dist loadfile  # both cores; a file's tests share one worker (one Slurm cluster)
 
+# The quick loop's temporary files live in memory where the machine has /dev/shm (a second less of
+# file-system work than a disk), and only the last run's are kept there (pytest keeps three).
+QUICK_TMP := $(firstword $(wildcard /dev/shm) $(or $(TMPDIR),/tmp))
+
 test-fast: $(STAMP)  # the quick loop: in-process tests on both cores; its budget and rule: tests/README.md
-	PYTHONDONTWRITEBYTECODE= CFPAIRS_QUICK_BUDGET=0.5 $(PY) -m pytest -q -m "not slow and not e2e and not matrix" -n 2 --dist worksteal
+	TMPDIR=$(QUICK_TMP) PYTHONDONTWRITEBYTECODE= CFPAIRS_QUICK_BUDGET=0.5 $(PY) -m pytest -q -m "not slow and not e2e and not matrix" \
+		-n 2 --dist worksteal -o tmp_path_retention_count=1
 
 docs: $(STAMP)  # the pages the registries write: docs/OPTIONS.md, the lists of modes, models, losses, builders
 	$(PY) -m cli.docs

@@ -21,6 +21,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # worker would put two threads on each core (a run sets its own --threads; this is for the rest)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# the tests allocate a great many objects (torch modules, h5py handles, click contexts), and the
+# default thresholds (700, 10, 10) run a full collection over torch's heap about ten times per
+# worker, 1-1.5 s of each worker's time; collections still run, a tenth as often
+gc.set_threshold(10_000, 10, 10)
+
 pytest_plugins = ("tests.image_fixtures",)  # `coco`: the image fixture's folders, per module
 STORE_KINDS = ("vector", "text", "text_pair", "multilabel", "regions")
 

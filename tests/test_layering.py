@@ -20,10 +20,16 @@ def modules() -> dict:
     return found
 
 
-@functools.cache  # the tests read the graph, none changes it
 def imports() -> dict:
     """{module: the project modules it imports, anywhere in its code} (a name imported from a module
     counts as that module; `from package import submodule` as the submodule)."""
+    known = modules()
+    return {name: {t for t in targets if t in known and t != name} for name, targets in all_imports().items()}
+
+
+@functools.cache  # the tests read the graph, none changes it
+def all_imports() -> dict:
+    """{module: every module it imports, the project's and others', anywhere in its code}."""
     known = modules()
     out = {}
     for name, path in known.items():
@@ -39,7 +45,7 @@ def imports() -> dict:
                     base = ".".join(parts + ([base] if base else []))
                 subs = {f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in known}
                 targets |= subs or {base}
-        out[name] = {t for t in targets if t in known and t != name}
+        out[name] = targets
     return out
 
 
@@ -92,3 +98,11 @@ def test_the_reader_knows_neither_program_and_the_builder_not_the_trainer():
 def test_the_graph_sees_deferred_imports():
     graph = imports()
     assert "cftrain.train" in graph["cftrain.jobs"]  # imported inside a function (a worker imports the trainer)
+
+
+def test_nothing_logs_through_the_logging_module():
+    """pytest runs without its logging plugin (pyproject.toml: it costs the quick loop a second),
+    which loses nothing while no module logs: the programs print or raise what they have to say."""
+    logging_users = sorted(name for name, targets in all_imports().items()
+                           if any(t == "logging" or t.startswith("logging.") for t in targets))
+    assert logging_users == []
